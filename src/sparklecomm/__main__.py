@@ -1,0 +1,3 @@
+from sparklecomm.cli import main
+
+main()
