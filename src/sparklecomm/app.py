@@ -1,0 +1,129 @@
+"""The composition root: every service is built here, from settings, and nowhere else.
+
+Tests call :func:`build_services` with a :class:`~sparklecomm.core.clock.FakeClock` and a
+temporary database, then :func:`build_app`, and get the whole server in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from sparklecomm import __version__
+from sparklecomm.api import problems
+from sparklecomm.auth.passwords import Passwords
+from sparklecomm.auth.service import AuthService, Principal, user_payload
+from sparklecomm.bus.base import EventBus, InProcessBus
+from sparklecomm.container import Services
+from sparklecomm.core.clock import Clock, SystemClock
+from sparklecomm.events.stream import EventStream
+from sparklecomm.logging import RequestIdMiddleware
+from sparklecomm.settings import Settings
+from sparklecomm.store.db import Database
+from sparklecomm.web import STATIC_DIR
+
+
+def build_bus(settings: Settings) -> EventBus:
+    if settings.redis_url:
+        from sparklecomm.bus.redis import RedisBus
+
+        return RedisBus(settings.redis_url)
+    return InProcessBus()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    passwords: Passwords | None = None,
+    bus: EventBus | None = None,
+) -> Services:
+    """Build every service of one process from ``settings``."""
+    clock = clock or SystemClock()
+    bus = bus or build_bus(settings)
+    db = Database(settings.effective_database_url, clock, publisher=bus.publish)
+    auth = AuthService(
+        db,
+        passwords or Passwords(),
+        session_ttl=timedelta(hours=settings.session_ttl_hours),
+        max_failures=settings.login_max_failures,
+        lockout=timedelta(seconds=settings.login_lockout_seconds),
+    )
+    services = Services(
+        settings=settings,
+        clock=clock,
+        db=db,
+        bus=bus,
+        auth=auth,
+        events=EventStream(db, bus),
+    )
+    services.state_providers["me"] = lambda p: {
+        "user_id": p.user_id,
+        "username": p.username,
+        "role": p.role,
+    }
+    services.state_providers["users"] = lambda p: _users_state(auth, p)
+    return services
+
+
+def _users_state(auth: AuthService, principal: Principal) -> dict[str, Any] | None:
+    if not principal.has_role("supervisor"):
+        return None
+    return {u.id: user_payload(u) for u in auth.users_of_tenant(principal.tenant_id)}
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    database: str
+
+
+def build_app(services: Services) -> FastAPI:
+    """The ASGI application: HTTP API, WebSocket, web pages and static files."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await services.bus.start()
+        try:
+            yield
+        finally:
+            await services.bus.stop()
+
+    app = FastAPI(
+        title="SparkleComm",
+        version=__version__,
+        description="Contact center and unified communications: HTTP API. "
+        "Errors are RFC 9457 problem documents.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    problems.install(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/api/v1/health", response_model=Health, tags=["health"])
+    def health() -> Health:
+        """Liveness and database reachability; needs no sign-in."""
+        with services.db.read() as s:
+            s.connection().exec_driver_sql("SELECT 1")
+        return Health(status="ok", version=__version__, database=services.db.engine.dialect.name)
+
+    from sparklecomm.audit.api import router as audit_router
+    from sparklecomm.auth.api import router as auth_router
+    from sparklecomm.events.api import router as events_router
+    from sparklecomm.web.pages import router as pages_router
+
+    app.include_router(auth_router)
+    app.include_router(audit_router)
+    app.include_router(events_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

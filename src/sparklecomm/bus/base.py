@@ -1,0 +1,134 @@
+"""Live fan-out of committed events to subscribers (WebSocket clients, the engine's shell).
+
+The bus only *notifies*: the durable, ordered stream is the ``events`` table. A subscriber
+that sees a gap in ids, or that fell behind, reads the missing events from the database, so
+delivery is gapless and duplicate-free whatever the bus does (see ``events/stream.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+from sparklecomm.core.events import Event
+
+SUBSCRIBER_BUFFER = 10_000
+
+
+class Subscription:
+    """One subscriber's buffer of live events for a tenant."""
+
+    def __init__(self, bus: LocalFanout, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._bus = bus
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=SUBSCRIBER_BUFFER)
+        # Set when events were dropped because the buffer was full: the reader must catch
+        # up from the database before trusting the buffer again.
+        self.overflowed = False
+
+    def _offer(self, event: Event) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    async def get(self) -> Event:
+        return await self._queue.get()
+
+    def drain(self) -> list[Event]:
+        """Everything buffered right now, without waiting."""
+        out: list[Event] = []
+        while True:
+            try:
+                out.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                return out
+
+    def close(self) -> None:
+        self._bus._unsubscribe(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventBus(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Hand committed events to live subscribers; thread-safe and non-blocking."""
+        ...
+
+    def subscribe(self, tenant_id: str) -> Subscription: ...
+
+
+class LocalFanout:
+    """Subscriptions of this process, fed on the event loop's thread."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, set[Subscription]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def bind_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    def subscribe(self, tenant_id: str) -> Subscription:
+        sub = Subscription(self, tenant_id)
+        with self._lock:
+            self._subs.setdefault(tenant_id, set()).add(sub)
+        return sub
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            subs = self._subs.get(sub.tenant_id)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[sub.tenant_id]
+
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return sum(len(s) for s in self._subs.values())
+
+    def deliver(self, events: Sequence[Event]) -> None:
+        """Put events into the matching subscriptions; from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._deliver_now(events)
+        else:
+            with contextlib.suppress(RuntimeError):  # loop closed while shutting down
+                loop.call_soon_threadsafe(self._deliver_now, list(events))
+
+    def _deliver_now(self, events: Sequence[Event]) -> None:
+        with self._lock:
+            targets = {t: list(s) for t, s in self._subs.items()}
+        for event in events:
+            for sub in targets.get(event.tenant_id, ()):
+                sub._offer(event)
+
+
+class InProcessBus(LocalFanout):
+    """The default bus: one process, no broker."""
+
+    async def start(self) -> None:
+        self.bind_loop()
+
+    async def stop(self) -> None:
+        self._loop = None
+
+    def publish(self, events: Sequence[Event]) -> None:
+        self.deliver(events)

@@ -1,0 +1,167 @@
+"""The real-time event contract over HTTP and WebSocket.
+
+1. ``GET /api/v1/events/state`` returns ``last_event_id`` and the initial state the caller may
+   see (each domain contributes a part).
+2. ``WS /api/v1/events/ws?last_event_id=N`` then streams every event with id > N, in order,
+   without gaps or duplicates, and keeps streaming live ones; after a disconnect the client
+   reconnects with the last id it saw and resumes exactly there.
+3. ``GET /api/v1/events?after=N`` is the same stream, paged, for scripts that poll.
+
+Applying the events after ``last_event_id`` to the state gives the state a fresh fetch
+would return (tested the Zulip way). State is read *after* the head id, so an event may be
+both reflected in the state and delivered; reducers are upserts, so that is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from sparklecomm.api.deps import SESSION_COOKIE, CurrentPrincipal, ServicesDep
+from sparklecomm.auth.service import Principal
+from sparklecomm.container import Services
+
+log = structlog.get_logger(__name__)
+router = APIRouter(prefix="/api/v1", tags=["events"])
+MAX_EVENT_ID = 2**62
+
+
+class EventOut(BaseModel):
+    id: int
+    tenant_id: str
+    type: str
+    time: str
+    payload: dict[str, Any]
+
+
+class EventsPage(BaseModel):
+    events: list[EventOut]
+    last_event_id: int
+
+
+class StateOut(BaseModel):
+    last_event_id: int
+    state: dict[str, Any]
+
+
+@router.get("/events", response_model=EventsPage)
+def list_events(
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventsPage:
+    """Events with id > ``after``, oldest first, and the stream's current head."""
+    head = svc.events.head(principal.tenant_id)
+    page = svc.events.page(principal.tenant_id, after, limit)
+    return EventsPage(events=[EventOut(**e.to_json()) for e in page], last_event_id=head)
+
+
+def build_state(svc: Services, principal: Principal) -> StateOut:
+    head = svc.events.head(principal.tenant_id)
+    state: dict[str, Any] = {}
+    for key, provider in svc.state_providers.items():
+        part = provider(principal)
+        if part is not None:
+            state[key] = part
+    return StateOut(last_event_id=head, state=state)
+
+
+@router.get("/events/state", response_model=StateOut)
+def initial_state(principal: CurrentPrincipal, svc: ServicesDep) -> StateOut:
+    """The initial state and the event id to resume from (Zulip's "register")."""
+    return build_state(svc, principal)
+
+
+def _ws_principal(ws: WebSocket, svc: Services) -> Principal | None:
+    token = ws.query_params.get("access_token")
+    if token:
+        return svc.auth.principal_from_token(token)
+    header = ws.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return svc.auth.principal_from_token(header[7:].strip())
+    cookie = ws.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    # A cookie is sent by the browser whatever page opens the socket: accept it only from
+    # our own pages (cross-site WebSocket hijacking).
+    origin = ws.headers.get("origin")
+    host = ws.headers.get("host")
+    if origin is not None and host is not None and origin.split("://", 1)[-1] != host:
+        return None
+    return svc.auth.principal_from_session(cookie)
+
+
+@router.websocket("/events/ws")
+async def events_ws(ws: WebSocket) -> None:
+    """Stream the tenant's events; resume with ``?last_event_id=N``."""
+    svc: Services = ws.app.state.services
+    principal = await run_in_threadpool(_ws_principal, ws, svc)
+    if principal is None:
+        await ws.close(code=4401, reason="sign in first or pass access_token")
+        return
+    raw = ws.query_params.get("last_event_id")
+    head = await run_in_threadpool(svc.events.head, principal.tenant_id)
+    if raw is None or raw == "":
+        after = head
+    else:
+        try:
+            after = int(raw)
+        except ValueError:
+            after = -1
+        if after < 0 or after > head:
+            await ws.close(
+                code=4400, reason=f"last_event_id must be an integer between 0 and {head}"
+            )
+            return
+    sub = svc.bus.subscribe(principal.tenant_id)
+    await ws.accept()
+    await ws.send_text(json.dumps({"op": "hello", "last_event_id": head, "resumed_from": after}))
+    reader = asyncio.create_task(_read_client(ws))
+    try:
+        stream = svc.events.follow(principal.tenant_id, after, sub)
+        async for event in _until(stream, reader):
+            await ws.send_text(json.dumps({"op": "event", "event": event.to_json()}))
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        sub.close()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+
+
+async def _until(stream: Any, reader: asyncio.Task[None]) -> Any:
+    """Items of ``stream`` until the client's reader task ends (disconnect)."""
+    it = stream.__aiter__()
+    try:
+        while True:
+            nxt = asyncio.ensure_future(it.__anext__())
+            done, _ = await asyncio.wait({nxt, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if nxt not in done:
+                nxt.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await nxt
+                return
+            yield nxt.result()
+    finally:
+        await it.aclose()
+
+
+async def _read_client(ws: WebSocket) -> None:
+    """Answer pings; end when the client goes away."""
+    while True:
+        try:
+            text = await ws.receive_text()
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            if json.loads(text).get("op") == "ping":
+                await ws.send_text('{"op": "pong"}')

@@ -1,0 +1,98 @@
+"""Settings, from ``SPARKLECOMM_*`` environment variables and an optional TOML file.
+
+Precedence (highest first): explicit arguments (the CLI's flags), environment variables,
+the TOML file named by ``SPARKLECOMM_CONFIG`` (or ``<data_dir>/sparklecomm.toml``), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def _toml_path() -> Path | None:
+    explicit = os.environ.get("SPARKLECOMM_CONFIG")
+    if explicit:
+        return Path(explicit)
+    data_dir = Path(os.environ.get("SPARKLECOMM_DATA_DIR", "data"))
+    candidate = data_dir / "sparklecomm.toml"
+    return candidate if candidate.exists() else None
+
+
+class Settings(BaseSettings):
+    """Everything the composition root needs to build the platform."""
+
+    model_config = SettingsConfigDict(env_prefix="SPARKLECOMM_", extra="forbid")
+
+    data_dir: Path = Field(default=Path("data"), description="Where SQLite, keys and files live")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/sparklecomm.db. "
+        "postgresql+psycopg://user@host/db for PostgreSQL.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs nothing secret yet; reserved. Generated in the data dir when unset.",
+    )
+    log_level: LogLevel = "info"
+    log_format: Literal["console", "json"] = "console"
+    redis_url: str | None = Field(
+        default=None, description="redis://host:port/db: share events between serve processes"
+    )
+    session_ttl_hours: int = Field(default=12, ge=1)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_seconds: int = Field(default=300, ge=1)
+    cookie_secure: bool = False
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _toml_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'sparklecomm.db').resolve()}"
+
+    def effective_secret_key(self) -> str:
+        """The configured key, or one generated once and kept in the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key

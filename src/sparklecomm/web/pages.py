@@ -1,0 +1,148 @@
+"""The web shell: sign-in page, the page frame and its sections."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from sparklecomm import __version__
+from sparklecomm.api.deps import SESSION_COOKIE, ServicesDep
+from sparklecomm.auth.api import set_session_cookie
+from sparklecomm.auth.service import Principal
+from sparklecomm.core.errors import TooManyAttempts, Unauthenticated
+from sparklecomm.web import TEMPLATES_DIR
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+
+SECTIONS = [
+    # (path, label, minimum role)
+    ("/agent", "Agent desktop", "agent"),
+    ("/wallboard", "Wallboard", "supervisor"),
+    ("/admin", "Admin", "admin"),
+]
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _page_principal(request: Request, svc: Any) -> Principal | None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return svc.auth.principal_from_session(cookie) if cookie else None
+
+
+def _render(
+    request: Request, name: str, principal: Principal | None, status: int = 200, **ctx: Any
+) -> HTMLResponse:
+    sections = [
+        {"path": p, "label": label, "allowed": principal is not None and principal.has_role(r)}
+        for p, label, r in SECTIONS
+    ]
+    return templates.TemplateResponse(
+        request,
+        name,
+        {"principal": principal, "sections": sections, "version": __version__, **ctx},
+        status_code=status,
+    )
+
+
+def _guarded(request: Request, svc: Any, role: str) -> Principal | Response:
+    principal = _page_principal(request, svc)
+    if principal is None:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    if not principal.has_role(role):
+        return _render(
+            request,
+            "forbidden.html",
+            principal,
+            status=403,
+            active=request.url.path,
+            needed=role,
+        )
+    return principal
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, svc: ServicesDep, next: str | None = None) -> Response:
+    if _page_principal(request, svc) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _render(request, "login.html", None, next=_safe_next(next), error=None, username="")
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login_submit(
+    request: Request,
+    svc: ServicesDep,
+    username: Annotated[str, Form(max_length=150)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    source = request.client.host if request.client else "unknown"
+    try:
+        if not username or not password:
+            raise Unauthenticated("enter your username and password")
+        cookie, _ = svc.auth.login(username, password, source)
+    except (Unauthenticated, TooManyAttempts) as exc:
+        status = 429 if isinstance(exc, TooManyAttempts) else 401
+        message = exc.detail[0].upper() + exc.detail[1:] + "."
+        return _render(
+            request,
+            "login.html",
+            None,
+            status=status,
+            next=_safe_next(next),
+            error=message,
+            username=username,
+        )
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    set_session_cookie(response, cookie, svc.settings.cookie_secure, svc.auth)
+    return response
+
+
+@router.post("/logout")
+def logout_submit(request: Request, svc: ServicesDep) -> Response:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        svc.auth.logout(cookie)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, svc: ServicesDep) -> Response:
+    principal = _guarded(request, svc, "agent")
+    if not isinstance(principal, Principal):
+        return principal
+    tenant = svc.auth.get_tenant(principal.tenant_id)
+    return _render(request, "home.html", principal, active="/", tenant=tenant)
+
+
+@router.get("/agent", response_class=HTMLResponse)
+def agent_page(request: Request, svc: ServicesDep) -> Response:
+    principal = _guarded(request, svc, "agent")
+    if not isinstance(principal, Principal):
+        return principal
+    return _render(request, "agent.html", principal, active="/agent")
+
+
+@router.get("/wallboard", response_class=HTMLResponse)
+def wallboard_page(request: Request, svc: ServicesDep) -> Response:
+    principal = _guarded(request, svc, "supervisor")
+    if not isinstance(principal, Principal):
+        return principal
+    return _render(request, "wallboard.html", principal, active="/wallboard")
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(request: Request, svc: ServicesDep) -> Response:
+    principal = _guarded(request, svc, "admin")
+    if not isinstance(principal, Principal):
+        return principal
+    return _render(request, "admin_users.html", principal, active="/admin")
