@@ -132,12 +132,10 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A read-only transaction (deferred on SQLite, so it takes no write lock)."""
         with self._sessions() as session:
-            conn = session.connection(execution_options={"sqlite_begin": "DEFERRED"})
-            del conn
-            try:
-                yield session
-            finally:
-                session.rollback()
+            # Closing the session (not rolling it back) ends the transaction and keeps the
+            # loaded objects usable after the block.
+            session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            yield session
 
     def dispose(self) -> None:
         self.engine.dispose()

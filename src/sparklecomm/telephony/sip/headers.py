@@ -1,0 +1,326 @@
+"""Header names and the ordered, case-insensitive header collection of a SIP message.
+
+Names are stored in their canonical long form (``v`` and ``VIA`` both become ``Via``);
+unknown names keep their spelling and compare case-insensitively. Headers whose grammar is
+a comma-separated list (Via, Contact, Route, Allow, ...) are stored one element per entry,
+so ``Via: a, b`` and two ``Via`` lines are the same thing (RFC 3261 §7.3.1) and a message
+round-trips through serialization unchanged. Order is kept across all names.
+
+Content-Length is not a header here: it frames the body, so the parser consumes it and the
+serializer writes it from ``len(body)``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar, cast
+
+from sparklecomm.telephony.sip.grammar import split_list
+
+T = TypeVar("T")
+
+_KNOWN_NAMES = (
+    "Accept",
+    "Accept-Contact",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Accept-Resource-Priority",
+    "Alert-Info",
+    "Allow",
+    "Allow-Events",
+    "Authentication-Info",
+    "Authorization",
+    "Call-ID",
+    "Call-Info",
+    "Contact",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+    "Content-Length",
+    "Content-Type",
+    "CSeq",
+    "Date",
+    "Error-Info",
+    "Event",
+    "Expires",
+    "From",
+    "History-Info",
+    "Identity",
+    "Identity-Info",
+    "In-Reply-To",
+    "Max-Forwards",
+    "MIME-Version",
+    "Min-Expires",
+    "Min-SE",
+    "Organization",
+    "P-Asserted-Identity",
+    "P-Preferred-Identity",
+    "Path",
+    "Priority",
+    "Privacy",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Proxy-Require",
+    "RAck",
+    "Reason",
+    "Record-Route",
+    "Refer-To",
+    "Referred-By",
+    "Reject-Contact",
+    "Replaces",
+    "Reply-To",
+    "Request-Disposition",
+    "Require",
+    "Resource-Priority",
+    "Retry-After",
+    "Route",
+    "RSeq",
+    "Security-Client",
+    "Security-Server",
+    "Security-Verify",
+    "Server",
+    "Service-Route",
+    "Session-Expires",
+    "SIP-ETag",
+    "SIP-If-Match",
+    "Subject",
+    "Subscription-State",
+    "Supported",
+    "Timestamp",
+    "To",
+    "Unsupported",
+    "User-Agent",
+    "Via",
+    "Warning",
+    "WWW-Authenticate",
+)
+_CANONICAL = {name.lower(): name for name in _KNOWN_NAMES}
+
+COMPACT_FORMS = {
+    "a": "Accept-Contact",  # RFC 3841
+    "b": "Referred-By",  # RFC 3892
+    "c": "Content-Type",
+    "d": "Request-Disposition",  # RFC 3841
+    "e": "Content-Encoding",
+    "f": "From",
+    "i": "Call-ID",
+    "j": "Reject-Contact",  # RFC 3841
+    "k": "Supported",
+    "l": "Content-Length",
+    "m": "Contact",
+    "n": "Identity-Info",  # RFC 4474
+    "o": "Event",  # RFC 6665
+    "r": "Refer-To",  # RFC 3515
+    "s": "Subject",
+    "t": "To",
+    "u": "Allow-Events",  # RFC 6665
+    "v": "Via",
+    "x": "Session-Expires",  # RFC 4028
+    "y": "Identity",  # RFC 8224
+}
+"""Single-letter header names (RFC 3261 §7.3.3 and the extensions that define more)."""
+
+_COMPACT_OF = {long: short for short, long in COMPACT_FORMS.items()}
+
+LIST_HEADERS = frozenset(
+    {
+        "Accept",
+        "Accept-Contact",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Accept-Resource-Priority",
+        "Alert-Info",
+        "Allow",
+        "Allow-Events",
+        "Call-Info",
+        "Contact",
+        "Content-Encoding",
+        "Content-Language",
+        "Error-Info",
+        "History-Info",
+        "In-Reply-To",
+        "P-Asserted-Identity",
+        "P-Preferred-Identity",
+        "Path",
+        "Proxy-Require",
+        "Reason",
+        "Record-Route",
+        "Reject-Contact",
+        "Require",
+        "Resource-Priority",
+        "Route",
+        "Security-Client",
+        "Security-Server",
+        "Security-Verify",
+        "Service-Route",
+        "Supported",
+        "Unsupported",
+        "Via",
+        "Warning",
+    }
+)
+"""Headers whose grammar is ``1#element`` (or ``#element``): values are split on commas."""
+
+_NAME_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+
+
+def canonical_name(name: str) -> str:
+    """The canonical long form of a header name (``"v"`` → ``"Via"``, ``"cseq"`` →
+    ``"CSeq"``); unknown names are returned as given."""
+    lowered = name.lower()
+    if len(lowered) == 1:
+        compact = COMPACT_FORMS.get(lowered)
+        if compact is not None:
+            return compact
+    return _CANONICAL.get(lowered, name)
+
+
+def compact_name(name: str) -> str | None:
+    """The single-letter form of a header name, if it has one."""
+    return _COMPACT_OF.get(canonical_name(name))
+
+
+def split_values(name: str, value: str) -> list[str]:
+    """The elements one header line contributes: split on commas for list headers (kept
+    whole when that cannot be done safely), otherwise the stripped value."""
+    if name in LIST_HEADERS:
+        parts = split_list(value)
+        if parts is not None:
+            return parts
+    return [value.strip()]
+
+
+class Headers:
+    """The header fields of a message, in order, one list element per entry."""
+
+    __slots__ = ("_cache", "_fields")
+
+    def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
+        self._fields: list[tuple[str, str]] = []
+        self._cache: dict[tuple[str, Any], object] = {}
+        for name, value in fields:
+            self.add(name, value)
+
+    @staticmethod
+    def _check(name: str, value: str) -> str:
+        if _NAME_RE.fullmatch(name) is None:
+            raise ValueError(f"invalid header name {name!r}")
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header {name} value contains CR or LF")
+        canonical = canonical_name(name)
+        if canonical == "Content-Length":
+            raise ValueError("Content-Length is computed from the body; set .body instead")
+        return canonical
+
+    def _invalidate(self, canonical: str) -> None:
+        lowered = canonical.lower()
+        if self._cache:
+            for key in [key for key in self._cache if key[0] == lowered]:
+                del self._cache[key]
+
+    def _append_parsed(self, canonical: str, value: str) -> None:
+        """Append without checks: for the parser, which has validated name and value."""
+        self._fields.extend((canonical, element) for element in split_values(canonical, value))
+
+    def add(self, name: str, value: str) -> None:
+        """Append a header (list headers are split into their elements)."""
+        canonical = self._check(name, value)
+        self._invalidate(canonical)
+        self._append_parsed(canonical, value)
+
+    def prepend(self, name: str, value: str) -> None:
+        """Insert before the first header of that name, or at the top (a proxy's new Via)."""
+        canonical = self._check(name, value)
+        self._invalidate(canonical)
+        lowered = canonical.lower()
+        index = next(
+            (i for i, (n, _) in enumerate(self._fields) if n.lower() == lowered),
+            0,
+        )
+        new = [(canonical, element) for element in split_values(canonical, value)]
+        self._fields[index:index] = new
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every header of that name by ``value`` (where the first one was)."""
+        canonical = self._check(name, value)
+        lowered = canonical.lower()
+        index = next(
+            (i for i, (n, _) in enumerate(self._fields) if n.lower() == lowered),
+            len(self._fields),
+        )
+        self.remove(canonical)
+        new = [(canonical, element) for element in split_values(canonical, value)]
+        self._fields[index:index] = new
+
+    def remove(self, name: str) -> int:
+        """Remove every header of that name; return how many entries went."""
+        canonical = canonical_name(name)
+        self._invalidate(canonical)
+        lowered = canonical.lower()
+        before = len(self._fields)
+        self._fields = [(n, v) for n, v in self._fields if n.lower() != lowered]
+        return before - len(self._fields)
+
+    def remove_first(self, name: str) -> str | None:
+        """Remove and return the first entry of that name (a proxy popping its Via)."""
+        canonical = canonical_name(name)
+        lowered = canonical.lower()
+        for index, (n, value) in enumerate(self._fields):
+            if n.lower() == lowered:
+                self._invalidate(canonical)
+                del self._fields[index]
+                return value
+        return None
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of that name."""
+        lowered = canonical_name(name).lower()
+        for n, value in self._fields:
+            if n.lower() == lowered:
+                return value
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of that name, in order."""
+        lowered = canonical_name(name).lower()
+        return [value for n, value in self._fields if n.lower() == lowered]
+
+    def count(self, name: str) -> int:
+        return len(self.get_all(name))
+
+    def parsed(self, name: str, parser: Callable[[list[str]], T]) -> T:
+        """``parser(get_all(name))``, cached until a header of that name changes."""
+        lowered = canonical_name(name).lower()
+        key = (lowered, parser)
+        if key in self._cache:
+            return cast(T, self._cache[key])
+        result = parser(self.get_all(name))
+        self._cache[key] = result
+        return result
+
+    def copy(self) -> Headers:
+        clone = Headers()
+        clone._fields = list(self._fields)
+        return clone
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(list(self._fields))
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return [(n.lower(), v) for n, v in self._fields] == [
+            (n.lower(), v) for n, v in other._fields
+        ]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Headers({self._fields!r})"
