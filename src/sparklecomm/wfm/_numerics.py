@@ -33,7 +33,7 @@ _LOG_2PI: Final = math.log(2.0 * math.pi)
 # Mass we are willing to lose in each tail of the quadrature window, as a log ratio to the
 # density's peak: e**-46 ~ 1e-20.
 _WINDOW: Final = 46.0
-_NODES: Final = 40
+_NODES: Final = 24
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(_NODES)
 # Gauss-Legendre on [0, 1].
 _GL_T: Final[FloatArray] = (0.5 * (_GL_X + 1.0)).astype(np.float64)
@@ -53,7 +53,7 @@ _PHI_COEF: Final = [(-1.0) ** j / (j * (j - 1)) for j in range(2, 20)]
 # u - log1p(u) = u^2/2 - u^3/3 + u^4/4 - ...
 _H_COEF: Final = [(-1.0) ** j / j for j in range(2, 20)]
 # d - 1 + exp(-d) = d^2/2 - d^3/6 + d^4/24 - ...
-_G_COEF: Final = [(-1.0) ** j / math.factorial(j) for j in range(2, 20)]
+_G_COEF: Final = [(-1.0) ** j / math.factorial(j) for j in range(2, 11)]
 
 
 def xlog1px_minus_x(u: FloatArray) -> FloatArray:
@@ -75,9 +75,11 @@ def x_minus_log1p(u: FloatArray) -> FloatArray:
 
 def expm1_plus_x(d: FloatArray) -> FloatArray:
     """``d - 1 + exp(-d)`` (>= 0), accurate near ``d = 0``."""
-    small = np.abs(d) < 0.1
-    direct = d + np.expm1(-d)
-    return np.where(small, _series(np.where(small, d, 0.0), _G_COEF), direct)
+    out = d + np.expm1(-d)
+    small = np.abs(d) < 0.01
+    if small.any():
+        out[small] = _series(d[small], _G_COEF)
+    return out
 
 
 def bd0(k: FloatArray, m: FloatArray) -> FloatArray:
@@ -145,6 +147,11 @@ class _Window:
     left: FloatArray  # window in d = v - vstar
     right: FloatArray
 
+    def take(self, mask: npt.NDArray[np.bool_]) -> _Window:
+        return _Window(
+            self.vstar[mask], self.s0[mask], self.m[mask], self.left[mask], self.right[mask]
+        )
+
 
 def _window(gap: FloatArray, c: FloatArray, y: FloatArray) -> _Window:
     """Window for exponent ``-c*v - y*exp(-v)``; ``gap = c - y`` passed in exactly."""
@@ -169,25 +176,33 @@ def _window(gap: FloatArray, c: FloatArray, y: FloatArray) -> _Window:
     return _Window(vstar=vstar, s0=s0, m=m, left=left, right=right)
 
 
-def _pieces(
-    w: _Window, split: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Nodes d, weights and density values for the window cut at ``v = split``.
+_NARROW_BREAKS: Final[tuple[float, ...]] = ()
+# Extra breakpoints (in d = v - vstar) for wide windows, where the density has structure at
+# the unit scale of exp(-v) near its peak and a long exponential tail: a composite rule on
+# geometrically growing pieces resolves both.
+_WIDE_BREAKS: Final = (-36.0, -12.0, -4.0, -1.0, 0.0, 1.0, 4.0, 12.0, 36.0)
 
-    Returns ``(d_lo, wf_lo, d_hi, wf_hi)`` flattened into six arrays: nodes below the split,
-    weight*density there, nodes above, weight*density there, plus the absolute v of each
-    node set. Shapes are ``(K, _NODES)``.
+
+def _quadrature(
+    w: _Window, split: FloatArray, breaks: tuple[float, ...]
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """Nodes v, weight*density at them and a below-split mask, each of shape (K, nodes).
+
+    The density is relative to its peak. Pieces are cut at the given breakpoints and at
+    ``v = split`` so that integrals over ``v <= split`` are sums over whole pieces.
     """
-    ds = np.clip(split - w.vstar, w.left, w.right)[:, None]
-    lo_a, hi_b = w.left[:, None], w.right[:, None]
-    d_lo = lo_a + (ds - lo_a) * _GL_T
-    d_hi = ds + (hi_b - ds) * _GL_T
-    s0, m = w.s0[:, None], w.m[:, None]
-    f_lo = np.exp(-(s0 * d_lo + m * expm1_plus_x(d_lo))) * (ds - lo_a) * _GL_WT
-    f_hi = np.exp(-(s0 * d_hi + m * expm1_plus_x(d_hi))) * (hi_b - ds) * _GL_WT
-    v_lo = w.vstar[:, None] + d_lo
-    v_hi = w.vstar[:, None] + d_hi
-    return d_lo, f_lo, d_hi, f_hi, v_lo, v_hi
+    ds = np.clip(split - w.vstar, w.left, w.right)
+    cuts = [w.left, *(np.clip(b, w.left, w.right) for b in breaks), w.right, ds]
+    edges = np.sort(np.stack(cuts, axis=1), axis=1)
+    a, b = edges[:, :-1], edges[:, 1:]
+    length = (b - a)[:, :, None]
+    d = a[:, :, None] + length * _GL_T
+    s0, m = w.s0[:, None, None], w.m[:, None, None]
+    wf = np.exp(-(s0 * d + m * expm1_plus_x(d))) * length * _GL_WT
+    below = np.broadcast_to((b <= ds[:, None])[:, :, None], d.shape)
+    k = d.shape[0]
+    v = w.vstar[:, None, None] + d
+    return v.reshape(k, -1), wf.reshape(k, -1), below.reshape(k, -1)
 
 
 @dataclass(frozen=True)
@@ -216,16 +231,23 @@ def offered_wait(gap: FloatArray, x: FloatArray, y: FloatArray, split: FloatArra
     # window of exp(-(x+1) v - y e^-v) = e^-v * (density), used for expectations of e^-v.
     w0 = _window(gap, x, y)
     w1 = _window(gap + 1.0, x + 1.0, y)
-    _, f0_lo, _, f0_hi, v0_lo, v0_hi = _pieces(w0, split)
-    _, f1_lo, _, f1_hi, v1_lo, v1_hi = _pieces(w1, split)
-    s0_lo = f0_lo.sum(axis=1)
-    s0_hi = f0_hi.sum(axis=1)
+    wide = (w0.left < -1.0) | (w0.right > 1.0) | (w1.left < -1.0) | (w1.right > 1.0)
+    k = x.shape[0]
+    s0_lo, s0_hi, s1_lo, s1, s1v, q0_lo, q0 = (np.zeros(k) for _ in range(7))
+    for mask, breaks in ((~wide, _NARROW_BREAKS), (wide, _WIDE_BREAKS)):
+        if not mask.any():
+            continue
+        v0, f0, lo0 = _quadrature(w0.take(mask), split[mask], breaks)
+        v1, f1, lo1 = _quadrature(w1.take(mask), split[mask], breaks)
+        g0 = f0 * -np.expm1(-v0)
+        s0_lo[mask] = np.where(lo0, f0, 0.0).sum(axis=1)
+        s0_hi[mask] = np.where(lo0, 0.0, f0).sum(axis=1)
+        s1_lo[mask] = np.where(lo1, f1, 0.0).sum(axis=1)
+        s1[mask] = f1.sum(axis=1)
+        s1v[mask] = (f1 * v1).sum(axis=1)
+        q0_lo[mask] = np.where(lo0, g0, 0.0).sum(axis=1)
+        q0[mask] = g0.sum(axis=1)
     s0 = s0_lo + s0_hi
-    s1_lo = f1_lo.sum(axis=1)
-    s1 = s1_lo + f1_hi.sum(axis=1)
-    s1v = (f1_lo * v1_lo).sum(axis=1) + (f1_hi * v1_hi).sum(axis=1)
-    q0_lo = (f0_lo * -np.expm1(-v0_lo)).sum(axis=1)
-    q0 = q0_lo + (f0_hi * -np.expm1(-v0_hi)).sum(axis=1)
 
     # Peak of each window's exponent, relative: psi1* - psi0* (<= 0), computed case by case
     # so that nothing of size x or y is subtracted.
