@@ -308,8 +308,10 @@ def tenant_list(as_json: JsonFlag = False) -> None:
 
 def _mount_optional() -> None:
     """Domains that ship their own commands register them here."""
+    import importlib
+
     try:
-        from sparklecomm.wfm import cli as wfm_cli
+        wfm_cli = importlib.import_module("sparklecomm.wfm.cli")
     except ImportError:
         return
     erlang_app = getattr(wfm_cli, "erlang_app", None)

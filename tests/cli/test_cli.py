@@ -52,8 +52,18 @@ def test_tenant_and_user_management() -> None:
     assert code == 0 and json.loads(out)["slug"] == "acme"
     code, out, _ = run("tenant", "list", "--json")
     assert [t["name"] for t in json.loads(out)] == ["Acme Support"]
-    code, out, _ = run("user", "add", "Ana", "--tenant", "acme", "--role", "supervisor",
-                       "--password-stdin", "--json", input="s3cret-pass\n")
+    code, out, _ = run(
+        "user",
+        "add",
+        "Ana",
+        "--tenant",
+        "acme",
+        "--role",
+        "supervisor",
+        "--password-stdin",
+        "--json",
+        input="s3cret-pass\n",
+    )
     assert code == 0, out
     created = json.loads(out)
     assert created["username"] == "ana" and created["role"] == "supervisor"
@@ -89,6 +99,7 @@ def test_bad_settings_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).with_name("sparklecomm")
-    out = subprocess.run([str(exe), "version"], capture_output=True, text=True, check=True,
-                         env={**os.environ})
+    out = subprocess.run(
+        [str(exe), "version"], capture_output=True, text=True, check=True, env={**os.environ}
+    )
     assert out.stdout.strip() == f"sparklecomm {__version__}"

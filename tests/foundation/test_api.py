@@ -74,8 +74,14 @@ def test_bearer_token_for_scripts(client: TestClient) -> None:
     me = client.get("/api/v1/me", headers=auth).json()
     assert me["user"]["username"] == "sup" and me["auth"] == "token"
     # no CSRF header needed with a bearer token; a supervisor may not create users
-    assert_problem(client.post("/api/v1/users", headers=auth, json={
-        "username": "zed", "password": PASSWORD, "role": "agent"}), 403)
+    assert_problem(
+        client.post(
+            "/api/v1/users",
+            headers=auth,
+            json={"username": "zed", "password": PASSWORD, "role": "agent"},
+        ),
+        403,
+    )
     tokens = client.get("/api/v1/tokens", headers=auth).json()
     assert [t["name"] for t in tokens] == ["tv"] and "token" not in tokens[0]
     assert client.delete(f"/api/v1/tokens/{tokens[0]['id']}", headers=auth).status_code == 204
@@ -85,14 +91,30 @@ def test_bearer_token_for_scripts(client: TestClient) -> None:
 def test_bad_input_is_a_4xx_naming_the_field(client: TestClient) -> None:
     csrf = sign_in(client, "admin")
     h = {"X-CSRF-Token": csrf}
-    assert_problem(client.post("/api/v1/users", json={"username": "bo"}, headers=h), 422,
-                   "password")
-    assert_problem(client.post("/api/v1/users", headers=h, json={
-        "username": "bo", "password": PASSWORD, "role": "king"}), 422, "role")
-    assert_problem(client.post("/api/v1/users", headers=h, json={
-        "username": "no spaces", "password": PASSWORD}), 422, "username")
-    assert_problem(client.post("/api/v1/users", headers=h, json={
-        "username": "ana", "password": PASSWORD}), 409, "username")
+    assert_problem(
+        client.post("/api/v1/users", json={"username": "bo"}, headers=h), 422, "password"
+    )
+    assert_problem(
+        client.post(
+            "/api/v1/users",
+            headers=h,
+            json={"username": "bo", "password": PASSWORD, "role": "king"},
+        ),
+        422,
+        "role",
+    )
+    assert_problem(
+        client.post(
+            "/api/v1/users", headers=h, json={"username": "no spaces", "password": PASSWORD}
+        ),
+        422,
+        "username",
+    )
+    assert_problem(
+        client.post("/api/v1/users", headers=h, json={"username": "ana", "password": PASSWORD}),
+        409,
+        "username",
+    )
     assert_problem(client.post("/api/v1/users", headers=h, content=b"{not json"), 422)
     assert_problem(client.get("/api/v1/users/nope"), 404, "user_id")
     assert_problem(client.get("/api/v1/nowhere"), 404)
@@ -117,8 +139,9 @@ def test_user_admin_round_trip_with_audit(client: TestClient, world: World) -> N
     ana = next(u for u in users if u["username"] == "ana")
     r = client.patch(f"/api/v1/users/{ana['id']}", json={"role": "supervisor"}, headers=h)
     assert r.status_code == 200 and r.json()["role"] == "supervisor"
-    r = client.put(f"/api/v1/users/{ana['id']}/password", headers=h,
-                   json={"new_password": "brand new pass"})
+    r = client.put(
+        f"/api/v1/users/{ana['id']}/password", headers=h, json={"new_password": "brand new pass"}
+    )
     assert r.status_code == 204
     audit = client.get("/api/v1/audit").json()
     actions = [e["action"] for e in audit["entries"]]
@@ -133,8 +156,10 @@ def test_agent_cannot_read_audit_or_users(client: TestClient) -> None:
     sign_in(client, "ana")
     assert_problem(client.get("/api/v1/audit"), 403)
     assert_problem(client.get("/api/v1/users"), 403)
-    assert client.get("/api/v1/users/" + client.get("/api/v1/me").json()["user"]["id"]
-                      ).status_code == 200
+    assert (
+        client.get("/api/v1/users/" + client.get("/api/v1/me").json()["user"]["id"]).status_code
+        == 200
+    )
 
 
 def test_unexpected_errors_are_a_500_problem_without_trace(world: World) -> None:

@@ -179,8 +179,9 @@ def test_username_is_unique_across_tenants(world: World) -> None:
     auth: AuthService = world.services.auth
     other = auth.do_create_tenant("globex", "Globex", Actor.cli())
     with pytest.raises(Conflict) as err:
-        auth.do_create_user(other.tenant_id, Actor.cli(), username="ana", password=PASSWORD,
-                            role="agent")
+        auth.do_create_user(
+            other.tenant_id, Actor.cli(), username="ana", password=PASSWORD, role="agent"
+        )
     assert err.value.field == "username"
 
 

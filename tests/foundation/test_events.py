@@ -48,8 +48,7 @@ def test_events_arrive_in_order_and_resume_without_gaps_or_duplicates(
     with client.websocket_connect(f"/api/v1/events/ws?last_event_id={head}") as ws:
         hello = json.loads(ws.receive_text())
         assert hello == {"op": "hello", "last_event_id": head, "resumed_from": head}
-        client.post("/api/v1/users", headers=h,
-                    json={"username": "u1", "password": PASSWORD})
+        client.post("/api/v1/users", headers=h, json={"username": "u1", "password": PASSWORD})
         first = next_event(ws)
         assert first["id"] == head + 1 and first["type"] == "user.created"
         assert first["payload"]["user"]["username"] == "u1"
@@ -90,7 +89,10 @@ def test_events_committed_by_another_writer_fill_gaps_in_order(
     with client.websocket_connect(f"/api/v1/events/ws?last_event_id={head}") as ws:
         ws.receive_text()
         assert [next_event(ws)["type"] for _ in range(3)] == [
-            "test.first", "test.second", "test.third"]
+            "test.first",
+            "test.second",
+            "test.third",
+        ]
 
 
 def test_state_plus_events_equals_a_fresh_state(client: TestClient, world: World) -> None:
@@ -100,8 +102,11 @@ def test_state_plus_events_equals_a_fresh_state(client: TestClient, world: World
     client.post("/api/v1/users", headers=h, json={"username": "zoe", "password": PASSWORD})
     users = client.get("/api/v1/users").json()
     ana = next(u for u in users if u["username"] == "ana")
-    client.patch(f"/api/v1/users/{ana['id']}", headers=h,
-                 json={"display_name": "Ana L.", "role": "supervisor"})
+    client.patch(
+        f"/api/v1/users/{ana['id']}",
+        headers=h,
+        json={"display_name": "Ana L.", "role": "supervisor"},
+    )
     client.patch(f"/api/v1/users/{ana['id']}", headers=h, json={"is_active": False})
     page = client.get(f"/api/v1/events?after={old['last_event_id']}").json()
     state = old["state"]
@@ -120,31 +125,35 @@ def test_agents_get_no_users_state(client: TestClient) -> None:
 
 
 def test_websocket_refuses_strangers_and_bad_resume_points(client: TestClient) -> None:
-    with pytest.raises(WebSocketDisconnect) as err, client.websocket_connect(
-        "/api/v1/events/ws"
-    ) as ws:
+    with (
+        pytest.raises(WebSocketDisconnect) as err,
+        client.websocket_connect("/api/v1/events/ws") as ws,
+    ):
         ws.receive_text()
     assert err.value.code == 4401
     sign_in(client, "ana")
     for bad in ("-1", "abc", "999999"):
-        with pytest.raises(WebSocketDisconnect) as err, client.websocket_connect(
-            f"/api/v1/events/ws?last_event_id={bad}"
-        ) as ws:
+        with (
+            pytest.raises(WebSocketDisconnect) as err,
+            client.websocket_connect(f"/api/v1/events/ws?last_event_id={bad}") as ws,
+        ):
             ws.receive_text()
         assert err.value.code == 4400
 
 
 def test_websocket_refuses_cookie_from_a_foreign_origin(client: TestClient) -> None:
     sign_in(client, "ana")
-    with pytest.raises(WebSocketDisconnect) as err, client.websocket_connect(
-        "/api/v1/events/ws", headers={"origin": "https://evil.example"}
-    ) as ws:
+    with (
+        pytest.raises(WebSocketDisconnect) as err,
+        client.websocket_connect(
+            "/api/v1/events/ws", headers={"origin": "https://evil.example"}
+        ) as ws,
+    ):
         ws.receive_text()
     assert err.value.code == 4401
 
 
-def test_websocket_with_bearer_token_only_sees_its_tenant(client: TestClient,
-                                                          world: World) -> None:
+def test_websocket_with_bearer_token_only_sees_its_tenant(client: TestClient, world: World) -> None:
     h = sign_in(client, "sup")
     token = client.post("/api/v1/tokens", json={"name": "ws"}, headers=h).json()["token"]
     client.cookies.clear()

@@ -16,8 +16,9 @@ from tests.conftest import FAST_PASSWORDS, PASSWORD, REDIS_URL, make_world
 
 pytestmark = [
     pytest.mark.redis,
-    pytest.mark.skipif(not REDIS_URL, reason="SPARKLECOMM_TEST_REDIS_URL is not set: Redis "
-                       "tests not run"),
+    pytest.mark.skipif(
+        not REDIS_URL, reason="SPARKLECOMM_TEST_REDIS_URL is not set: Redis tests not run"
+    ),
 ]
 
 
@@ -31,18 +32,23 @@ def test_an_event_committed_on_one_node_reaches_a_websocket_on_another(
     world.services.db.publisher = world.services.bus.publish
     node_b = build_services(
         Settings(data_dir=tmp_path, database_url=database_url),
-        passwords=FAST_PASSWORDS, bus=RedisBus(REDIS_URL, prefix=prefix),
+        passwords=FAST_PASSWORDS,
+        bus=RedisBus(REDIS_URL, prefix=prefix),
     )
     with TestClient(build_app(world.services)) as a, TestClient(build_app(node_b)) as b:
-        csrf = a.post("/api/v1/auth/login",
-                      json={"username": "admin", "password": PASSWORD}).json()["csrf_token"]
+        csrf = a.post(
+            "/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}
+        ).json()["csrf_token"]
         b.post("/api/v1/auth/login", json={"username": "sup", "password": PASSWORD})
         head = b.get("/api/v1/events/state").json()["last_event_id"]
         with b.websocket_connect(f"/api/v1/events/ws?last_event_id={head}") as ws:
             assert json.loads(ws.receive_text())["op"] == "hello"
             for name in ("n1", "n2"):
-                r = a.post("/api/v1/users", json={"username": name, "password": PASSWORD},
-                           headers={"X-CSRF-Token": csrf})
+                r = a.post(
+                    "/api/v1/users",
+                    json={"username": name, "password": PASSWORD},
+                    headers={"X-CSRF-Token": csrf},
+                )
                 assert r.status_code == 201
             got = [json.loads(ws.receive_text())["event"] for _ in range(2)]
     assert [e["id"] for e in got] == [head + 1, head + 2]

@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from sparklecomm.settings import Settings
 
 
-def test_defaults_use_sqlite_in_the_data_dir(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_use_sqlite_in_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SPARKLECOMM_DATABASE_URL", raising=False)
     s = Settings(data_dir=tmp_path)
     assert s.effective_database_url == f"sqlite:///{tmp_path.resolve()}/sparklecomm.db"

@@ -105,8 +105,7 @@ def compile_expression(source: str, *, field: str = "expression") -> SkillExpres
 
 def _error(source: str, pos: int, message: str, field: str) -> InvalidInput:
     return InvalidInput(
-        f"Syntax error in skill expression at position {pos + 1}: {message} "
-        f"(in {source!r}).",
+        f"Syntax error in skill expression at position {pos + 1}: {message} (in {source!r}).",
         field=field,
     )
 

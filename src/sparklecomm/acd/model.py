@@ -330,12 +330,33 @@ class QueueConfig:
             if not isinstance(rule, PriorityRule) or not isinstance(rule.boost, int):
                 raise _fail("priority_rules must be PriorityRule entries.", "priority_rules")
             _check_id(rule.attribute, "priority_rules")
+        def opt(value: float | None) -> float | None:
+            return None if value is None else float(value)
+
         return replace(
             self,
             name=self.name or qid,
             strategy=strategy,
             channels=channels,
             members=tuple(members),
+            service_level_seconds=float(self.service_level_seconds),
+            offer_timeout_seconds=float(self.offer_timeout_seconds),
+            wrapup_seconds=float(self.wrapup_seconds),
+            reoffer_delay_seconds=float(self.reoffer_delay_seconds),
+            weight=float(self.weight),
+            ageing_rate=float(self.ageing_rate),
+            default_handle_seconds=float(self.default_handle_seconds),
+            max_wait_seconds=opt(self.max_wait_seconds),
+            ewt_threshold_seconds=opt(self.ewt_threshold_seconds),
+            max_waiting_per_agent=opt(self.max_waiting_per_agent),
+            relaxation=tuple(
+                replace(step, after_seconds=float(step.after_seconds)) for step in self.relaxation
+            ),
+            callback=replace(
+                cb,
+                retry_delay_seconds=float(cb.retry_delay_seconds),
+                max_delay_seconds=float(cb.max_delay_seconds),
+            ),
         )
 
     @property
@@ -461,7 +482,9 @@ class EngineConfig:
         if not isinstance(self.rng, random.Random):
             raise _fail("rng must be a random.Random.", "rng")
         if not isinstance(self.max_consecutive_misses, int) or self.max_consecutive_misses < 1:
-            raise _fail("max_consecutive_misses must be a positive integer.", "max_consecutive_misses")
+            raise _fail(
+                "max_consecutive_misses must be a positive integer.", "max_consecutive_misses"
+            )
         _check_id(self.missed_offers_reason, "missed_offers_reason")
         _check_seconds(self.priority_points, "priority_points")
         if not isinstance(self.handle_time_window, int) or self.handle_time_window < 1:
@@ -574,9 +597,7 @@ class Agent:
     talk_us: int = 0  # talk time since login
     idle_since: int = 0
     queues: dict[str, Membership] = field(default_factory=dict)
-    index_keys: dict[tuple[str, Channel], tuple[int, tuple[Any, ...]]] = field(
-        default_factory=dict
-    )
+    index_keys: dict[tuple[str, Channel], tuple[int, tuple[Any, ...]]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

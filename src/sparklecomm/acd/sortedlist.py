@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 
 class _Comparable(Protocol):
@@ -91,12 +91,13 @@ class SortedList(Generic[K]):
         return True
 
     def __contains__(self, key: object) -> bool:
+        probe = cast(K, key)
         maxes = self._maxes
-        pos = bisect_left(maxes, key)  # type: ignore[call-overload]
+        pos = bisect_left(maxes, probe)
         if pos == len(maxes):
             return False
         sub = self._lists[pos]
-        idx = bisect_left(sub, key)  # type: ignore[call-overload]
+        idx = bisect_left(sub, probe)
         return idx < len(sub) and bool(sub[idx] == key)
 
     def first(self) -> K:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from sparklecomm.audit.store import Actor, write_audit_txn
 from sparklecomm.auth.passwords import MIN_PASSWORD_LENGTH, Passwords
+from sparklecomm.core.clock import Clock
 from sparklecomm.core.errors import (
     Conflict,
     InvalidInput,
@@ -104,7 +105,7 @@ class AuthService:
         self.lockout = lockout
 
     @property
-    def clock(self) -> Any:
+    def clock(self) -> Clock:
         return self.db.clock
 
     # ---- tenants -------------------------------------------------------------------------
@@ -422,7 +423,8 @@ class AuthService:
 
     def _lock_duration(self, failures: int) -> timedelta:
         extra = max(0, failures - self.max_failures)
-        return min(self.lockout * (2 ** min(extra, 16)), MAX_LOCKOUT)
+        longer: timedelta = self.lockout * (2 ** min(extra, 16))
+        return min(longer, MAX_LOCKOUT)
 
     def login(self, username: str, password: str, source: str) -> tuple[str, Principal]:
         """Check a password and open a browser session; returns (cookie value, principal).

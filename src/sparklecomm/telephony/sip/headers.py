@@ -12,6 +12,7 @@ serializer writes it from ``len(body)``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar, cast
@@ -165,6 +166,7 @@ LIST_HEADERS = frozenset(
 _NAME_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_name(name: str) -> str:
     """The canonical long form of a header name (``"v"`` → ``"Via"``, ``"cseq"`` →
     ``"CSeq"``); unknown names are returned as given."""
@@ -197,7 +199,9 @@ class Headers:
     __slots__ = ("_cache", "_fields")
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
-        self._fields: list[tuple[str, str]] = []
+        # (lower-case name, canonical name, value): the lower-case key saves re-folding
+        # names on every lookup.
+        self._fields: list[tuple[str, str, str]] = []
         self._cache: dict[tuple[str, Any], object] = {}
         for name, value in fields:
             self.add(name, value)
@@ -213,81 +217,77 @@ class Headers:
             raise ValueError("Content-Length is computed from the body; set .body instead")
         return canonical
 
-    def _invalidate(self, canonical: str) -> None:
-        lowered = canonical.lower()
+    def _invalidate(self, lowered: str) -> None:
         if self._cache:
             for key in [key for key in self._cache if key[0] == lowered]:
                 del self._cache[key]
 
+    def _entries(self, canonical: str, value: str) -> list[tuple[str, str, str]]:
+        lowered = canonical.lower()
+        return [(lowered, canonical, element) for element in split_values(canonical, value)]
+
     def _append_parsed(self, canonical: str, value: str) -> None:
         """Append without checks: for the parser, which has validated name and value."""
-        self._fields.extend((canonical, element) for element in split_values(canonical, value))
+        self._fields.extend(self._entries(canonical, value))
+
+    def _index(self, lowered: str, default: int) -> int:
+        return next((i for i, entry in enumerate(self._fields) if entry[0] == lowered), default)
 
     def add(self, name: str, value: str) -> None:
         """Append a header (list headers are split into their elements)."""
         canonical = self._check(name, value)
-        self._invalidate(canonical)
+        self._invalidate(canonical.lower())
         self._append_parsed(canonical, value)
 
     def prepend(self, name: str, value: str) -> None:
         """Insert before the first header of that name, or at the top (a proxy's new Via)."""
         canonical = self._check(name, value)
-        self._invalidate(canonical)
         lowered = canonical.lower()
-        index = next(
-            (i for i, (n, _) in enumerate(self._fields) if n.lower() == lowered),
-            0,
-        )
-        new = [(canonical, element) for element in split_values(canonical, value)]
-        self._fields[index:index] = new
+        self._invalidate(lowered)
+        index = self._index(lowered, 0)
+        self._fields[index:index] = self._entries(canonical, value)
 
     def set(self, name: str, value: str) -> None:
         """Replace every header of that name by ``value`` (where the first one was)."""
         canonical = self._check(name, value)
         lowered = canonical.lower()
-        index = next(
-            (i for i, (n, _) in enumerate(self._fields) if n.lower() == lowered),
-            len(self._fields),
-        )
+        index = self._index(lowered, len(self._fields))
         self.remove(canonical)
-        new = [(canonical, element) for element in split_values(canonical, value)]
-        self._fields[index:index] = new
+        self._fields[index:index] = self._entries(canonical, value)
 
     def remove(self, name: str) -> int:
         """Remove every header of that name; return how many entries went."""
-        canonical = canonical_name(name)
-        self._invalidate(canonical)
-        lowered = canonical.lower()
+        lowered = canonical_name(name).lower()
+        self._invalidate(lowered)
         before = len(self._fields)
-        self._fields = [(n, v) for n, v in self._fields if n.lower() != lowered]
+        self._fields = [entry for entry in self._fields if entry[0] != lowered]
         return before - len(self._fields)
 
     def remove_first(self, name: str) -> str | None:
         """Remove and return the first entry of that name (a proxy popping its Via)."""
-        canonical = canonical_name(name)
-        lowered = canonical.lower()
-        for index, (n, value) in enumerate(self._fields):
-            if n.lower() == lowered:
-                self._invalidate(canonical)
-                del self._fields[index]
-                return value
-        return None
+        lowered = canonical_name(name).lower()
+        index = self._index(lowered, -1)
+        if index < 0:
+            return None
+        self._invalidate(lowered)
+        return self._fields.pop(index)[2]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of that name."""
         lowered = canonical_name(name).lower()
-        for n, value in self._fields:
-            if n.lower() == lowered:
+        for key, _, value in self._fields:
+            if key == lowered:
                 return value
         return default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of that name, in order."""
         lowered = canonical_name(name).lower()
-        return [value for n, value in self._fields if n.lower() == lowered]
+        return [value for key, _, value in self._fields if key == lowered]
 
     def count(self, name: str) -> int:
-        return len(self.get_all(name))
+        lowered = canonical_name(name).lower()
+        return sum(1 for entry in self._fields if entry[0] == lowered)
 
     def parsed(self, name: str, parser: Callable[[list[str]], T]) -> T:
         """``parser(get_all(name))``, cached until a header of that name changes."""
@@ -295,7 +295,7 @@ class Headers:
         key = (lowered, parser)
         if key in self._cache:
             return cast(T, self._cache[key])
-        result = parser(self.get_all(name))
+        result = parser([value for k, _, value in self._fields if k == lowered])
         self._cache[key] = result
         return result
 
@@ -308,7 +308,7 @@ class Headers:
         return isinstance(name, str) and self.get(name) is not None
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(list(self._fields))
+        return iter([(name, value) for _, name, value in self._fields])
 
     def __len__(self) -> int:
         return len(self._fields)
@@ -316,11 +316,9 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return [(n.lower(), v) for n, v in self._fields] == [
-            (n.lower(), v) for n, v in other._fields
-        ]
+        return [(k, v) for k, _, v in self._fields] == [(k, v) for k, _, v in other._fields]
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Headers({self._fields!r})"
+        return f"Headers({[(name, value) for _, name, value in self._fields]!r})"

@@ -28,15 +28,17 @@ _HNAME_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_ESC})+")
 _HVALUE_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_ESC})*")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 _OPAQUE_RE = re.compile(rf"(?:[{_UNRESERVED};/?:@&=+$,\[\]]|{_ESC})+")
-_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?"
-_HOSTNAME_RE = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\.?")
+_LABEL_RE = re.compile(r"[A-Za-z0-9_\-]+")
 _IPV4_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _IPV6_CHARS_RE = re.compile(r"[0-9A-Fa-f:.]+")
 _PORT_RE = re.compile(r"[0-9]{1,5}")
 _ESCAPE_RE = re.compile(rb"%([0-9A-Fa-f]{2})")
 
-_GLOBAL_NUMBER_RE = re.compile(r"\+[0-9\-.()]*[0-9][0-9\-.()]*")
-_LOCAL_NUMBER_RE = re.compile(r"[0-9A-Fa-f*#\-.()]*[0-9A-Fa-f*#][0-9A-Fa-f*#\-.()]*")
+# Checked as "allowed characters" plus "at least one digit" rather than with one regex,
+# which would backtrack quadratically on long non-matching input.
+_GLOBAL_NUMBER_RE = re.compile(r"\+[0-9\-.()]+")
+_LOCAL_NUMBER_RE = re.compile(r"[0-9A-Fa-f*#\-.()]+")
+_TEL_DIGIT_RE = re.compile(r"[0-9A-Fa-f*#]")
 _TEL_PNAME_RE = re.compile(r"[A-Za-z0-9\-]+")
 _VISUAL_SEPARATORS = str.maketrans("", "", "-.()")
 
@@ -109,12 +111,19 @@ def check_host(host: str, what: str) -> str:
         if not host.endswith("]") or ipv6_address(inner) is None:
             raise malformed(what, f"bad IPv6 reference {host[:60]!r}")
         return inner
-    if _HOSTNAME_RE.fullmatch(host) is None:
-        raise malformed(what, f"bad host {host[:60]!r}")
-    toplabel = host.rstrip(".").rsplit(".", 1)[-1]
-    if toplabel[:1].isdigit() and not is_ipv4(host):
+    if not _is_hostname(host):
         raise malformed(what, f"bad host {host[:60]!r}")
     return host
+
+
+def _is_hostname(host: str) -> bool:
+    """RFC 3261 hostname or IPv4address (labels may also carry "_", seen in the wild)."""
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    for label in labels:
+        if _LABEL_RE.fullmatch(label) is None or label[0] == "-" or label[-1] == "-":
+            return False
+    # A toplabel starts with a letter; all-numeric names must be IPv4 addresses.
+    return not labels[-1][0].isdigit() or is_ipv4(host)
 
 
 def is_ipv4(text: str) -> bool:
@@ -473,7 +482,7 @@ def _parse_tel(rest: str, what: str) -> TelUri:
     number, _, param_text = rest.partition(";")
     is_global = number.startswith("+")
     pattern = _GLOBAL_NUMBER_RE if is_global else _LOCAL_NUMBER_RE
-    if pattern.fullmatch(number) is None:
+    if pattern.fullmatch(number) is None or _TEL_DIGIT_RE.search(number.lstrip("+")) is None:
         raise malformed(what, f"bad telephone number {number[:40]!r}")
     params: list[tuple[str, str | None]] = []
     if param_text or rest.endswith(";"):

@@ -1,4 +1,5 @@
 // Every framed page: the live-connection indicator and the activity feed, if present.
+import { api } from "./api.js";
 import { EventClient } from "./events.js";
 
 const status = document.getElementById("live-status");
@@ -23,7 +24,9 @@ function show(ev) {
   d.textContent = describe(ev);
   li.append(t, c, d);
   li.dataset.eventId = ev.id;
-  feed.prepend(li);
+  // newest first, whatever order history and live events arrive in
+  const older = [...feed.children].find((x) => Number(x.dataset.eventId) < ev.id);
+  feed.insertBefore(li, older ?? null);
   while (feed.children.length > 100) feed.lastChild.remove();
 }
 
@@ -35,4 +38,13 @@ export const events = new EventClient({
     status.querySelector(".label").textContent = s;
   },
 });
-events.start().catch(() => status && (status.dataset.state = "offline"));
+events.start()
+  .then(async (snapshot) => {
+    if (!feed) return;
+    // Recent history first, so the feed is not empty on arrival.
+    const after = Math.max(0, snapshot.last_event_id - 20);
+    const page = await api("GET", `/api/v1/events?after=${after}&limit=20`);
+    const shown = new Set([...feed.children].map((li) => Number(li.dataset.eventId)));
+    for (const ev of page.events) if (!shown.has(ev.id)) show(ev);
+  })
+  .catch(() => status && (status.dataset.state = "offline"));

@@ -1,0 +1,1998 @@
+"""The routing engine (automatic call distribution): commands in, events out.
+
+:class:`AcdEngine` is pure: no I/O, no asyncio, no wall clock (an injected
+:class:`~sparklecomm.core.clock.Clock`), no randomness but the seeded ``random.Random`` of its
+:class:`~sparklecomm.acd.model.EngineConfig`. Every mutating method validates first (raising
+:mod:`sparklecomm.core.errors` and changing nothing), then mutates, routes eagerly (an available
+agent gets an offer at once) and returns the :class:`~sparklecomm.core.events.NewEvent` list
+describing what happened, in order. Timers (offer timeouts, wrap-up, relaxation, max wait,
+callbacks) fire in :meth:`AcdEngine.tick`; :meth:`AcdEngine.next_deadline` says when.
+
+Routing keeps one invariant after every command and tick: no waiting interaction could be
+offered to an agent who is available for it. It is kept incrementally — whenever an
+interaction becomes routable it looks for an agent in its queues' ready indexes, and whenever
+an agent becomes available it looks at the heads of its queues' waiting lists — so no routing
+decision scans all agents or all interactions. See docs/routing.md for the rules.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sparklecomm.core.clock import Clock
+from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sparklecomm.core.events import NewEvent
+
+from . import persistence
+from .expressions import SkillExpression, compile_expression
+from .model import (
+    EPOCH,
+    MAX_PRIORITY,
+    PHONE_CHANNELS,
+    US,
+    Agent,
+    AgentConfig,
+    AgentState,
+    Channel,
+    Diversion,
+    EngineConfig,
+    Interaction,
+    InteractionState,
+    Membership,
+    Offer,
+    Participant,
+    Queue,
+    QueueConfig,
+    QueueEntry,
+    Role,
+    Strategy,
+    WaitKey,
+    Wrapup,
+    check_attributes,
+    compile_member_expression,
+    from_us,
+    parse_channel,
+    seconds_to_us,
+    to_us,
+)
+from .sortedlist import SortedList
+from .strategies import TierIndex, strategy_key
+from .views import AgentSnapshot, InteractionSnapshot, QueueSnapshot, WaitingEntry
+
+Payload = dict[str, Any]
+
+_QUEUED = InteractionState.QUEUED
+_SCHEDULED = InteractionState.SCHEDULED
+_OFFERED = InteractionState.OFFERED
+_ACTIVE = InteractionState.ACTIVE
+_EXPRESSION_ORDER_BASE = 1_000_000  # expression members come after the listed members
+
+
+def _sec(us: int) -> float:
+    return us / US
+
+
+class AcdEngine:
+    """Queues, agents and interactions, routed by score and strategy. See the module doc."""
+
+    def __init__(self, clock: Clock, config: EngineConfig | None = None) -> None:
+        self._clock = clock
+        self._config = (config or EngineConfig()).normalized()
+        self._rng = self._config.rng
+        self._agents: dict[str, Agent] = {}
+        self._queues: dict[str, Queue] = {}
+        self._interactions: dict[str, Interaction] = {}
+        self._timers: dict[int, tuple[int, str, str, str]] = {}  # id -> (due, kind, a, b)
+        self._heap: list[tuple[int, int]] = []
+        self._next_timer = 1
+        self._next_seq = 1
+        self._next_agent_ordinal = 0
+        self._next_queue_ordinal = 0
+        self._expressions: dict[str, SkillExpression] = {}
+        # Per command:
+        self._events: list[NewEvent] = []
+        self._now = 0
+        self._now_dt: datetime = EPOCH
+        self._work: deque[tuple[bool, str]] = deque()  # (is agent, id) still to route
+
+    @property
+    def config(self) -> EngineConfig:
+        return self._config
+
+    # ==========================================================================================
+    # Command plumbing
+    # ==========================================================================================
+
+    def _begin(self) -> int:
+        moment = self._clock.now()
+        self._now_dt = moment
+        self._now = to_us(moment)
+        self._events = []
+        self._work.clear()
+        return self._now
+
+    def _finish(self) -> list[NewEvent]:
+        self._dispatch()
+        events = self._events
+        self._events = []
+        return events
+
+    def _emit(self, type_: str, payload: Payload) -> None:
+        self._events.append(NewEvent(type_, payload, self._now_dt))
+
+    def _ievent(
+        self,
+        type_: str,
+        it: Interaction,
+        *,
+        agent_id: str | None = None,
+        queue_id: str | None = None,
+        **extra: Any,
+    ) -> None:
+        payload: Payload = {
+            "interaction_id": it.id,
+            "queue_id": queue_id if queue_id is not None else it.queue_id,
+            "agent_id": agent_id,
+            "channel": it.channel.value,
+        }
+        payload.update(extra)
+        self._events.append(NewEvent(type_, payload, self._now_dt))
+
+    # -- lookups that raise -------------------------------------------------------------------
+
+    def _agent(self, agent_id: str, field: str = "agent_id") -> Agent:
+        agent = self._agents.get(agent_id) if isinstance(agent_id, str) else None
+        if agent is None:
+            raise NotFound(f"No agent {agent_id!r}.", field=field)
+        return agent
+
+    def _queue(self, queue_id: str, field: str = "queue_id") -> Queue:
+        queue = self._queues.get(queue_id) if isinstance(queue_id, str) else None
+        if queue is None:
+            raise NotFound(f"No queue {queue_id!r}.", field=field)
+        return queue
+
+    def _interaction(self, interaction_id: str) -> Interaction:
+        it = self._interactions.get(interaction_id) if isinstance(interaction_id, str) else None
+        if it is None:
+            raise NotFound(
+                f"No interaction {interaction_id!r} in routing (unknown or already ended).",
+                field="interaction_id",
+            )
+        return it
+
+    def _owned_active(self, interaction_id: str, agent_id: str) -> tuple[Interaction, Agent]:
+        it = self._interaction(interaction_id)
+        agent = self._agent(agent_id)
+        if it.state is not _ACTIVE:
+            raise Conflict(
+                f"Interaction {it.id!r} is {it.state.value}, not connected to an agent.",
+                field="interaction_id",
+            )
+        if it.agent_id != agent.id:
+            raise PermissionDenied(
+                f"Interaction {it.id!r} is handled by another agent, not {agent.id!r}.",
+                field="agent_id",
+            )
+        return it, agent
+
+    def _compile(self, source: str, field: str) -> SkillExpression:
+        expr = self._expressions.get(source)
+        if expr is None:
+            expr = compile_expression(source, field=field)
+            if len(self._expressions) >= self._config.expression_cache_size:
+                self._expressions.clear()
+            self._expressions[source] = expr
+        return expr
+
+    # ==========================================================================================
+    # Configuration: queues and agents
+    # ==========================================================================================
+
+    def add_queue(self, config: QueueConfig) -> list[NewEvent]:
+        """Create a queue; agents listed or matching its member expression become members."""
+        self._begin()
+        cfg = config.normalized()
+        if cfg.id in self._queues:
+            raise Conflict(f"Queue {cfg.id!r} exists already.", field="id")
+        queue = self._build_queue(cfg, self._next_queue_ordinal)
+        self._next_queue_ordinal += 1
+        self._queues[cfg.id] = queue
+        self._emit(
+            "queue.created",
+            {"queue_id": cfg.id, "config": persistence.queue_config_to_dict(cfg)},
+        )
+        self._sync_memberships(queue, self._candidate_members(queue))
+        return self._finish()
+
+    def update_queue(self, config: QueueConfig) -> list[NewEvent]:
+        """Replace a queue's configuration; waiting interactions keep their place in line.
+
+        Max-wait deadlines already running keep their old value; relaxation levels beyond the
+        new number of steps are capped. Removing a channel that has waiting interactions is
+        refused.
+        """
+        self._begin()
+        cfg = config.normalized()
+        queue = self._queue(cfg.id, "id")
+        channels = set(cfg.channels)
+        for it in self._interactions.values():
+            if cfg.id in it.entries and it.channel not in channels:
+                raise Conflict(
+                    f"Interaction {it.id!r} waits in {cfg.id!r} on {it.channel.value}; "
+                    "the queue must keep that channel.",
+                    field="channels",
+                )
+        # Mutate: drop the derived indexes, swap the config, rebuild.
+        members = list(queue.members)
+        for aid in members:
+            self._drop_index_entries(self._agents[aid], cfg.id)
+        entries = self._queue_entries(queue)
+        for it, entry in entries:
+            if entry.listed:
+                self._unlist_entry(it, entry)
+        fresh = self._build_queue(cfg, queue.ordinal)
+        queue.config = fresh.config
+        queue.expression = fresh.expression
+        queue.level_max_penalty = fresh.level_max_penalty
+        queue.level_relax = fresh.level_relax
+        queue.channel_set = fresh.channel_set
+        queue.ready = {}
+        queue.waiting = {}
+        queue.rr_last = -1
+        for it, entry in entries:
+            entry.level = min(entry.level, cfg.levels - 1)
+            entry.priority = self._effective_priority(it, queue)
+            entry.key = self._wait_key(queue, entry.priority, it)
+            if it.state is _QUEUED:
+                self._list_entry(it, entry)
+                self._work.append((False, it.id))
+        self._emit(
+            "queue.updated",
+            {"queue_id": cfg.id, "config": persistence.queue_config_to_dict(cfg)},
+        )
+        candidates = dict.fromkeys(members)
+        candidates.update(dict.fromkeys(self._candidate_members(queue)))
+        self._sync_memberships(queue, list(candidates))
+        for aid in members:
+            agent = self._agents[aid]
+            self._reindex(agent)
+        return self._finish()
+
+    def remove_queue(self, queue_id: str) -> list[NewEvent]:
+        """Delete a queue that no interaction is waiting in or attached to."""
+        self._begin()
+        queue = self._queue(queue_id)
+        for it in self._interactions.values():
+            if it.queue_id == queue_id or queue_id in it.entries:
+                raise Conflict(
+                    f"Queue {queue_id!r} still has interaction {it.id!r}.", field="queue_id"
+                )
+        for aid in list(queue.members):
+            self._set_membership(self._agents[aid], queue, None)
+        del self._queues[queue_id]
+        self._emit("queue.removed", {"queue_id": queue_id})
+        return self._finish()
+
+    def add_agent(self, config: AgentConfig) -> list[NewEvent]:
+        """Register an agent (logged out) and work out its queue memberships."""
+        now = self._begin()
+        cfg = config.normalized()
+        if cfg.id in self._agents:
+            raise Conflict(f"Agent {cfg.id!r} exists already.", field="id")
+        agent = Agent(config=cfg, ordinal=self._next_agent_ordinal, since=now, idle_since=now)
+        self._next_agent_ordinal += 1
+        self._agents[cfg.id] = agent
+        self._emit(
+            "agent.created",
+            {"agent_id": cfg.id, "config": persistence.agent_config_to_dict(cfg)},
+        )
+        for queue in self._queues.values():
+            self._set_membership(agent, queue, self._membership_for(queue, agent))
+        self._emit_agent_queues(agent)
+        return self._finish()
+
+    def update_agent(self, config: AgentConfig) -> list[NewEvent]:
+        """Change an agent's name, skills, attributes or capacity (memberships follow)."""
+        self._begin()
+        cfg = config.normalized()
+        agent = self._agent(cfg.id, "id")
+        before = dict(agent.queues)
+        was_staffed = agent.staffed
+        if was_staffed:
+            self._staff(agent, -1)
+        agent.config = cfg
+        if was_staffed:
+            self._staff(agent, +1)
+        self._emit(
+            "agent.updated",
+            {"agent_id": cfg.id, "config": persistence.agent_config_to_dict(cfg)},
+        )
+        for queue in self._queues.values():
+            self._set_membership(agent, queue, self._membership_for(queue, agent))
+        if agent.queues != before:
+            self._emit_agent_queues(agent)
+        # Strategy keys (best-skill) may have changed: rebuild this agent's entries.
+        for key in list(agent.index_keys):
+            self._drop_index_entries(agent, key[0])
+        self._reindex(agent)
+        return self._finish()
+
+    def remove_agent(self, agent_id: str) -> list[NewEvent]:
+        """Delete a logged-out agent."""
+        self._begin()
+        agent = self._agent(agent_id)
+        if agent.logged_in_at is not None or agent.wrapups:
+            raise Conflict(f"Agent {agent_id!r} must be logged out first.", field="agent_id")
+        for qid in list(agent.queues):
+            self._set_membership(agent, self._queues[qid], None)
+        del self._agents[agent_id]
+        self._emit("agent.removed", {"agent_id": agent_id})
+        return self._finish()
+
+    # -- membership ---------------------------------------------------------------------------
+
+    def _build_queue(self, cfg: QueueConfig, ordinal: int) -> Queue:
+        return Queue(
+            config=cfg,
+            ordinal=ordinal,
+            expression=compile_member_expression(cfg),
+            level_max_penalty=tuple(cfg.level_max_penalty(lv) for lv in range(cfg.levels)),
+            level_relax=tuple(cfg.level_relax(lv) for lv in range(cfg.levels)),
+            channel_set=frozenset(cfg.channels),
+        )
+
+    def _candidate_members(self, queue: Queue) -> list[str]:
+        if queue.expression is not None:
+            return list(self._agents)
+        return [m.agent_id for m in queue.config.members if m.agent_id in self._agents]
+
+    def _membership_for(self, queue: Queue, agent: Agent) -> Membership | None:
+        for order, member in enumerate(queue.config.members):
+            if member.agent_id == agent.id:
+                return Membership(member.penalty, member.weight, order)
+        expr = queue.expression
+        if expr is not None and expr.matches(agent.config.skills, agent.config.attributes):
+            cfg = queue.config
+            return Membership(
+                cfg.member_expression_penalty,
+                cfg.member_expression_weight,
+                _EXPRESSION_ORDER_BASE + agent.ordinal,
+            )
+        return None
+
+    def _sync_memberships(self, queue: Queue, agent_ids: Iterable[str]) -> None:
+        for aid in agent_ids:
+            agent = self._agents[aid]
+            before = agent.queues.get(queue.id)
+            after = self._membership_for(queue, agent)
+            if before != after:
+                self._set_membership(agent, queue, after)
+                self._emit_agent_queues(agent)
+
+    def _set_membership(self, agent: Agent, queue: Queue, member: Membership | None) -> None:
+        old = agent.queues.get(queue.id)
+        if old == member:
+            return
+        if old is not None:
+            self._drop_index_entries(agent, queue.id)
+            if agent.staffed:
+                self._staff_queue(agent, queue, -1)
+            del agent.queues[queue.id]
+            del queue.members[agent.id]
+        if member is not None:
+            agent.queues[queue.id] = member
+            queue.members[agent.id] = member
+            if agent.staffed:
+                self._staff_queue(agent, queue, +1)
+        self._reindex(agent)
+
+    def _emit_agent_queues(self, agent: Agent) -> None:
+        self._emit(
+            "agent.queues_changed",
+            {"agent_id": agent.id, "queues": self._membership_payload(agent)},
+        )
+
+    def _membership_payload(self, agent: Agent) -> list[Payload]:
+        rows = sorted(agent.queues.items(), key=lambda kv: self._queues[kv[0]].ordinal)
+        return [{"queue_id": qid, "penalty": m.penalty, "weight": m.weight} for qid, m in rows]
+
+    # -- staffing (EWT, join/leave when empty) -------------------------------------------------
+
+    def _staff(self, agent: Agent, delta: int) -> None:
+        for qid in agent.queues:
+            self._staff_queue(agent, self._queues[qid], delta)
+
+    def _staff_queue(self, agent: Agent, queue: Queue, delta: int) -> None:
+        queue.staffed_agents += delta
+        for ch, n in agent.config.capacity.items():
+            queue.staffed_capacity[ch] = queue.staffed_capacity.get(ch, 0) + delta * n
+        if delta < 0 and queue.staffed_agents == 0 and queue.config.leave_when_empty:
+            self._empty_queue(queue)
+
+    def _empty_queue(self, queue: Queue) -> None:
+        """``leave_when_empty``: the last staffed member left; waiting interactions leave too."""
+        leaving = [
+            it
+            for it, entry in self._queue_entries(queue)
+            if entry.listed and it.queue_id == queue.id
+        ]
+        leaving.sort(key=lambda it: it.entries[queue.id].key)
+        for it in leaving:
+            self._send_away(it, queue, "empty", queue.config.on_empty)
+
+    # ==========================================================================================
+    # Agent state
+    # ==========================================================================================
+
+    def login(self, agent_id: str) -> list[NewEvent]:
+        """Log an agent in; it becomes available and is offered waiting work at once."""
+        now = self._begin()
+        agent = self._agent(agent_id)
+        if agent.logged_in_at is not None:
+            raise Conflict(f"Agent {agent_id!r} is logged in already.", field="agent_id")
+        agent.logged_in_at = now
+        agent.aux_reason = None
+        agent.handled = 0
+        agent.talk_us = 0
+        agent.consecutive_misses = 0
+        self._staff(agent, +1)
+        self._emit(
+            "agent.logged_in",
+            {"agent_id": agent.id, "queues": self._membership_payload(agent)},
+        )
+        self._refresh(agent, "login")
+        return self._finish()
+
+    def logout(self, agent_id: str, reason: str = "logout") -> list[NewEvent]:
+        """Log an agent out. Refused while it has an offer, an interaction or wrap-up."""
+        now = self._begin()
+        agent = self._agent(agent_id)
+        _check_reason(reason)
+        if agent.logged_in_at is None:
+            raise Conflict(f"Agent {agent_id!r} is not logged in.", field="agent_id")
+        if agent.offer is not None or agent.interactions or agent.wrapups:
+            raise Conflict(
+                f"Agent {agent_id!r} still has work (offer, interaction or wrap-up).",
+                field="agent_id",
+            )
+        session = now - agent.logged_in_at
+        if agent.staffed:
+            self._staff(agent, -1)
+        agent.logged_in_at = None
+        agent.aux_reason = None
+        self._emit(
+            "agent.logged_out",
+            {
+                "agent_id": agent.id,
+                "reason": reason,
+                "session_seconds": _sec(session),
+                "handled": agent.handled,
+                "talk_seconds": _sec(agent.talk_us),
+            },
+        )
+        self._refresh(agent, reason)
+        return self._finish()
+
+    def set_break(self, agent_id: str, reason: str) -> list[NewEvent]:
+        """Put an agent on break (aux) with a reason code.
+
+        With work in progress the break starts when the work (and wrap-up) ends; no new work
+        is offered meanwhile. A pending offer is withdrawn and goes to the next agent.
+        """
+        self._begin()
+        agent = self._agent(agent_id)
+        _check_reason(reason)
+        if agent.logged_in_at is None:
+            raise Conflict(f"Agent {agent_id!r} is not logged in.", field="agent_id")
+        if agent.aux_reason == reason:
+            raise Conflict(f"Agent {agent_id!r} is on break ({reason}) already.", field="reason")
+        if agent.offer is not None:
+            it = self._interactions[agent.offer]
+            self._withdraw(it, agent, "agent_break")
+            if not it.offers:
+                self._return_to_queue(it)
+        if agent.staffed:
+            self._staff(agent, -1)
+        agent.aux_reason = reason
+        if agent.interactions or agent.wrapups:
+            self._emit("agent.break_scheduled", {"agent_id": agent.id, "reason": reason})
+        self._refresh(agent, reason)
+        return self._finish()
+
+    def set_available(self, agent_id: str, reason: str = "ready") -> list[NewEvent]:
+        """End an agent's break (or cancel a scheduled one)."""
+        self._begin()
+        agent = self._agent(agent_id)
+        _check_reason(reason)
+        if agent.logged_in_at is None:
+            raise Conflict(f"Agent {agent_id!r} is not logged in.", field="agent_id")
+        if agent.aux_reason is None:
+            raise Conflict(f"Agent {agent_id!r} is not on break.", field="agent_id")
+        agent.aux_reason = None
+        agent.consecutive_misses = 0
+        self._staff(agent, +1)
+        self._refresh(agent, reason)
+        return self._finish()
+
+    # -- derived state, routability and the ready indexes --------------------------------------
+
+    def _derive_state(self, agent: Agent) -> AgentState:
+        if agent.logged_in_at is None:
+            return AgentState.LOGGED_OUT
+        if agent.interactions:
+            return AgentState.BUSY
+        if agent.offer is not None:
+            return AgentState.RESERVED
+        if agent.wrapups:
+            return AgentState.WRAP_UP
+        if agent.aux_reason is not None:
+            return AgentState.BREAK
+        return AgentState.AVAILABLE
+
+    def _refresh(self, agent: Agent, reason: str) -> None:
+        """Recompute the agent's state (emitting ``agent.state_changed``) and its index entries."""
+        state = self._derive_state(agent)
+        if state is AgentState.BREAK:
+            reason = agent.aux_reason or reason
+        if state is not agent.state or (state is AgentState.BREAK and reason != agent.reason):
+            now = self._now
+            self._emit(
+                "agent.state_changed",
+                {
+                    "agent_id": agent.id,
+                    "state": state.value,
+                    "reason": reason,
+                    "since": self._now_dt.isoformat(),
+                    "previous_state": agent.state.value,
+                    "previous_reason": agent.reason,
+                    "previous_since": from_us(agent.since).isoformat(),
+                    "previous_seconds": _sec(now - agent.since),
+                    "load": {c.value: n for c, n in agent.load.items() if n},
+                },
+            )
+            if state is AgentState.AVAILABLE:
+                agent.idle_since = now
+            agent.state = state
+            agent.reason = reason
+            agent.since = now
+        self._reindex(agent)
+
+    def _routable_channels(self, agent: Agent) -> tuple[Channel, ...]:
+        if agent.logged_in_at is None or agent.aux_reason is not None or agent.offer is not None:
+            return ()
+        cap = agent.config.capacity
+        load = agent.load
+        if agent.config.voice_blocks_other_channels:
+            phone = [c for c in PHONE_CHANNELS if load.get(c)]
+            if phone:
+                return tuple(c for c in phone if load[c] < cap.get(c, 0))
+        return tuple(c for c, n in cap.items() if load.get(c, 0) < n)
+
+    def _can_take(self, agent: Agent, channel: Channel) -> bool:
+        return channel in self._routable_channels(agent)
+
+    def _reindex(self, agent: Agent) -> None:
+        """Put the agent in exactly the ready indexes it belongs in now, with fresh keys."""
+        channels = self._routable_channels(agent)
+        old = agent.index_keys
+        if not channels and not old:
+            return
+        desired: dict[tuple[str, Channel], tuple[int, tuple[Any, ...]]] = {}
+        if channels:
+            for qid, member in agent.queues.items():
+                queue = self._queues[qid]
+                key: tuple[Any, ...] | None = None
+                for ch in channels:
+                    if ch in queue.channel_set:
+                        if key is None:
+                            key = strategy_key(queue.config, agent, member)
+                        desired[(qid, ch)] = (member.penalty, key)
+        for where, entry in old.items():
+            if desired.get(where) != entry:
+                self._queues[where[0]].ready[where[1]].remove(agent.id, entry[0])
+        for where, entry in desired.items():
+            if old.get(where) != entry:
+                queue = self._queues[where[0]]
+                tiers = queue.ready.get(where[1])
+                if tiers is None:
+                    tiers = queue.ready[where[1]] = TierIndex(queue.config.strategy)
+                tiers.add(agent.id, entry[0], entry[1])
+        agent.index_keys = desired
+        if desired:
+            self._work.append((True, agent.id))
+
+    def _drop_index_entries(self, agent: Agent, queue_id: str) -> None:
+        for where in [w for w in agent.index_keys if w[0] == queue_id]:
+            penalty, _ = agent.index_keys.pop(where)
+            self._queues[queue_id].ready[where[1]].remove(agent.id, penalty)
+
+    # ==========================================================================================
+    # Interactions: arrival and queueing
+    # ==========================================================================================
+
+    def create_interaction(
+        self,
+        interaction_id: str,
+        queue_id: str,
+        channel: Channel | str,
+        *,
+        priority: int = 0,
+        required_skills: str = "",
+        customer_id: str | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> list[NewEvent]:
+        """A new contact arrives for ``queue_id``; it is offered at once or starts waiting.
+
+        ``priority`` 0–100 (higher first; the queue's priority rules may add to it);
+        ``required_skills`` is a skill expression the agent must satisfy (may be relaxed while
+        waiting); ``attributes`` carry DNIS, VIP tier, campaign... for rules and reports.
+        """
+        now = self._begin()
+        if not isinstance(interaction_id, str) or not interaction_id or len(interaction_id) > 200:
+            raise InvalidInput("interaction_id must be a non-empty string.", field="interaction_id")
+        if interaction_id in self._interactions:
+            raise Conflict(
+                f"Interaction {interaction_id!r} exists already.", field="interaction_id"
+            )
+        queue = self._queue(queue_id)
+        ch = parse_channel(channel)
+        if ch not in queue.channel_set:
+            raise InvalidInput(
+                f"Queue {queue_id!r} does not take {ch.value} interactions.", field="channel"
+            )
+        _check_priority(priority)
+        if not isinstance(required_skills, str):
+            raise InvalidInput("required_skills must be a string.", field="required_skills")
+        expr = self._compile(required_skills, "required_skills")
+        if customer_id is not None and (not isinstance(customer_id, str) or len(customer_id) > 200):
+            raise InvalidInput("customer_id must be a string.", field="customer_id")
+        attrs = check_attributes(attributes)
+        it = Interaction(
+            id=interaction_id,
+            channel=ch,
+            priority=priority,
+            required_skills=required_skills,
+            expression=expr,
+            customer_id=customer_id,
+            attributes=attrs,
+            created_at=now,
+            queued_at=now,
+            queue_id=queue.id,
+            seq=0,
+        )
+        self._interactions[it.id] = it
+        self._ievent(
+            "interaction.created",
+            it,
+            priority=priority,
+            required_skills=required_skills,
+            customer_id=customer_id,
+            attributes=attrs,
+            created_at=self._now_dt.isoformat(),
+        )
+        self._enqueue(it, queue, "new", keep_place=False)
+        return self._finish()
+
+    def _effective_priority(self, it: Interaction, queue: Queue) -> int:
+        priority = it.priority
+        for rule in queue.config.priority_rules:
+            if it.attributes.get(rule.attribute) == rule.value:
+                priority += rule.boost
+        return max(0, min(MAX_PRIORITY, priority))
+
+    def _wait_key(self, queue: Queue, priority: int, it: Interaction) -> WaitKey:
+        """Static sort key: score(t) = static + ageing_rate * t, so ordering never changes.
+
+        In micro-points: score = (weight + priority * priority_points) * 1e6
+        + ageing_rate * (now - queued_at) [us]; the key stores -(score - ageing_rate * now).
+        """
+        cfg = queue.config
+        base = (cfg.weight + priority * self._config.priority_points) * US
+        return (round(cfg.ageing_rate * it.queued_at - base), it.queued_at, it.seq, it.id)
+
+    def _score(self, queue: Queue, key: WaitKey) -> int:
+        """Score in micro-points at the current instant of the interaction with ``key``."""
+        return round(queue.config.ageing_rate * self._now) - key[0]
+
+    def _enqueue(self, it: Interaction, queue: Queue, reason: str, *, keep_place: bool) -> None:
+        """Enter ``queue`` as primary queue, unless one of its entry rules sends it away."""
+        cfg = queue.config
+        if not keep_place:
+            it.seq = self._next_seq
+            self._next_seq += 1
+        if it.channel not in queue.channel_set:
+            self._send_away(it, queue, "channel", Diversion())
+            return
+        staffed = queue.staffed_agents
+        waiting = queue.waiting_count
+        rule: tuple[str, Diversion] | None = None
+        if not cfg.join_when_empty and staffed == 0:
+            rule = ("empty", cfg.on_empty)
+        elif cfg.max_length is not None and waiting >= cfg.max_length:
+            rule = ("full", cfg.on_full)
+        elif cfg.max_waiting_per_agent is not None and (
+            staffed == 0 or (waiting + 1) / staffed > cfg.max_waiting_per_agent
+        ):
+            rule = ("ratio", cfg.on_ratio)
+        elif cfg.ewt_threshold_seconds is not None:
+            ahead = sum(len(lst) for lst in queue.waiting.get(it.channel, ()))
+            ewt = self._ewt(queue, it.channel, ahead + 1)
+            if ewt is None or ewt > cfg.ewt_threshold_seconds:
+                rule = ("ewt", cfg.on_ewt)
+        if rule is not None:
+            self._send_away(it, queue, rule[0], rule[1])
+            return
+        it.queue_id = queue.id
+        it.state = _QUEUED
+        it.offer_kind = "queue"
+        it.max_wait_reached = False
+        entry = self._new_entry(it, queue)
+        it.entries = {queue.id: entry}
+        self._list_entry(it, entry)
+        self._schedule_entry_timers(it, queue, entry, primary=True)
+        self._ievent(
+            "interaction.queued",
+            it,
+            reason=reason,
+            priority=entry.priority,
+            position=self._position(it),
+            ewt_seconds=self._interaction_ewt(it),
+            queued_at=from_us(it.queued_at).isoformat(),
+            score=self._score(queue, entry.key) / US,
+        )
+        self._work.append((False, it.id))
+
+    def _new_entry(self, it: Interaction, queue: Queue) -> QueueEntry:
+        priority = self._effective_priority(it, queue)
+        return QueueEntry(
+            queue_id=queue.id,
+            entered_at=self._now,
+            level=0,
+            priority=priority,
+            key=self._wait_key(queue, priority, it),
+        )
+
+    def _list_entry(self, it: Interaction, entry: QueueEntry) -> None:
+        queue = self._queues[entry.queue_id]
+        lists = queue.waiting.get(it.channel)
+        if lists is None:
+            lists = queue.waiting[it.channel] = [SortedList() for _ in range(queue.config.levels)]
+        lists[entry.level].add(entry.key)
+        entry.listed = True
+        queue.waiting_count += 1
+
+    def _unlist_entry(self, it: Interaction, entry: QueueEntry) -> None:
+        queue = self._queues[entry.queue_id]
+        queue.waiting[it.channel][entry.level].remove(entry.key)
+        entry.listed = False
+        queue.waiting_count -= 1
+
+    def _unlist(self, it: Interaction) -> None:
+        for entry in it.entries.values():
+            if entry.listed:
+                self._unlist_entry(it, entry)
+
+    def _list_all(self, it: Interaction) -> None:
+        for entry in it.entries.values():
+            if not entry.listed:
+                self._list_entry(it, entry)
+
+    def _schedule_entry_timers(
+        self, it: Interaction, queue: Queue, entry: QueueEntry, *, primary: bool
+    ) -> None:
+        cfg = queue.config
+        if primary and cfg.max_wait_seconds is not None and it.channel is not Channel.CALLBACK:
+            due = entry.entered_at + seconds_to_us(cfg.max_wait_seconds)
+            self._set_it_timer(it, "max_wait", due, "max_wait", it.id, queue.id)
+        if entry.level < len(cfg.relaxation):
+            due = entry.entered_at + seconds_to_us(cfg.relaxation[entry.level].after_seconds)
+            self._set_it_timer(it, f"relax:{queue.id}", due, "relax", it.id, queue.id)
+
+    def _queue_entries(self, queue: Queue) -> list[tuple[Interaction, QueueEntry]]:
+        return [
+            (it, it.entries[queue.id])
+            for it in self._interactions.values()
+            if queue.id in it.entries
+        ]
+
+    def _send_away(self, it: Interaction, queue: Queue, reason: str, div: Diversion) -> None:
+        """Overflow to ``div.queue_id`` (keeping the place in line) or divert out of routing."""
+        wait = _sec(self._now - it.queued_at)
+        target = self._queues.get(div.queue_id) if div.queue_id else None
+        if (
+            target is not None
+            and target is not queue
+            and it.hops < self._config.max_overflow_hops
+            and it.channel in target.channel_set
+        ):
+            it.hops += 1
+            self._leave_queues(it)
+            self._ievent(
+                "interaction.overflowed",
+                it,
+                queue_id=target.id,
+                from_queue_id=queue.id,
+                reason=reason,
+                wait_seconds=wait,
+            )
+            self._enqueue(it, target, "overflow", keep_place=True)
+            return
+        self._ievent(
+            "interaction.diverted",
+            it,
+            queue_id=queue.id,
+            reason=reason,
+            divert_to=div.divert_to,
+            overflow_queue_id=div.queue_id,
+            wait_seconds=wait,
+        )
+        self._drop(it)
+
+    def _leave_queues(self, it: Interaction) -> None:
+        """Take the interaction out of every queue (lists, timers, exclusions)."""
+        self._unlist(it)
+        for name in [n for n in it.timers if n != "callback"]:
+            self._cancel(it.timers.pop(name))
+        for qid in it.entries:
+            queue = self._queues.get(qid)
+            if queue is not None:
+                queue.scheduled.pop(it.id, None)
+        it.entries = {}
+        it.excluded = {}
+
+    def _drop(self, it: Interaction) -> None:
+        """The interaction leaves routing for good (terminal event already emitted)."""
+        self._leave_queues(it)
+        for offer in it.offers.values():
+            self._cancel(offer.timer_id)
+        for tid in it.timers.values():
+            self._cancel(tid)
+        it.timers = {}
+        del self._interactions[it.id]
+
+    # ==========================================================================================
+    # Routing
+    # ==========================================================================================
+
+    def _dispatch(self) -> None:
+        work = self._work
+        agents = self._agents
+        interactions = self._interactions
+        while work:
+            is_agent, ident = work.popleft()
+            if is_agent:
+                agent = agents.get(ident)
+                if agent is not None and agent.index_keys:
+                    self._route_agent(agent)
+            else:
+                it = interactions.get(ident)
+                if it is not None and it.state is _QUEUED:
+                    self._route_interaction(it)
+
+    def _eligible(self, it: Interaction, agent: Agent, relax: int) -> bool:
+        if it.excluded and agent.id in it.excluded:
+            return False
+        expr = it.expression
+        if expr.is_empty:
+            return True
+        return expr.matches(agent.config.skills, agent.config.attributes, relax)
+
+    def _route_interaction(self, it: Interaction) -> None:
+        """Interaction side: the best available agent of its queues, by tier then strategy."""
+        agents = self._agents
+        for qid, entry in it.entries.items():
+            queue = self._queues[qid]
+            tiers = queue.ready.get(it.channel)
+            if tiers is None:
+                continue
+            relax = queue.level_relax[entry.level]
+            ring_all = queue.config.strategy is Strategy.RING_ALL
+            for _, index in tiers.tiers(queue.level_max_penalty[entry.level]):
+                if ring_all:
+                    chosen = [
+                        agents[aid]
+                        for aid in index.candidates(self._rng, queue.rr_last)
+                        if self._eligible(it, agents[aid], relax)
+                    ]
+                    if chosen:
+                        self._offer(it, chosen, queue, ring_all=True)
+                        return
+                    continue
+                for aid in index.candidates(self._rng, queue.rr_last):
+                    agent = agents[aid]
+                    if self._eligible(it, agent, relax):
+                        self._offer(it, [agent], queue, ring_all=False)
+                        return
+
+    def _route_agent(self, agent: Agent) -> None:
+        """Agent side: the best-scoring waiting interaction across all the agent's queues."""
+        channels = {where[1] for where in agent.index_keys}
+        interactions = self._interactions
+        now = self._now
+        best: tuple[int, int, int, int] | None = None
+        best_it: Interaction | None = None
+        best_queue: Queue | None = None
+        for qid, member in agent.queues.items():
+            queue = self._queues[qid]
+            if not queue.waiting_count:
+                continue
+            rate = queue.config.ageing_rate
+            for ch, lists in queue.waiting.items():
+                if ch not in channels:
+                    continue
+                for level, keys in enumerate(lists):
+                    if not keys:
+                        continue
+                    limit = queue.level_max_penalty[level]
+                    if limit is not None and member.penalty > limit:
+                        continue
+                    relax = queue.level_relax[level]
+                    for key in keys:
+                        it = interactions[key[3]]
+                        if self._eligible(it, agent, relax):
+                            rank = (key[0] - round(rate * now), key[1], key[2], queue.ordinal)
+                            if best is None or rank < best:
+                                best, best_it, best_queue = rank, it, queue
+                            break
+        if best_it is not None and best_queue is not None:
+            self._offer(best_it, [agent], best_queue, ring_all=False)
+
+    # ==========================================================================================
+    # Offers
+    # ==========================================================================================
+
+    def _offer(self, it: Interaction, agents: list[Agent], queue: Queue, *, ring_all: bool) -> None:
+        now = self._now
+        ch = it.channel
+        self._unlist(it)
+        it.state = _OFFERED
+        it.offer_attempts += 1
+        timeout = seconds_to_us(queue.config.offer_timeout_seconds)
+        deadline = now + timeout
+        expires = from_us(deadline).isoformat()
+        entry = it.entries.get(queue.id)
+        for agent in agents:
+            tid = self._schedule(deadline, "offer", it.id, agent.id)
+            it.offers[agent.id] = Offer(agent.id, queue.id, now, deadline, tid, ring_all)
+            agent.offer = it.id
+            agent.load[ch] = agent.load.get(ch, 0) + 1
+            member = agent.queues.get(queue.id)
+            if member is not None and it.offer_kind == "queue":
+                queue.rr_last = member.order
+            self._events.append(
+                NewEvent(
+                    "interaction.offered",
+                    {
+                        "interaction_id": it.id,
+                        "queue_id": queue.id,
+                        "agent_id": agent.id,
+                        "channel": ch.value,
+                        "kind": it.offer_kind,
+                        "attempt": it.offer_attempts,
+                        "ring_all": ring_all,
+                        "strategy": queue.config.strategy.value,
+                        "penalty": member.penalty if member is not None else None,
+                        "level": entry.level if entry is not None else None,
+                        "priority": entry.priority if entry is not None else it.priority,
+                        "wait_seconds": _sec(now - it.queued_at),
+                        "timeout_seconds": _sec(timeout),
+                        "expires_at": expires,
+                    },
+                    self._now_dt,
+                )
+            )
+            self._refresh(agent, "offered")
+
+    def _end_offer(self, it: Interaction, agent: Agent) -> Offer:
+        offer = it.offers.pop(agent.id)
+        self._cancel(offer.timer_id)
+        agent.offer = None
+        agent.load[it.channel] -= 1
+        return offer
+
+    def _withdraw(self, it: Interaction, agent: Agent, reason: str) -> None:
+        offer = self._end_offer(it, agent)
+        self._ievent(
+            "interaction.offer_withdrawn",
+            it,
+            agent_id=agent.id,
+            queue_id=offer.queue_id,
+            reason=reason,
+            ring_seconds=_sec(self._now - offer.offered_at),
+        )
+        self._refresh(agent, "offer_withdrawn")
+
+    def _exclude(self, it: Interaction, agent: Agent, queue_id: str) -> None:
+        queue = self._queues.get(queue_id)
+        delay = seconds_to_us(queue.config.reoffer_delay_seconds) if queue is not None else 0
+        if delay <= 0:
+            return
+        until = self._now + delay
+        it.excluded[agent.id] = until
+        self._set_it_timer(it, f"unexclude:{agent.id}", until, "unexclude", it.id, agent.id)
+
+    def _return_to_queue(self, it: Interaction) -> None:
+        """No offer left and none accepted: back to waiting, in the same place in line."""
+        queue = self._queues[it.queue_id]
+        if it.offer_kind == "transfer":
+            self._enqueue(it, queue, "transfer_returned", keep_place=False)
+            return
+        if it.max_wait_reached:
+            self._leave_queues(it)
+            self._send_away(it, queue, "max_wait", queue.config.on_max_wait)
+            return
+        it.state = _QUEUED
+        self._list_all(it)
+        self._work.append((False, it.id))
+
+    def accept(self, interaction_id: str, agent_id: str) -> list[NewEvent]:
+        """The agent accepts its offer; with ring-all the other offers are withdrawn."""
+        now = self._begin()
+        it = self._interaction(interaction_id)
+        agent = self._agent(agent_id)
+        self._check_offer(it, agent)
+        offer = self._end_offer(it, agent)
+        for other_id in list(it.offers):
+            self._withdraw(it, self._agents[other_id], "accepted_elsewhere")
+        entry = it.entries.get(offer.queue_id)
+        queue_wait = now - (entry.entered_at if entry is not None else it.queued_at)
+        self._leave_queues(it)
+        it.state = _ACTIVE
+        it.agent_id = agent.id
+        it.participants = {agent.id: Participant(Role.OWNER, now)}
+        it.leg_started_at = now
+        it.leg_hold_us = 0
+        it.hold_started_at = None
+        kind = it.offer_kind
+        it.offer_kind = "queue"
+        agent.interactions[it.id] = it.channel
+        agent.load[it.channel] = agent.load.get(it.channel, 0) + 1
+        agent.consecutive_misses = 0
+        agent.handled += 1
+        queue = self._queues.get(offer.queue_id)
+        sl = queue.config.service_level_seconds if queue is not None else 0.0
+        self._ievent(
+            "interaction.accepted",
+            it,
+            agent_id=agent.id,
+            queue_id=offer.queue_id,
+            kind=kind,
+            wait_seconds=_sec(now - it.queued_at),
+            queue_wait_seconds=_sec(queue_wait),
+            ring_seconds=_sec(now - offer.offered_at),
+            service_level_seconds=sl,
+            within_service_level=_sec(queue_wait) <= sl,
+            attempt=it.offer_attempts,
+        )
+        self._refresh(agent, "accepted")
+        return self._finish()
+
+    def reject(
+        self, interaction_id: str, agent_id: str, reason: str = "rejected"
+    ) -> list[NewEvent]:
+        """The agent declines its offer; the interaction goes to the next agent."""
+        self._begin()
+        it = self._interaction(interaction_id)
+        agent = self._agent(agent_id)
+        _check_reason(reason)
+        self._check_offer(it, agent)
+        offer = self._end_offer(it, agent)
+        self._ievent(
+            "interaction.rejected",
+            it,
+            agent_id=agent.id,
+            queue_id=offer.queue_id,
+            reason=reason,
+            ring_seconds=_sec(self._now - offer.offered_at),
+        )
+        self._exclude(it, agent, offer.queue_id)
+        state_reason = "rejected"
+        if self._config.reject_counts_as_miss:
+            state_reason = self._count_miss(agent, state_reason)
+        self._refresh(agent, state_reason)
+        if not it.offers:
+            self._return_to_queue(it)
+        return self._finish()
+
+    def _check_offer(self, it: Interaction, agent: Agent) -> None:
+        if it.state is not _OFFERED:
+            raise Conflict(
+                f"Interaction {it.id!r} is {it.state.value}, not being offered.",
+                field="interaction_id",
+            )
+        if agent.id not in it.offers:
+            raise PermissionDenied(
+                f"Interaction {it.id!r} is not offered to agent {agent.id!r}.", field="agent_id"
+            )
+
+    def _count_miss(self, agent: Agent, reason: str) -> str:
+        agent.consecutive_misses += 1
+        if agent.consecutive_misses >= self._config.max_consecutive_misses:
+            agent.consecutive_misses = 0
+            if agent.aux_reason is None:
+                if agent.staffed:
+                    self._staff(agent, -1)
+                agent.aux_reason = self._config.missed_offers_reason
+            return self._config.missed_offers_reason
+        return reason
+
+    def _on_offer_timeout(self, interaction_id: str, agent_id: str) -> None:
+        it = self._interactions[interaction_id]
+        agent = self._agents[agent_id]
+        offer = self._end_offer(it, agent)
+        misses = agent.consecutive_misses + 1
+        self._ievent(
+            "interaction.offer_timed_out",
+            it,
+            agent_id=agent.id,
+            queue_id=offer.queue_id,
+            ring_seconds=_sec(self._now - offer.offered_at),
+            consecutive_misses=misses,
+        )
+        self._exclude(it, agent, offer.queue_id)
+        reason = self._count_miss(agent, "offer_timed_out")
+        self._refresh(agent, reason)
+        if not it.offers:
+            self._return_to_queue(it)
+
+    # ==========================================================================================
+    # Connected interactions
+    # ==========================================================================================
+
+    def hold(self, interaction_id: str, agent_id: str) -> list[NewEvent]:
+        """Put the customer on hold (hold time is reported per agent leg)."""
+        now = self._begin()
+        it, agent = self._owned_active(interaction_id, agent_id)
+        if it.hold_started_at is not None:
+            raise Conflict(f"Interaction {it.id!r} is on hold already.", field="interaction_id")
+        it.hold_started_at = now
+        self._ievent("interaction.held", it, agent_id=agent.id)
+        return self._finish()
+
+    def resume(self, interaction_id: str, agent_id: str) -> list[NewEvent]:
+        """Take the customer off hold."""
+        now = self._begin()
+        it, agent = self._owned_active(interaction_id, agent_id)
+        if it.hold_started_at is None:
+            raise Conflict(f"Interaction {it.id!r} is not on hold.", field="interaction_id")
+        held = now - it.hold_started_at
+        it.leg_hold_us += held
+        it.hold_started_at = None
+        self._ievent("interaction.resumed", it, agent_id=agent.id, hold_seconds=_sec(held))
+        return self._finish()
+
+    def _close_leg(self, it: Interaction) -> tuple[int, int]:
+        """End the owner's leg: (talk us, hold us); talk excludes hold."""
+        now = self._now
+        if it.hold_started_at is not None:
+            it.leg_hold_us += now - it.hold_started_at
+            it.hold_started_at = None
+        started = it.leg_started_at if it.leg_started_at is not None else now
+        hold = it.leg_hold_us
+        talk = max(0, now - started - hold)
+        it.leg_started_at = now
+        it.leg_hold_us = 0
+        return talk, hold
+
+    def _start_wrapup(
+        self, agent: Agent, it: Interaction, queue_id: str, talk: int, hold: int
+    ) -> None:
+        """The agent's part ends: wrap-up for the queue's wrap-up seconds (0: none)."""
+        agent.interactions.pop(it.id, None)
+        agent.talk_us += talk
+        queue = self._queues.get(queue_id)
+        seconds = queue.config.wrapup_seconds if queue is not None else 0.0
+        wrap = Wrapup(it.id, it.channel, queue_id, self._now, None, None, talk, hold)
+        agent.wrapups[it.id] = wrap
+        if seconds > 0:
+            wrap.deadline = self._now + seconds_to_us(seconds)
+            wrap.timer_id = self._schedule(wrap.deadline, "wrapup", agent.id, it.id)
+            self._refresh(agent, "wrap_up")
+        else:
+            self._end_wrapup(agent, wrap, "none")
+
+    def _end_wrapup(self, agent: Agent, wrap: Wrapup, reason: str) -> None:
+        del agent.wrapups[wrap.interaction_id]
+        if wrap.timer_id is not None:
+            self._cancel(wrap.timer_id)
+        agent.load[wrap.channel] -= 1
+        wrapup = self._now - wrap.started_at
+        handle = wrap.talk_us + wrap.hold_us + wrapup
+        self._events.append(
+            NewEvent(
+                "interaction.wrapup_ended",
+                {
+                    "interaction_id": wrap.interaction_id,
+                    "queue_id": wrap.queue_id,
+                    "agent_id": agent.id,
+                    "channel": wrap.channel.value,
+                    "reason": reason,
+                    "wrapup_seconds": _sec(wrapup),
+                    "talk_seconds": _sec(wrap.talk_us),
+                    "hold_seconds": _sec(wrap.hold_us),
+                    "handle_seconds": _sec(handle),
+                },
+                self._now_dt,
+            )
+        )
+        queue = self._queues.get(wrap.queue_id)
+        if queue is not None:
+            window = queue.handle_times.setdefault(wrap.channel, [])
+            window.append(_sec(handle))
+            if len(window) > self._config.handle_time_window:
+                del window[0]
+        self._refresh(agent, "wrapup_ended")
+
+    def complete(
+        self, interaction_id: str, agent_id: str, disposition: str | None = None
+    ) -> list[NewEvent]:
+        """The owner ends the interaction; other participants drop; the owner wraps up."""
+        self._begin()
+        it, agent = self._owned_active(interaction_id, agent_id)
+        if disposition is not None:
+            _check_reason(disposition, "disposition")
+        for other_id in [a for a in it.participants if a != agent.id]:
+            self._remove_participant(it, self._agents[other_id], "completed")
+        talk, hold = self._close_leg(it)
+        queue = self._queues.get(it.queue_id)
+        self._ievent(
+            "interaction.completed",
+            it,
+            agent_id=agent.id,
+            disposition=disposition,
+            talk_seconds=_sec(talk),
+            hold_seconds=_sec(hold),
+            wrapup_seconds=queue.config.wrapup_seconds if queue is not None else 0.0,
+            original_channel=it.original_channel.value if it.original_channel else None,
+        )
+        self._drop(it)
+        self._start_wrapup(agent, it, it.queue_id, talk, hold)
+        return self._finish()
+
+    def end_wrapup(self, interaction_id: str, agent_id: str) -> list[NewEvent]:
+        """The agent ends its wrap-up early (or the only way, when the timer is off)."""
+        self._begin()
+        agent = self._agent(agent_id)
+        wrap = agent.wrapups.get(interaction_id)
+        if wrap is None:
+            raise Conflict(
+                f"Agent {agent_id!r} is not wrapping up interaction {interaction_id!r}.",
+                field="interaction_id",
+            )
+        self._end_wrapup(agent, wrap, "agent")
+        return self._finish()
+
+    def abandon(self, interaction_id: str, reason: str = "hangup") -> list[NewEvent]:
+        """The customer left while waiting, while being offered, or cancelled a callback."""
+        now = self._begin()
+        it = self._interaction(interaction_id)
+        _check_reason(reason)
+        if it.state is _ACTIVE:
+            raise Conflict(
+                f"Interaction {it.id!r} is connected; the agent completes it.",
+                field="interaction_id",
+            )
+        state = it.state
+        position = self._position(it)
+        entry = it.entries.get(it.queue_id)
+        for aid in list(it.offers):
+            self._withdraw(it, self._agents[aid], "abandoned")
+        self._ievent(
+            "interaction.abandoned",
+            it,
+            reason=reason,
+            state=state.value,
+            position=position,
+            wait_seconds=_sec(now - it.queued_at),
+            queue_wait_seconds=_sec(now - entry.entered_at) if entry is not None else None,
+            original_channel=it.original_channel.value if it.original_channel else None,
+        )
+        self._drop(it)
+        return self._finish()
+
+    # -- transfers, consultation, conference ---------------------------------------------------
+
+    def transfer(
+        self,
+        interaction_id: str,
+        agent_id: str,
+        *,
+        to_agent_id: str | None = None,
+        to_queue_id: str | None = None,
+        priority: int | None = None,
+    ) -> list[NewEvent]:
+        """Hand the interaction over.
+
+        - to an agent already consulted or in conference: *consult transfer*, connected at once;
+        - to another agent: *blind transfer*, offered to that agent (on no answer or reject it
+          goes back to its queue, at the back);
+        - to a queue: *blind transfer* into that queue, waiting from now.
+        The transferring agent's leg ends and it wraps up.
+        """
+        self._begin()
+        it, agent = self._owned_active(interaction_id, agent_id)
+        if (to_agent_id is None) == (to_queue_id is None):
+            raise InvalidInput("Give exactly one of to_agent_id and to_queue_id.", field="to")
+        if priority is not None:
+            _check_priority(priority)
+        others = [a for a in it.participants if a != agent.id]
+        if to_agent_id is not None:
+            target = self._agent(to_agent_id, "to_agent_id")
+            if target is agent:
+                raise InvalidInput("An agent cannot transfer to itself.", field="to_agent_id")
+            if target.id in it.participants:
+                self._hand_over(it, agent, target)
+                return self._finish()
+            if others:
+                raise Conflict(
+                    "End the consultation or conference before a blind transfer.",
+                    field="to_agent_id",
+                )
+            self._check_can_take(target, it.channel, "to_agent_id")
+            talk, hold = self._close_leg(it)
+            self._ievent(
+                "interaction.transferred",
+                it,
+                agent_id=agent.id,
+                to_agent_id=target.id,
+                to_queue_id=None,
+                kind="blind",
+                talk_seconds=_sec(talk),
+                hold_seconds=_sec(hold),
+            )
+            self._detach_owner(it)
+            if priority is not None:
+                it.priority = priority
+            it.queued_at = self._now
+            it.offer_kind = "transfer"
+            self._start_wrapup(agent, it, it.queue_id, talk, hold)
+            self._offer(it, [target], self._queues[it.queue_id], ring_all=False)
+            return self._finish()
+        assert to_queue_id is not None
+        queue = self._queue(to_queue_id, "to_queue_id")
+        if it.channel not in queue.channel_set:
+            raise InvalidInput(
+                f"Queue {queue.id!r} does not take {it.channel.value} interactions.",
+                field="to_queue_id",
+            )
+        if others:
+            raise Conflict(
+                "End the consultation or conference before a transfer to a queue.",
+                field="to_queue_id",
+            )
+        talk, hold = self._close_leg(it)
+        self._ievent(
+            "interaction.transferred",
+            it,
+            agent_id=agent.id,
+            to_agent_id=None,
+            to_queue_id=queue.id,
+            kind="blind",
+            talk_seconds=_sec(talk),
+            hold_seconds=_sec(hold),
+        )
+        old_queue = it.queue_id
+        self._detach_owner(it)
+        if priority is not None:
+            it.priority = priority
+        it.queued_at = self._now
+        it.hops = 0
+        self._start_wrapup(agent, it, old_queue, talk, hold)
+        self._enqueue(it, queue, "transfer", keep_place=False)
+        return self._finish()
+
+    def _detach_owner(self, it: Interaction) -> None:
+        it.agent_id = None
+        it.participants = {}
+        it.leg_started_at = None
+
+    def _hand_over(self, it: Interaction, owner: Agent, target: Agent) -> None:
+        """Ownership passes to a consulted / conferenced agent; the old owner wraps up."""
+        role = it.participants[target.id].role
+        talk, hold = self._close_leg(it)
+        self._ievent(
+            "interaction.transferred",
+            it,
+            agent_id=owner.id,
+            to_agent_id=target.id,
+            to_queue_id=None,
+            kind=role.value,
+            talk_seconds=_sec(talk),
+            hold_seconds=_sec(hold),
+        )
+        del it.participants[owner.id]
+        it.participants[target.id].role = Role.OWNER
+        it.agent_id = target.id
+        self._start_wrapup(owner, it, it.queue_id, talk, hold)
+
+    def _check_can_take(self, target: Agent, channel: Channel, field: str) -> None:
+        if not self._can_take(target, channel):
+            raise Conflict(
+                f"Agent {target.id!r} cannot take a {channel.value} interaction now "
+                f"({target.state.value}).",
+                field=field,
+            )
+
+    def consult(self, interaction_id: str, agent_id: str, target_agent_id: str) -> list[NewEvent]:
+        """The owner brings in another agent privately (the customer is typically on hold)."""
+        now = self._begin()
+        it, agent = self._owned_active(interaction_id, agent_id)
+        target = self._agent(target_agent_id, "target_agent_id")
+        if target.id in it.participants:
+            raise Conflict(f"Agent {target.id!r} is already on this interaction.", field="target")
+        self._check_can_take(target, it.channel, "target_agent_id")
+        self._join(it, target, Role.CONSULT, now)
+        self._ievent(
+            "interaction.consult_started", it, agent_id=agent.id, consulted_agent_id=target.id
+        )
+        self._refresh(target, "consult")
+        return self._finish()
+
+    def conference(
+        self, interaction_id: str, agent_id: str, target_agent_id: str
+    ) -> list[NewEvent]:
+        """Bring an agent (possibly the one being consulted) into a conference."""
+        now = self._begin()
+        it, agent = self._owned_active(interaction_id, agent_id)
+        target = self._agent(target_agent_id, "target_agent_id")
+        part = it.participants.get(target.id)
+        if part is not None and part.role is not Role.CONSULT:
+            raise Conflict(f"Agent {target.id!r} is already in the conference.", field="target")
+        if part is None:
+            self._check_can_take(target, it.channel, "target_agent_id")
+            self._join(it, target, Role.CONFERENCE, now)
+        else:
+            part.role = Role.CONFERENCE
+        self._ievent(
+            "interaction.conference_joined",
+            it,
+            agent_id=agent.id,
+            joined_agent_id=target.id,
+            from_consult=part is not None,
+        )
+        self._refresh(target, "conference")
+        return self._finish()
+
+    def _join(self, it: Interaction, target: Agent, role: Role, now: int) -> None:
+        it.participants[target.id] = Participant(role, now)
+        target.interactions[it.id] = it.channel
+        target.load[it.channel] = target.load.get(it.channel, 0) + 1
+
+    def leave(self, interaction_id: str, agent_id: str) -> list[NewEvent]:
+        """A participant leaves. If the owner leaves, the earliest other participant takes over."""
+        self._begin()
+        it = self._interaction(interaction_id)
+        agent = self._agent(agent_id)
+        if it.state is not _ACTIVE or agent.id not in it.participants:
+            raise PermissionDenied(
+                f"Agent {agent.id!r} is not on interaction {it.id!r}.", field="agent_id"
+            )
+        if it.agent_id == agent.id:
+            others = [a for a in it.participants if a != agent.id]
+            if not others:
+                raise Conflict(
+                    "The only agent on the interaction completes it instead.", field="agent_id"
+                )
+            self._hand_over(it, agent, self._agents[others[0]])
+        else:
+            self._remove_participant(it, agent, "left")
+        return self._finish()
+
+    def _remove_participant(self, it: Interaction, agent: Agent, reason: str) -> None:
+        part = it.participants.pop(agent.id)
+        agent.interactions.pop(it.id, None)
+        agent.load[it.channel] -= 1
+        self._ievent(
+            "interaction.participant_left",
+            it,
+            agent_id=agent.id,
+            role=part.role.value,
+            reason=reason,
+            seconds=_sec(self._now - part.joined_at),
+        )
+        self._refresh(agent, "left_interaction")
+
+    # ==========================================================================================
+    # Callbacks
+    # ==========================================================================================
+
+    def request_callback(
+        self, interaction_id: str, *, phone: str | None = None, at: datetime | None = None
+    ) -> list[NewEvent]:
+        """A waiting customer asks to be called back; it keeps its place in line.
+
+        The interaction becomes a ``callback`` (an outbound call the agent places), is not
+        offered before ``at`` (if given), and keeps its original queued time and score.
+        """
+        now = self._begin()
+        it = self._interaction(interaction_id)
+        if it.state is not _QUEUED:
+            raise Conflict(
+                f"Only a waiting interaction can ask for a callback ({it.id!r} is "
+                f"{it.state.value}).",
+                field="interaction_id",
+            )
+        if it.channel is Channel.CALLBACK:
+            raise Conflict(f"Interaction {it.id!r} is a callback already.", field="interaction_id")
+        queue = self._queues[it.queue_id]
+        policy = queue.config.callback
+        if not policy.enabled or Channel.CALLBACK not in queue.channel_set:
+            raise Conflict(f"Queue {queue.id!r} does not offer callbacks.", field="queue_id")
+        if phone is not None and (not isinstance(phone, str) or not 0 < len(phone) <= 64):
+            raise InvalidInput("phone must be a string of 1 to 64 characters.", field="phone")
+        due = now
+        if at is not None:
+            if not isinstance(at, datetime) or at.tzinfo is None:
+                raise InvalidInput("at must be a timezone-aware datetime.", field="at")
+            due = max(now, to_us(at))
+            if due - now > seconds_to_us(policy.max_delay_seconds):
+                raise InvalidInput(
+                    f"A callback can be at most {policy.max_delay_seconds:g} seconds ahead.",
+                    field="at",
+                )
+        # Mutate.
+        position = self._position(it)
+        self._unlist(it)
+        it.original_channel = it.channel
+        it.channel = Channel.CALLBACK
+        it.callback_phone = phone
+        if "max_wait" in it.timers:
+            self._cancel(it.timers.pop("max_wait"))
+        for qid in [q for q in it.entries if q != queue.id]:
+            if Channel.CALLBACK not in self._queues[qid].channel_set:
+                del it.entries[qid]
+                if f"relax:{qid}" in it.timers:
+                    self._cancel(it.timers.pop(f"relax:{qid}"))
+        self._ievent(
+            "interaction.callback_requested",
+            it,
+            original_channel=it.original_channel.value,
+            phone=phone,
+            due_at=from_us(due).isoformat(),
+            wait_seconds=_sec(now - it.queued_at),
+            position=position,
+        )
+        self._schedule_callback(it, queue, due)
+        return self._finish()
+
+    def _schedule_callback(self, it: Interaction, queue: Queue, due: int) -> None:
+        if due > self._now:
+            it.state = _SCHEDULED
+            it.callback_due_at = due
+            queue.scheduled[it.id] = None
+            self._set_it_timer(it, "callback", due, "callback", it.id, "")
+        else:
+            it.state = _QUEUED
+            it.callback_due_at = None
+            self._list_all(it)
+            self._work.append((False, it.id))
+
+    def _on_callback_due(self, interaction_id: str) -> None:
+        it = self._interactions[interaction_id]
+        it.timers.pop("callback", None)
+        queue = self._queues[it.queue_id]
+        queue.scheduled.pop(it.id, None)
+        it.state = _QUEUED
+        it.callback_due_at = None
+        self._list_all(it)
+        self._ievent(
+            "callback.due",
+            it,
+            attempt=it.callback_attempts + 1,
+            position=self._position(it),
+            wait_seconds=_sec(self._now - it.queued_at),
+        )
+        self._work.append((False, it.id))
+
+    def callback_failed(
+        self, interaction_id: str, agent_id: str, reason: str = "no_answer"
+    ) -> list[NewEvent]:
+        """The agent's call to the customer did not connect; retry per the queue's policy."""
+        now = self._begin()
+        it, agent = self._owned_active(interaction_id, agent_id)
+        _check_reason(reason)
+        if it.channel is not Channel.CALLBACK:
+            raise Conflict(f"Interaction {it.id!r} is not a callback.", field="interaction_id")
+        if len(it.participants) > 1:
+            raise Conflict("End the consultation or conference first.", field="interaction_id")
+        queue = self._queues[it.queue_id]
+        policy = queue.config.callback
+        talk, _ = self._close_leg(it)
+        agent.interactions.pop(it.id, None)
+        agent.load[it.channel] -= 1
+        agent.talk_us += talk
+        self._detach_owner(it)
+        it.callback_attempts += 1
+        retry = it.callback_attempts < policy.max_attempts
+        due = now + seconds_to_us(policy.retry_delay_seconds)
+        self._ievent(
+            "callback.attempt_failed",
+            it,
+            agent_id=agent.id,
+            attempt=it.callback_attempts,
+            reason=reason,
+            retry_at=from_us(due).isoformat() if retry else None,
+        )
+        if retry:
+            entry = self._new_entry(it, queue)
+            it.entries = {queue.id: entry}
+            self._schedule_entry_timers(it, queue, entry, primary=True)
+            self._schedule_callback(it, queue, due)
+        else:
+            self._ievent("callback.exhausted", it, attempts=it.callback_attempts)
+            self._drop(it)
+        self._refresh(agent, "callback_failed")
+        return self._finish()
+
+    # ==========================================================================================
+    # Timers
+    # ==========================================================================================
+
+    def _schedule(self, due: int, kind: str, a: str, b: str) -> int:
+        tid = self._next_timer
+        self._next_timer += 1
+        self._timers[tid] = (due, kind, a, b)
+        heapq.heappush(self._heap, (due, tid))
+        if len(self._heap) > 2 * len(self._timers) + 4096:
+            self._heap = [(t[0], i) for i, t in self._timers.items()]
+            heapq.heapify(self._heap)
+        return tid
+
+    def _cancel(self, timer_id: int) -> None:
+        self._timers.pop(timer_id, None)
+
+    def _set_it_timer(
+        self, it: Interaction, name: str, due: int, kind: str, a: str, b: str
+    ) -> None:
+        old = it.timers.pop(name, None)
+        if old is not None:
+            self._cancel(old)
+        it.timers[name] = self._schedule(due, kind, a, b)
+
+    def next_deadline(self) -> datetime | None:
+        """When :meth:`tick` next has something to do (None: nothing scheduled)."""
+        heap = self._heap
+        timers = self._timers
+        while heap and heap[0][1] not in timers:
+            heapq.heappop(heap)
+        return from_us(heap[0][0]) if heap else None
+
+    def tick(self) -> list[NewEvent]:
+        """Fire every timer due at ``clock.now()``, in deadline order, routing after each."""
+        now = self._begin()
+        heap = self._heap
+        timers = self._timers
+        while heap and heap[0][0] <= now:
+            _, tid = heapq.heappop(heap)
+            timer = timers.pop(tid, None)
+            if timer is None:
+                continue
+            _, kind, a, b = timer
+            if kind == "offer":
+                self._on_offer_timeout(a, b)
+            elif kind == "wrapup":
+                agent = self._agents[a]
+                self._end_wrapup(agent, agent.wrapups[b], "timer")
+            elif kind == "relax":
+                self._on_relax(a, b)
+            elif kind == "max_wait":
+                self._on_max_wait(a, b)
+            elif kind == "unexclude":
+                self._on_unexclude(a, b)
+            elif kind == "callback":
+                self._on_callback_due(a)
+            self._dispatch()
+        return self._finish()
+
+    def _on_relax(self, interaction_id: str, queue_id: str) -> None:
+        it = self._interactions[interaction_id]
+        it.timers.pop(f"relax:{queue_id}", None)
+        entry = it.entries[queue_id]
+        queue = self._queues[queue_id]
+        steps = queue.config.relaxation
+        if entry.level >= len(steps):
+            return
+        step = steps[entry.level]
+        listed = entry.listed
+        if listed:
+            self._unlist_entry(it, entry)
+        entry.level += 1
+        if listed:
+            self._list_entry(it, entry)
+        added: Queue | None = None
+        if step.add_queue_id is not None:
+            candidate = self._queues.get(step.add_queue_id)
+            if (
+                candidate is not None
+                and candidate.id not in it.entries
+                and it.channel in candidate.channel_set
+            ):
+                added = candidate
+        self._ievent(
+            "interaction.relaxed",
+            it,
+            queue_id=queue_id,
+            level=entry.level,
+            max_penalty=queue.level_max_penalty[entry.level],
+            lowered_levels=queue.level_relax[entry.level],
+            added_queue_id=added.id if added is not None else None,
+            wait_seconds=_sec(self._now - it.queued_at),
+        )
+        if added is not None:
+            extra = self._new_entry(it, added)
+            it.entries[added.id] = extra
+            if it.state is _QUEUED:
+                self._list_entry(it, extra)
+            self._schedule_entry_timers(it, added, extra, primary=False)
+        self._schedule_entry_timers(it, queue, entry, primary=False)
+        if it.state is _QUEUED:
+            self._work.append((False, it.id))
+
+    def _on_max_wait(self, interaction_id: str, queue_id: str) -> None:
+        it = self._interactions[interaction_id]
+        it.timers.pop("max_wait", None)
+        queue = self._queues[queue_id]
+        if it.state is _QUEUED:
+            self._leave_queues(it)
+            self._send_away(it, queue, "max_wait", queue.config.on_max_wait)
+        elif it.state is _OFFERED:
+            it.max_wait_reached = True  # acted on if the offer is not accepted
+
+    def _on_unexclude(self, interaction_id: str, agent_id: str) -> None:
+        it = self._interactions[interaction_id]
+        it.timers.pop(f"unexclude:{agent_id}", None)
+        it.excluded.pop(agent_id, None)
+        if it.state is _QUEUED:
+            self._work.append((False, it.id))
+
+    # ==========================================================================================
+    # Queries: position, EWT, snapshots for UIs
+    # ==========================================================================================
+
+    def _position(self, it: Interaction, *, same_channel: bool = False) -> int | None:
+        """1-based place in its queue (0 while offered, None when connected)."""
+        if it.state is _OFFERED:
+            return 0
+        if it.state is _ACTIVE:
+            return None
+        entry = it.entries.get(it.queue_id)
+        if entry is None:
+            return None
+        queue = self._queues[it.queue_id]
+        ahead = 0
+        for ch, lists in queue.waiting.items():
+            if same_channel and ch is not it.channel:
+                continue
+            for keys in lists:
+                if keys:
+                    ahead += keys.rank(entry.key)
+        return ahead + 1
+
+    def _ewt(self, queue: Queue, channel: Channel, position: int) -> float | None:
+        """Estimated wait of the interaction at ``position`` (same channel) in ``queue``."""
+        tiers = queue.ready.get(channel)
+        ready = len(tiers) if tiers is not None else 0
+        if position <= ready:
+            return 0.0
+        staffed = queue.staffed_capacity.get(channel, 0)
+        if staffed <= 0:
+            return None
+        window = queue.handle_times.get(channel)
+        aht = sum(window) / len(window) if window else queue.config.default_handle_seconds
+        return (position - ready) * aht / staffed
+
+    def _interaction_ewt(self, it: Interaction) -> float | None:
+        if it.state is _OFFERED:
+            return 0.0
+        if it.state is _ACTIVE:
+            return None
+        position = self._position(it, same_channel=True)
+        if position is None:
+            return None
+        ewt = self._ewt(self._queues[it.queue_id], it.channel, position)
+        if it.state is _SCHEDULED and it.callback_due_at is not None:
+            until_due = _sec(it.callback_due_at - self._now)
+            return max(until_due, ewt or 0.0)
+        return ewt
+
+    def _query_now(self) -> None:
+        moment = self._clock.now()
+        self._now_dt = moment
+        self._now = to_us(moment)
+
+    def position(self, interaction_id: str) -> int | None:
+        """Place in line: 1 = next; 0 while being offered; None once connected."""
+        self._query_now()
+        return self._position(self._interaction(interaction_id))
+
+    def estimated_wait(self, interaction_id: str) -> float | None:
+        """Estimated seconds until offered (None: no staffed agent to estimate from)."""
+        self._query_now()
+        return self._interaction_ewt(self._interaction(interaction_id))
+
+    def interaction_snapshot(self, interaction_id: str) -> InteractionSnapshot:
+        self._query_now()
+        it = self._interaction(interaction_id)
+        return InteractionSnapshot(
+            interaction_id=it.id,
+            state=it.state.value,
+            channel=it.channel.value,
+            queue_id=it.queue_id,
+            queue_ids=tuple(it.entries),
+            priority=it.priority,
+            agent_id=it.agent_id,
+            offered_to=tuple(it.offers),
+            participants={a: p.role.value for a, p in it.participants.items()},
+            position=self._position(it),
+            ewt_seconds=self._interaction_ewt(it),
+            wait_seconds=_sec(self._now - it.queued_at),
+            created_at=from_us(it.created_at),
+            queued_at=from_us(it.queued_at),
+            on_hold=it.hold_started_at is not None,
+            callback_due_at=from_us(it.callback_due_at) if it.callback_due_at else None,
+            callback_attempts=it.callback_attempts,
+        )
+
+    def queue_snapshot(self, queue_id: str, *, limit: int | None = None) -> QueueSnapshot:
+        """Waiting count, longest wait, agents by state and the waiting list (by position)."""
+        self._query_now()
+        queue = self._queue(queue_id)
+        now = self._now
+        by_state: dict[str, int] = {s.value: 0 for s in AgentState}
+        for aid in queue.members:
+            by_state[self._agents[aid].state.value] += 1
+        rows: list[tuple[WaitKey, Interaction, QueueEntry]] = []
+        offered = 0
+        for it, entry in self._queue_entries(queue):
+            if it.state is _OFFERED:
+                offered += 1
+            elif it.state in (_QUEUED, _SCHEDULED):
+                rows.append((entry.key, it, entry))
+        rows.sort(key=lambda r: r[0])
+        longest = max((_sec(now - r[1].queued_at) for r in rows), default=0.0)
+        waiting: list[WaitingEntry] = []
+        for key, it, entry in rows[: limit if limit is not None else len(rows)]:
+            per_channel = sum(lst.rank(key) for lst in queue.waiting.get(it.channel, ()) if lst)
+            ewt = self._ewt(queue, it.channel, per_channel + 1)
+            if it.state is _SCHEDULED and it.callback_due_at is not None:
+                ewt = max(_sec(it.callback_due_at - now), ewt or 0.0)
+            waiting.append(
+                WaitingEntry(
+                    interaction_id=it.id,
+                    channel=it.channel.value,
+                    state=it.state.value,
+                    priority=entry.priority,
+                    position=sum(lst.rank(key) for lists in queue.waiting.values() for lst in lists)
+                    + 1,
+                    wait_seconds=_sec(now - it.queued_at),
+                    ewt_seconds=ewt,
+                    level=entry.level,
+                    score=self._score(queue, key) / US,
+                    primary=it.queue_id == queue.id,
+                )
+            )
+        return QueueSnapshot(
+            queue_id=queue.id,
+            name=queue.config.name,
+            strategy=queue.config.strategy.value,
+            waiting=queue.waiting_count,
+            scheduled_callbacks=len(queue.scheduled),
+            offered=offered,
+            longest_wait_seconds=longest,
+            staffed_agents=queue.staffed_agents,
+            agents_by_state=by_state,
+            service_level_seconds=queue.config.service_level_seconds,
+            entries=tuple(waiting),
+        )
+
+    def agent_snapshot(self, agent_id: str) -> AgentSnapshot:
+        """State, reason, since, current work and load per channel of one agent."""
+        self._query_now()
+        agent = self._agent(agent_id)
+        return AgentSnapshot(
+            agent_id=agent.id,
+            name=agent.config.name,
+            state=agent.state.value,
+            reason=agent.reason,
+            since=from_us(agent.since),
+            seconds_in_state=_sec(self._now - agent.since),
+            pending_break=agent.aux_reason
+            if agent.aux_reason is not None and agent.state is not AgentState.BREAK
+            else None,
+            offer=agent.offer,
+            interactions=tuple(agent.interactions),
+            wrapups=tuple(agent.wrapups),
+            load={c.value: n for c, n in agent.load.items() if n},
+            capacity={c.value: n for c, n in agent.config.capacity.items()},
+            routable_channels=tuple(c.value for c in self._routable_channels(agent)),
+            queues=tuple(row["queue_id"] for row in self._membership_payload(agent)),
+            consecutive_misses=agent.consecutive_misses,
+            handled=agent.handled,
+        )
+
+    def queue_ids(self) -> list[str]:
+        return list(self._queues)
+
+    def agent_ids(self) -> list[str]:
+        return list(self._agents)
+
+    def interaction_ids(self) -> list[str]:
+        return list(self._interactions)
+
+    def iter_agent_states(self) -> Iterator[tuple[str, str, str]]:
+        """(agent_id, state, reason) for every agent, e.g. for a wallboard."""
+        for agent in self._agents.values():
+            yield agent.id, agent.state.value, agent.reason
+
+    # ==========================================================================================
+    # Persistence
+    # ==========================================================================================
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """The complete state as JSON data; :meth:`from_snapshot` restores an identical engine."""
+        return persistence.dump_engine(self)
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any], clock: Clock) -> AcdEngine:
+        """Rebuild an engine from :meth:`to_snapshot` output; same future behaviour."""
+        return persistence.load_engine(cls, data, clock)
+
+    def _restore_indexes(self) -> None:
+        """Rebuild the derived structures (members, staffing, ready and waiting indexes)."""
+        for queue in self._queues.values():
+            queue.members = {}
+            queue.staffed_agents = 0
+            queue.staffed_capacity = {}
+            queue.ready = {}
+            queue.waiting = {}
+            queue.waiting_count = 0
+            queue.scheduled = {}
+        for agent in self._agents.values():
+            agent.queues = {}
+            agent.index_keys = {}
+            for queue in self._queues.values():
+                member = self._membership_for(queue, agent)
+                if member is not None:
+                    agent.queues[queue.id] = member
+                    queue.members[agent.id] = member
+            if agent.staffed:
+                for qid in agent.queues:
+                    queue = self._queues[qid]
+                    queue.staffed_agents += 1
+                    for ch, n in agent.config.capacity.items():
+                        queue.staffed_capacity[ch] = queue.staffed_capacity.get(ch, 0) + n
+        for it in self._interactions.values():
+            for entry in it.entries.values():
+                queue = self._queues[entry.queue_id]
+                entry.key = self._wait_key(queue, entry.priority, it)
+                if entry.listed:
+                    entry.listed = False
+                    self._list_entry(it, entry)
+            if it.state is _SCHEDULED:
+                self._queues[it.queue_id].scheduled[it.id] = None
+        for agent in self._agents.values():
+            self._reindex(agent)
+        self._work.clear()
+        self._heap = [(t[0], tid) for tid, t in self._timers.items()]
+        heapq.heapify(self._heap)
+
+
+def _check_reason(reason: object, field: str = "reason") -> None:
+    if not isinstance(reason, str) or not reason or len(reason) > 100:
+        raise InvalidInput(
+            f"{field} must be a non-empty string of at most 100 characters.", field=field
+        )
+
+
+def _check_priority(priority: object) -> None:
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise InvalidInput("priority must be an integer.", field="priority")
+    if not 0 <= priority <= MAX_PRIORITY:
+        raise InvalidInput(
+            f"priority must be an integer from 0 to {MAX_PRIORITY}.", field="priority"
+        )
