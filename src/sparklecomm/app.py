@@ -16,6 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from sparklecomm import __version__
+from sparklecomm.acd.api import routing_state
+from sparklecomm.acd.service import AcdService
 from sparklecomm.api import problems
 from sparklecomm.auth.passwords import Passwords
 from sparklecomm.auth.service import AuthService, Principal, user_payload
@@ -69,6 +71,9 @@ def build_services(
         "role": p.role,
     }
     services.state_providers["users"] = lambda p: _users_state(auth, p)
+    acd = AcdService(db, clock)
+    services.extra["acd"] = acd
+    services.state_providers["routing"] = lambda p: routing_state(acd, p)
     return services
 
 
@@ -90,9 +95,12 @@ def build_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await services.bus.start()
+        acd: AcdService = services.extra["acd"]
+        await acd.start()
         try:
             yield
         finally:
+            await acd.stop()
             await services.bus.stop()
 
     app = FastAPI(
@@ -116,6 +124,7 @@ def build_app(services: Services) -> FastAPI:
             s.connection().exec_driver_sql("SELECT 1")
         return Health(status="ok", version=__version__, database=services.db.engine.dialect.name)
 
+    from sparklecomm.acd.api import router as acd_router
     from sparklecomm.audit.api import router as audit_router
     from sparklecomm.auth.api import router as auth_router
     from sparklecomm.events.api import router as events_router
@@ -124,6 +133,7 @@ def build_app(services: Services) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(audit_router)
     app.include_router(events_router)
+    app.include_router(acd_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,0 +1,621 @@
+"""HTTP routes of the routing engine: queues, agents, states and interactions.
+
+Views stay thin: parse, check who may act, call :class:`AcdService.execute` or read a
+snapshot. Agents act for themselves; supervisors and admins may act for any agent of their
+organisation (and such changes are audited); admins configure queues and agents.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from sparklecomm.acd.model import Channel, Strategy
+from sparklecomm.acd.persistence import agent_config_to_dict, queue_config_to_dict
+from sparklecomm.acd.service import AcdService, AuditNote
+from sparklecomm.api.deps import Admin, CurrentPrincipal, ServicesDep, Supervisor
+from sparklecomm.auth.service import Principal
+from sparklecomm.container import Services
+from sparklecomm.core.errors import InvalidInput, NotFound, PermissionDenied
+from sparklecomm.core.ids import new_id
+
+router = APIRouter(prefix="/api/v1", tags=["routing"])
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+QueueId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_RE.pattern)]
+AnyId = Annotated[str, Path(min_length=1, max_length=64)]
+Reason = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+
+
+def acd(svc: Services) -> AcdService:
+    service: AcdService = svc.extra["acd"]
+    return service
+
+
+# ---- schemas -------------------------------------------------------------------------
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MemberIn(Strict):
+    agent_id: str = Field(min_length=1, max_length=64)
+    penalty: int = Field(default=0, ge=0, le=100)
+    weight: int = Field(default=1, ge=1, le=100)
+
+
+class RelaxationIn(Strict):
+    after_seconds: float = Field(ge=0, le=86400)
+    max_penalty: int | None = Field(default=None, ge=0, le=100)
+    lower_levels: int = Field(default=0, ge=0, le=4)
+    add_queue_id: str | None = Field(default=None, max_length=64)
+
+
+class DiversionIn(Strict):
+    queue_id: str | None = Field(default=None, max_length=64)
+    divert_to: str | None = Field(default=None, max_length=100)
+
+
+class CallbackPolicyIn(Strict):
+    enabled: bool = True
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_delay_seconds: float = Field(default=300, ge=0, le=86400)
+    max_delay_seconds: float = Field(default=7 * 86400, ge=0, le=90 * 86400)
+
+
+class PriorityRuleIn(Strict):
+    attribute: str = Field(min_length=1, max_length=50)
+    value: str | int | float | bool
+    boost: int = Field(ge=-10, le=10)
+
+
+class QueueIn(Strict):
+    """A queue's configuration. Omitted fields take the defaults of docs/routing.md."""
+
+    name: str = Field(min_length=1, max_length=100)
+    strategy: Strategy = Strategy.LONGEST_IDLE
+    channels: list[Channel] | None = None
+    members: list[MemberIn] = []
+    member_expression: str | None = Field(default=None, max_length=500)
+    member_expression_penalty: int = Field(default=0, ge=0, le=100)
+    best_skill: str | None = Field(default=None, max_length=50)
+    service_level_seconds: float = Field(default=20, gt=0, le=3600)
+    offer_timeout_seconds: float = Field(default=20, gt=0, le=600)
+    wrapup_seconds: float = Field(default=0, ge=0, le=3600)
+    weight: float = Field(default=0, ge=-1000, le=1000)
+    ageing_rate: float = Field(default=1, ge=0, le=100)
+    initial_max_penalty: int | None = Field(default=None, ge=0, le=100)
+    relaxation: list[RelaxationIn] = []
+    max_wait_seconds: float | None = Field(default=None, gt=0, le=86400)
+    on_max_wait: DiversionIn | None = None
+    max_length: int | None = Field(default=None, ge=1, le=100000)
+    on_full: DiversionIn | None = None
+    ewt_threshold_seconds: float | None = Field(default=None, gt=0, le=86400)
+    on_ewt: DiversionIn | None = None
+    join_when_empty: bool = True
+    leave_when_empty: bool = False
+    callback: CallbackPolicyIn | None = None
+    priority_rules: list[PriorityRuleIn] = []
+
+
+class QueueCreate(QueueIn):
+    id: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=ID_RE.pattern,
+        description="Readable id such as 'support'; generated when omitted",
+    )
+
+
+class AgentIn(Strict):
+    skills: dict[str, int] = Field(default_factory=dict, description="skill -> proficiency 1-5")
+    attributes: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    capacity: dict[Channel, int] | None = Field(
+        default=None, description="per channel, e.g. {'voice': 1, 'chat': 3}"
+    )
+    voice_blocks_other_channels: bool = True
+
+
+class StateIn(Strict):
+    state: Literal["available", "break"]
+    reason: Reason | None = None
+
+
+class LogoutIn(Strict):
+    reason: Reason = "logout"
+
+
+class InteractionCreate(Strict):
+    queue_id: str = Field(min_length=1, max_length=64)
+    channel: Channel = Channel.VOICE
+    id: str | None = Field(default=None, max_length=64, pattern=ID_RE.pattern)
+    priority: int = Field(default=0, ge=-10, le=10)
+    required_skills: str = Field(default="", max_length=500)
+    customer_id: str | None = Field(default=None, max_length=100)
+    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+class ActAs(Strict):
+    agent_id: str | None = Field(
+        default=None, max_length=64, description="Default: the signed-in user"
+    )
+
+
+class RejectIn(ActAs):
+    reason: Reason = "rejected"
+
+
+class CompleteIn(ActAs):
+    disposition: str | None = Field(default=None, max_length=100)
+
+
+class TransferIn(ActAs):
+    to_agent_id: str | None = Field(default=None, max_length=64)
+    to_queue_id: str | None = Field(default=None, max_length=64)
+    priority: int | None = Field(default=None, ge=-10, le=10)
+
+
+class TargetIn(ActAs):
+    target_agent_id: str = Field(min_length=1, max_length=64)
+
+
+class AbandonIn(Strict):
+    reason: Reason = "hangup"
+
+
+class CallbackIn(Strict):
+    phone: str | None = Field(default=None, max_length=40)
+    at: str | None = Field(default=None, max_length=40, description="ISO 8601 with offset")
+
+
+class CallbackFailedIn(ActAs):
+    reason: Reason = "no_answer"
+
+
+class EventsOut(BaseModel):
+    events: list[dict[str, Any]]
+
+
+# ---- helpers -------------------------------------------------------------------------
+
+
+def _service(svc: Services) -> AcdService:
+    return acd(svc)
+
+
+def _events(events: list[Any]) -> EventsOut:
+    return EventsOut(events=[e.to_json() for e in events])
+
+
+def _jsonable(obj: Any) -> Any:
+    data = asdict(obj)
+    for key, value in data.items():
+        if hasattr(value, "isoformat"):
+            data[key] = value.isoformat()
+    return data
+
+
+def _acting_agent(principal: Principal, agent_id: str | None) -> str:
+    """Agents act for themselves; supervisors and admins for anyone."""
+    target = agent_id or principal.user_id
+    if target != principal.user_id and not principal.has_role("supervisor"):
+        raise PermissionDenied("agents can act only for themselves")
+    return target
+
+
+def _queue_dict(body: QueueIn, queue_id: str) -> dict[str, Any]:
+    data = body.model_dump(exclude_none=True, mode="json")
+    data["id"] = queue_id
+    return data
+
+
+def _on_behalf(
+    principal: Principal, agent_id: str, action: str, details: dict[str, Any] | None = None
+) -> AuditNote | None:
+    """Supervisors acting for another agent leave an audit row (None for oneself)."""
+    if agent_id == principal.user_id:
+        return None
+    return AuditNote(principal.actor, action, "agent", agent_id, details or {})
+
+
+def _note(
+    principal: Principal,
+    action: str,
+    target_type: str,
+    target_id: str,
+    details: dict[str, Any] | None = None,
+) -> AuditNote:
+    return AuditNote(principal.actor, action, target_type, target_id, details or {})
+
+
+def routing_state(service: AcdService, principal: Principal) -> dict[str, Any]:
+    """The routing part of the real-time initial state: queues, and agents as allowed."""
+
+    def build(e: Any) -> dict[str, Any]:
+        queues = {q: _jsonable(e.queue_snapshot(q, limit=0)) for q in e.queue_ids()}
+        if principal.has_role("supervisor"):
+            agents = {a: _jsonable(e.agent_snapshot(a)) for a in e.agent_ids()}
+        elif principal.user_id in e.agent_ids():
+            agents = {principal.user_id: _jsonable(e.agent_snapshot(principal.user_id))}
+        else:
+            agents = {}
+        return {"queues": queues, "agents": agents}
+
+    return service.read(principal.tenant_id, build)  # type: ignore[no-any-return]
+
+
+# ---- queues --------------------------------------------------------------------------
+
+
+@router.get("/queues")
+def list_queues(principal: CurrentPrincipal, svc: ServicesDep) -> list[dict[str, Any]]:
+    """Every queue with its live figures (waiting, longest wait, agents by state)."""
+    return _service(svc).read(  # type: ignore[no-any-return]
+        principal.tenant_id,
+        lambda e: [_jsonable(e.queue_snapshot(q, limit=0)) for q in e.queue_ids()],
+    )
+
+
+@router.post("/queues", status_code=201)
+def create_queue(body: QueueCreate, principal: Admin, svc: ServicesDep) -> dict[str, Any]:
+    queue_id = body.id or new_id()[:12]
+    config = _queue_dict(body, queue_id)
+    note = _note(principal, "queue.created", "queue", queue_id, {"name": body.name})
+    _service(svc).execute(principal.tenant_id, "add_queue", audit=note, config=config)
+    return get_queue_config(queue_id, principal, svc)
+
+
+@router.get("/queues/{queue_id}")
+def get_queue(queue_id: AnyId, principal: CurrentPrincipal, svc: ServicesDep) -> dict[str, Any]:
+    """Live view of one queue with its waiting list (position, wait, EWT)."""
+    return _service(svc).read(  # type: ignore[no-any-return]
+        principal.tenant_id, lambda e: _jsonable(e.queue_snapshot(queue_id))
+    )
+
+
+@router.get("/queues/{queue_id}/config")
+def get_queue_config(
+    queue_id: AnyId, principal: CurrentPrincipal, svc: ServicesDep
+) -> dict[str, Any]:
+    return _service(svc).read(  # type: ignore[no-any-return]
+        principal.tenant_id, lambda e: queue_config_to_dict(e.queue_config(queue_id))
+    )
+
+
+@router.put("/queues/{queue_id}")
+def update_queue(
+    queue_id: QueueId, body: QueueIn, principal: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    """Replace a queue's configuration (waiting interactions keep their place)."""
+    note = _note(principal, "queue.updated", "queue", queue_id, body.model_dump(mode="json"))
+    _service(svc).execute(
+        principal.tenant_id, "update_queue", audit=note, config=_queue_dict(body, queue_id)
+    )
+    return get_queue_config(queue_id, principal, svc)
+
+
+@router.delete("/queues/{queue_id}", status_code=204)
+def delete_queue(queue_id: AnyId, principal: Admin, svc: ServicesDep) -> None:
+    note = _note(principal, "queue.removed", "queue", queue_id)
+    _service(svc).execute(principal.tenant_id, "remove_queue", audit=note, queue_id=queue_id)
+
+
+def _change_members(
+    svc: Services,
+    principal: Principal,
+    queue_id: str,
+    agent_id: str,
+    member: dict[str, Any] | None,
+) -> None:
+    service = _service(svc)
+    config = service.read(
+        principal.tenant_id, lambda e: queue_config_to_dict(e.queue_config(queue_id))
+    )
+    before = config.get("members", [])
+    members = [m for m in before if m["agent_id"] != agent_id]
+    if member is None and len(members) == len(before):
+        raise NotFound(
+            f"agent {agent_id!r} is not a member of queue {queue_id!r}", field="agent_id"
+        )
+    if member is not None:
+        members.append(member)
+    config["members"] = members
+    action = "queue.member_set" if member is not None else "queue.member_removed"
+    note = _note(principal, action, "queue", queue_id, member or {"agent_id": agent_id})
+    service.execute(principal.tenant_id, "update_queue", audit=note, config=config)
+
+
+@router.put("/queues/{queue_id}/members/{agent_id}")
+def set_member(
+    queue_id: AnyId, agent_id: AnyId, body: MemberIn, principal: Supervisor, svc: ServicesDep
+) -> dict[str, Any]:
+    """Add an agent to a queue or change its penalty (supervisors move agents)."""
+    if body.agent_id != agent_id:
+        raise InvalidInput("agent_id in the body must match the path", field="agent_id")
+    _change_members(svc, principal, queue_id, agent_id, body.model_dump())
+    return get_queue_config(queue_id, principal, svc)
+
+
+@router.delete("/queues/{queue_id}/members/{agent_id}", status_code=204)
+def remove_member(
+    queue_id: AnyId, agent_id: AnyId, principal: Supervisor, svc: ServicesDep
+) -> None:
+    _change_members(svc, principal, queue_id, agent_id, None)
+
+
+# ---- agents --------------------------------------------------------------------------
+
+
+@router.get("/agents")
+def list_agents(principal: Supervisor, svc: ServicesDep) -> list[dict[str, Any]]:
+    """Every agent with state, time in state, current interactions and load."""
+    return _service(svc).read(  # type: ignore[no-any-return]
+        principal.tenant_id, lambda e: [_jsonable(e.agent_snapshot(a)) for a in e.agent_ids()]
+    )
+
+
+@router.get("/agents/{agent_id}")
+def get_agent(agent_id: AnyId, principal: CurrentPrincipal, svc: ServicesDep) -> dict[str, Any]:
+    _acting_agent(principal, agent_id)
+    return _service(svc).read(  # type: ignore[no-any-return]
+        principal.tenant_id, lambda e: _jsonable(e.agent_snapshot(agent_id))
+    )
+
+
+@router.put("/agents/{agent_id}")
+def configure_agent(
+    agent_id: AnyId, body: AgentIn, principal: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    """Make a user routable, or change its skills, attributes and capacity."""
+    user = svc.auth.get_user(principal, agent_id)
+    service = _service(svc)
+    config: dict[str, Any] = {
+        "id": user.id,
+        "name": user.display_name,
+        **body.model_dump(exclude_none=True, mode="json"),
+    }
+    exists = service.read(principal.tenant_id, lambda e: agent_id in e.agent_ids())
+    note = _note(principal, "agent.configured", "agent", agent_id, body.model_dump(mode="json"))
+    service.execute(
+        principal.tenant_id,
+        "update_agent" if exists else "add_agent",
+        audit=note,
+        config=config,
+    )
+    return service.read(  # type: ignore[no-any-return]
+        principal.tenant_id, lambda e: agent_config_to_dict(e.agent_config(agent_id))
+    )
+
+
+def _ensure_agent(svc: Services, principal: Principal, agent_id: str) -> None:
+    """A user who logs in to routing for the first time becomes an agent with defaults."""
+    service = _service(svc)
+    if service.read(principal.tenant_id, lambda e: agent_id in e.agent_ids()):
+        return
+    user = svc.auth.get_user(principal, agent_id)
+    service.execute(
+        principal.tenant_id, "add_agent", config={"id": user.id, "name": user.display_name}
+    )
+
+
+@router.post("/agents/{agent_id}/login")
+def agent_login(agent_id: AnyId, principal: CurrentPrincipal, svc: ServicesDep) -> EventsOut:
+    """Log the agent in to routing (it then goes available or takes a break)."""
+    target = _acting_agent(principal, agent_id)
+    _ensure_agent(svc, principal, target)
+    note = _on_behalf(principal, target, "agent.logged_in_by_supervisor")
+    return _events(_service(svc).execute(principal.tenant_id, "login", audit=note, agent_id=target))
+
+
+@router.post("/agents/{agent_id}/logout")
+def agent_logout(
+    agent_id: AnyId, body: LogoutIn, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    target = _acting_agent(principal, agent_id)
+    note = _on_behalf(principal, target, "agent.logged_out_by_supervisor", {"reason": body.reason})
+    return _events(
+        _service(svc).execute(
+            principal.tenant_id, "logout", audit=note, agent_id=target, reason=body.reason
+        )
+    )
+
+
+@router.post("/agents/{agent_id}/state")
+def agent_state(
+    agent_id: AnyId, body: StateIn, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    """Go available (ready) or take a break with a reason code (lunch, training, ...)."""
+    target = _acting_agent(principal, agent_id)
+    note = _on_behalf(
+        principal,
+        target,
+        "agent.state_set_by_supervisor",
+        {"state": body.state, "reason": body.reason},
+    )
+    if body.state == "available":
+        command, reason = "set_available", body.reason or "ready"
+    else:
+        if body.reason is None:
+            raise InvalidInput("a break needs a reason code, e.g. lunch", field="reason")
+        command, reason = "set_break", body.reason
+    return _events(
+        _service(svc).execute(
+            principal.tenant_id, command, audit=note, agent_id=target, reason=reason
+        )
+    )
+
+
+# ---- interactions --------------------------------------------------------------------
+
+
+@router.post("/interactions", status_code=201)
+def create_interaction(
+    body: InteractionCreate, principal: Supervisor, svc: ServicesDep
+) -> dict[str, Any]:
+    """Route a new contact (a chat, an e-mail, a CRM task, ...) through a queue."""
+    interaction_id = body.id or new_id()
+    service = _service(svc)
+    events = service.execute(
+        principal.tenant_id,
+        "create_interaction",
+        interaction_id=interaction_id,
+        queue_id=body.queue_id,
+        channel=body.channel.value,
+        priority=body.priority,
+        required_skills=body.required_skills,
+        customer_id=body.customer_id,
+        attributes=body.attributes,
+    )
+    view = service.read(
+        principal.tenant_id, lambda e: _jsonable(e.interaction_snapshot(interaction_id))
+    )
+    return {"interaction": view, "events": [e.to_json() for e in events]}
+
+
+@router.get("/interactions/{interaction_id}")
+def get_interaction(
+    interaction_id: AnyId, principal: CurrentPrincipal, svc: ServicesDep
+) -> dict[str, Any]:
+    """State, position in queue and estimated wait of one interaction."""
+    return _service(svc).read(  # type: ignore[no-any-return]
+        principal.tenant_id, lambda e: _jsonable(e.interaction_snapshot(interaction_id))
+    )
+
+
+def _act(
+    svc: Services,
+    principal: Principal,
+    command: str,
+    interaction_id: str,
+    body: ActAs,
+    **extra: Any,
+) -> EventsOut:
+    agent_id = _acting_agent(principal, body.agent_id)
+    events = _service(svc).execute(
+        principal.tenant_id, command, interaction_id=interaction_id, agent_id=agent_id, **extra
+    )
+    return _events(events)
+
+
+@router.post("/interactions/{interaction_id}/accept")
+def accept(
+    interaction_id: AnyId, body: ActAs, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    return _act(svc, principal, "accept", interaction_id, body)
+
+
+@router.post("/interactions/{interaction_id}/reject")
+def reject(
+    interaction_id: AnyId, body: RejectIn, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    return _act(svc, principal, "reject", interaction_id, body, reason=body.reason)
+
+
+@router.post("/interactions/{interaction_id}/hold")
+def hold(
+    interaction_id: AnyId, body: ActAs, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    return _act(svc, principal, "hold", interaction_id, body)
+
+
+@router.post("/interactions/{interaction_id}/resume")
+def resume(
+    interaction_id: AnyId, body: ActAs, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    return _act(svc, principal, "resume", interaction_id, body)
+
+
+@router.post("/interactions/{interaction_id}/complete")
+def complete(
+    interaction_id: AnyId, body: CompleteIn, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    """End the interaction; the agent goes to wrap-up (after-call work)."""
+    return _act(svc, principal, "complete", interaction_id, body, disposition=body.disposition)
+
+
+@router.post("/interactions/{interaction_id}/wrapup-end")
+def end_wrapup(
+    interaction_id: AnyId, body: ActAs, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    return _act(svc, principal, "end_wrapup", interaction_id, body)
+
+
+@router.post("/interactions/{interaction_id}/transfer")
+def transfer(
+    interaction_id: AnyId, body: TransferIn, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    """Blind transfer to an agent or a queue."""
+    return _act(
+        svc,
+        principal,
+        "transfer",
+        interaction_id,
+        body,
+        to_agent_id=body.to_agent_id,
+        to_queue_id=body.to_queue_id,
+        priority=body.priority,
+    )
+
+
+@router.post("/interactions/{interaction_id}/consult")
+def consult(
+    interaction_id: AnyId, body: TargetIn, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    return _act(
+        svc, principal, "consult", interaction_id, body, target_agent_id=body.target_agent_id
+    )
+
+
+@router.post("/interactions/{interaction_id}/conference")
+def conference(
+    interaction_id: AnyId, body: TargetIn, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    return _act(
+        svc, principal, "conference", interaction_id, body, target_agent_id=body.target_agent_id
+    )
+
+
+@router.post("/interactions/{interaction_id}/leave")
+def leave(
+    interaction_id: AnyId, body: ActAs, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    return _act(svc, principal, "leave", interaction_id, body)
+
+
+@router.post("/interactions/{interaction_id}/callback-failed")
+def callback_failed(
+    interaction_id: AnyId, body: CallbackFailedIn, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    return _act(svc, principal, "callback_failed", interaction_id, body, reason=body.reason)
+
+
+@router.post("/interactions/{interaction_id}/abandon")
+def abandon(
+    interaction_id: AnyId, body: AbandonIn, principal: Supervisor, svc: ServicesDep
+) -> EventsOut:
+    """The customer hung up or left (channels and integrations report it)."""
+    return _events(
+        _service(svc).execute(
+            principal.tenant_id, "abandon", interaction_id=interaction_id, reason=body.reason
+        )
+    )
+
+
+@router.post("/interactions/{interaction_id}/callback")
+def request_callback(
+    interaction_id: AnyId, body: CallbackIn, principal: Supervisor, svc: ServicesDep
+) -> EventsOut:
+    """The waiting customer asks to be called back; the place in line is kept."""
+    return _events(
+        _service(svc).execute(
+            principal.tenant_id,
+            "request_callback",
+            interaction_id=interaction_id,
+            phone=body.phone,
+            at=body.at,
+        )
+    )

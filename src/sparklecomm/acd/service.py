@@ -1,0 +1,336 @@
+"""The routing service: one engine per tenant, journaled, timed, and published.
+
+The pure :class:`~sparklecomm.acd.engine.AcdEngine` decides; this shell
+
+* serialises commands per tenant (a lock: the engine is single-threaded by design),
+* gives each command the current time through the engine's own clock,
+* writes the command to the journal and its events to the stream in one transaction,
+  publishing the events after commit (``Database.write``),
+* snapshots the engine every ``snapshot_every`` commands,
+* runs the engine's timers (offer timeouts, wrap-up, relaxation, callbacks) in a
+  background task on the event loop, and
+* rebuilds each tenant's engine on start from its snapshot and journal.
+
+If writing a command fails after the engine accepted it, the tenant's engine is rebuilt from
+the database, so memory never runs ahead of what was stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from starlette.concurrency import run_in_threadpool
+
+from sparklecomm.acd.engine import AcdEngine
+from sparklecomm.acd.persistence import agent_config_from_dict, queue_config_from_dict
+from sparklecomm.acd.store import (
+    journal_command_txn,
+    load_journal,
+    load_snapshot,
+    save_snapshot_txn,
+    tenants_with_routing,
+)
+from sparklecomm.audit.store import Actor, write_audit_txn
+from sparklecomm.core.clock import Clock
+from sparklecomm.core.errors import InvalidInput
+from sparklecomm.core.events import Event, NewEvent
+from sparklecomm.store.db import Database
+
+log = structlog.get_logger(__name__)
+
+
+class EngineClock:
+    """The engine's clock: set by the service to each command's time (never backwards)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._now.timestamp()
+
+    def set(self, when: datetime) -> None:
+        if when > self._now:
+            self._now = when
+
+
+def _parse_time(value: Any, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 date and time", field=name) from None
+    if parsed.tzinfo is None:
+        raise InvalidInput(f"{name} must include a timezone offset", field=name)
+    return parsed
+
+
+def _apply(engine: AcdEngine, name: str, args: dict[str, Any]) -> list[NewEvent]:
+    """Run one journaled command on ``engine``."""
+    if name in ("add_queue", "update_queue"):
+        return getattr(engine, name)(queue_config_from_dict(args["config"]))  # type: ignore[no-any-return]
+    if name in ("add_agent", "update_agent"):
+        return getattr(engine, name)(agent_config_from_dict(args["config"]))  # type: ignore[no-any-return]
+    if name == "request_callback":
+        return engine.request_callback(
+            args["interaction_id"], phone=args.get("phone"), at=_parse_time(args.get("at"), "at")
+        )
+    if name == "tick":
+        return engine.tick()
+    if name not in COMMANDS:
+        raise InvalidInput(f"unknown routing command {name!r}", field="command")
+    method: Callable[..., list[NewEvent]] = getattr(engine, name)
+    return method(**args)
+
+
+COMMANDS = frozenset(
+    {
+        "add_queue",
+        "update_queue",
+        "remove_queue",
+        "add_agent",
+        "update_agent",
+        "remove_agent",
+        "login",
+        "logout",
+        "set_break",
+        "set_available",
+        "create_interaction",
+        "accept",
+        "reject",
+        "hold",
+        "resume",
+        "complete",
+        "end_wrapup",
+        "abandon",
+        "transfer",
+        "consult",
+        "conference",
+        "leave",
+        "request_callback",
+        "callback_failed",
+        "tick",
+    }
+)
+
+
+@dataclass(frozen=True)
+class AuditNote:
+    """An audit row to write with a command."""
+
+    actor: Actor
+    action: str
+    target_type: str
+    target_id: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TenantRouting:
+    """One tenant's engine and its bookkeeping."""
+
+    tenant_id: str
+    engine: AcdEngine
+    clock: EngineClock
+    seq: int = 0
+    since_snapshot: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class AcdService:
+    """Routing for all tenants of this process. See the module docstring."""
+
+    def __init__(self, db: Database, clock: Clock, *, snapshot_every: int = 500) -> None:
+        self.db = db
+        self.clock = clock
+        self.snapshot_every = snapshot_every
+        self._tenants: dict[str, TenantRouting] = {}
+        self._tenants_lock = threading.Lock()
+        self._timer_task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def load_all(self) -> int:
+        """Rebuild every tenant's engine from the database; returns how many."""
+        with self.db.read() as s:
+            tenant_ids = tenants_with_routing(s)
+        for tenant_id in tenant_ids:
+            self.routing(tenant_id)
+        return len(tenant_ids)
+
+    async def start(self) -> None:
+        await run_in_threadpool(self.load_all)
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._timer_task = asyncio.create_task(self._timers(), name="acd-timers")
+
+    async def stop(self) -> None:
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer_task
+        await run_in_threadpool(self.snapshot_all)
+
+    def snapshot_all(self) -> None:
+        for rt in list(self._tenants.values()):
+            with rt.lock:
+                if rt.since_snapshot:
+                    with self.db.write() as tx:
+                        save_snapshot_txn(
+                            tx.session,
+                            rt.tenant_id,
+                            rt.seq,
+                            rt.clock.now(),
+                            rt.engine.to_snapshot(),
+                        )
+                    rt.since_snapshot = 0
+
+    def _build(self, tenant_id: str) -> TenantRouting:
+        with self.db.read() as s:
+            snap = load_snapshot(s, tenant_id)
+            journal = load_journal(s, tenant_id, snap.seq if snap else 0)
+        if snap is not None:
+            clock = EngineClock(snap.time)
+            engine = AcdEngine.from_snapshot(snap.data, clock)
+            seq = snap.seq
+        else:
+            clock = EngineClock(journal[0].time if journal else self.clock.now())
+            engine = AcdEngine(clock)
+            seq = 0
+        for command in journal:
+            clock.set(command.time)
+            _apply(engine, command.name, command.args)
+            seq = command.seq
+        if journal:
+            log.info("acd_replayed", tenant_id=tenant_id, commands=len(journal))
+        return TenantRouting(tenant_id, engine, clock, seq=seq, since_snapshot=len(journal))
+
+    def routing(self, tenant_id: str) -> TenantRouting:
+        """The tenant's engine, built on first use."""
+        with self._tenants_lock:
+            rt = self._tenants.get(tenant_id)
+            if rt is None:
+                rt = self._tenants[tenant_id] = self._build(tenant_id)
+            return rt
+
+    # ---- commands ------------------------------------------------------------------------
+
+    def execute(
+        self, tenant_id: str, name: str, *, audit: AuditNote | None = None, **args: Any
+    ) -> list[Event]:
+        """Apply one command and store it with its events; returns the committed events.
+
+        ``audit`` writes an audit row in the same transaction (administrative changes and
+        supervisors acting for agents). Raises the engine's domain errors unchanged (the
+        engine validates before it changes anything, so a refused command leaves no trace).
+        """
+        rt = self.routing(tenant_id)
+        with rt.lock:
+            now = self.clock.now()
+            rt.clock.set(now)
+            new_events = _apply(rt.engine, name, args)
+            try:
+                events = self._store(rt, name, args, new_events, audit)
+            except BaseException:
+                log.exception("acd_store_failed", tenant_id=tenant_id, command=name)
+                with self._tenants_lock:
+                    self._tenants[tenant_id] = self._build(tenant_id)
+                raise
+        self._poke()
+        return events
+
+    def _store(
+        self,
+        rt: TenantRouting,
+        name: str,
+        args: dict[str, Any],
+        new: list[NewEvent],
+        audit: AuditNote | None = None,
+    ) -> list[Event]:
+        seq = rt.seq + 1
+        snapshot = rt.since_snapshot + 1 >= self.snapshot_every
+        with self.db.write() as tx:
+            journal_command_txn(tx.session, rt.tenant_id, seq, rt.clock.now(), name, args)
+            events = tx.emit(rt.tenant_id, new)
+            if audit is not None:
+                write_audit_txn(
+                    tx.session,
+                    self.clock,
+                    tenant_id=rt.tenant_id,
+                    actor=audit.actor,
+                    action=audit.action,
+                    target_type=audit.target_type,
+                    target_id=audit.target_id,
+                    details=audit.details,
+                )
+            if snapshot:
+                save_snapshot_txn(
+                    tx.session, rt.tenant_id, seq, rt.clock.now(), rt.engine.to_snapshot()
+                )
+        rt.seq = seq
+        rt.since_snapshot = 0 if snapshot else rt.since_snapshot + 1
+        return events
+
+    def read(self, tenant_id: str, fn: Callable[[AcdEngine], Any]) -> Any:
+        """Run a read-only function of the engine under the tenant's lock (at "now")."""
+        rt = self.routing(tenant_id)
+        with rt.lock:
+            rt.clock.set(self.clock.now())
+            return fn(rt.engine)
+
+    # ---- timers --------------------------------------------------------------------------
+
+    def tick_due(self, tenant_id: str) -> list[Event]:
+        """Run the tenant's timers that are due now (no-op when none is)."""
+        rt = self.routing(tenant_id)
+        with rt.lock:
+            deadline = rt.engine.next_deadline()
+            if deadline is None or deadline > self.clock.now():
+                return []
+            return self.execute(tenant_id, "tick")
+
+    def next_deadline(self) -> datetime | None:
+        deadlines = []
+        for rt in list(self._tenants.values()):
+            with rt.lock:
+                d = rt.engine.next_deadline()
+            if d is not None:
+                deadlines.append(d)
+        return min(deadlines) if deadlines else None
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    async def _timers(self) -> None:
+        assert self._wake is not None
+        while True:
+            deadline = await run_in_threadpool(self.next_deadline)
+            delay = 1.0
+            if deadline is not None:
+                delay = min(delay, max(0.0, (deadline - self.clock.now()).total_seconds()))
+            if delay > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                continue
+            for tenant_id in list(self._tenants):
+                try:
+                    await run_in_threadpool(self.tick_due, tenant_id)
+                except Exception:
+                    log.exception("acd_tick_failed", tenant_id=tenant_id)
+                    await asyncio.sleep(0.5)

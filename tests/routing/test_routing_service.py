@@ -1,0 +1,190 @@
+"""The routing service and API: journal, restart safety, timers, roles, over real SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from sparklecomm.acd.service import AcdService
+from sparklecomm.app import build_app, build_services
+from sparklecomm.settings import Settings
+from sparklecomm.store.db import read_events
+from sparklecomm.store.models import AuditLog
+from tests.conftest import FAST_PASSWORDS, PASSWORD, World
+
+
+class Api:
+    """A signed-in HTTP client for one user."""
+
+    def __init__(self, client: TestClient, username: str) -> None:
+        self.client = client
+        r = client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        token = client.post(
+            "/api/v1/tokens", json={"name": "t"},
+            headers={"X-CSRF-Token": r.json()["csrf_token"]},
+        ).json()["token"]
+        client.cookies.clear()
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str, status: int = 200) -> Any:
+        r = self.client.get(f"/api/v1{path}", headers=self.headers)
+        assert r.status_code == status, r.text
+        return r.json()
+
+    def send(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
+        r = self.client.request(method, f"/api/v1{path}", json=body, headers=self.headers)
+        assert r.status_code == status, r.text
+        return r.json() if r.content else None
+
+    def post(self, path: str, body: Any = None, status: int = 200) -> Any:
+        return self.send("POST", path, body if body is not None else {}, status)
+
+
+@pytest.fixture
+def client(world: World) -> Iterator[TestClient]:
+    with TestClient(build_app(world.services)) as c:
+        yield c
+
+
+def types(result: dict[str, Any]) -> list[str]:
+    return [e["type"] for e in result["events"]]
+
+
+def setup_center(client: TestClient, world: World) -> tuple[Api, Api, Api]:
+    admin, sup, ana = Api(client, "admin"), Api(client, "sup"), Api(client, "ana")
+    admin.send("PUT", f"/agents/{world.agent_id}", {"skills": {"billing": 3},
+               "capacity": {"voice": 1, "chat": 2}})
+    admin.post("/queues", {"id": "support", "name": "Support", "strategy": "longest-idle",
+                           "offer_timeout_seconds": 15, "wrapup_seconds": 30,
+                           "members": [{"agent_id": world.agent_id}]}, status=201)
+    return admin, sup, ana
+
+
+def test_full_lifecycle_through_the_api(client: TestClient, world: World) -> None:
+    admin, sup, ana = setup_center(client, world)
+    assert types(ana.post(f"/agents/{world.agent_id}/login"))[0] == "agent.logged_in"
+    ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+    created = sup.post("/interactions", {"queue_id": "support", "channel": "voice",
+                                         "customer_id": "c-42",
+                                         "attributes": {"dnis": "+15550100"}}, status=201)
+    iid = created["interaction"]["interaction_id"]
+    assert "interaction.offered" in [e["type"] for e in created["events"]]
+    assert ana.get(f"/agents/{world.agent_id}")["offer"] == iid
+    accepted = ana.post(f"/interactions/{iid}/accept")
+    assert "interaction.accepted" in types(accepted)
+    done = ana.post(f"/interactions/{iid}/complete", {"disposition": "resolved"})
+    assert "interaction.completed" in types(done)
+    assert ana.get(f"/agents/{world.agent_id}")["state"] == "wrap_up"
+    ana.post(f"/interactions/{iid}/wrapup-end")
+    assert ana.get(f"/agents/{world.agent_id}")["state"] == "available"
+    # the stream holds the interaction's whole history, in order
+    with world.services.db.read() as s:
+        stream = [e for e in read_events(s, world.tenant_id, 0, 1000)
+                  if e.payload.get("interaction_id") == iid]
+    kinds = [e.type for e in stream]
+    assert kinds.index("interaction.created") < kinds.index("interaction.offered") < \
+        kinds.index("interaction.accepted") < kinds.index("interaction.completed")
+    queues = admin.get("/queues")
+    assert [q["queue_id"] for q in queues] == ["support"]
+
+
+def test_offer_timeout_reoffers_after_the_clock_moves(client: TestClient, world: World) -> None:
+    admin, sup, ana = setup_center(client, world)
+    bo = admin.post("/users", {"username": "bo", "password": PASSWORD}, status=201)
+    admin.send("PUT", "/queues/support/members/" + bo["id"], {"agent_id": bo["id"],
+                                                               "penalty": 0})
+    for agent in (world.agent_id, bo["id"]):
+        sup.post(f"/agents/{agent}/login")
+        sup.post(f"/agents/{agent}/state", {"state": "available"})
+    iid = sup.post("/interactions", {"queue_id": "support"}, status=201)[
+        "interaction"]["interaction_id"]
+    first = sup.get(f"/interactions/{iid}")
+    acd: AcdService = world.services.extra["acd"]
+    world.clock.advance(16)
+    events = acd.tick_due(world.tenant_id)
+    kinds = [e.type for e in events]
+    assert "interaction.offer_timed_out" in kinds and "interaction.offered" in kinds
+    second = sup.get(f"/interactions/{iid}")
+    assert second["state"] == "offered"
+    assert first != second
+
+
+def test_agents_act_only_for_themselves_supervisors_are_audited(
+    client: TestClient, world: World
+) -> None:
+    _, sup, ana = setup_center(client, world)
+    ana.post(f"/agents/{world.agent_id}/login")
+    r = ana.post(f"/agents/{world.supervisor_id}/login", status=403)
+    assert "only for themselves" in r["detail"]
+    sup.post(f"/agents/{world.agent_id}/state", {"state": "break", "reason": "coaching"})
+    assert ana.get(f"/agents/{world.agent_id}")["state"] == "break"
+    with world.services.db.read() as s:
+        rows = s.scalars(select(AuditLog).where(
+            AuditLog.action == "agent.state_set_by_supervisor")).all()
+    assert [(r.target_id, r.details["reason"]) for r in rows] == [(world.agent_id, "coaching")]
+    ana.get("/agents", status=403)
+
+
+def test_bad_routing_input_is_a_clear_4xx(client: TestClient, world: World) -> None:
+    admin, sup, ana = setup_center(client, world)
+    r = admin.post("/queues", {"name": "X", "strategy": "fastest"}, status=422)
+    assert r["errors"][0]["field"] == "strategy"
+    r = sup.post("/interactions", {"queue_id": "nope"}, status=404)
+    assert "nope" in r["detail"]
+    r = admin.post("/queues", {"id": "support", "name": "Again"}, status=409)
+    r = sup.post(f"/agents/{world.agent_id}/state", {"state": "break"}, status=422)
+    assert r["errors"][0]["field"] == "reason"
+    r = ana.post("/interactions/none/accept", status=404)
+
+
+@pytest.mark.parametrize("snapshot_every", [1000, 2])
+def test_routing_state_survives_a_restart(
+    database_url: str, tmp_path: Path, world: World, snapshot_every: int
+) -> None:
+    acd: AcdService = world.services.extra["acd"]
+    acd.snapshot_every = snapshot_every
+    with TestClient(build_app(world.services)) as client:
+        _, sup, _ = setup_center(client, world)
+        sup.post(f"/agents/{world.agent_id}/login")
+        sup.post(f"/agents/{world.agent_id}/state", {"state": "break", "reason": "lunch"})
+        waiting = [sup.post("/interactions", {"queue_id": "support", "priority": p},
+                            status=201)["interaction"]["interaction_id"] for p in (0, 1)]
+        sup.post(f"/interactions/{waiting[0]}/callback", {"phone": "+15550111"})
+        before = acd.read(world.tenant_id, lambda e: e.to_snapshot())
+    # a new process on the same database (no clean shutdown snapshot taken)
+    restarted = build_services(
+        Settings(data_dir=tmp_path, database_url=database_url), clock=world.clock,
+        passwords=FAST_PASSWORDS,
+    )
+    acd2: AcdService = restarted.extra["acd"]
+    assert acd2.load_all() == 1
+    after = acd2.read(world.tenant_id, lambda e: e.to_snapshot())
+    assert after == before
+    agent = acd2.read(world.tenant_id, lambda e: e.agent_snapshot(world.agent_id))
+    assert (agent.state, agent.reason) == ("break", "lunch")
+    view = acd2.read(world.tenant_id, lambda e: e.interaction_snapshot(waiting[0]))
+    assert view.state in ("queued", "scheduled") and view.channel == "callback"
+    restarted.db.dispose()
+
+
+def test_a_failed_write_leaves_memory_equal_to_the_database(world: World) -> None:
+    acd: AcdService = world.services.extra["acd"]
+    acd.execute(world.tenant_id, "add_queue", config={"id": "q1", "name": "Q1"})
+    before = acd.read(world.tenant_id, lambda e: e.to_snapshot())
+    original = acd._store
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk full")
+
+    acd._store = broken  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        acd.execute(world.tenant_id, "add_queue", config={"id": "q2", "name": "Q2"})
+    acd._store = original  # type: ignore[method-assign]
+    assert acd.read(world.tenant_id, lambda e: e.to_snapshot()) == before
+    assert acd.read(world.tenant_id, lambda e: e.queue_ids()) == ["q1"]
