@@ -96,7 +96,7 @@ def stirlerr(n: FloatArray) -> FloatArray:
         1.0 / 12 - (1.0 / 360 - (1.0 / 1260 - (1.0 / 1680 - 1.0 / (1188 * n2)) / n2) / n2) / n2
     ) / nb
     ns = np.where(big, 1.0, np.maximum(n, 1e-300))
-    direct = special.gammaln(ns + 1.0) - (ns + 0.5) * np.log(ns) + ns - 0.5 * _LOG_2PI
+    direct: FloatArray = special.gammaln(ns + 1.0) - (ns + 0.5) * np.log(ns) + ns - 0.5 * _LOG_2PI
     return np.where(big, series, direct)
 
 

@@ -206,6 +206,7 @@ def erlang_c(traffic: ArrayLike, agents: ArrayLike) -> FloatArray:
     stable = n > a
     rho = np.where(stable, a / np.where(n > 0, n, 1.0), 0.0)
     out[stable] = (b / (1.0 - rho * (1.0 - b)))[stable]
+    out[a == 0] = 0.0  # no calls, nobody waits
     return np.clip(out, 0.0, 1.0)
 
 
@@ -227,8 +228,8 @@ def erlang_c_metrics(
     check_range("target", target, low=0.0)
     a, n, h, t = np.broadcast_arrays(_arr(traffic), _arr(agents), _arr(aht), _arr(target))
     c = erlang_c(a, n)
-    stable = n > a
-    excess = np.where(stable, n - a, 1.0)
+    stable = (n > a) | (a == 0)
+    excess = np.where(stable & (n > a), n - a, 1.0)
     sl = np.where(stable, 1.0 - c * np.exp(-excess * t / h), 0.0)
     asa = np.where(stable, c * h / excess, np.inf)
     occ = np.where(stable, a / np.where(n > 0, n, 1.0), np.where(a > 0, 1.0, 0.0))

@@ -97,7 +97,8 @@ class Targets:
                 out = np.minimum(out, np.log(self.abandon_rate / m.p_abandon))
             if self.max_occupancy is not None:
                 out = np.minimum(out, np.log(self.max_occupancy / m.occupancy))
-        return np.nan_to_num(out, nan=-1.0, posinf=1.0, neginf=-1.0)
+        finite: FloatArray = np.nan_to_num(out, nan=-1.0, posinf=1.0, neginf=-1.0)
+        return finite
 
     def met(self, m: QueueMetrics) -> npt.NDArray[np.bool_]:
         """Which intervals of ``m`` meet every target."""
@@ -192,8 +193,9 @@ def required_agents(
     a, h, p = a.ravel(), h.ravel(), p.ravel()
     agents = _erlang_c_agents(a, h, targets)
     if model == "a":
-        agents = _erlang_a_agents(a, h, p, targets, guess=agents)
-    metrics = _metrics(a, agents.astype(np.float64), h, p, targets, model)
+        agents, metrics = _erlang_a_agents(a, h, p, targets, guess=agents)
+    else:
+        metrics = _metrics(a, agents.astype(np.float64), h, p, targets, model)
     return Staffing(
         agents=agents.reshape(shape),
         scheduled=scheduled_agents(agents, shrinkage).reshape(shape),
@@ -276,25 +278,43 @@ def _erlang_c_agents(a: FloatArray, h: FloatArray, targets: Targets) -> IntArray
             break
         step = sub[~ok]
         if (n[step] >= limit[step]).any():
-            raise InvalidInput("targets cannot be met with any reasonable staffing", field="targets")
+            raise InvalidInput(
+                "targets cannot be met with any reasonable staffing", field="targets"
+            )
         n[step] += 1.0
         b[step] = aa[step] * b[step] / (n[step] + aa[step] * b[step])
     out[idx] = n.astype(np.int64)
     return out
 
 
+_FIELDS: Final = (
+    "traffic",
+    "agents",
+    "p_wait",
+    "answered_within",
+    "abandoned_within",
+    "p_abandon",
+    "asa_answered",
+    "asa_offered",
+    "occupancy",
+)
+
+
 def _erlang_a_agents(
     a: FloatArray, h: FloatArray, p: FloatArray, targets: Targets, guess: IntArray
-) -> IntArray:
-    """Erlang A requirement, searched from the Erlang C answer.
+) -> tuple[IntArray, QueueMetrics]:
+    """Erlang A requirement, searched from the Erlang C answer, and its metrics.
 
     The Erlang C requirement and the slope of Erlang C's slack there (both nearly free)
-    seed a secant search on the Erlang A slack.
+    seed a secant search on the Erlang A slack. Every probe that meets the targets is
+    below the previous ones, so the metrics of the last such probe are the answer's.
     """
-    out = np.zeros(a.shape, dtype=np.int64)
+    size = a.size
+    kept = {name: np.zeros(size) for name in _FIELDS}
+    kept["traffic"] = a.copy()
+    kept["answered_within"][:] = 1.0
+    out = np.zeros(size, dtype=np.int64)
     live = a > 0
-    if not live.any():
-        return out
     idx = np.nonzero(live)[0]
     aa, hh, pp = a[idx], h[idx], p[idx]
 
@@ -302,20 +322,24 @@ def _erlang_a_agents(
         sel: npt.NDArray[np.int64], n: FloatArray
     ) -> tuple[npt.NDArray[np.bool_], FloatArray]:
         m = _metrics(aa[sel], n, hh[sel], pp[sel], targets, "a")
-        return targets.met(m), targets.slack(m)
+        ok = targets.met(m)
+        for name in _FIELDS:
+            kept[name][idx[sel[ok]]] = getattr(m, name)[ok]
+        return ok, targets.slack(m)
 
-    g = np.maximum(guess[idx].astype(np.float64), 1.0)
-    inf = np.full(g.shape, np.inf)
-    upper = targets.slack(_metrics(aa, g + 1.0, hh, inf, targets, "c"))
-    lower = targets.slack(_metrics(aa, np.maximum(g - 1.0, aa + 0.5), hh, inf, targets, "c"))
-    slope = (upper - lower) / (g + 1.0 - np.maximum(g - 1.0, aa + 0.5))
-    out[idx] = _smallest_meeting(evaluate, g, slope, _ceiling(aa)).astype(np.int64)
-    return out
+    if idx.size:
+        g = np.maximum(guess[idx].astype(np.float64), 1.0)
+        inf = np.full(g.shape, np.inf)
+        below = np.where(g - 1.0 > aa, g - 1.0, g)
+        upper = targets.slack(_metrics(aa, g + 1.0, hh, inf, targets, "c"))
+        lower = targets.slack(_metrics(aa, below, hh, inf, targets, "c"))
+        slope = (upper - lower) / (g + 1.0 - below)
+        out[idx] = _smallest_meeting(evaluate, g, slope, _ceiling(aa)).astype(np.int64)
+    metrics = QueueMetrics(**kept, sl_basis=targets.sl_basis, asa_basis=targets.asa_basis)
+    return out, metrics
 
 
-Evaluate = Callable[
-    [npt.NDArray[np.int64], FloatArray], tuple[npt.NDArray[np.bool_], FloatArray]
-]
+Evaluate = Callable[[npt.NDArray[np.int64], FloatArray], tuple[npt.NDArray[np.bool_], FloatArray]]
 
 
 def _smallest_meeting(
@@ -361,14 +385,14 @@ def _smallest_meeting(
             np.minimum(np.ceil(secant), lt + step[todo]),
             np.ceil(secant) - 1.0,
         )
-        two_sided = np.where(
-            np.isfinite(falsi) & (rounds[todo] % 3 != 0), np.ceil(falsi), bisect
-        )
+        two_sided = np.where(np.isfinite(falsi) & (rounds[todo] % 3 != 0), np.ceil(falsi), bisect)
         probe = np.where(both, two_sided, one_sided)
         probe = np.clip(probe, np.maximum(lt + 1.0, 1.0), ht - 1.0)
         probe = np.where(going_up, np.maximum(probe, lt + 1.0), probe)
         if (probe > limit[todo]).any():
-            raise InvalidInput("targets cannot be met with any reasonable staffing", field="targets")
+            raise InvalidInput(
+                "targets cannot be met with any reasonable staffing", field="targets"
+            )
         res, sp = evaluate(todo, probe)
         hi[todo] = np.where(res, probe, ht)
         s_hi[todo] = np.where(res, sp, sht)

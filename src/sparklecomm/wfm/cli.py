@@ -1,0 +1,663 @@
+"""Command line for workforce management: ``erlang b|c|a``, ``staff`` and ``forecast``.
+
+The only module of :mod:`sparklecomm.wfm` that reads or writes files.
+
+Mount on the main CLI with::
+
+    from sparklecomm.wfm.cli import erlang_app, register
+    app.add_typer(erlang_app, name="erlang")
+    register(app)  # adds the top-level `staff` and `forecast` commands
+
+All times are in seconds. Bad input is reported on stderr, naming the option or the
+file line, with exit status 2; ``--json`` prints machine-readable output.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import numpy as np
+import typer
+
+from sparklecomm.core.errors import DomainError
+from sparklecomm.wfm.erlang import (
+    erlang_a_metrics,
+    erlang_b,
+    erlang_c_metrics,
+    offered_load,
+)
+from sparklecomm.wfm.forecast import (
+    METHODS,
+    WEEK,
+    Method,
+    Score,
+    backtest,
+    choose_method,
+    parse_duration,
+    week_grid,
+)
+from sparklecomm.wfm.forecast import forecast as make_forecast
+from sparklecomm.wfm.staffing import Targets, required_agents
+
+EXIT_USAGE = 2
+
+erlang_app = typer.Typer(
+    help="Erlang B, C and A queueing formulas (times in seconds).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+class SlBasis(StrEnum):
+    offered = "offered"
+    answered = "answered"
+    offered_less_short_abandons = "offered_less_short_abandons"
+    short_abandons_met = "short_abandons_met"
+
+
+class AsaBasisChoice(StrEnum):
+    answered = "answered"
+    offered = "offered"
+
+
+class ModelChoice(StrEnum):
+    c = "c"
+    a = "a"
+
+
+class MethodChoice(StrEnum):
+    auto = "auto"
+    seasonal_naive = "seasonal-naive"
+    weekday_average = "weekday-average"
+    holt_winters = "holt-winters"
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    """Turn the library's input errors into a message and exit status 2."""
+    try:
+        yield
+    except DomainError as exc:
+        _fail(exc.detail)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no infinity: an unstable queue's ASA prints as null
+    return value
+
+
+def _emit_json(payload: Any) -> None:
+    if isinstance(payload, dict):
+        payload = {k: _json_value(v) for k, v in payload.items()}
+    elif isinstance(payload, list):
+        payload = [{k: _json_value(v) for k, v in row.items()} for row in payload]
+    typer.echo(json.dumps(payload))
+
+
+def _check(name: str, value: float, *, positive: bool = False, fraction: bool = False) -> None:
+    if not math.isfinite(value):
+        _fail(f"{name} must be a finite number (got {value})")
+    if positive and value <= 0:
+        _fail(f"{name} must be greater than 0 (got {value:g})")
+    if not positive and value < 0:
+        _fail(f"{name} must not be negative (got {value:g})")
+    if fraction and not 0 < value < 1:
+        _fail(f"{name} must be a fraction between 0 and 1, e.g. 0.8 (got {value:g})")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _seconds(x: float) -> str:
+    return "infinite" if not math.isfinite(x) else f"{x:.1f} s"
+
+
+def _lines(rows: Sequence[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        typer.echo(f"{key:<{width}}  {value}")
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+CallsOpt = Annotated[float, typer.Option("--calls", help="Calls offered in the interval.")]
+IntervalOpt = Annotated[float, typer.Option("--interval", help="Interval length, seconds.")]
+AhtOpt = Annotated[float, typer.Option("--aht", help="Average handle time, seconds.")]
+TargetOpt = Annotated[float, typer.Option("--target", help="Service-level answer time, seconds.")]
+
+
+@erlang_app.command("b")
+def erlang_b_command(
+    traffic: Annotated[float, typer.Option("--traffic", help="Offered load, Erlangs.")],
+    lines: Annotated[int, typer.Option("--lines", help="Number of lines (servers).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Blocking probability of a loss system (Erlang B)."""
+    _check("--traffic", traffic)
+    if lines < 0:
+        _fail(f"--lines must not be negative (got {lines})")
+    with _domain_errors():
+        blocking = float(erlang_b(traffic, lines))
+    if as_json:
+        _emit_json({"blocking": blocking})
+    else:
+        _lines(
+            [
+                ("Offered load", f"{traffic:g} Erlangs"),
+                ("Lines", str(lines)),
+                ("Blocking", f"{100 * blocking:.3f} %"),
+            ]
+        )
+
+
+def _queue_inputs(calls: float, interval: float, aht: float, agents: int, target: float) -> float:
+    _check("--calls", calls)
+    _check("--interval", interval, positive=True)
+    _check("--aht", aht, positive=True)
+    _check("--target", target)
+    if agents < 0:
+        _fail(f"--agents must not be negative (got {agents})")
+    return float(offered_load(calls, interval, aht))
+
+
+@erlang_app.command("c")
+def erlang_c_command(
+    calls: CallsOpt,
+    aht: AhtOpt,
+    agents: Annotated[int, typer.Option("--agents", help="Agents on the phones.")],
+    interval: IntervalOpt = 1800.0,
+    target: TargetOpt = 20.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Waiting probability, service level, ASA and occupancy (Erlang C, no abandonment)."""
+    traffic = _queue_inputs(calls, interval, aht, agents, target)
+    if calls > 0 and agents <= traffic:
+        _fail(
+            f"offered load {traffic:g} Erlangs needs more than --agents {agents}: with "
+            "Erlang C the queue would grow without end (add agents, or use `erlang a` "
+            "with --patience)"
+        )
+    with _domain_errors():
+        m = erlang_c_metrics(traffic, agents, aht, target)
+    row = m.row()
+    out = {
+        "traffic": traffic,
+        "agents": agents,
+        "p_wait": row["p_wait"],
+        "service_level": row["service_level"],
+        "asa": row["asa"],
+        "occupancy": row["occupancy"],
+    }
+    if as_json:
+        _emit_json(out)
+        return
+    _lines(
+        [
+            ("Offered load", f"{traffic:.3f} Erlangs"),
+            ("Agents", str(agents)),
+            ("P(wait)", _pct(out["p_wait"])),
+            ("Service level", f"{_pct(out['service_level'])} answered within {target:g} s"),
+            ("ASA", _seconds(out["asa"])),
+            ("Occupancy", _pct(out["occupancy"])),
+        ]
+    )
+
+
+@erlang_app.command("a")
+def erlang_a_command(
+    calls: CallsOpt,
+    aht: AhtOpt,
+    agents: Annotated[int, typer.Option("--agents", help="Agents on the phones.")],
+    patience: Annotated[
+        float, typer.Option("--patience", help="Callers' mean patience before hanging up, s.")
+    ],
+    interval: IntervalOpt = 1800.0,
+    target: TargetOpt = 20.0,
+    sl_basis: Annotated[
+        SlBasis, typer.Option("--sl-basis", help="What the service level counts.")
+    ] = SlBasis.offered,
+    asa_basis: Annotated[
+        AsaBasisChoice, typer.Option("--asa-basis", help="Calls the ASA averages over.")
+    ] = AsaBasisChoice.answered,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue with abandonment (Erlang A, exponential patience).
+
+    Service level defaults to calls answered within --target over calls offered; ASA to
+    the mean wait of answered calls.
+    """
+    traffic = _queue_inputs(calls, interval, aht, agents, target)
+    _check("--patience", patience, positive=True)
+    if agents == 0 and calls > 0:
+        _fail("--agents must be at least 1 when calls are offered")
+    with _domain_errors():
+        m = erlang_a_metrics(
+            traffic,
+            agents,
+            aht,
+            patience,
+            target,
+            sl_basis=sl_basis.value,
+            asa_basis=asa_basis.value,
+        )
+    row = m.row()
+    out = {
+        "traffic": traffic,
+        "agents": agents,
+        "p_wait": row["p_wait"],
+        "service_level": row["service_level"],
+        "asa": row["asa"],
+        "occupancy": row["occupancy"],
+        "p_abandon": row["p_abandon"],
+    }
+    if as_json:
+        _emit_json(out)
+        return
+    _lines(
+        [
+            ("Offered load", f"{traffic:.3f} Erlangs"),
+            ("Agents", str(agents)),
+            ("P(wait)", _pct(out["p_wait"])),
+            (
+                "Service level",
+                f"{_pct(out['service_level'])} answered within {target:g} s (of {sl_basis.value})",
+            ),
+            ("ASA", f"{_seconds(out['asa'])} (of {asa_basis.value} calls)"),
+            ("Abandoned", _pct(out["p_abandon"])),
+            ("Occupancy", _pct(out["occupancy"])),
+        ]
+    )
+
+
+def _read_intervals(path: Path) -> tuple[list[str], list[float], list[float]]:
+    """Rows of a ``start,calls,aht`` CSV; errors name the file line."""
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        _fail(f"cannot read --input {path}: {exc.strerror}")
+    starts: list[str] = []
+    calls: list[float] = []
+    ahts: list[float] = []
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            _fail(f"{path} is empty; expected a header start,calls,aht")
+        except (csv.Error, UnicodeDecodeError) as exc:
+            _fail(f"{path} line 1: not a CSV header ({exc})")
+        names = [h.strip().lower() for h in header]
+        missing = [c for c in ("start", "calls", "aht") if c not in names]
+        if missing:
+            _fail(f"{path} line 1: missing column(s) {', '.join(missing)} (have {header})")
+        col = {c: names.index(c) for c in ("start", "calls", "aht")}
+        try:
+            for row in reader:
+                line = reader.line_num
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                if len(row) < len(names):
+                    _fail(f"{path} line {line}: expected {len(names)} fields, got {len(row)}")
+                values = []
+                for name, positive in (("calls", False), ("aht", True)):
+                    text = row[col[name]].strip()
+                    try:
+                        value = float(text)
+                    except ValueError:
+                        _fail(f"{path} line {line}: {name} {text!r} is not a number")
+                    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+                        rule = "greater than 0" if positive else "0 or more"
+                        _fail(f"{path} line {line}: {name} must be {rule} (got {text})")
+                    values.append(value)
+                starts.append(row[col["start"]].strip())
+                calls.append(values[0])
+                ahts.append(values[1])
+        except (csv.Error, UnicodeDecodeError) as exc:
+            _fail(f"{path} line {reader.line_num}: malformed CSV ({exc})")
+    if not starts:
+        _fail(f"{path} has a header but no intervals")
+    return starts, calls, ahts
+
+
+def staff(
+    calls: Annotated[
+        float | None, typer.Option("--calls", help="Calls offered in the interval.")
+    ] = None,
+    aht: Annotated[float | None, typer.Option("--aht", help="Average handle time, s.")] = None,
+    interval: IntervalOpt = 1800.0,
+    sl: Annotated[
+        float | None,
+        typer.Option("--sl", help="Service-level target as a fraction, e.g. 0.8."),
+    ] = None,
+    target: TargetOpt = 20.0,
+    asa: Annotated[float | None, typer.Option("--asa", help="Maximum ASA, seconds.")] = None,
+    max_abandon: Annotated[
+        float | None,
+        typer.Option("--max-abandon", help="Maximum abandon rate, fraction (Erlang A)."),
+    ] = None,
+    max_occupancy: Annotated[
+        float | None, typer.Option("--max-occupancy", help="Maximum occupancy, fraction.")
+    ] = None,
+    shrinkage: Annotated[
+        float, typer.Option("--shrinkage", help="Share of paid time off the phones.")
+    ] = 0.0,
+    model: Annotated[
+        ModelChoice, typer.Option("--model", help="c: Erlang C; a: Erlang A (needs --patience).")
+    ] = ModelChoice.c,
+    patience: Annotated[
+        float | None, typer.Option("--patience", help="Mean patience, seconds (Erlang A).")
+    ] = None,
+    sl_basis: Annotated[
+        SlBasis, typer.Option("--sl-basis", help="What the service level counts (Erlang A).")
+    ] = SlBasis.offered,
+    asa_basis: Annotated[
+        AsaBasisChoice, typer.Option("--asa-basis", help="Calls the ASA averages over.")
+    ] = AsaBasisChoice.answered,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", help="CSV with columns start,calls,aht: one row per interval."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Agents needed to meet service targets, and agents to schedule after shrinkage.
+
+    One interval from --calls/--aht, or many from --input (CSV out, or JSON with --json).
+    """
+    _check("--interval", interval, positive=True)
+    _check("--target", target)
+    _check("--shrinkage", shrinkage)
+    if shrinkage >= 1:
+        _fail(f"--shrinkage must be below 1 (got {shrinkage:g})")
+    if sl is not None:
+        _check("--sl", sl, fraction=True)
+    if asa is not None:
+        _check("--asa", asa, positive=True)
+    if max_abandon is not None:
+        _check("--max-abandon", max_abandon, fraction=True)
+    if max_occupancy is not None:
+        _check("--max-occupancy", max_occupancy, positive=True)
+        if max_occupancy > 1:
+            _fail(f"--max-occupancy must be at most 1 (got {max_occupancy:g})")
+    if sl is None and asa is None and max_abandon is None and max_occupancy is None:
+        _fail("give at least one target: --sl, --asa, --max-abandon or --max-occupancy")
+    if model is ModelChoice.a:
+        if patience is None:
+            _fail("--model a needs --patience (callers' mean patience in seconds)")
+        _check("--patience", patience, positive=True)
+    elif max_abandon is not None:
+        _fail("--max-abandon needs --model a: Erlang C has no abandonment")
+    targets = Targets(
+        service_level=sl,
+        target_time=target,
+        asa=asa,
+        abandon_rate=max_abandon,
+        max_occupancy=max_occupancy,
+        sl_basis=sl_basis.value,
+        asa_basis=asa_basis.value,
+    )
+
+    if input_file is not None:
+        if calls is not None or aht is not None:
+            _fail("use either --input or --calls/--aht, not both")
+        starts, call_list, aht_list = _read_intervals(input_file)
+    else:
+        if calls is None or aht is None:
+            _fail("give --calls and --aht (or --input FILE.csv)")
+        _check("--calls", calls)
+        _check("--aht", aht, positive=True)
+        starts, call_list, aht_list = [], [calls], [aht]
+
+    call_arr = np.asarray(call_list, dtype=np.float64)
+    aht_arr = np.asarray(aht_list, dtype=np.float64)
+    with _domain_errors():
+        traffic = offered_load(call_arr, interval, aht_arr)
+        result = required_agents(
+            traffic,
+            aht_arr,
+            targets,
+            model=model.value,
+            patience=patience,
+            shrinkage=shrinkage,
+        )
+    rows: list[dict[str, Any]] = []
+    for i in range(call_arr.size):
+        metrics = result.metrics.row(i)
+        row: dict[str, Any] = {}
+        if input_file is not None:
+            row.update(start=starts[i], calls=call_list[i], aht=aht_list[i])
+        row.update(
+            traffic=metrics["traffic"],
+            agents=int(result.agents[i]),
+            scheduled=int(result.scheduled[i]),
+            p_wait=metrics["p_wait"],
+            service_level=metrics["service_level"],
+            asa=metrics["asa"],
+            occupancy=metrics["occupancy"],
+        )
+        if model is ModelChoice.a:
+            row["p_abandon"] = metrics["p_abandon"]
+        rows.append(row)
+
+    if input_file is not None:
+        if as_json:
+            _emit_json(rows)
+        else:
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(list(rows[0]))
+            for row in rows:
+                writer.writerow([_csv_value(v) for v in row.values()])
+        return
+    out = rows[0]
+    if as_json:
+        _emit_json(out)
+        return
+    lines = [
+        ("Offered load", f"{out['traffic']:.3f} Erlangs"),
+        ("Agents on the phones", str(out["agents"])),
+        ("Scheduled agents", f"{out['scheduled']} (shrinkage {_pct(shrinkage)})"),
+        ("Service level", f"{_pct(out['service_level'])} answered within {target:g} s"),
+        ("ASA", _seconds(out["asa"])),
+        ("Occupancy", _pct(out["occupancy"])),
+        ("P(wait)", _pct(out["p_wait"])),
+    ]
+    if model is ModelChoice.a:
+        lines.append(("Abandoned", _pct(out["p_abandon"])))
+    _lines(lines)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return ""
+        return f"{value:.6g}"
+    return value
+
+
+_EPOCH = datetime(1970, 1, 1)
+_METHOD_OF: dict[MethodChoice, Method] = {
+    MethodChoice.seasonal_naive: "seasonal-naive",
+    MethodChoice.weekday_average: "weekday-average",
+    MethodChoice.holt_winters: "holt-winters",
+}
+
+
+def _read_history(path: Path) -> tuple[list[int], list[float]]:
+    """``timestamp,calls`` rows as epoch seconds of local wall-clock time; errors name the line."""
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        _fail(f"cannot read --history {path}: {exc.strerror}")
+    times: list[int] = []
+    calls: list[float] = []
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            _fail(f"{path} is empty; expected a header timestamp,calls")
+        except (csv.Error, UnicodeDecodeError) as exc:
+            _fail(f"{path} line 1: not a CSV header ({exc})")
+        names = [h.strip().lower() for h in header]
+        missing = [c for c in ("timestamp", "calls") if c not in names]
+        if missing:
+            _fail(f"{path} line 1: missing column(s) {', '.join(missing)} (have {header})")
+        ti, ci = names.index("timestamp"), names.index("calls")
+        try:
+            for row in reader:
+                line = reader.line_num
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                if len(row) < len(names):
+                    _fail(f"{path} line {line}: expected {len(names)} fields, got {len(row)}")
+                text = row[ti].strip()
+                try:
+                    # Wall-clock time: a time zone, if given, is dropped, not converted.
+                    stamp = datetime.fromisoformat(text).replace(tzinfo=None)
+                except ValueError:
+                    _fail(f"{path} line {line}: timestamp {text!r} is not ISO 8601")
+                value_text = row[ci].strip()
+                try:
+                    value = float(value_text)
+                except ValueError:
+                    _fail(f"{path} line {line}: calls {value_text!r} is not a number")
+                if not math.isfinite(value) or value < 0:
+                    _fail(f"{path} line {line}: calls must be 0 or more (got {value_text})")
+                seconds = int((stamp - _EPOCH).total_seconds())
+                if times and seconds <= times[-1]:
+                    _fail(f"{path} line {line}: timestamps must increase ({text})")
+                times.append(seconds)
+                calls.append(value)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            _fail(f"{path} line {reader.line_num}: malformed CSV ({exc})")
+    if not times:
+        _fail(f"{path} has a header but no rows")
+    return times, calls
+
+
+def _iso(seconds: int) -> str:
+    return str(np.datetime64(int(seconds), "s"))
+
+
+def forecast(
+    history: Annotated[
+        Path, typer.Option("--history", help="CSV with columns timestamp,calls (local time).")
+    ],
+    horizon: Annotated[
+        str, typer.Option("--horizon", help="How far ahead: e.g. 28d, 4w, 12h.")
+    ] = "28d",
+    interval: Annotated[
+        int, typer.Option("--interval", help="Forecast interval length, seconds.")
+    ] = 1800,
+    method: Annotated[
+        MethodChoice, typer.Option("--method", help="Forecasting method; auto picks by backtest.")
+    ] = MethodChoice.auto,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the forecast CSV here (default stdout).")
+    ] = None,
+    backtest_span: Annotated[
+        str | None,
+        typer.Option("--backtest", help="Backtest over the last weeks, e.g. 4w (auto: 4w)."),
+    ] = None,
+    aht: Annotated[
+        float | None,
+        typer.Option("--aht", help="Add an aht column (s), so the file feeds `staff --input`."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Forecast calls per interval for the open hours seen in the history.
+
+    Writes start,calls[,aht] rows. With --method auto (default) every method is scored by
+    a rolling-origin backtest (WAPE) and the best one is used.
+    """
+    if interval <= 0:
+        _fail(f"--interval must be greater than 0 (got {interval})")
+    if aht is not None:
+        _check("--aht", aht, positive=True)
+    with _domain_errors():
+        horizon_s = parse_duration(horizon)
+        weeks = 0
+        if backtest_span is not None or method is MethodChoice.auto:
+            span = parse_duration(backtest_span or "4w")
+            if span % WEEK:
+                _fail(f"--backtest must be whole weeks, e.g. 4w or 28d (got {backtest_span})")
+            weeks = span // WEEK
+    times, calls = _read_history(history)
+    with _domain_errors():
+        grid = week_grid(times, calls, interval)
+        requested = _METHOD_OF.get(method)
+        candidates = METHODS if requested is None else (requested,)
+        scores: dict[Method, Score] = backtest(grid, candidates, weeks) if weeks else {}
+        chosen = choose_method(scores) if requested is None else requested
+        starts, values = make_forecast(grid, chosen, horizon_s)
+
+    header = ["start", "calls"] + (["aht"] if aht is not None else [])
+    table = [
+        [_iso(int(t)), f"{v:.3f}"] + ([f"{aht:g}"] if aht is not None else [])
+        for t, v in zip(starts, values, strict=True)
+    ]
+    if output is not None:
+        try:
+            with output.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(header)
+                writer.writerows(table)
+        except OSError as exc:
+            _fail(f"cannot write --output {output}: {exc.strerror}")
+    summary: dict[str, Any] = {
+        "method": chosen,
+        "interval": interval,
+        "horizon": horizon_s,
+        "intervals": len(table),
+        "backtest": {
+            k: {"wape": v.wape, "mae": v.mae, "bias": v.bias, "folds": v.folds}
+            for k, v in scores.items()
+        },
+    }
+    if as_json:
+        if output is None:
+            summary["forecast"] = [
+                {"start": _iso(int(t)), "calls": float(v)}
+                for t, v in zip(starts, values, strict=True)
+            ]
+        else:
+            summary["output"] = str(output)
+        typer.echo(json.dumps(summary))
+        return
+    if output is None:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(table)
+    report = sys.stdout if output is not None else sys.stderr
+    how = "chosen by backtest" if method is MethodChoice.auto else "as requested"
+    print(f"Method: {chosen} ({how})", file=report)
+    if scores:
+        print(f"Backtest over the last {weeks} weeks (rolling origin, 1 week ahead):", file=report)
+        for name, sc in sorted(scores.items(), key=lambda kv: kv[1].wape):
+            print(
+                f"  {name:<16} WAPE {100 * sc.wape:5.1f} %  MAE {sc.mae:8.1f} calls  "
+                f"bias {100 * sc.bias:+5.1f} %  ({sc.folds} weeks)",
+                file=report,
+            )
+    if output is not None:
+        print(f"Wrote {len(table)} intervals to {output}", file=report)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the top-level ``staff`` and ``forecast`` commands to ``app``."""
+    app.command("staff")(staff)
+    app.command("forecast")(forecast)
