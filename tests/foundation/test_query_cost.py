@@ -45,6 +45,7 @@ def test_listing_users_costs_the_same_for_3_or_30_users(sqlite_world: World) -> 
         with count_queries(world) as many:
             assert len(client.get("/api/v1/users").json()) == 30
         assert len(many) == len(few) <= 4  # session lookup, user, list: no N+1
+        client.get("/api/v1/events/state")  # the first call loads the routing engine
         with count_queries(world) as state:
             client.get("/api/v1/events/state")
-        assert len(state) <= 5
+        assert len(state) <= 4  # session, user, head id, users: the routing part is in memory
