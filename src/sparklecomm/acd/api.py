@@ -437,6 +437,9 @@ def agent_state(
         {"state": body.state, "reason": body.reason},
     )
     if body.state == "available":
+        current = _service(svc).read(principal.tenant_id, lambda e: e.agent_snapshot(target))
+        if current.state == "available":
+            return EventsOut(events=[])  # already ready: asking again is not an error
         command, reason = "set_available", body.reason or "ready"
     else:
         if body.reason is None:
