@@ -13,6 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from sparklecomm import __version__
+from sparklecomm.acd.cli import agent_app, queue_app
 from sparklecomm.audit.store import Actor
 from sparklecomm.core.errors import DomainError, InvalidInput
 
@@ -28,6 +29,8 @@ user_app = typer.Typer(
 tenant_app = typer.Typer(help="Manage organisations (tenants).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(tenant_app, name="tenant")
+app.add_typer(queue_app, name="queue")
+app.add_typer(agent_app, name="agent")
 
 T = TypeVar("T")
 _overrides: dict[str, Any] = {}
@@ -97,6 +100,11 @@ def _root(
     ] = None,
 ) -> None:
     """Global options apply to every command."""
+    from sparklecomm.logging import configure_logging
+
+    # Logs go to stderr (stdout is for the commands' output, e.g. --json); serve
+    # reconfigures them from the settings.
+    configure_logging("warning")
     if data_dir is not None:
         _overrides["data_dir"] = data_dir
     if database_url is not None:
@@ -165,6 +173,47 @@ def serve(
         ws_ping_interval=20,
         lifespan="on",
     )
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="HTTP address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Data directory of the demo")
+    ] = Path("demo-data"),
+    speed: Annotated[float, typer.Option(help="Time acceleration of the traffic (1: real time)")] = 1.0,
+    load: Annotated[float, typer.Option(help="Multiplier of the arrival rates")] = 1.0,
+    admin_password: Annotated[
+        str | None, typer.Option(help="Password of the demo users on a fresh data directory")
+    ] = None,
+) -> None:
+    """Run the platform with a demo organisation and live synthetic traffic."""
+    import asyncio
+
+    from sparklecomm.bootstrap import PASSWORD_FILE
+    from sparklecomm.demo import serve_with_traffic, setup
+    from sparklecomm.logging import configure_logging
+
+    if host is not None:
+        _overrides["host"] = host
+    if port is not None:
+        _overrides["port"] = port
+    with _errors():
+        services = _services(data_dir, migrate=False)
+        settings = services.settings
+        configure_logging(settings.log_level, settings.log_format)
+        prepared = setup(services, admin_password=admin_password)
+    url = f"http://{'localhost' if settings.host in ('0.0.0.0', '127.0.0.1') else settings.host}"  # noqa: S104
+    typer.echo(f"SparkleComm demo center: data in {settings.data_dir.resolve()}")
+    typer.echo(f"  wallboard:     {url}:{settings.port}/wallboard  (supervisor)")
+    typer.echo(f"  agent desktop: {url}:{settings.port}/agent      (agent)")
+    typer.echo(f"  passwords in {settings.data_dir / PASSWORD_FILE}")
+    if prepared.first is not None:
+        typer.echo(f"  password of admin, supervisor and agent: {prepared.first.password}")
+    typer.echo(f"Traffic: {len(prepared.sim_agents)} simulated agents, speed x{speed}, load x{load}")
+    sys.stdout.flush()
+    asyncio.run(serve_with_traffic(services, prepared, speed=speed, load=load))
 
 
 def _read_password(password: str | None, password_stdin: bool) -> str:

@@ -42,8 +42,12 @@ def test_version_and_help() -> None:
 
 
 def test_migrate_creates_the_database(data_dir: Path) -> None:
+    from sparklecomm.store.db import make_engine
+    from sparklecomm.store.migrate import head_revision
+
     code, out, _ = run("migrate")
-    assert code == 0 and "0001" in out
+    head = head_revision(make_engine("sqlite://"))
+    assert code == 0 and out.strip() == f"database at revision {head} (newest: {head})"
     assert (data_dir / "sparklecomm.db").exists()
 
 
