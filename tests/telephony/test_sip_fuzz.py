@@ -4,6 +4,7 @@ messages survive serialization unchanged."""
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import HealthCheck, example, given, settings
@@ -11,9 +12,12 @@ from hypothesis import strategies as st
 
 from sparklecomm.telephony.sip import (
     Address,
+    Challenge,
+    Credentials,
     CSeq,
     Headers,
     KeepAlive,
+    MediaType,
     Params,
     SipParseError,
     SipRequest,
@@ -125,7 +129,7 @@ def test_random_bytes_only_raise_parse_errors(data: bytes) -> None:
 
 
 _HEADER_CHARS = st.sampled_from(
-    list(b"\r\n \t:;,<>\"\\=@[]%/?*0123456789abcXYZ.-_+~\x00\x7f\xc3\xa9\xff")
+    list(b'\r\n \t:;,<>"\\=@[]%/?*0123456789abcXYZ.-_+~\x00\x7f\xc3\xa9\xff')
 )
 
 
@@ -174,13 +178,18 @@ _ipv4 = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)
 _ipv6 = st.ip_addresses(v=6).map(str)
 _host = st.one_of(_hostname, _ipv4, _ipv6)
 _port = st.none() | st.integers(1, 65535)
-_user_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=10)
+# Sampled alphabets generate much faster than st.characters() and still cover escaping:
+# reserved and unreserved ASCII, controls, Latin-1, CJK, astral plane.
+_TEXT_ALPHABET = st.sampled_from(list("aZ09 -_.!~*'()&=+$,;?/:@%<>\"\\\t\x00\x7féü€大😀"))
+_user_text = st.text(_TEXT_ALPHABET, min_size=1, max_size=10)
 
 
 @st.composite
 def sip_uris(draw: st.DrawFn) -> SipUri:
     params = draw(
-        st.lists(st.tuples(_token, st.none() | _token), max_size=3, unique_by=lambda p: p[0].lower())
+        st.lists(
+            st.tuples(_token, st.none() | _token), max_size=3, unique_by=lambda p: p[0].lower()
+        )
     )
     return SipUri.build(
         draw(_host),
@@ -191,16 +200,17 @@ def sip_uris(draw: st.DrawFn) -> SipUri:
     )
 
 
-_display = st.none() | st.text(
-    st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\r\n"),
-    max_size=12,
-)
+_display = st.none() | st.text(_TEXT_ALPHABET, max_size=12)
+
+
+# Contact gives q and expires a grammar of their own; keep generated parameters generic.
+_generic_name = _token.filter(lambda name: name.lower() not in ("q", "expires"))
 
 
 @st.composite
 def addresses(draw: st.DrawFn) -> Address:
     params = Params()
-    for name, value in draw(st.lists(st.tuples(_token, st.none() | _token), max_size=3)):
+    for name, value in draw(st.lists(st.tuples(_generic_name, st.none() | _token), max_size=3)):
         params = params.with_param(name, value)
     return Address(draw(sip_uris()), draw(_display), params)
 
@@ -226,7 +236,9 @@ def messages(draw: st.DrawFn) -> SipMessage:
     for contact in draw(st.lists(addresses(), max_size=2)):
         headers.add("Contact", str(contact))
     for name, value in draw(
-        st.lists(st.tuples(st.sampled_from(["X-Custom", "Subject", "User-Agent"]), _token), max_size=3)
+        st.lists(
+            st.tuples(st.sampled_from(["X-Custom", "Subject", "User-Agent"]), _token), max_size=3
+        )
     ):
         headers.add(name, value)
     body = draw(st.binary(max_size=64))
@@ -235,7 +247,7 @@ def messages(draw: st.DrawFn) -> SipMessage:
     return SipResponse(draw(st.integers(100, 699)), draw(_token), headers, body)
 
 
-@FAST
+@settings(FAST, max_examples=100)
 @given(messages(), st.booleans())
 def test_generated_messages_round_trip(message: SipMessage, compact: bool) -> None:
     wire = serialize(message, compact=compact)
@@ -244,7 +256,7 @@ def test_generated_messages_round_trip(message: SipMessage, compact: bool) -> No
     assert framed is not None and framed == (message, len(wire))
 
 
-@FAST
+@settings(FAST, max_examples=100)
 @given(sip_uris())
 def test_generated_uris_round_trip(uri: SipUri) -> None:
     parsed = parse_uri(str(uri))
@@ -252,7 +264,7 @@ def test_generated_uris_round_trip(uri: SipUri) -> None:
     assert parsed.equivalent(uri)
 
 
-@FAST
+@settings(FAST, max_examples=100)
 @given(addresses())
 def test_generated_addresses_round_trip(address: Address) -> None:
     assert Address.parse(str(address)) == address
@@ -262,3 +274,44 @@ def test_generated_addresses_round_trip(address: Address) -> None:
 @given(vias())
 def test_generated_vias_round_trip(via: Via) -> None:
     assert Via.parse(str(via)) == via
+
+
+def test_truncated_corpus_messages_only_raise_parse_errors() -> None:
+    """Every eleventh prefix of every torture message, deterministically."""
+    for data in CORPUS:
+        for end in range(0, len(data), 11):
+            _datagram(data[:end])
+            _stream(data[:end])
+
+
+# ---- structured parsers on hostile text ------------------------------------------------------
+
+_HOSTILE = st.text(
+    st.sampled_from(list("sip:@[]<>\";,=?&%25 \t\\/.-_+*!~'()abcxyzSIPUDP0123456789é\x00\x7f")),
+    max_size=60,
+)
+_VALUE_PARSERS: dict[str, Callable[[str], object]] = {
+    "uri": parse_uri,
+    "via": Via.parse,
+    "address": Address.parse,
+    "cseq": CSeq.parse,
+    "media": MediaType.parse,
+    "credentials": Credentials.parse,
+    "challenge": Challenge.parse,
+}
+
+
+@FAST
+@given(st.sampled_from(sorted(_VALUE_PARSERS)), _HOSTILE)
+@example("address", '"a\\\\" <sip:x@y>')
+@example("via", "SIP/2.0/UDP [::1]:5;received=[::2];rport")
+@example("uri", "sip:a@[::1];x=[::2]?h=v")
+def test_value_parsers_fail_cleanly_and_reparse(kind: str, text: str) -> None:
+    parse = _VALUE_PARSERS[kind]
+    prefixed = {"via": "SIP/2.0/UDP ", "cseq": "1 ", "uri": "sip:"}.get(kind, "")
+    for candidate in (text, prefixed + text):
+        try:
+            value = parse(candidate)
+        except SipParseError:
+            continue
+        assert parse(str(value)) == value

@@ -87,9 +87,7 @@ class SipParseError(Exception):
         from sparklecomm.telephony.sip.message import response_for_headers
 
         reason = _STANDARD_REASONS.get(self.kind, self.reason)
-        return response_for_headers(
-            self._response_headers, self.status_code, reason, to_tag=to_tag
-        )
+        return response_for_headers(self._response_headers, self.status_code, reason, to_tag=to_tag)
 
     def __str__(self) -> str:
         return f"{self.reason} ({self.detail})" if self.detail else self.reason

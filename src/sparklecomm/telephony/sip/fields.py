@@ -36,9 +36,7 @@ from sparklecomm.telephony.sip.uri import (
 _PARAM_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")
 _DIGITS_RE = re.compile(r"[0-9]+")
 _SENT_BY_HOST_RE = re.compile(r"\[[^\]]*\]|[A-Za-z0-9_\-.]+")
-_DISPLAY_TOKENS_RE = re.compile(
-    r"[A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*"
-)
+_DISPLAY_TOKENS_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*")
 _BARE_URI_RE = re.compile(r"[^ \t;]+")
 _QVALUE_RE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)")
 _AUTH_VALUE_RE = re.compile(r'[^\s,"]+')

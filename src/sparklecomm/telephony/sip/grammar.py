@@ -24,7 +24,6 @@ QUOTED_RE = re.compile(r'"((?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\r\n])*)"')
 
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
 _NEEDS_ESCAPE_RE = re.compile(r'(["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f])')
-_WS_RE = re.compile(r"[ \t]*")
 _DIGITS_RE = re.compile(r"[0-9]+")
 
 RESERVED = frozenset(";/?:@&=+$,")
@@ -94,9 +93,11 @@ class Scanner:
         return self.text[self.pos : self.pos + 1]
 
     def skip_ws(self) -> None:
-        match = _WS_RE.match(self.text, self.pos)
-        if match is not None:
-            self.pos = match.end()
+        # Usually zero or one space: a loop beats a regex call here.
+        text, pos, end = self.text, self.pos, len(self.text)
+        while pos < end and text[pos] in " \t":
+            pos += 1
+        self.pos = pos
 
     def accept(self, char: str) -> bool:
         """Consume ``char`` if it comes next."""

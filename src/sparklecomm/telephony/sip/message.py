@@ -252,9 +252,11 @@ class _MessageBase:
         return self.headers.parsed("Proxy-Authenticate", parse_proxy_authenticates)
 
     def check_headers(self) -> None:
-        """Parse every header that has an accessor; raise the first error found."""
-        for name in _CHECKED_ACCESSORS:
-            getattr(self, name)
+        """Parse every present header that has an accessor; raise the first error found."""
+        present = {name.lower() for name, _ in self.headers}
+        for header, accessor in _CHECKED_ACCESSORS:
+            if header.lower() in present:
+                getattr(self, accessor)
 
     def start_line(self) -> str:
         raise NotImplementedError
@@ -272,28 +274,29 @@ class _MessageBase:
 
 
 _CHECKED_ACCESSORS = (
-    "via",
-    "from_",
-    "to",
-    "call_id",
-    "cseq",
-    "max_forwards",
-    "contacts",
-    "expires",
-    "content_type",
-    "accept",
-    "routes",
-    "record_routes",
-    "allow",
-    "supported",
-    "require",
-    "proxy_require",
-    "unsupported",
-    "authorization",
-    "proxy_authorization",
-    "www_authenticate",
-    "proxy_authenticate",
+    ("Via", "via"),
+    ("From", "from_"),
+    ("To", "to"),
+    ("Call-ID", "call_id"),
+    ("CSeq", "cseq"),
+    ("Max-Forwards", "max_forwards"),
+    ("Contact", "contacts"),
+    ("Expires", "expires"),
+    ("Content-Type", "content_type"),
+    ("Accept", "accept"),
+    ("Route", "routes"),
+    ("Record-Route", "record_routes"),
+    ("Allow", "allow"),
+    ("Supported", "supported"),
+    ("Require", "require"),
+    ("Proxy-Require", "proxy_require"),
+    ("Unsupported", "unsupported"),
+    ("Authorization", "authorization"),
+    ("Proxy-Authorization", "proxy_authorization"),
+    ("WWW-Authenticate", "www_authenticate"),
+    ("Proxy-Authenticate", "proxy_authenticate"),
 )
+"""(header, accessor) pairs that parsing checks."""
 
 
 @dataclass(eq=True)
@@ -370,12 +373,10 @@ def response_for_headers(
     for value in request_headers.get_all("Via"):
         headers.add("Via", value)
     for name in ("From", "To", "Call-ID", "CSeq"):
-        value = request_headers.get(name)
-        if value is None:
+        found = request_headers.get(name)
+        if found is None:
             continue
-        if name == "To" and status != 100:
-            value = _with_to_tag(value, to_tag)
-        headers.add(name, value)
+        headers.add(name, _with_to_tag(found, to_tag) if name == "To" and status != 100 else found)
     if status == 100:
         timestamp = request_headers.get("Timestamp")
         if timestamp is not None:

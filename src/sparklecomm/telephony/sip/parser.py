@@ -6,8 +6,8 @@ body is the rest of the datagram; octets past Content-Length are noise and dropp
 then mandatory) and reports RFC 5626 CRLF keep-alives. Both accept every octet sequence:
 they return a message or raise :class:`~sparklecomm.telephony.sip.errors.SipParseError`.
 
-What "accepted" means: the start line and every header the stack reads (see
-``_MessageBase.check_headers``) follow the RFC 3261 grammar, Via/From/To/Call-ID/CSeq are
+What "accepted" means: the start line and every header that has a typed accessor (see
+``SipRequest.check_headers``) follow the RFC 3261 grammar, Via/From/To/Call-ID/CSeq are
 present, From/To/Call-ID/CSeq/Max-Forwards/Content-Type/Expires/Content-Length appear once,
 and a request's CSeq names its method. Liberal where the RFCs ask for it (RFC 4475,
 RFC 5118): folding, odd case and spacing, bare LF line ends, ``received`` with IPv6
@@ -73,12 +73,15 @@ _MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
 _SINGLE = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires")
 
 
-def is_keepalive(datagram: bytes) -> bool:
+def is_keepalive(datagram: bytes | bytearray | memoryview) -> bool:
     """Whether a datagram is only keep-alive filler (CRLFs, spaces, NULs) to be ignored."""
-    return bool(datagram) and all(octet in _KEEPALIVE_OCTETS for octet in datagram)
+    octets = bytes(datagram)
+    return bool(octets) and all(octet in _KEEPALIVE_OCTETS for octet in octets)
 
 
-def parse_datagram(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> SipMessage:
+def parse_datagram(
+    data: bytes | bytearray | memoryview, *, limits: ParseLimits = DEFAULT_LIMITS
+) -> SipMessage:
     """Parse one datagram into a message.
 
     Without Content-Length the body is the rest of the datagram; with it, the body is that
@@ -175,9 +178,7 @@ def parse_stream(
 
 
 def _too_large(detail: str) -> SipParseError:
-    return SipParseError(
-        "Message Too Large", kind=ParseErrorKind.MESSAGE_TOO_LARGE, detail=detail
-    )
+    return SipParseError("Message Too Large", kind=ParseErrorKind.MESSAGE_TOO_LARGE, detail=detail)
 
 
 @dataclass(slots=True)
@@ -238,7 +239,7 @@ def _build(parts: _Head, body: bytes, framing_error: SipParseError | None) -> Si
     method: str | None = None
     bad_version: SipParseError | None = None
     start = parts.start_line
-    is_request = not start[:4].upper() == "SIP/"
+    is_request = start[:4].upper() != "SIP/"
     try:
         if is_request:
             method, uri, version = _request_line(start)
@@ -252,8 +253,8 @@ def _build(parts: _Head, body: bytes, framing_error: SipParseError | None) -> Si
                 kind=ParseErrorKind.VERSION_NOT_SUPPORTED,
                 detail=f"SIP/{version[0]}.{version[1]}",
             )
-    except SipParseError as error:
-        problems.insert(0, error)
+    except SipParseError as start_line_error:
+        problems.insert(0, start_line_error)
         if is_request:
             method = _method_of(start)
 
@@ -262,12 +263,12 @@ def _build(parts: _Head, body: bytes, framing_error: SipParseError | None) -> Si
         problems.append(framing_error)
     if bad_version is None and not problems and message is not None:
         return message
-    error = bad_version or problems[0]
-    error.is_request = is_request
-    error.method = method
+    failure = bad_version or problems[0]
+    failure.is_request = is_request
+    failure.method = method
     if is_request and method is not None and _respondable(headers):
-        error._response_headers = headers
-    raise error
+        failure._response_headers = headers
+    raise failure
 
 
 def _request_line(line: str) -> tuple[str, Uri, tuple[int, int]]:
@@ -333,9 +334,7 @@ def _check_headers(
         if message.method not in KNOWN_METHODS:
             # RFC 4475 §3.1.2.18: for an unknown method 501 is the better answer.
             return [
-                SipParseError(
-                    "Not Implemented", kind=ParseErrorKind.NOT_IMPLEMENTED, detail=detail
-                )
+                SipParseError("Not Implemented", kind=ParseErrorKind.NOT_IMPLEMENTED, detail=detail)
             ]
         return [SipParseError("Bad Request - CSeq method mismatch", detail=detail)]
     return []
@@ -359,7 +358,7 @@ def _annotated(error: SipParseError, parts: _Head) -> SipParseError:
     """Complete a stream framing error: the connection cannot go on (nothing consumed),
     but a request may still get its 400 before the stack closes it."""
     error.consumed = None
-    error.is_request = not parts.start_line[:4].upper() == "SIP/"
+    error.is_request = parts.start_line[:4].upper() != "SIP/"
     if error.is_request:
         error.method = _method_of(parts.start_line)
         headers = Headers()

@@ -32,6 +32,7 @@ _LABEL_RE = re.compile(r"[A-Za-z0-9_\-]+")
 _IPV4_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _IPV6_CHARS_RE = re.compile(r"[0-9A-Fa-f:.]+")
 _PORT_RE = re.compile(r"[0-9]{1,5}")
+_TTL_RE = re.compile(r"[0-9]{1,3}")
 _ESCAPE_RE = re.compile(rb"%([0-9A-Fa-f]{2})")
 
 # Checked as "allowed characters" plus "at least one digit" rather than with one regex,
@@ -51,7 +52,7 @@ _HEADER_SAFE = (_USER_SAFE - frozenset("&=,;")) | frozenset("[]:")
 ParamPairs = tuple[tuple[str, str | None], ...]
 
 # Parameters that make two SIP URIs differ when only one of them has it (§19.1.4).
-_SIGNIFICANT_PARAMS = ("user", "ttl", "method", "maddr", "transport")
+_SIGNIFICANT_PARAMS = (b"user", b"ttl", b"method", b"maddr", b"transport")
 
 
 def unescape(raw: str) -> str:
@@ -270,7 +271,7 @@ class SipUri:
     @property
     def ttl(self) -> int | None:
         value = self.param("ttl")
-        if value is None or not value.isdigit() or len(value) > 3:
+        if value is None or _TTL_RE.fullmatch(value) is None:
             return None
         return int(value)
 
