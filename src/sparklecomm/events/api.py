@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import OrderedDict
 from typing import Annotated, Any
 
 import structlog
@@ -27,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from sparklecomm.api.deps import SESSION_COOKIE, CurrentPrincipal, ServicesDep
 from sparklecomm.auth.service import Principal
 from sparklecomm.container import Services
+from sparklecomm.core.events import Event
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -128,7 +130,7 @@ async def events_ws(ws: WebSocket) -> None:
     try:
         stream = svc.events.follow(principal.tenant_id, after, sub)
         async for event in _until(stream, reader):
-            await ws.send_text(json.dumps({"op": "event", "event": event.to_json()}))
+            await ws.send_text(_wire(event))
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
@@ -136,6 +138,26 @@ async def events_ws(ws: WebSocket) -> None:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
+
+
+_WIRE_CACHE: OrderedDict[tuple[str, int], str] = OrderedDict()
+_WIRE_CACHE_SIZE = 4096
+
+
+def _wire(event: Event) -> str:
+    """The WebSocket frame of an event, serialised once for all subscribers.
+
+    With a thousand clients on one tenant, encoding each event a thousand times would cost
+    more than sending it. Only the event loop's thread calls this, so no lock is needed.
+    """
+    key = (event.tenant_id, event.id)
+    text = _WIRE_CACHE.get(key)
+    if text is None:
+        text = json.dumps({"op": "event", "event": event.to_json()})
+        _WIRE_CACHE[key] = text
+        if len(_WIRE_CACHE) > _WIRE_CACHE_SIZE:
+            _WIRE_CACHE.popitem(last=False)
+    return text
 
 
 async def _until(stream: Any, reader: asyncio.Task[None]) -> Any:
