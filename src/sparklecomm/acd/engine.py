@@ -60,16 +60,24 @@ from .model import (
     to_us,
 )
 from .sortedlist import SortedList
-from .strategies import TierIndex, strategy_key
+from .strategies import ReadyIndex, strategy_key
 from .views import AgentSnapshot, InteractionSnapshot, QueueSnapshot, WaitingEntry
 
 Payload = dict[str, Any]
 
+_VOICE = Channel.VOICE
+_CALLBACK = Channel.CALLBACK
 _QUEUED = InteractionState.QUEUED
 _SCHEDULED = InteractionState.SCHEDULED
 _OFFERED = InteractionState.OFFERED
 _ACTIVE = InteractionState.ACTIVE
 _EXPRESSION_ORDER_BASE = 1_000_000  # expression members come after the listed members
+# Enum member -> its string, for event payloads (a dict lookup beats the ``.value`` property
+# on the hot path).
+_CHANNELS: dict[str, Channel] = {c.value: c for c in Channel}
+_NAME: dict[Any, str] = {
+    m: m.value for enum in (Channel, AgentState, InteractionState, Role, Strategy) for m in enum
+}
 
 
 def _sec(us: int) -> float:
@@ -93,11 +101,15 @@ class AcdEngine:
         self._next_agent_ordinal = 0
         self._next_queue_ordinal = 0
         self._expressions: dict[str, SkillExpression] = {}
+        self._listed_in: dict[str, dict[str, None]] = {}  # agent -> queues listing it
+        self._expression_queues: dict[str, None] = {}  # queues with a member expression
         # Per command:
         self._events: list[NewEvent] = []
         self._now = 0
         self._now_dt: datetime = EPOCH
+        self._now_iso: str | None = None
         self._work: deque[tuple[bool, str]] = deque()  # (is agent, id) still to route
+        self._to_empty: list[str] = []  # queues whose last staffed member just left
 
     @property
     def config(self) -> EngineConfig:
@@ -111,8 +123,10 @@ class AcdEngine:
         moment = self._clock.now()
         self._now_dt = moment
         self._now = to_us(moment)
+        self._now_iso = None
         self._events = []
         self._work.clear()
+        self._to_empty.clear()
         return self._now
 
     def _finish(self) -> list[NewEvent]:
@@ -120,6 +134,13 @@ class AcdEngine:
         events = self._events
         self._events = []
         return events
+
+    def _iso(self) -> str:
+        """The current instant as an ISO string, computed once per command."""
+        iso = self._now_iso
+        if iso is None:
+            iso = self._now_iso = self._now_dt.isoformat()
+        return iso
 
     def _emit(self, type_: str, payload: Payload) -> None:
         self._events.append(NewEvent(type_, payload, self._now_dt))
@@ -137,7 +158,7 @@ class AcdEngine:
             "interaction_id": it.id,
             "queue_id": queue_id if queue_id is not None else it.queue_id,
             "agent_id": agent_id,
-            "channel": it.channel.value,
+            "channel": _NAME[it.channel],
         }
         payload.update(extra)
         self._events.append(NewEvent(type_, payload, self._now_dt))
@@ -202,6 +223,7 @@ class AcdEngine:
         queue = self._build_queue(cfg, self._next_queue_ordinal)
         self._next_queue_ordinal += 1
         self._queues[cfg.id] = queue
+        self._track_listing(queue, add=True)
         self._emit(
             "queue.created",
             {"queue_id": cfg.id, "config": persistence.queue_config_to_dict(cfg)},
@@ -236,11 +258,14 @@ class AcdEngine:
             if entry.listed:
                 self._unlist_entry(it, entry)
         fresh = self._build_queue(cfg, queue.ordinal)
+        self._track_listing(queue, add=False)
         queue.config = fresh.config
         queue.expression = fresh.expression
         queue.level_max_penalty = fresh.level_max_penalty
         queue.level_relax = fresh.level_relax
         queue.channel_set = fresh.channel_set
+        queue.listed = fresh.listed
+        self._track_listing(queue, add=True)
         queue.ready = {}
         queue.waiting = {}
         queue.rr_last = -1
@@ -274,6 +299,7 @@ class AcdEngine:
                 )
         for aid in list(queue.members):
             self._set_membership(self._agents[aid], queue, None)
+        self._track_listing(queue, add=False)
         del self._queues[queue_id]
         self._emit("queue.removed", {"queue_id": queue_id})
         return self._finish()
@@ -284,14 +310,16 @@ class AcdEngine:
         cfg = config.normalized()
         if cfg.id in self._agents:
             raise Conflict(f"Agent {cfg.id!r} exists already.", field="id")
-        agent = Agent(config=cfg, ordinal=self._next_agent_ordinal, since=now, idle_since=now)
+        agent = Agent(
+            id=cfg.id, config=cfg, ordinal=self._next_agent_ordinal, since=now, idle_since=now
+        )
         self._next_agent_ordinal += 1
         self._agents[cfg.id] = agent
         self._emit(
             "agent.created",
             {"agent_id": cfg.id, "config": persistence.agent_config_to_dict(cfg)},
         )
-        for queue in self._queues.values():
+        for queue in self._possible_queues(agent):
             self._set_membership(agent, queue, self._membership_for(queue, agent))
         self._emit_agent_queues(agent)
         return self._finish()
@@ -312,7 +340,7 @@ class AcdEngine:
             "agent.updated",
             {"agent_id": cfg.id, "config": persistence.agent_config_to_dict(cfg)},
         )
-        for queue in self._queues.values():
+        for queue in self._possible_queues(agent):
             self._set_membership(agent, queue, self._membership_for(queue, agent))
         if agent.queues != before:
             self._emit_agent_queues(agent)
@@ -338,13 +366,42 @@ class AcdEngine:
 
     def _build_queue(self, cfg: QueueConfig, ordinal: int) -> Queue:
         return Queue(
+            id=cfg.id,
             config=cfg,
             ordinal=ordinal,
             expression=compile_member_expression(cfg),
             level_max_penalty=tuple(cfg.level_max_penalty(lv) for lv in range(cfg.levels)),
             level_relax=tuple(cfg.level_relax(lv) for lv in range(cfg.levels)),
             channel_set=frozenset(cfg.channels),
+            listed={
+                m.agent_id: Membership(m.penalty, m.weight, order)
+                for order, m in enumerate(cfg.members)
+            },
         )
+
+    def _possible_queues(self, agent: Agent) -> list[Queue]:
+        """Queues the agent is or could be a member of (listing it, or by expression)."""
+        ids = set(agent.queues)
+        ids.update(self._listed_in.get(agent.id, ()))
+        ids.update(self._expression_queues)
+        found = [self._queues[qid] for qid in ids]
+        found.sort(key=lambda q: q.ordinal)
+        return found
+
+    def _track_listing(self, queue: Queue, *, add: bool) -> None:
+        """Keep the agent -> listing queues map and the expression-queue set in step."""
+        for aid in queue.listed:
+            listed_in = self._listed_in.setdefault(aid, {})
+            if add:
+                listed_in[queue.id] = None
+            else:
+                listed_in.pop(queue.id, None)
+                if not listed_in:
+                    del self._listed_in[aid]
+        if queue.expression is not None and add:
+            self._expression_queues[queue.id] = None
+        else:
+            self._expression_queues.pop(queue.id, None)
 
     def _candidate_members(self, queue: Queue) -> list[str]:
         if queue.expression is not None:
@@ -352,9 +409,9 @@ class AcdEngine:
         return [m.agent_id for m in queue.config.members if m.agent_id in self._agents]
 
     def _membership_for(self, queue: Queue, agent: Agent) -> Membership | None:
-        for order, member in enumerate(queue.config.members):
-            if member.agent_id == agent.id:
-                return Membership(member.penalty, member.weight, order)
+        listed = queue.listed.get(agent.config.id)
+        if listed is not None:
+            return Membership(listed.penalty, listed.weight, listed.order)
         expr = queue.expression
         if expr is not None and expr.matches(agent.config.skills, agent.config.attributes):
             cfg = queue.config
@@ -412,7 +469,9 @@ class AcdEngine:
         for ch, n in agent.config.capacity.items():
             queue.staffed_capacity[ch] = queue.staffed_capacity.get(ch, 0) + delta * n
         if delta < 0 and queue.staffed_agents == 0 and queue.config.leave_when_empty:
-            self._empty_queue(queue)
+            # Acted on once the command's changes are done (a member whose terms change is
+            # briefly counted out and back in).
+            self._to_empty.append(queue.id)
 
     def _empty_queue(self, queue: Queue) -> None:
         """``leave_when_empty``: the last staffed member left; waiting interactions leave too."""
@@ -491,14 +550,14 @@ class AcdEngine:
             raise Conflict(f"Agent {agent_id!r} is not logged in.", field="agent_id")
         if agent.aux_reason == reason:
             raise Conflict(f"Agent {agent_id!r} is on break ({reason}) already.", field="reason")
-        if agent.offer is not None:
-            it = self._interactions[agent.offer]
-            self._withdraw(it, agent, "agent_break")
-            if not it.offers:
-                self._return_to_queue(it)
         if agent.staffed:
             self._staff(agent, -1)
         agent.aux_reason = reason
+        if agent.offer is not None:
+            it = self._interactions[agent.offer]
+            self._withdraw(it, agent, "agent_break")  # reserved -> break directly
+            if not it.offers:
+                self._return_to_queue(it)
         if agent.interactions or agent.wrapups:
             self._emit("agent.break_scheduled", {"agent_id": agent.id, "reason": reason})
         self._refresh(agent, reason)
@@ -521,57 +580,69 @@ class AcdEngine:
 
     # -- derived state, routability and the ready indexes --------------------------------------
 
-    def _derive_state(self, agent: Agent) -> AgentState:
-        if agent.logged_in_at is None:
-            return AgentState.LOGGED_OUT
-        if agent.interactions:
-            return AgentState.BUSY
-        if agent.offer is not None:
-            return AgentState.RESERVED
-        if agent.wrapups:
-            return AgentState.WRAP_UP
-        if agent.aux_reason is not None:
-            return AgentState.BREAK
-        return AgentState.AVAILABLE
-
     def _refresh(self, agent: Agent, reason: str) -> None:
         """Recompute the agent's state (emitting ``agent.state_changed``) and its index entries."""
-        state = self._derive_state(agent)
+        if agent.logged_in_at is None:
+            state = AgentState.LOGGED_OUT
+        elif agent.interactions:
+            state = AgentState.BUSY
+        elif agent.offer is not None:
+            state = AgentState.RESERVED
+        elif agent.wrapups:
+            state = AgentState.WRAP_UP
+        elif agent.aux_reason is not None:
+            state = AgentState.BREAK
+        else:
+            state = AgentState.AVAILABLE
         if state is AgentState.BREAK:
             reason = agent.aux_reason or reason
         if state is not agent.state or (state is AgentState.BREAK and reason != agent.reason):
             now = self._now
-            self._emit(
-                "agent.state_changed",
-                {
-                    "agent_id": agent.id,
-                    "state": state.value,
-                    "reason": reason,
-                    "since": self._now_dt.isoformat(),
-                    "previous_state": agent.state.value,
-                    "previous_reason": agent.reason,
-                    "previous_since": from_us(agent.since).isoformat(),
-                    "previous_seconds": _sec(now - agent.since),
-                    "load": {c.value: n for c, n in agent.load.items() if n},
-                },
+            iso = self._iso()
+            self._events.append(
+                NewEvent(
+                    "agent.state_changed",
+                    {
+                        "agent_id": agent.config.id,
+                        "state": _NAME[state],
+                        "reason": reason,
+                        "since": iso,
+                        "previous_state": _NAME[agent.state],
+                        "previous_reason": agent.reason,
+                        "previous_since": agent.since_iso or from_us(agent.since).isoformat(),
+                        "previous_seconds": (now - agent.since) / US,
+                        "load": {_NAME[c]: n for c, n in agent.load.items() if n}
+                        if agent.load
+                        else {},
+                    },
+                    self._now_dt,
+                )
             )
             if state is AgentState.AVAILABLE:
                 agent.idle_since = now
             agent.state = state
             agent.reason = reason
             agent.since = now
+            agent.since_iso = iso
         self._reindex(agent)
 
-    def _routable_channels(self, agent: Agent) -> tuple[Channel, ...]:
-        if agent.logged_in_at is None or agent.aux_reason is not None or agent.offer is not None:
-            return ()
-        cap = agent.config.capacity
-        load = agent.load
-        if agent.config.voice_blocks_other_channels:
-            phone = [c for c in PHONE_CHANNELS if load.get(c)]
-            if phone:
-                return tuple(c for c in phone if load[c] < cap.get(c, 0))
-        return tuple(c for c, n in cap.items() if load.get(c, 0) < n)
+    def _routable_channels(self, agent: Agent) -> list[Channel]:
+        """Channels the agent could be offered something on right now."""
+        if agent.logged_in_at is not None and agent.aux_reason is None and agent.offer is None:
+            cap = agent.config.capacity
+            load = agent.load
+            if agent.config.voice_blocks_other_channels and (
+                load.get(_VOICE) or load.get(_CALLBACK)
+            ):
+                # A call in progress blocks every other channel (but not more calls of its
+                # own channel, should its capacity allow them).
+                return [c for c in PHONE_CHANNELS if load.get(c) and load[c] < cap.get(c, 0)]
+            channels = []
+            for ch, n in cap.items():
+                if load.get(ch, 0) < n:
+                    channels.append(ch)
+            return channels
+        return []
 
     def _can_take(self, agent: Agent, channel: Channel) -> bool:
         return channel in self._routable_channels(agent)
@@ -580,36 +651,42 @@ class AcdEngine:
         """Put the agent in exactly the ready indexes it belongs in now, with fresh keys."""
         channels = self._routable_channels(agent)
         old = agent.index_keys
-        if not channels and not old:
+        if not channels:
+            if old:  # no longer available on any channel: leave every index
+                queues = self._queues
+                for qid, ch in old:
+                    queues[qid].ready[ch].remove(agent.id)
+                agent.index_keys = {}
             return
         desired: dict[tuple[str, Channel], tuple[int, tuple[Any, ...]]] = {}
-        if channels:
-            for qid, member in agent.queues.items():
-                queue = self._queues[qid]
-                key: tuple[Any, ...] | None = None
-                for ch in channels:
-                    if ch in queue.channel_set:
-                        if key is None:
-                            key = strategy_key(queue.config, agent, member)
-                        desired[(qid, ch)] = (member.penalty, key)
-        for where, entry in old.items():
-            if desired.get(where) != entry:
-                self._queues[where[0]].ready[where[1]].remove(agent.id, entry[0])
+        queues = self._queues
+        for qid, member in agent.queues.items():
+            queue = queues[qid]
+            key: tuple[Any, ...] | None = None
+            for ch in channels:
+                if ch in queue.channel_set:
+                    if key is None:
+                        key = strategy_key(queue.config, agent, member)
+                    desired[(qid, ch)] = (member.penalty, key)
+        if old:
+            for where, entry in old.items():
+                if desired.get(where) != entry:
+                    queues[where[0]].ready[where[1]].remove(agent.id)
         for where, entry in desired.items():
-            if old.get(where) != entry:
-                queue = self._queues[where[0]]
-                tiers = queue.ready.get(where[1])
-                if tiers is None:
-                    tiers = queue.ready[where[1]] = TierIndex(queue.config.strategy)
-                tiers.add(agent.id, entry[0], entry[1])
+            if not old or old.get(where) != entry:
+                queue = queues[where[0]]
+                index = queue.ready.get(where[1])
+                if index is None:
+                    index = queue.ready[where[1]] = ReadyIndex(queue.config.strategy)
+                index.add(agent.id, entry[0], entry[1])
         agent.index_keys = desired
         if desired:
             self._work.append((True, agent.id))
 
     def _drop_index_entries(self, agent: Agent, queue_id: str) -> None:
         for where in [w for w in agent.index_keys if w[0] == queue_id]:
-            penalty, _ = agent.index_keys.pop(where)
-            self._queues[queue_id].ready[where[1]].remove(agent.id, penalty)
+            del agent.index_keys[where]
+            self._queues[queue_id].ready[where[1]].remove(agent.id)
 
     # ==========================================================================================
     # Interactions: arrival and queueing
@@ -640,7 +717,9 @@ class AcdEngine:
                 f"Interaction {interaction_id!r} exists already.", field="interaction_id"
             )
         queue = self._queue(queue_id)
-        ch = parse_channel(channel)
+        ch = _CHANNELS.get(channel) if isinstance(channel, str) else None
+        if ch is None:
+            ch = parse_channel(channel)  # raises with the list of channels
         if ch not in queue.channel_set:
             raise InvalidInput(
                 f"Queue {queue_id!r} does not take {ch.value} interactions.", field="channel"
@@ -673,7 +752,7 @@ class AcdEngine:
             required_skills=required_skills,
             customer_id=customer_id,
             attributes=attrs,
-            created_at=self._now_dt.isoformat(),
+            created_at=self._iso(),
         )
         self._enqueue(it, queue, "new", keep_place=False)
         return self._finish()
@@ -735,15 +814,27 @@ class AcdEngine:
         it.entries = {queue.id: entry}
         self._list_entry(it, entry)
         self._schedule_entry_timers(it, queue, entry, primary=True)
-        self._ievent(
-            "interaction.queued",
-            it,
-            reason=reason,
-            priority=entry.priority,
-            position=self._position(it),
-            ewt_seconds=self._interaction_ewt(it),
-            queued_at=from_us(it.queued_at).isoformat(),
-            score=self._score(queue, entry.key) / US,
+        position, same_channel = self._places(queue, entry.key, it.channel)
+        now = self._now
+        self._events.append(
+            NewEvent(
+                "interaction.queued",
+                {
+                    "interaction_id": it.id,
+                    "queue_id": queue.id,
+                    "agent_id": None,
+                    "channel": _NAME[it.channel],
+                    "reason": reason,
+                    "priority": entry.priority,
+                    "position": position,
+                    "ewt_seconds": self._ewt(queue, it.channel, same_channel),
+                    "queued_at": self._iso()
+                    if it.queued_at == now
+                    else from_us(it.queued_at).isoformat(),
+                    "score": self._score(queue, entry.key) / US,
+                },
+                self._now_dt,
+            )
         )
         self._work.append((False, it.id))
 
@@ -835,15 +926,19 @@ class AcdEngine:
 
     def _leave_queues(self, it: Interaction) -> None:
         """Take the interaction out of every queue (lists, timers, exclusions)."""
-        self._unlist(it)
-        for name in [n for n in it.timers if n != "callback"]:
-            self._cancel(it.timers.pop(name))
-        for qid in it.entries:
-            queue = self._queues.get(qid)
-            if queue is not None:
-                queue.scheduled.pop(it.id, None)
-        it.entries = {}
-        it.excluded = {}
+        if it.entries:
+            self._unlist(it)
+            if it.state is _SCHEDULED:
+                for qid in it.entries:
+                    queue = self._queues.get(qid)
+                    if queue is not None:
+                        queue.scheduled.pop(it.id, None)
+            it.entries = {}
+        if it.timers:
+            for name in [n for n in it.timers if n != "callback"]:
+                self._cancel(it.timers.pop(name))
+        if it.excluded:
+            it.excluded = {}
 
     def _drop(self, it: Interaction) -> None:
         """The interaction leaves routing for good (terminal event already emitted)."""
@@ -860,6 +955,10 @@ class AcdEngine:
     # ==========================================================================================
 
     def _dispatch(self) -> None:
+        while self._to_empty:
+            queue = self._queues.get(self._to_empty.pop(0))
+            if queue is not None and queue.staffed_agents == 0:
+                self._empty_queue(queue)
         work = self._work
         agents = self._agents
         interactions = self._interactions
@@ -885,25 +984,32 @@ class AcdEngine:
     def _route_interaction(self, it: Interaction) -> None:
         """Interaction side: the best available agent of its queues, by tier then strategy."""
         agents = self._agents
+        rng = self._rng
+        # Without a requirement or exclusions every indexed agent qualifies: take the first.
+        anyone = it.expression.is_empty and not it.excluded
         for qid, entry in it.entries.items():
             queue = self._queues[qid]
-            tiers = queue.ready.get(it.channel)
-            if tiers is None:
+            index = queue.ready.get(it.channel)
+            if not index:
                 continue
             relax = queue.level_relax[entry.level]
             ring_all = queue.config.strategy is Strategy.RING_ALL
-            for _, index in tiers.tiers(queue.level_max_penalty[entry.level]):
+            for penalty, keys in index.tiers(queue.level_max_penalty[entry.level]):
                 if ring_all:
                     chosen = [
                         agents[aid]
-                        for aid in index.candidates(self._rng, queue.rr_last)
-                        if self._eligible(it, agents[aid], relax)
+                        for aid in index.candidates(penalty, keys, rng, queue.rr_last)
+                        if anyone or self._eligible(it, agents[aid], relax)
                     ]
                     if chosen:
                         self._offer(it, chosen, queue, ring_all=True)
                         return
                     continue
-                for aid in index.candidates(self._rng, queue.rr_last):
+                if anyone:
+                    agent = agents[index.first(penalty, keys, rng, queue.rr_last)]
+                    self._offer(it, [agent], queue, ring_all=False)
+                    return
+                for aid in index.candidates(penalty, keys, rng, queue.rr_last):
                     agent = agents[aid]
                     if self._eligible(it, agent, relax):
                         self._offer(it, [agent], queue, ring_all=False)
@@ -971,11 +1077,11 @@ class AcdEngine:
                         "interaction_id": it.id,
                         "queue_id": queue.id,
                         "agent_id": agent.id,
-                        "channel": ch.value,
+                        "channel": _NAME[ch],
                         "kind": it.offer_kind,
                         "attempt": it.offer_attempts,
                         "ring_all": ring_all,
-                        "strategy": queue.config.strategy.value,
+                        "strategy": _NAME[queue.config.strategy],
                         "penalty": member.penalty if member is not None else None,
                         "level": entry.level if entry is not None else None,
                         "priority": entry.priority if entry is not None else it.priority,
@@ -1180,7 +1286,7 @@ class AcdEngine:
         return talk, hold
 
     def _start_wrapup(
-        self, agent: Agent, it: Interaction, queue_id: str, talk: int, hold: int
+        self, agent: Agent, it: Interaction, queue_id: str, talk: int, hold: int, cause: str
     ) -> None:
         """The agent's part ends: wrap-up for the queue's wrap-up seconds (0: none)."""
         agent.interactions.pop(it.id, None)
@@ -1192,11 +1298,13 @@ class AcdEngine:
         if seconds > 0:
             wrap.deadline = self._now + seconds_to_us(seconds)
             wrap.timer_id = self._schedule(wrap.deadline, "wrapup", agent.id, it.id)
-            self._refresh(agent, "wrap_up")
+            self._refresh(agent, cause)
         else:
-            self._end_wrapup(agent, wrap, "none")
+            self._end_wrapup(agent, wrap, "none", cause)
 
-    def _end_wrapup(self, agent: Agent, wrap: Wrapup, reason: str) -> None:
+    def _end_wrapup(
+        self, agent: Agent, wrap: Wrapup, reason: str, cause: str = "wrapup_ended"
+    ) -> None:
         del agent.wrapups[wrap.interaction_id]
         if wrap.timer_id is not None:
             self._cancel(wrap.timer_id)
@@ -1210,9 +1318,9 @@ class AcdEngine:
                     "interaction_id": wrap.interaction_id,
                     "queue_id": wrap.queue_id,
                     "agent_id": agent.id,
-                    "channel": wrap.channel.value,
+                    "channel": _NAME[wrap.channel],
                     "reason": reason,
-                    "wrapup_seconds": _sec(wrapup),
+                    "wrapup_seconds": wrapup / US,
                     "talk_seconds": _sec(wrap.talk_us),
                     "hold_seconds": _sec(wrap.hold_us),
                     "handle_seconds": _sec(handle),
@@ -1226,7 +1334,7 @@ class AcdEngine:
             window.append(_sec(handle))
             if len(window) > self._config.handle_time_window:
                 del window[0]
-        self._refresh(agent, "wrapup_ended")
+        self._refresh(agent, cause)
 
     def complete(
         self, interaction_id: str, agent_id: str, disposition: str | None = None
@@ -1247,11 +1355,11 @@ class AcdEngine:
             disposition=disposition,
             talk_seconds=_sec(talk),
             hold_seconds=_sec(hold),
-            wrapup_seconds=queue.config.wrapup_seconds if queue is not None else 0.0,
+            wrapup_planned_seconds=queue.config.wrapup_seconds if queue is not None else 0.0,
             original_channel=it.original_channel.value if it.original_channel else None,
         )
         self._drop(it)
-        self._start_wrapup(agent, it, it.queue_id, talk, hold)
+        self._start_wrapup(agent, it, it.queue_id, talk, hold, "completed")
         return self._finish()
 
     def end_wrapup(self, interaction_id: str, agent_id: str) -> list[NewEvent]:
@@ -1290,6 +1398,7 @@ class AcdEngine:
             position=position,
             wait_seconds=_sec(now - it.queued_at),
             queue_wait_seconds=_sec(now - entry.entered_at) if entry is not None else None,
+            service_level_seconds=self._queues[it.queue_id].config.service_level_seconds,
             original_channel=it.original_channel.value if it.original_channel else None,
         )
         self._drop(it)
@@ -1350,7 +1459,7 @@ class AcdEngine:
                 it.priority = priority
             it.queued_at = self._now
             it.offer_kind = "transfer"
-            self._start_wrapup(agent, it, it.queue_id, talk, hold)
+            self._start_wrapup(agent, it, it.queue_id, talk, hold, "transferred")
             self._offer(it, [target], self._queues[it.queue_id], ring_all=False)
             return self._finish()
         assert to_queue_id is not None
@@ -1382,7 +1491,7 @@ class AcdEngine:
             it.priority = priority
         it.queued_at = self._now
         it.hops = 0
-        self._start_wrapup(agent, it, old_queue, talk, hold)
+        self._start_wrapup(agent, it, old_queue, talk, hold, "transferred")
         self._enqueue(it, queue, "transfer", keep_place=False)
         return self._finish()
 
@@ -1408,7 +1517,7 @@ class AcdEngine:
         del it.participants[owner.id]
         it.participants[target.id].role = Role.OWNER
         it.agent_id = target.id
-        self._start_wrapup(owner, it, it.queue_id, talk, hold)
+        self._start_wrapup(owner, it, it.queue_id, talk, hold, "transferred")
 
     def _check_can_take(self, target: Agent, channel: Channel, field: str) -> None:
         if not self._can_take(target, channel):
@@ -1754,6 +1863,18 @@ class AcdEngine:
     # Queries: position, EWT, snapshots for UIs
     # ==========================================================================================
 
+    def _places(self, queue: Queue, key: WaitKey, channel: Channel) -> tuple[int, int]:
+        """1-based place of ``key`` in ``queue``: among all channels, and on ``channel``."""
+        ahead = same = 0
+        for ch, lists in queue.waiting.items():
+            for keys in lists:
+                if keys:
+                    n = keys.rank(key)
+                    ahead += n
+                    if ch is channel:
+                        same += n
+        return ahead + 1, same + 1
+
     def _position(self, it: Interaction, *, same_channel: bool = False) -> int | None:
         """1-based place in its queue (0 while offered, None when connected)."""
         if it.state is _OFFERED:
@@ -1775,8 +1896,8 @@ class AcdEngine:
 
     def _ewt(self, queue: Queue, channel: Channel, position: int) -> float | None:
         """Estimated wait of the interaction at ``position`` (same channel) in ``queue``."""
-        tiers = queue.ready.get(channel)
-        ready = len(tiers) if tiers is not None else 0
+        index = queue.ready.get(channel)
+        ready = len(index) if index is not None else 0
         if position <= ready:
             return 0.0
         staffed = queue.staffed_capacity.get(channel, 0)
@@ -1915,6 +2036,14 @@ class AcdEngine:
             handled=agent.handled,
         )
 
+    def queue_config(self, queue_id: str) -> QueueConfig:
+        """The (normalized) configuration of a queue."""
+        return self._queue(queue_id).config
+
+    def agent_config(self, agent_id: str) -> AgentConfig:
+        """The (normalized) configuration of an agent."""
+        return self._agent(agent_id).config
+
     def queue_ids(self) -> list[str]:
         return list(self._queues)
 
@@ -1944,7 +2073,10 @@ class AcdEngine:
 
     def _restore_indexes(self) -> None:
         """Rebuild the derived structures (members, staffing, ready and waiting indexes)."""
+        self._listed_in = {}
+        self._expression_queues = {}
         for queue in self._queues.values():
+            self._track_listing(queue, add=True)
             queue.members = {}
             queue.staffed_agents = 0
             queue.staffed_capacity = {}
@@ -1955,11 +2087,15 @@ class AcdEngine:
         for agent in self._agents.values():
             agent.queues = {}
             agent.index_keys = {}
-            for queue in self._queues.values():
-                member = self._membership_for(queue, agent)
-                if member is not None:
-                    agent.queues[queue.id] = member
-                    queue.members[agent.id] = member
+        for queue in self._queues.values():
+            for aid in queue.listed if queue.expression is None else self._agents:
+                candidate = self._agents.get(aid)
+                if candidate is not None:
+                    member = self._membership_for(queue, candidate)
+                    if member is not None:
+                        candidate.queues[queue.id] = member
+                        queue.members[candidate.id] = member
+        for agent in self._agents.values():
             if agent.staffed:
                 for qid in agent.queues:
                     queue = self._queues[qid]

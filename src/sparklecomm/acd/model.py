@@ -29,7 +29,7 @@ from .expressions import SkillExpression, compile_expression
 
 if TYPE_CHECKING:
     from .sortedlist import SortedList
-    from .strategies import TierIndex
+    from .strategies import ReadyIndex
 
 #: Sort key of a waiting interaction in a queue: (-static score in micro-points, queued at,
 #: FIFO sequence, interaction id). See ``AcdEngine`` and docs/routing.md ("Scoring").
@@ -330,6 +330,7 @@ class QueueConfig:
             if not isinstance(rule, PriorityRule) or not isinstance(rule.boost, int):
                 raise _fail("priority_rules must be PriorityRule entries.", "priority_rules")
             _check_id(rule.attribute, "priority_rules")
+
         def opt(value: float | None) -> float | None:
             return None if value is None else float(value)
 
@@ -581,11 +582,13 @@ class Membership:
 
 @dataclass(slots=True, eq=False)
 class Agent:
+    id: str
     config: AgentConfig
     ordinal: int
     state: AgentState = AgentState.LOGGED_OUT
     reason: str = "created"
     since: int = 0
+    since_iso: str = ""  # ``since`` as ISO text, kept to avoid re-formatting it
     logged_in_at: int | None = None
     aux_reason: str | None = None  # a requested break (effective once the work is done)
     offer: str | None = None  # interaction being offered
@@ -600,10 +603,6 @@ class Agent:
     index_keys: dict[tuple[str, Channel], tuple[int, tuple[Any, ...]]] = field(default_factory=dict)
 
     @property
-    def id(self) -> str:
-        return self.config.id
-
-    @property
     def staffed(self) -> bool:
         """Logged in and not on (or heading to) a break: counts for EWT and empty rules."""
         return self.logged_in_at is not None and self.aux_reason is None
@@ -611,6 +610,7 @@ class Agent:
 
 @dataclass(slots=True, eq=False)
 class Queue:
+    id: str
     config: QueueConfig
     ordinal: int
     expression: SkillExpression | None
@@ -618,19 +618,16 @@ class Queue:
     level_relax: tuple[int, ...]
     channel_set: frozenset[Channel]
     members: dict[str, Membership] = field(default_factory=dict)
+    listed: dict[str, Membership] = field(default_factory=dict)  # from config.members
     rr_last: int = -1  # member order of the last agent offered (round-robin memory)
     handle_times: dict[Channel, list[float]] = field(default_factory=dict)
     staffed_agents: int = 0
     staffed_capacity: dict[Channel, int] = field(default_factory=dict)
     scheduled: dict[str, None] = field(default_factory=dict)  # callbacks not yet due
     # Derived indexes (rebuilt from the records above on restore):
-    ready: dict[Channel, TierIndex] = field(default_factory=dict)  # available agents
+    ready: dict[Channel, ReadyIndex] = field(default_factory=dict)  # available agents
     waiting: dict[Channel, list[SortedList[WaitKey]]] = field(default_factory=dict)  # per level
     waiting_count: int = 0
-
-    @property
-    def id(self) -> str:
-        return self.config.id
 
 
 def compile_member_expression(config: QueueConfig) -> SkillExpression | None:

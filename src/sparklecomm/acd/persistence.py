@@ -258,6 +258,7 @@ def _dump_agent(agent: Agent) -> dict[str, Any]:
         "state": agent.state.value,
         "reason": agent.reason,
         "since": agent.since,
+        "since_iso": agent.since_iso,
         "logged_in_at": agent.logged_in_at,
         "aux_reason": agent.aux_reason,
         "offer": agent.offer,
@@ -284,12 +285,15 @@ def _dump_agent(agent: Agent) -> dict[str, Any]:
 
 
 def _load_agent(d: Mapping[str, Any]) -> Agent:
+    config = agent_config_from_dict(d["config"]).normalized()
     return Agent(
-        config=agent_config_from_dict(d["config"]).normalized(),
+        id=config.id,
+        config=config,
         ordinal=d["ordinal"],
         state=AgentState(d["state"]),
         reason=d["reason"],
         since=d["since"],
+        since_iso=d["since_iso"],
         logged_in_at=d["logged_in_at"],
         aux_reason=d["aux_reason"],
         offer=d["offer"],
