@@ -179,10 +179,12 @@ def serve(
 def demo(
     host: Annotated[str | None, typer.Option(help="HTTP address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
-    data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="Data directory of the demo")
-    ] = Path("demo-data"),
-    speed: Annotated[float, typer.Option(help="Time acceleration of the traffic (1: real time)")] = 1.0,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Data directory of the demo")] = Path(
+        "demo-data"
+    ),
+    speed: Annotated[
+        float, typer.Option(help="Time acceleration of the traffic (1: real time)")
+    ] = 1.0,
     load: Annotated[float, typer.Option(help="Multiplier of the arrival rates")] = 1.0,
     admin_password: Annotated[
         str | None, typer.Option(help="Password of the demo users on a fresh data directory")
@@ -211,7 +213,9 @@ def demo(
     typer.echo(f"  passwords in {settings.data_dir / PASSWORD_FILE}")
     if prepared.first is not None:
         typer.echo(f"  password of admin, supervisor and agent: {prepared.first.password}")
-    typer.echo(f"Traffic: {len(prepared.sim_agents)} simulated agents, speed x{speed}, load x{load}")
+    typer.echo(
+        f"Traffic: {len(prepared.sim_agents)} simulated agents, speed x{speed}, load x{load}"
+    )
     sys.stdout.flush()
     asyncio.run(serve_with_traffic(services, prepared, speed=speed, load=load))
 

@@ -32,14 +32,16 @@ def count_queries(world: World) -> Iterator[list[str]]:
 def test_listing_users_costs_the_same_for_3_or_30_users(sqlite_world: World) -> None:
     world = sqlite_world
     with TestClient(build_app(world.services)) as client:
-        token = client.post("/api/v1/auth/login",
-                            json={"username": "admin", "password": PASSWORD})
+        token = client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
         assert token.status_code == 200
         with count_queries(world) as few:
             assert len(client.get("/api/v1/users").json()) == 3
         for i in range(27):
             world.services.auth.do_create_user(
-                world.tenant_id, Actor.cli(), username=f"agent{i:02}", password=PASSWORD,
+                world.tenant_id,
+                Actor.cli(),
+                username=f"agent{i:02}",
+                password=PASSWORD,
                 role="agent",
             )
         with count_queries(world) as many:

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import PASSWORD, World
 from typer.testing import CliRunner
 
 import sparklecomm.acd.cli as routing_cli
 from sparklecomm.app import build_app
 from sparklecomm.cli import app
-from tests.conftest import PASSWORD, World
 
 runner = CliRunner()
 
@@ -22,8 +22,9 @@ def cli(sqlite_world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]
     world = sqlite_world
     with TestClient(build_app(world.services)) as client:
         r = client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
-        token = client.post("/api/v1/tokens", json={"name": "cli"},
-                            headers={"X-CSRF-Token": r.json()["csrf_token"]}).json()["token"]
+        token = client.post(
+            "/api/v1/tokens", json={"name": "cli"}, headers={"X-CSRF-Token": r.json()["csrf_token"]}
+        ).json()["token"]
         client.cookies.clear()
 
         def in_process(url: str, tok: str) -> TestClient:
@@ -54,12 +55,23 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_provision_a_queue_and_an_agent_from_the_command_line(cli: World) -> None:
-    code, out, err = run("agent", "set", "ana", "--skill", "billing=4", "--capacity", "chat=3",
-                         "--json")
+    code, out, err = run(
+        "agent", "set", "ana", "--skill", "billing=4", "--capacity", "chat=3", "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["skills"] == {"billing": 4}
-    code, out, err = run("queue", "add", "billing", "--name", "Billing", "--strategy",
-                         "round-robin", "--member", "ana=1", "--json")
+    code, out, err = run(
+        "queue",
+        "add",
+        "billing",
+        "--name",
+        "Billing",
+        "--strategy",
+        "round-robin",
+        "--member",
+        "ana=1",
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out)["members"][0]["penalty"] == 1
     code, out, _ = run("agent", "login", "ana")

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from tests.conftest import FAST_PASSWORDS, PASSWORD, World
 
 from sparklecomm.acd.service import AcdService
 from sparklecomm.app import build_app, build_services
 from sparklecomm.settings import Settings
 from sparklecomm.store.db import read_events
 from sparklecomm.store.models import AuditLog
-from tests.conftest import FAST_PASSWORDS, PASSWORD, World
 
 
 class Api:
@@ -26,7 +26,8 @@ class Api:
         r = client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
         assert r.status_code == 200, r.text
         token = client.post(
-            "/api/v1/tokens", json={"name": "t"},
+            "/api/v1/tokens",
+            json={"name": "t"},
             headers={"X-CSRF-Token": r.json()["csrf_token"]},
         ).json()["token"]
         client.cookies.clear()
@@ -58,11 +59,23 @@ def types(result: dict[str, Any]) -> list[str]:
 
 def setup_center(client: TestClient, world: World) -> tuple[Api, Api, Api]:
     admin, sup, ana = Api(client, "admin"), Api(client, "sup"), Api(client, "ana")
-    admin.send("PUT", f"/agents/{world.agent_id}", {"skills": {"billing": 3},
-               "capacity": {"voice": 1, "chat": 2}})
-    admin.post("/queues", {"id": "support", "name": "Support", "strategy": "longest-idle",
-                           "offer_timeout_seconds": 15, "wrapup_seconds": 30,
-                           "members": [{"agent_id": world.agent_id}]}, status=201)
+    admin.send(
+        "PUT",
+        f"/agents/{world.agent_id}",
+        {"skills": {"billing": 3}, "capacity": {"voice": 1, "chat": 2}},
+    )
+    admin.post(
+        "/queues",
+        {
+            "id": "support",
+            "name": "Support",
+            "strategy": "longest-idle",
+            "offer_timeout_seconds": 15,
+            "wrapup_seconds": 30,
+            "members": [{"agent_id": world.agent_id}],
+        },
+        status=201,
+    )
     return admin, sup, ana
 
 
@@ -70,9 +83,16 @@ def test_full_lifecycle_through_the_api(client: TestClient, world: World) -> Non
     admin, sup, ana = setup_center(client, world)
     assert types(ana.post(f"/agents/{world.agent_id}/login"))[0] == "agent.logged_in"
     ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
-    created = sup.post("/interactions", {"queue_id": "support", "channel": "voice",
-                                         "customer_id": "c-42",
-                                         "attributes": {"dnis": "+15550100"}}, status=201)
+    created = sup.post(
+        "/interactions",
+        {
+            "queue_id": "support",
+            "channel": "voice",
+            "customer_id": "c-42",
+            "attributes": {"dnis": "+15550100"},
+        },
+        status=201,
+    )
     iid = created["interaction"]["interaction_id"]
     assert "interaction.offered" in [e["type"] for e in created["events"]]
     assert ana.get(f"/agents/{world.agent_id}")["offer"] == iid
@@ -85,25 +105,32 @@ def test_full_lifecycle_through_the_api(client: TestClient, world: World) -> Non
     assert ana.get(f"/agents/{world.agent_id}")["state"] == "available"
     # the stream holds the interaction's whole history, in order
     with world.services.db.read() as s:
-        stream = [e for e in read_events(s, world.tenant_id, 0, 1000)
-                  if e.payload.get("interaction_id") == iid]
+        stream = [
+            e
+            for e in read_events(s, world.tenant_id, 0, 1000)
+            if e.payload.get("interaction_id") == iid
+        ]
     kinds = [e.type for e in stream]
-    assert kinds.index("interaction.created") < kinds.index("interaction.offered") < \
-        kinds.index("interaction.accepted") < kinds.index("interaction.completed")
+    assert (
+        kinds.index("interaction.created")
+        < kinds.index("interaction.offered")
+        < kinds.index("interaction.accepted")
+        < kinds.index("interaction.completed")
+    )
     queues = admin.get("/queues")
     assert [q["queue_id"] for q in queues] == ["support"]
 
 
 def test_offer_timeout_reoffers_after_the_clock_moves(client: TestClient, world: World) -> None:
-    admin, sup, ana = setup_center(client, world)
+    admin, sup, _ana = setup_center(client, world)
     bo = admin.post("/users", {"username": "bo", "password": PASSWORD}, status=201)
-    admin.send("PUT", "/queues/support/members/" + bo["id"], {"agent_id": bo["id"],
-                                                               "penalty": 0})
+    admin.send("PUT", "/queues/support/members/" + bo["id"], {"agent_id": bo["id"], "penalty": 0})
     for agent in (world.agent_id, bo["id"]):
         sup.post(f"/agents/{agent}/login")
         sup.post(f"/agents/{agent}/state", {"state": "available"})
-    iid = sup.post("/interactions", {"queue_id": "support"}, status=201)[
-        "interaction"]["interaction_id"]
+    iid = sup.post("/interactions", {"queue_id": "support"}, status=201)["interaction"][
+        "interaction_id"
+    ]
     first = sup.get(f"/interactions/{iid}")
     acd: AcdService = world.services.extra["acd"]
     world.clock.advance(16)
@@ -125,8 +152,9 @@ def test_agents_act_only_for_themselves_supervisors_are_audited(
     sup.post(f"/agents/{world.agent_id}/state", {"state": "break", "reason": "coaching"})
     assert ana.get(f"/agents/{world.agent_id}")["state"] == "break"
     with world.services.db.read() as s:
-        rows = s.scalars(select(AuditLog).where(
-            AuditLog.action == "agent.state_set_by_supervisor")).all()
+        rows = s.scalars(
+            select(AuditLog).where(AuditLog.action == "agent.state_set_by_supervisor")
+        ).all()
     assert [(r.target_id, r.details["reason"]) for r in rows] == [(world.agent_id, "coaching")]
     ana.get("/agents", status=403)
 
@@ -153,13 +181,18 @@ def test_routing_state_survives_a_restart(
         _, sup, _ = setup_center(client, world)
         sup.post(f"/agents/{world.agent_id}/login")
         sup.post(f"/agents/{world.agent_id}/state", {"state": "break", "reason": "lunch"})
-        waiting = [sup.post("/interactions", {"queue_id": "support", "priority": p},
-                            status=201)["interaction"]["interaction_id"] for p in (0, 1)]
+        waiting = [
+            sup.post("/interactions", {"queue_id": "support", "priority": p}, status=201)[
+                "interaction"
+            ]["interaction_id"]
+            for p in (0, 1)
+        ]
         sup.post(f"/interactions/{waiting[0]}/callback", {"phone": "+15550111"})
         before = acd.read(world.tenant_id, lambda e: e.to_snapshot())
     # a new process on the same database (no clean shutdown snapshot taken)
     restarted = build_services(
-        Settings(data_dir=tmp_path, database_url=database_url), clock=world.clock,
+        Settings(data_dir=tmp_path, database_url=database_url),
+        clock=world.clock,
         passwords=FAST_PASSWORDS,
     )
     acd2: AcdService = restarted.extra["acd"]
