@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -27,10 +28,18 @@ def sign_in(client: TestClient, username: str) -> dict[str, str]:
     return {"X-CSRF-Token": r.json()["csrf_token"]}
 
 
+_pending: dict[int, list[dict[str, Any]]] = {}
+
+
 def next_event(ws: Any) -> dict[str, Any]:
-    msg = json.loads(ws.receive_text())
-    assert msg["op"] == "event", msg
-    return msg["event"]  # type: ignore[no-any-return]
+    """The next event, whether it came alone or in a batch frame."""
+    queue = _pending.setdefault(id(ws), [])
+    if not queue:
+        msg = json.loads(ws.receive_text())
+        assert msg["op"] in ("event", "events"), msg
+        queue.extend([msg["event"]] if msg["op"] == "event" else msg["events"])
+        assert all(b["id"] == a["id"] + 1 for a, b in itertools.pairwise(queue))
+    return queue.pop(0)
 
 
 def apply(state: dict[str, Any], event: dict[str, Any]) -> None:

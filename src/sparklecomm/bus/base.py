@@ -24,28 +24,42 @@ class Subscription:
     def __init__(self, bus: LocalFanout, tenant_id: str) -> None:
         self.tenant_id = tenant_id
         self._bus = bus
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=SUBSCRIBER_BUFFER)
+        # None is the wake-up that ends a reader (see interrupt()).
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=SUBSCRIBER_BUFFER + 1)
         # Set when events were dropped because the buffer was full: the reader must catch
         # up from the database before trusting the buffer again.
         self.overflowed = False
 
-    def _offer(self, event: Event) -> None:
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.overflowed = True
+        self.interrupted = False
 
-    async def get(self) -> Event:
+    def _offer(self, event: Event) -> None:
+        if self._queue.qsize() >= SUBSCRIBER_BUFFER:
+            self.overflowed = True
+            return
+        self._queue.put_nowait(event)
+
+    def interrupt(self) -> None:
+        """Wake the reader and make it stop (its client went away); loop thread only."""
+        self.interrupted = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+
+    async def get(self) -> Event | None:
+        """The next event, or None when interrupted."""
         return await self._queue.get()
 
     def drain(self) -> list[Event]:
-        """Everything buffered right now, without waiting."""
+        """Everything buffered right now, without waiting (stops at an interrupt)."""
         out: list[Event] = []
         while True:
             try:
-                out.append(self._queue.get_nowait())
+                event = self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 return out
+            if event is None:
+                self.interrupted = True
+                return out
+            out.append(event)
 
     def close(self) -> None:
         self._bus._unsubscribe(self)

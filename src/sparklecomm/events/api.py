@@ -4,7 +4,9 @@
    see (each domain contributes a part).
 2. ``WS /api/v1/events/ws?last_event_id=N`` then streams every event with id > N, in order,
    without gaps or duplicates, and keeps streaming live ones; after a disconnect the client
-   reconnects with the last id it saw and resumes exactly there.
+   reconnects with the last id it saw and resumes exactly there. A frame carries one event
+   (``{"op": "event", "event": {...}}``) or, when several are ready at once, a batch in order
+   (``{"op": "events", "events": [...]}``).
 3. ``GET /api/v1/events?after=N`` is the same stream, paged, for scripts that poll.
 
 Applying the events after ``last_event_id`` to the state gives the state a fresh fetch
@@ -27,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sparklecomm.api.deps import SESSION_COOKIE, CurrentPrincipal, ServicesDep
 from sparklecomm.auth.service import Principal
+from sparklecomm.bus.base import Subscription
 from sparklecomm.container import Services
 from sparklecomm.core.events import Event
 
@@ -126,12 +129,13 @@ async def events_ws(ws: WebSocket) -> None:
     sub = svc.bus.subscribe(principal.tenant_id)
     await ws.accept()
     await ws.send_text(json.dumps({"op": "hello", "last_event_id": head, "resumed_from": after}))
-    reader = asyncio.create_task(_read_client(ws))
+    # The reader answers pings and, when the client goes away, interrupts the subscription
+    # so that the sending loop below ends (no per-event futures on the hot path).
+    reader = asyncio.create_task(_read_client(ws, sub))
     try:
-        stream = svc.events.follow(principal.tenant_id, after, sub)
-        async for event in _until(stream, reader):
-            await ws.send_text(_wire(event))
-    except (WebSocketDisconnect, RuntimeError):
+        async for batch in svc.events.follow(principal.tenant_id, after, sub):
+            await ws.send_text(_frame(batch))
+    except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
         sub.close()
@@ -144,8 +148,8 @@ _WIRE_CACHE: OrderedDict[tuple[str, int], str] = OrderedDict()
 _WIRE_CACHE_SIZE = 4096
 
 
-def _wire(event: Event) -> str:
-    """The WebSocket frame of an event, serialised once for all subscribers.
+def _event_json(event: Event) -> str:
+    """An event's JSON, encoded once for all subscribers.
 
     With a thousand clients on one tenant, encoding each event a thousand times would cost
     more than sending it. Only the event loop's thread calls this, so no lock is needed.
@@ -153,36 +157,27 @@ def _wire(event: Event) -> str:
     key = (event.tenant_id, event.id)
     text = _WIRE_CACHE.get(key)
     if text is None:
-        text = json.dumps({"op": "event", "event": event.to_json()})
+        text = json.dumps(event.to_json())
         _WIRE_CACHE[key] = text
         if len(_WIRE_CACHE) > _WIRE_CACHE_SIZE:
             _WIRE_CACHE.popitem(last=False)
     return text
 
 
-async def _until(stream: Any, reader: asyncio.Task[None]) -> Any:
-    """Items of ``stream`` until the client's reader task ends (disconnect)."""
-    it = stream.__aiter__()
-    try:
-        while True:
-            nxt = asyncio.ensure_future(it.__anext__())
-            done, _ = await asyncio.wait({nxt, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if nxt not in done:
-                nxt.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await nxt
-                return
-            yield nxt.result()
-    finally:
-        await it.aclose()
+def _frame(batch: list[Event]) -> str:
+    """One frame: ``{"op": "event", ...}`` for one event, ``{"op": "events", ...}`` for more."""
+    if len(batch) == 1:
+        return '{"op": "event", "event": ' + _event_json(batch[0]) + "}"
+    return '{"op": "events", "events": [' + ", ".join(_event_json(e) for e in batch) + "]}"
 
 
-async def _read_client(ws: WebSocket) -> None:
-    """Answer pings; end when the client goes away."""
+async def _read_client(ws: WebSocket, sub: Subscription) -> None:
+    """Answer pings; when the client goes away, stop the sender."""
     while True:
         try:
             text = await ws.receive_text()
-        except (WebSocketDisconnect, RuntimeError):
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            sub.interrupt()
             return
         with contextlib.suppress(ValueError, TypeError, AttributeError):
             if json.loads(text).get("op") == "ping":

@@ -49,31 +49,43 @@ class EventStream:
 
     async def follow(
         self, tenant_id: str, after: int, subscription: Subscription | None = None
-    ) -> AsyncIterator[Event]:
-        """Every event with id > ``after``, in order, then live ones as they come."""
+    ) -> AsyncIterator[list[Event]]:
+        """Every event with id > ``after``, in order, then live ones as they come.
+
+        Yields batches: whatever is buffered when the reader gets to run goes out together,
+        so a reader that falls behind catches up in a few large steps instead of many small
+        ones. Ends when the subscription is interrupted.
+        """
         sub = subscription or self.bus.subscribe(tenant_id)
         last = after
         try:
-            for event in await self._backlog(tenant_id, last, None):
-                yield event
-                last = event.id
-            while True:
+            backlog = await self._backlog(tenant_id, last, None)
+            for start in range(0, len(backlog), PAGE):
+                page = backlog[start : start + PAGE]
+                yield page
+                last = page[-1].id
+            while not sub.interrupted:
                 if sub.overflowed:
                     sub.overflowed = False
                     sub.drain()
-                    for event in await self._backlog(tenant_id, last, None):
-                        yield event
-                        last = event.id
+                    missed = await self._backlog(tenant_id, last, None)
+                    if missed:
+                        yield missed
+                        last = missed[-1].id
                     continue
-                event = await sub.get()
-                if event.id <= last:
-                    continue
-                if event.id > last + 1:
-                    for missing in await self._backlog(tenant_id, last, event.id - 1):
-                        yield missing
-                        last = missing.id
-                yield event
-                last = event.id
+                first = await sub.get()
+                if first is None:
+                    return
+                out: list[Event] = []
+                for event in [first, *sub.drain()]:
+                    if event.id <= last:
+                        continue
+                    if event.id > last + 1:
+                        out.extend(await self._backlog(tenant_id, last, event.id - 1))
+                    out.append(event)
+                    last = event.id
+                if out:
+                    yield out
         finally:
             if subscription is None:
                 sub.close()

@@ -30,11 +30,12 @@ export class EventClient {
     ws.onmessage = (msg) => {
       const data = JSON.parse(msg.data);
       if (data.op === "hello") { this.retry = 500; this.onStatus("live"); return; }
-      if (data.op !== "event") return;
-      const ev = data.event;
-      if (ev.id <= this.lastEventId) return;
-      this.lastEventId = ev.id;
-      this.onEvent(ev);
+      const batch = data.op === "event" ? [data.event] : data.op === "events" ? data.events : [];
+      for (const ev of batch) {
+        if (ev.id <= this.lastEventId) continue;
+        this.lastEventId = ev.id;
+        this.onEvent(ev);
+      }
     };
     ws.onclose = (e) => {
       this.onStatus("offline");
