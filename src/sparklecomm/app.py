@@ -24,9 +24,11 @@ from sparklecomm.auth.service import AuthService, Principal, user_payload
 from sparklecomm.bus.base import EventBus, InProcessBus
 from sparklecomm.container import Services
 from sparklecomm.core.clock import Clock, SystemClock
+from sparklecomm.customers.service import CustomerService
 from sparklecomm.events.stream import EventStream
 from sparklecomm.logging import RequestIdMiddleware
 from sparklecomm.settings import Settings
+from sparklecomm.stats.service import StatsService
 from sparklecomm.store.db import Database
 from sparklecomm.web import STATIC_DIR
 
@@ -74,6 +76,8 @@ def build_services(
     acd = AcdService(db, clock)
     services.extra["acd"] = acd
     services.state_providers["routing"] = lambda p: routing_state(acd, p)
+    services.extra["customers"] = CustomerService(db, clock)
+    services.extra["stats"] = StatsService(db, clock, acd)
     return services
 
 
@@ -127,13 +131,17 @@ def build_app(services: Services) -> FastAPI:
     from sparklecomm.acd.api import router as acd_router
     from sparklecomm.audit.api import router as audit_router
     from sparklecomm.auth.api import router as auth_router
+    from sparklecomm.customers.api import router as customers_router
     from sparklecomm.events.api import router as events_router
+    from sparklecomm.stats.api import router as stats_router
     from sparklecomm.web.pages import router as pages_router
 
     app.include_router(auth_router)
     app.include_router(audit_router)
     app.include_router(events_router)
     app.include_router(acd_router)
+    app.include_router(customers_router)
+    app.include_router(stats_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

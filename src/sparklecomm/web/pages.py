@@ -145,4 +145,47 @@ def admin_page(request: Request, svc: ServicesDep) -> Response:
     principal = _guarded(request, svc, "admin")
     if not isinstance(principal, Principal):
         return principal
-    return _render(request, "admin_users.html", principal, active="/admin")
+    return _render(request, "admin_users.html", principal, active="/admin", admin_section="/admin")
+
+
+ADMIN_SECTIONS = {"queues": "Queues", "agents": "Agents & skills", "codes": "Codes"}
+
+
+@router.get("/admin/{section}", response_class=HTMLResponse)
+def admin_routing_page(section: str, request: Request, svc: ServicesDep) -> Response:
+    """Admin › queues, agents (skills, proficiency, capacity), reason/disposition codes."""
+    principal = _guarded(request, svc, "admin")
+    if not isinstance(principal, Principal):
+        return principal
+    if section not in ADMIN_SECTIONS:
+        return RedirectResponse("/admin", status_code=303)
+    configs: list[dict[str, Any]] = []
+    if section == "agents":
+        configs = _agent_configs(svc, principal)
+    return _render(
+        request,
+        "admin_routing.html",
+        principal,
+        agent_configs=configs,
+        active="/admin",
+        admin_section=f"/admin/{section}",
+        section=section,
+        title=ADMIN_SECTIONS[section],
+    )
+
+
+def _agent_configs(svc: Any, principal: Principal) -> list[dict[str, Any]]:
+    """Every user who could take work, with its routing configuration (None: not yet an
+    agent); the routing API has no read endpoint for an agent's configuration."""
+    from sparklecomm.acd.persistence import agent_config_to_dict
+
+    acd = svc.extra["acd"]
+    configs = acd.read(
+        principal.tenant_id,
+        lambda e: {a: agent_config_to_dict(e.agent_config(a)) for a in e.agent_ids()},
+    )
+    return [
+        {"id": u.id, "username": u.username, "name": u.display_name, "config": configs.get(u.id)}
+        for u in svc.auth.users_of_tenant(principal.tenant_id)
+        if u.is_active
+    ]

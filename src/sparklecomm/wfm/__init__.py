@@ -1,4 +1,5 @@
-"""Workforce management: queueing formulas, staffing and forecasting (pure, numpy/scipy).
+"""Workforce management: queueing formulas, staffing, forecasting and shift scheduling
+(pure, numpy/scipy).
 
 Public API::
 
@@ -6,8 +7,12 @@ Public API::
         offered_load, erlang_b, erlang_c, erlang_c_metrics, erlang_a_metrics,
         service_level, QueueMetrics, Targets, Staffing, required_agents, scheduled_agents,
     )
+    # Shift scheduling (imports scipy.optimize, so it is not loaded with the package):
+    from sparklecomm.wfm.schedule import parse_shifts, build_roster, Roster, Infeasible
 
 The command line lives in :mod:`sparklecomm.wfm.cli` (the only module here doing I/O).
+Simulation (the digital twin checking a plan on the real routing engine) is
+:mod:`sparklecomm.sim`.
 """
 
 from sparklecomm.wfm.erlang import (

@@ -1,12 +1,14 @@
-"""Command line for workforce management: ``erlang b|c|a``, ``staff`` and ``forecast``.
+"""Command line for workforce management: ``erlang b|c|a``, ``staff``, ``forecast``,
+``schedule`` and ``simulate``.
 
-The only module of :mod:`sparklecomm.wfm` that reads or writes files.
+The only module of :mod:`sparklecomm.wfm` that reads or writes files (``simulate`` runs
+:mod:`sparklecomm.sim`, imported when the command runs so the others start fast).
 
 Mount on the main CLI with::
 
     from sparklecomm.wfm.cli import erlang_app, register
     app.add_typer(erlang_app, name="erlang")
-    register(app)  # adds the top-level `staff` and `forecast` commands
+    register(app)  # adds the top-level staff, forecast, schedule and simulate commands
 
 All times are in seconds. Bad input is reported on stderr, naming the option or the
 file line, with exit status 2; ``--json`` prints machine-readable output.
@@ -657,7 +659,463 @@ def forecast(
         print(f"Wrote {len(table)} intervals to {output}", file=report)
 
 
+# --- schedule ---------------------------------------------------------------------------------
+
+
+def _read_requirements(path: Path, column: str | None) -> tuple[list[datetime], list[float], str]:
+    """``start`` and the requirement column of a CSV (``staff --input`` output)."""
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        _fail(f"cannot read --requirements {path}: {exc.strerror}")
+    starts: list[datetime] = []
+    values: list[float] = []
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            _fail(f"{path} is empty; expected a header with start and agents or scheduled")
+        except (csv.Error, UnicodeDecodeError) as exc:
+            _fail(f"{path} line 1: not a CSV header ({exc})")
+        names = [h.strip().lower() for h in header]
+        if "start" not in names:
+            _fail(f"{path} line 1: missing column start (have {header})")
+        if column is None:
+            found = next((c for c in ("scheduled", "agents", "required") if c in names), None)
+            if found is None:
+                _fail(
+                    f"{path} line 1: no requirement column; expected scheduled or agents "
+                    f"(have {header}), or name one with --column"
+                )
+            column = found
+        elif column.strip().lower() not in names:
+            _fail(f"{path} line 1: no column {column!r} (have {header})")
+        column = column.strip().lower()
+        si, vi = names.index("start"), names.index(column)
+        try:
+            for row in reader:
+                line = reader.line_num
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                if len(row) <= max(si, vi):
+                    _fail(f"{path} line {line}: expected {len(names)} fields, got {len(row)}")
+                text = row[si].strip()
+                try:
+                    # Wall-clock time: a time zone, if given, is dropped, not converted.
+                    moment = datetime.fromisoformat(text).replace(tzinfo=None)
+                except ValueError:
+                    _fail(f"{path} line {line}: start {text!r} is not ISO 8601")
+                cell = row[vi].strip()
+                try:
+                    value = float(cell)
+                except ValueError:
+                    _fail(f"{path} line {line}: {column} {cell!r} is not a number")
+                if not math.isfinite(value) or value < 0:
+                    _fail(f"{path} line {line}: {column} must be 0 or more (got {cell})")
+                if starts and moment <= starts[-1]:
+                    _fail(f"{path} line {line}: start times must increase ({text})")
+                starts.append(moment)
+                values.append(value)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            _fail(f"{path} line {reader.line_num}: malformed CSV ({exc})")
+    if not starts:
+        _fail(f"{path} has a header but no intervals")
+    return starts, values, column
+
+
+def _read_yaml(path: Path, option: str) -> Any:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot read {option} {path}: {exc.strerror}")
+    except UnicodeDecodeError:
+        _fail(f"{option} {path} is not UTF-8 text")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        _fail(f"{option} {path} is not valid YAML{where}: {problem}")
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="minutes") if moment.second == 0 else moment.isoformat()
+
+
+def schedule(
+    requirements: Annotated[
+        Path,
+        typer.Option(
+            "--requirements",
+            help="CSV with start and agents or scheduled columns (`staff --input` output).",
+        ),
+    ],
+    shifts: Annotated[Path, typer.Option("--shifts", help="YAML file of shift types.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the roster CSV here (default stdout).")
+    ] = None,
+    column: Annotated[
+        str | None,
+        typer.Option(
+            "--column", help="Requirement column (default: scheduled if present, else agents)."
+        ),
+    ] = None,
+    interval: Annotated[
+        float | None,
+        typer.Option("--interval", help="Interval length, s (default: smallest gap in the file)."),
+    ] = None,
+    allow_shortfall: Annotated[
+        bool,
+        typer.Option("--allow-shortfall", help="Cover what can be covered instead of failing."),
+    ] = False,
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", help="Seconds the solver may spend.")
+    ] = 60.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Least-cost shifts (with breaks) covering each interval's requirement.
+
+    Writes one roster row per shift instance (shift, start, end, break start and end,
+    count) and prints the coverage per interval. Exit 1 when the shifts cannot cover the
+    requirement (the reasons are printed), 2 on bad input.
+    """
+    from sparklecomm.wfm.schedule import Infeasible, Roster, build_roster, parse_shifts
+
+    if interval is not None:
+        _check("--interval", interval, positive=True)
+    _check("--time-limit", time_limit, positive=True)
+    starts, values, used = _read_requirements(requirements, column)
+    with _domain_errors():
+        types = parse_shifts(_read_yaml(shifts, "--shifts"))
+    try:
+        roster: Roster = build_roster(
+            starts,
+            values,
+            types,
+            interval=interval,
+            allow_shortfall=allow_shortfall,
+            time_limit=time_limit,
+        )
+    except Infeasible as exc:
+        typer.echo(f"Error: {exc.detail}", err=True)
+        typer.echo("(use --allow-shortfall to get the best partial roster)", err=True)
+        raise typer.Exit(1) from None
+    except DomainError as exc:
+        _fail(exc.detail)
+
+    header = ["shift", "start", "end", "break_start", "break_end", "count"]
+    rows = [
+        [
+            s.shift,
+            _stamp(s.start),
+            _stamp(s.end),
+            ";".join(_stamp(b[0]) for b in s.breaks),
+            ";".join(_stamp(b[1]) for b in s.breaks),
+            s.count,
+        ]
+        for s in roster.shifts
+    ]
+    if output is not None:
+        try:
+            with output.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(header)
+                writer.writerows(rows)
+        except OSError as exc:
+            _fail(f"cannot write --output {output}: {exc.strerror}")
+    over = np.maximum(roster.scheduled - roster.required, 0.0)
+    needed = float(roster.required.sum())
+    summary: dict[str, Any] = {
+        "requirement_column": used,
+        "interval": roster.interval,
+        "intervals": len(roster.starts),
+        "agents": roster.agents,
+        "shift_rows": len(roster.shifts),
+        "cost": roster.cost,
+        "paid_hours": roster.paid_hours,
+        "optimal": roster.optimal,
+        "gap": roster.gap,
+        "required_agent_intervals": needed,
+        "over_coverage": float(over.sum()) / needed if needed > 0 else 0.0,
+        "short_intervals": int(np.count_nonzero(roster.shortfall)),
+        "coverage": [
+            {
+                "start": _stamp(t),
+                "required": float(r),
+                "scheduled": float(c),
+                "shortfall": float(sf),
+            }
+            for t, r, c, sf in zip(
+                roster.starts, roster.required, roster.scheduled, roster.shortfall, strict=True
+            )
+        ],
+    }
+    if as_json:
+        if output is None:
+            summary["roster"] = [dict(zip(header, row, strict=True)) for row in rows]
+        else:
+            summary["output"] = str(output)
+        typer.echo(json.dumps(summary))
+        return
+    report = sys.stdout
+    if output is None:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        report = sys.stderr
+    how = (
+        "optimal" if roster.optimal else f"time limit reached, gap {100 * (roster.gap or 0):.2f} %"
+    )
+    print(
+        f"Roster: {roster.agents} agents on {len(roster.shifts)} shift rows, cost "
+        f"{roster.cost:g}, {roster.paid_hours:g} paid hours ({how})",
+        file=report,
+    )
+    met = len(roster.starts) - summary["short_intervals"]
+    print(
+        f"Coverage: requirement met in {met} of {len(roster.starts)} intervals "
+        f"(column {used}); over-coverage {100 * summary['over_coverage']:.1f} % of the "
+        "required agent-intervals",
+        file=report,
+    )
+    width = max(len(_stamp(t)) for t in roster.starts)
+    print(f"{'start':<{width}}  required  scheduled  over/short", file=report)
+    for t, r, c in zip(roster.starts, roster.required, roster.scheduled, strict=True):
+        diff = c - r
+        print(f"{_stamp(t):<{width}}  {r:8g}  {c:9.4g}  {diff:+10.4g}", file=report)
+    if output is not None:
+        print(f"Wrote {len(rows)} roster rows to {output}", file=report)
+
+
+# --- simulate ---------------------------------------------------------------------------------
+
+
+_SIM_TEXT = (
+    ("offered", "Offered", "count"),
+    ("answered", "Answered", "count"),
+    ("abandoned", "Abandoned", "count"),
+    ("short_abandoned", "  of which short", "count"),
+    ("service_level", "Service level", "pct"),
+    ("asa", "ASA", "s"),
+    ("abandon_rate", "Abandon rate", "pct"),
+    ("aht", "AHT", "s"),
+    ("occupancy", "Occupancy", "pct"),
+    ("utilisation", "Utilisation", "pct"),
+    ("transfer_rate", "Transfer rate", "pct"),
+    ("callbacks_requested", "Callbacks asked", "count"),
+    ("overflowed", "Overflowed", "count"),
+    ("diverted", "Diverted", "count"),
+    ("longest_wait", "Longest wait", "s"),
+)
+
+
+def _sim_value(summary: dict[str, Any], key: str, kind: str) -> str:
+    value = summary.get(key)
+    if value is None:
+        return "-"
+    ci = summary.get("ci95", {}).get(key)
+    half = (ci[1] - ci[0]) / 2 if ci else None
+    if kind == "pct":
+        text = f"{100 * value:.1f} %"
+        return text + (f" ± {100 * half:.1f}" if half is not None else "")
+    if kind == "s":
+        text = f"{value:.1f} s"
+        return text + (f" ± {half:.1f}" if half is not None else "")
+    text = f"{value:.0f}" if half is None else f"{value:.1f}"
+    return text + (f" ± {half:.1f}" if half is not None else "")
+
+
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    replications: Annotated[
+        int, typer.Option("--replications", "-r", help="Independent replications to run.")
+    ] = 1,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Override the scenario's seed.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Override the simulated seconds.")
+    ] = None,
+    events: Annotated[
+        Path | None, typer.Option("--events", help="Write every event as JSON lines here.")
+    ] = None,
+    intervals: Annotated[
+        Path | None, typer.Option("--intervals", help="Write per-interval KPIs (CSV) here.")
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bar on stderr (default: when stderr is a terminal).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulate a scenario on the real routing engine and report its KPIs.
+
+    With --replications N > 1 the figures are means over N independent runs with 95 %
+    confidence intervals (`ci95` in JSON, ± half-widths in text).
+    """
+    from sparklecomm.sim import ScenarioError, load_scenario, run_replications, summarize
+
+    if replications < 1:
+        _fail(f"--replications must be at least 1 (got {replications})")
+    if seed is not None and seed < 0:
+        _fail(f"--seed must not be negative (got {seed})")
+    if duration is not None:
+        _check("--duration", duration, positive=True)
+    overrides: dict[str, Any] = {}
+    if seed is not None:
+        overrides["seed"] = seed
+    if duration is not None:
+        overrides["duration"] = duration
+    try:
+        sc = load_scenario(scenario, overrides)
+    except ScenarioError as exc:
+        _fail(f"{scenario}: {exc.detail}")
+
+    event_file = None
+    if events is not None:
+        try:
+            event_file = events.open("w", encoding="utf-8")
+        except OSError as exc:
+            _fail(f"cannot write --events {events}: {exc.strerror}")
+
+    def sink_for(replication: int) -> Any:
+        if event_file is None:
+            return None
+        write = event_file.write
+        number = replication + 1
+
+        def sink(event: Any) -> None:
+            write(
+                json.dumps(
+                    {
+                        "replication": number,
+                        "type": event.type,
+                        "time": event.time.isoformat() if event.time else None,
+                        "payload": event.payload,
+                    }
+                )
+                + "\n"
+            )
+
+        return sink
+
+    show = progress if progress is not None else sys.stderr.isatty()
+    try:
+        if show:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            with Progress(console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task(f"Simulating {scenario.name}", total=1.0)
+                results = run_replications(
+                    sc,
+                    replications,
+                    on_event=sink_for,
+                    progress=lambda share: bar.update(task, completed=share),
+                )
+        else:
+            results = run_replications(sc, replications, on_event=sink_for)
+    finally:
+        if event_file is not None:
+            event_file.close()
+    summary = summarize(sc, results)
+    if intervals is not None:
+        _write_intervals(intervals, results)
+    if as_json:
+        _emit_json_deep(summary)
+        return
+    what = "replication" if replications == 1 else "replications"
+    print(
+        f"{scenario.name}: {sc.agent_count} agents, {sc.expected_calls:.0f} contacts expected "
+        f"over {sc.duration:g} s, {replications} {what} (seed {sc.seed})"
+    )
+    optional = {"transfer_rate", "callbacks_requested", "overflowed", "diverted"}
+    rows = [
+        (label, _sim_value(summary, key, kind))
+        for key, label, kind in _SIM_TEXT
+        if key not in optional or summary.get(key)  # features the scenario does not use
+    ]
+    _lines(rows)
+    for name, q in summary["queues"].items():
+        parts = [
+            f"offered {_sim_value(q, 'offered', 'count')}",
+            f"SL {_sim_value(q, 'service_level', 'pct')}",
+            f"ASA {_sim_value(q, 'asa', 's')}",
+            f"abandoned {_sim_value(q, 'abandon_rate', 'pct')}",
+            f"AHT {_sim_value(q, 'aht', 's')}",
+        ]
+        typer.echo(f"queue {name}: " + ", ".join(parts))
+    if summary["in_progress"]:
+        typer.echo(
+            f"Note: {summary['in_progress']:.1f} contacts (mean per replication) were still in "
+            "progress when the drain ended; they are in no rate (raise drain: in the scenario)"
+        )
+
+
+def _emit_json_deep(payload: Any) -> None:
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return _json_value(value)
+
+    typer.echo(json.dumps(clean(payload)))
+
+
+def _write_intervals(path: Path, results: Sequence[Any]) -> None:
+    header = [
+        "replication",
+        "start",
+        "queue",
+        "offered",
+        "answered",
+        "abandoned",
+        "short_abandoned",
+        "service_level",
+        "asa",
+        "abandon_rate",
+        "aht",
+        "occupancy",
+    ]
+    try:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(header)
+            for result in results:
+                for iv in result.report.intervals:
+                    groups = [("all", iv.overall), *iv.queues.items()]
+                    for name, k in groups:
+                        writer.writerow(
+                            [
+                                result.replication + 1,
+                                iv.start.isoformat(),
+                                name,
+                                k.offered,
+                                k.answered,
+                                k.abandoned,
+                                k.short_abandoned,
+                                _csv_value(k.service_level),
+                                _csv_value(k.asa),
+                                _csv_value(k.abandon_rate),
+                                _csv_value(k.aht),
+                                _csv_value(k.occupancy) if name == "all" else "",
+                            ]
+                        )
+    except OSError as exc:
+        _fail(f"cannot write --intervals {path}: {exc.strerror}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the top-level ``staff`` and ``forecast`` commands to ``app``."""
+    """Add the top-level ``staff``, ``forecast``, ``schedule`` and ``simulate`` commands."""
     app.command("staff")(staff)
     app.command("forecast")(forecast)
+    app.command("schedule")(schedule)
+    app.command("simulate")(simulate)

@@ -1,0 +1,486 @@
+"""The discrete-event simulator: synthetic customers and agents driving the real routing engine.
+
+Not a queueing model of its own: :class:`Simulation` builds an
+:class:`~sparklecomm.acd.AcdEngine` on a :class:`~sparklecomm.core.clock.FakeClock` and plays
+customers and agents through the engine's public commands — ``create_interaction`` when a
+customer arrives, ``accept`` as soon as an offer appears, ``complete`` (or ``transfer``) after
+the sampled handle time, ``abandon`` when patience runs out, ``request_callback``, ``login`` /
+``set_break`` / ``set_available`` / ``logout`` for shifts and shrinkage — and fires the
+engine's own timers (wrap-up, max wait, callbacks) through ``tick`` at ``next_deadline``. The
+events the engine returns are therefore the live event stream, and the figures come from the
+same :class:`~sparklecomm.analytics.KpiAccumulator` a live wallboard uses.
+
+Time jumps from one event to the next (a heap of the simulator's own future actions merged
+with the engine's next deadline), so a day runs in seconds of wall time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import cast
+
+from sparklecomm.acd import (
+    AcdEngine,
+    AgentConfig,
+    Diversion,
+    EngineConfig,
+    Member,
+    QueueConfig,
+)
+from sparklecomm.analytics import KpiAccumulator, KpiConfig, KpiReport, ServiceLevelBasis
+from sparklecomm.core.clock import FakeClock
+from sparklecomm.core.errors import DomainError
+from sparklecomm.core.events import NewEvent
+from sparklecomm.sim.distributions import Constant, Distribution
+from sparklecomm.sim.scenario import ArrivalSpec, Scenario, shift_periods
+
+#: Wrap-up with a random length is ended by the simulator; the engine's own timer is set
+#: far beyond any simulated day so that it never fires first.
+_MANUAL_WRAPUP_SECONDS = 10 * 365 * 86400.0
+
+SHIFT_END = "shift-end"
+SHRINKAGE = "shrinkage"
+
+# Kinds of the simulator's own future actions.
+_ARRIVAL = 0
+_PATIENCE = 1
+_CALLBACK = 2
+_COMPLETE = 3
+_WRAPUP_END = 4
+_SHIFT_START = 5
+_SHIFT_END = 6
+_BREAK_START = 7
+_BREAK_END = 8
+
+EventSink = Callable[[NewEvent], None]
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    """One replication: the KPI report and what it took.
+
+    ``in_progress`` counts contacts still unresolved when the run stopped (arrivals stop at
+    ``duration``; the run then drains for at most ``drain`` seconds).
+    """
+
+    replication: int
+    report: KpiReport
+    arrivals: int
+    events: int
+    in_progress: int
+    simulated_seconds: float
+    wall_seconds: float
+
+
+class _Contact:
+    __slots__ = ("agent", "done", "queue", "spec", "transfer", "waiting")
+
+    def __init__(self, spec: ArrivalSpec, queue: str, transfer: bool) -> None:
+        self.spec = spec
+        self.queue = queue  # the queue it was last answered from (wrap-up rules)
+        self.agent: str | None = None  # the agent handling it now
+        self.waiting = True  # waiting in line, may still hang up or ask for a callback
+        self.transfer = transfer  # will be transferred after the first talk
+        self.done = False  # completed; forgotten when its wrap-up ends
+
+
+class _AgentPlan:
+    __slots__ = ("break_length", "generation", "logged_in", "mean_on", "on_break", "on_shift")
+
+    def __init__(self, shrinkage: float, break_length: float) -> None:
+        self.break_length = break_length
+        # Exponential working spells of this mean between breaks give the shrinkage share.
+        self.mean_on = break_length * (1.0 - shrinkage) / shrinkage if shrinkage > 0 else 0.0
+        self.on_shift = False
+        self.on_break = False
+        self.logged_in = False
+        self.generation = 0  # bumped at shift end: stale break actions are ignored
+
+
+def replication_seed(seed: int, replication: int) -> str:
+    """The seed of one replication's random streams (independent of the others)."""
+    return f"sparklecomm.sim:{seed}:{replication}"
+
+
+class Simulation:
+    """One replication of a scenario. ``run()`` once; it returns a :class:`SimResult`.
+
+    ``on_event`` sees every engine event in stream order (e.g. to write them out);
+    ``progress`` is called now and then with the share of simulated time done (0–1).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        replication: int = 0,
+        *,
+        on_event: EventSink | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.replication = replication
+        self._sink = on_event
+        self._progress = progress
+        seed = replication_seed(scenario.seed, replication)
+        self._rng = random.Random(seed + ":main")
+        self._arrival_rngs = [
+            random.Random(f"{seed}:arrivals:{i}") for i in range(len(scenario.arrivals))
+        ]
+        self.clock = FakeClock(scenario.start)
+        self.engine = AcdEngine(self.clock, EngineConfig(rng=random.Random(seed + ":engine")))
+        start = scenario.start
+        self.kpis = KpiAccumulator(
+            KpiConfig(
+                interval_seconds=scenario.interval,
+                service_level_seconds=None,  # each queue's threshold, from its config event
+                short_abandon_seconds=scenario.short_abandon_threshold,
+                sl_basis=cast(ServiceLevelBasis, scenario.sl_basis),
+                since=start + timedelta(seconds=scenario.warmup),
+                until=start + timedelta(seconds=scenario.duration),
+            )
+        )
+        self._heap: list[tuple[float, int, int, str, str]] = []
+        self._seq = 0
+        self._now = 0.0
+        self._now_us = 0
+        self._pending: deque[NewEvent] = deque()
+        self._contacts: dict[str, _Contact] = {}
+        self._agents: dict[str, _AgentPlan] = {}
+        self._wrapups: dict[str, Distribution] = {}  # queues whose wrap-up we end ourselves
+        self._arrivals = 0
+        self._events = 0
+        self._ran = False
+
+    # -- scheduling ----------------------------------------------------------------------------
+
+    def _at(self, when: float, kind: int, a: str = "", b: str = "") -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, kind, a, b))
+
+    def _next_arrival(self, stream: int, after: float) -> None:
+        """Schedule the next Poisson arrival of ``stream`` after ``after`` (piecewise rates)."""
+        spec = self.scenario.arrivals[stream]
+        rng = self._arrival_rngs[stream]
+        t = after
+        for seg in spec.segments:
+            if seg.end <= t:
+                continue
+            t = max(t, seg.start)
+            t += rng.expovariate(seg.rate)
+            if t < seg.end:
+                self._at(t, _ARRIVAL, str(stream))
+                return
+            t = seg.end  # memoryless: start afresh in the next segment
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        sc = self.scenario
+        members: dict[str, list[Member]] = {q.name: [] for q in sc.queues}
+        for group in sc.agents:
+            for agent_id in group.agent_ids():
+                for m in group.queues:
+                    members[m.queue].append(Member(agent_id, penalty=m.penalty))
+        for q in sc.queues:
+            wrapup = 0.0
+            if isinstance(q.wrapup, Constant):
+                wrapup = q.wrapup.value
+            elif q.wrapup is not None:
+                wrapup = _MANUAL_WRAPUP_SECONDS
+                self._wrapups[q.name] = q.wrapup
+            self._process(
+                self.engine.add_queue(
+                    QueueConfig(
+                        q.name,
+                        strategy=q.strategy,
+                        members=tuple(members[q.name]),
+                        best_skill=q.best_skill,
+                        service_level_seconds=sc.threshold(q),
+                        wrapup_seconds=wrapup,
+                        max_wait_seconds=q.max_wait,
+                        on_max_wait=Diversion(queue_id=q.overflow_to),
+                    )
+                )
+            )
+        horizon = sc.duration + sc.drain
+        for group in sc.agents:
+            for agent_id in group.agent_ids():
+                self._process(self.engine.add_agent(AgentConfig(agent_id, skills=group.skills)))
+                self._agents[agent_id] = _AgentPlan(group.shrinkage, group.break_length)
+                if group.shift is None:
+                    self._at(0.0, _SHIFT_START, agent_id)
+                else:
+                    for login, logout in shift_periods(group.shift, sc.start, horizon):
+                        self._at(login, _SHIFT_START, agent_id)
+                        self._at(logout, _SHIFT_END, agent_id)
+        for stream in range(len(sc.arrivals)):
+            self._next_arrival(stream, 0.0)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _advance(self, t: float) -> None:
+        target = round(t * 1_000_000)
+        if target > self._now_us:
+            self.clock.advance((target - self._now_us) / 1_000_000)
+            self._now_us = target
+        self._now = t
+
+    def run(self) -> SimResult:
+        """Simulate the scenario; KPIs cover contacts arriving in ``[warmup, duration)``."""
+        if self._ran:
+            raise RuntimeError("A Simulation runs once; make a new one for another run.")
+        self._ran = True
+        wall = time.perf_counter()
+        self._build()
+        sc = self.scenario
+        start = sc.start
+        duration = sc.duration
+        limit = duration + sc.drain
+        heap = self._heap
+        engine = self.engine
+        contacts = self._contacts
+        progress = self._progress
+        handlers = {
+            _ARRIVAL: self._on_arrival,
+            _PATIENCE: self._on_patience,
+            _CALLBACK: self._on_callback,
+            _COMPLETE: self._on_complete,
+            _WRAPUP_END: self._on_wrapup_end,
+            _SHIFT_START: self._on_shift_start,
+            _SHIFT_END: self._on_shift_end,
+            _BREAK_START: self._on_break_start,
+            _BREAK_END: self._on_break_end,
+        }
+        steps = 0
+        while True:
+            t_sim = heap[0][0] if heap else math.inf
+            deadline = engine.next_deadline()
+            t_engine = (deadline - start).total_seconds() if deadline is not None else math.inf
+            t = t_sim if t_sim < t_engine else t_engine
+            if t >= duration and not contacts:
+                break  # arrivals are over and every contact is done
+            if t > limit:
+                break
+            self._advance(t)
+            if t_engine <= t_sim:
+                self._process(engine.tick())
+            else:
+                _, _, kind, a, b = heapq.heappop(heap)
+                handlers[kind](a, b)
+            steps += 1
+            if progress is not None and steps % 4096 == 0:
+                progress(min(1.0, self._now / duration))
+        if progress is not None:
+            progress(1.0)
+        end = min(self._now, limit)
+        return SimResult(
+            replication=self.replication,
+            report=self.kpis.report(start + timedelta(seconds=end)),
+            arrivals=self._arrivals,
+            events=self._events,
+            in_progress=len(contacts),
+            simulated_seconds=end,
+            wall_seconds=time.perf_counter() - wall,
+        )
+
+    # -- engine events -------------------------------------------------------------------------
+
+    def _process(self, events: list[NewEvent]) -> None:
+        """Account for the engine's events in order, reacting to those that need an actor."""
+        pending = self._pending
+        pending.extend(events)
+        if len(pending) > len(events):
+            return  # an outer call is already draining the queue (keeps stream order)
+        feed = self.kpis.feed
+        sink = self._sink
+        engine = self.engine
+        contacts = self._contacts
+        while pending:
+            event = pending[0]
+            feed(event)
+            if sink is not None:
+                sink(event)
+            self._events += 1
+            kind = event.type
+            if kind == "interaction.offered":
+                p = event.payload
+                contact = contacts.get(p["interaction_id"])
+                if contact is not None and contact.agent is None:
+                    try:
+                        more = engine.accept(p["interaction_id"], p["agent_id"])
+                    except DomainError:
+                        more = []  # ring-all: another agent took it
+                    else:
+                        contact.agent = p["agent_id"]
+                        contact.waiting = False
+                    pending.extend(more)
+            elif kind == "interaction.accepted":
+                p = event.payload
+                contact = contacts.get(p["interaction_id"])
+                if contact is not None:
+                    contact.queue = p["queue_id"]
+                    handle = contact.spec.handle_time.sample(self._rng)
+                    self._at(self._now + handle, _COMPLETE, p["interaction_id"], p["agent_id"])
+            elif kind == "interaction.wrapup_ended":
+                p = event.payload
+                contact = contacts.get(p["interaction_id"])
+                if contact is not None and contact.done and contact.agent == p["agent_id"]:
+                    del contacts[p["interaction_id"]]
+            elif kind in ("interaction.abandoned", "interaction.diverted", "callback.exhausted"):
+                contacts.pop(event.payload["interaction_id"], None)
+            elif kind == "agent.state_changed":
+                p = event.payload
+                if p["state"] == "break":
+                    if p["reason"] == SHIFT_END:
+                        self._agents[p["agent_id"]].logged_in = False
+                        pending.extend(engine.logout(p["agent_id"], SHIFT_END))
+                    elif p["reason"] == SHRINKAGE:
+                        plan = self._agents.get(p["agent_id"])
+                        if plan is not None:
+                            self._at(
+                                self._now + plan.break_length,
+                                _BREAK_END,
+                                p["agent_id"],
+                                str(plan.generation),
+                            )
+            pending.popleft()
+
+    # -- the simulator's own actions ------------------------------------------------------------
+
+    def _on_arrival(self, stream_text: str, _: str) -> None:
+        stream = int(stream_text)
+        spec = self.scenario.arrivals[stream]
+        self._arrivals += 1
+        iid = f"c{self._arrivals}"
+        rng = self._rng
+        transfer = spec.transfer is not None and rng.random() < spec.transfer.fraction
+        self._contacts[iid] = _Contact(spec, spec.queue, transfer)
+        now = self._now
+        if spec.patience is not None:
+            self._at(now + spec.patience.sample(rng), _PATIENCE, iid)
+        if spec.callback is not None and rng.random() < spec.callback.fraction:
+            self._at(now + spec.callback.after, _CALLBACK, iid)
+        self._process(
+            self.engine.create_interaction(
+                iid,
+                spec.queue,
+                spec.channel,
+                priority=spec.priority,
+                required_skills=spec.required_skills,
+            )
+        )
+        self._next_arrival(stream, now)
+
+    def _on_patience(self, iid: str, _: str) -> None:
+        contact = self._contacts.get(iid)
+        if contact is not None and contact.waiting:
+            contact.waiting = False
+            self._process(self.engine.abandon(iid))
+
+    def _on_callback(self, iid: str, _: str) -> None:
+        contact = self._contacts.get(iid)
+        if contact is None or not contact.waiting or contact.spec.callback is None:
+            return
+        contact.waiting = False
+        delay = contact.spec.callback.delay
+        at = self.clock.now() + timedelta(seconds=delay) if delay > 0 else None
+        try:
+            events = self.engine.request_callback(iid, at=at)
+        except DomainError:
+            contact.waiting = True  # e.g. it overflowed to a queue without callbacks
+            return
+        self._process(events)
+
+    def _on_complete(self, iid: str, agent_id: str) -> None:
+        contact = self._contacts[iid]
+        spec = contact.spec
+        queue = contact.queue
+        if contact.transfer and spec.transfer is not None:
+            contact.transfer = False
+            contact.agent = None
+            events = self.engine.transfer(iid, agent_id, to_queue_id=spec.transfer.to)
+        else:
+            contact.done = True
+            events = self.engine.complete(iid, agent_id)
+        wrapup = self._wrapups.get(queue)
+        if wrapup is not None:
+            self._at(self._now + wrapup.sample(self._rng), _WRAPUP_END, iid, agent_id)
+        self._process(events)
+
+    def _on_wrapup_end(self, iid: str, agent_id: str) -> None:
+        self._process(self.engine.end_wrapup(iid, agent_id))
+
+    def _on_shift_start(self, agent_id: str, _: str) -> None:
+        plan = self._agents[agent_id]
+        if plan.on_shift:
+            return
+        plan.on_shift = True
+        plan.on_break = False
+        if plan.logged_in:
+            # Still finishing the previous shift's last contact: call off its logout.
+            self._process(self.engine.set_available(agent_id))
+        else:
+            plan.logged_in = True
+            self._process(self.engine.login(agent_id))
+        if plan.mean_on > 0:
+            # Start in the long-run mix: on break with probability = shrinkage.
+            share = plan.break_length / (plan.break_length + plan.mean_on)
+            if self._rng.random() < share:
+                plan.on_break = True
+                self._process(self.engine.set_break(agent_id, SHRINKAGE))
+            else:
+                self._at(
+                    self._now + self._rng.expovariate(1.0 / plan.mean_on),
+                    _BREAK_START,
+                    agent_id,
+                    str(plan.generation),
+                )
+
+    def _on_shift_end(self, agent_id: str, _: str) -> None:
+        plan = self._agents[agent_id]
+        if not plan.on_shift:
+            return
+        plan.on_shift = False
+        plan.on_break = False
+        plan.generation += 1
+        # The break starts once the work in hand is done; the agent then logs out.
+        self._process(self.engine.set_break(agent_id, SHIFT_END))
+
+    def _on_break_start(self, agent_id: str, generation: str) -> None:
+        plan = self._agents[agent_id]
+        if not plan.on_shift or plan.on_break or str(plan.generation) != generation:
+            return
+        plan.on_break = True
+        self._process(self.engine.set_break(agent_id, SHRINKAGE))
+
+    def _on_break_end(self, agent_id: str, generation: str) -> None:
+        plan = self._agents[agent_id]
+        if not plan.on_shift or not plan.on_break or str(plan.generation) != generation:
+            return
+        plan.on_break = False
+        self._process(self.engine.set_available(agent_id))
+        self._at(
+            self._now + self._rng.expovariate(1.0 / plan.mean_on),
+            _BREAK_START,
+            agent_id,
+            str(plan.generation),
+        )
+
+
+def simulate(
+    scenario: Scenario,
+    replication: int = 0,
+    *,
+    on_event: EventSink | None = None,
+    progress: Progress | None = None,
+) -> SimResult:
+    """Run one replication of ``scenario`` (see :class:`Simulation`)."""
+    return Simulation(scenario, replication, on_event=on_event, progress=progress).run()

@@ -1,0 +1,401 @@
+// The agent desktop: state, offers with the customer's record, interactions, wrap-up, my day.
+// The routing API decides everything; this page renders the agent's snapshot and refreshes it
+// when an event about this agent (or one of its interactions) arrives.
+import { api } from "./api.js";
+import { h, duration, debounce, toast, statePill, STATE_LABEL, showFieldErrors } from "./dom.js";
+import "./frame.js";
+
+const root = document.getElementById("desk");
+const ME = root.dataset.me;
+const $ = (id) => document.getElementById(id);
+const work = $("work");
+
+let agent = null;           // the routing snapshot of this agent (or a logged-out stand-in)
+let fetchedAt = 0;          // performance.now() of that snapshot
+let queues = [];            // live queue snapshots
+let presence = [];          // agents and states, for transfers
+let codes = { reason: [], disposition: [] };
+let selected = null;        // the active interaction shown when there are several
+const contexts = new Map(); // interaction id -> /context answer
+const offers = new Map();   // interaction id -> interaction.offered payload + arrival time
+const wraps = new Map();    // interaction id -> {seconds, at}
+const talkSince = new Map();// interaction id -> Date accepted
+const onHold = new Map();   // interaction id -> bool
+const drafts = new Map();   // element id -> text typed, kept across re-renders
+const CHANNEL = { voice: "Call", chat: "Chat", email: "E-mail", callback: "Callback", task: "Task" };
+
+const queueName = (id) => queues.find((q) => q.queue_id === id)?.name ?? id;
+const mine = (iid) => agent && (agent.offer === iid || agent.interactions.includes(iid) || agent.wrapups.includes(iid));
+
+async function act(label, fn) {
+  try { return await fn(); }
+  catch (e) { toast(`${label}: ${e.message}`, "error"); return null; }
+  finally { refresh(); }
+}
+
+// ---- loading ------------------------------------------------------------------------------
+
+async function loadAgent() {
+  try { agent = await api("GET", `/api/v1/agents/${ME}`); }
+  catch (e) {
+    if (e.status !== 404) throw e;
+    agent = { agent_id: ME, state: "logged_out", reason: "", seconds_in_state: 0, offer: null,
+      interactions: [], wrapups: [], load: {}, capacity: {}, queues: [], pending_break: null };
+  }
+  fetchedAt = performance.now();
+}
+
+async function loadContext(iid) {
+  if (contexts.has(iid)) return;
+  try { contexts.set(iid, await api("GET", `/api/v1/interactions/${iid}/context`)); }
+  catch { contexts.set(iid, null); }
+}
+
+async function refreshNow() {
+  await loadAgent();
+  const ids = [agent.offer, ...agent.interactions, ...agent.wrapups].filter(Boolean);
+  await Promise.all(ids.map(loadContext));
+  await Promise.all(agent.interactions.map(async (iid) => {
+    try { onHold.set(iid, (await api("GET", `/api/v1/interactions/${iid}`)).on_hold); } catch { /* ended */ }
+  }));
+  if (!agent.interactions.includes(selected)) selected = agent.interactions[0] ?? null;
+  render();
+  loadToday();
+}
+const refresh = debounce(refreshNow, 60);
+
+async function loadQueues() {
+  try { queues = await api("GET", "/api/v1/queues"); renderQueues(); } catch { /* offline */ }
+}
+const refreshQueues = debounce(loadQueues, 300);
+
+async function loadToday() {
+  try {
+    const t = await api("GET", `/api/v1/stats/agents/${ME}/today`);
+    $("today-handled").textContent = t.handled;
+    $("today-aht").textContent = duration(t.aht_seconds);
+    const total = Object.values(t.state_seconds).reduce((a, b) => a + b, 0) || 1;
+    const colors = { available: "#51cf66", reserved: "#fab005", busy: "#4c6ef5", wrap_up: "#be4bdb", break: "#fd7e14" };
+    $("today-states").replaceChildren(...Object.entries(t.state_seconds).filter(([, s]) => s > 0.5).map(([state, s]) =>
+      h("div", {}, h("div", { class: "row" }, h("span", {}, STATE_LABEL[state] ?? state), h("span", { class: "spacer" }),
+        h("span", { class: "num muted" }, duration(s))),
+      h("div", { class: "bar" }, h("span", { style: `width:${(100 * s) / total}%;background:${colors[state] ?? "#adb5bd"}` })))));
+  } catch { /* not yet an agent */ }
+}
+
+// ---- rendering ----------------------------------------------------------------------------
+
+function secondsInState() { return agent.seconds_in_state + (performance.now() - fetchedAt) / 1000; }
+
+function renderStatus() {
+  const pill = $("state-pill");
+  pill.dataset.state = agent.state;
+  pill.textContent = agent.state === "break" ? `${STATE_LABEL.break} · ${agent.reason}` : STATE_LABEL[agent.state] ?? agent.state;
+  $("pending-break").textContent = agent.pending_break ? `Break (${agent.pending_break}) after this work` : "";
+  const loggedIn = agent.state !== "logged_out";
+  const login = $("btn-login");
+  login.textContent = loggedIn ? "Log out" : "Log in";
+  login.className = loggedIn ? "btn bad" : "btn primary";
+  $("btn-ready").disabled = !loggedIn || !(agent.state === "break" || agent.pending_break);
+  $("btn-break").disabled = !loggedIn || agent.state === "break";
+  $("break-reason").disabled = !loggedIn;
+  const cap = Object.entries(agent.capacity || {}).filter(([ch]) => (agent.load?.[ch] ?? 0) > 0 || ch === "chat" || ch === "voice");
+  $("capacity").textContent = loggedIn ? cap.map(([ch, n]) => `${CHANNEL[ch] ?? ch}s ${agent.load?.[ch] ?? 0}/${n}`).join(" · ") : "";
+  tick();
+}
+
+function customerPanel(iid, { editable }) {
+  const c = contexts.get(iid);
+  if (!c) return h("p", { class: "muted" }, "Loading the customer's record…");
+  const it = c.interaction, cu = c.customer;
+  const attrs = Object.entries(it.attributes || {}).filter(([k]) => !["dnis", "ani", "phone"].includes(k));
+  const offer = offers.get(iid);
+  const waited = offer ? offer.wait_seconds : null;
+  const kv = h("dl", { class: "kv", "data-testid": "customer-record" },
+    h("dt", {}, "Customer"), h("dd", { "data-testid": "customer-name" }, cu?.name ?? "Unknown caller",
+      cu?.vip_tier ? h("span", { class: `badge vip ${cu.vip_tier}`, style: "margin-left:.4rem" }, `VIP ${cu.vip_tier}`) : null),
+    h("dt", {}, "Number"), h("dd", {}, cu?.phone ?? it.attributes?.ani ?? it.attributes?.phone ?? "–"),
+    h("dt", {}, "Dialled (DNIS)"), h("dd", { "data-testid": "dnis" }, it.attributes?.dnis ?? "–"),
+    h("dt", {}, "Queue"), h("dd", {}, queueName(it.queue_id)),
+    waited !== null ? [h("dt", {}, "Waited"), h("dd", { class: "num" }, duration(waited))] : null,
+    cu?.email ? [h("dt", {}, "E-mail"), h("dd", {}, cu.email)] : null,
+    ...attrs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]),
+    ...Object.entries(cu?.attributes || {}).map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]),
+  );
+  const history = h("ul", { class: "history", "data-testid": "history" },
+    c.history.length ? c.history.map((x) => h("li", {},
+      h("div", { class: "when" }, `${new Date(x.time).toLocaleString()} · ${CHANNEL[x.channel] ?? x.channel} · ${queueName(x.queue_id)}`),
+      h("div", {}, h("strong", {}, x.outcome), x.disposition ? ` — ${x.disposition}` : "",
+        x.handle_seconds ? h("span", { class: "muted" }, ` · ${duration(x.handle_seconds)}`) : ""),
+      ...x.notes.filter((n) => n.text).map((n) => h("div", { class: "muted" }, `“${n.text}”`))))
+      : h("li", { class: "muted" }, "No earlier interactions."));
+  const parts = [h("div", { class: "section-title" }, "Customer"), kv];
+  if (editable) parts.push(editForm(iid, cu, it));
+  parts.push(h("div", { class: "section-title" }, "History"), history);
+  return h("div", {}, parts);
+}
+
+function editForm(iid, cu, it) {
+  const fid = `edit-${iid}`;
+  const field = (name, label, value, type = "text") => h("div", { class: "field" },
+    h("label", { for: `${fid}-${name}` }, label),
+    name === "vip_tier"
+      ? h("select", { id: `${fid}-${name}`, name }, ["", "silver", "gold", "platinum"].map((t) => h("option", { value: t, selected: (value ?? "") === t }, t || "none")))
+      : h("input", { id: `${fid}-${name}`, name, type, value: value ?? "" }),
+    h("p", { class: "field-error", "data-for": name }));
+  const status = h("span", { role: "status" });
+  const form = h("form", { class: "form-grid", novalidate: true },
+    field("name", "Name", cu?.name), field("phone", "Phone", cu?.phone ?? it.attributes?.ani ?? it.attributes?.phone),
+    field("email", "E-mail", cu?.email, "email"), field("vip_tier", "VIP tier", cu?.vip_tier),
+    h("div", { class: "actions" }, h("button", { class: "btn small primary", type: "submit" }, cu ? "Save record" : "Create record"), " ", status));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const data = Object.fromEntries(new FormData(form));
+    for (const k of ["phone", "email", "vip_tier"]) if (!data[k]) data[k] = null;
+    try {
+      if (cu) await api("PATCH", `/api/v1/customers/${encodeURIComponent(cu.id)}`, data);
+      else await api("POST", "/api/v1/customers", { ...data, id: it.customer_id ?? undefined });
+      showFieldErrors(form, null, status);
+      status.textContent = "Saved.";
+      contexts.delete(iid); await loadContext(iid); render();
+    } catch (err) { showFieldErrors(form, err, status); }
+  });
+  return h("details", { class: "edit" }, h("summary", {}, cu ? "Edit the customer's record" : "Create a customer record"), form);
+}
+
+function notesPanel(iid) {
+  const c = contexts.get(iid);
+  const list = h("ul", { class: "notes", "data-testid": "notes" }, (c?.notes ?? []).filter((n) => n.text).map((n) =>
+    h("li", {}, h("div", { class: "by" }, `${n.author_name} · ${new Date(n.time).toLocaleTimeString()}${n.disposition ? ` · ${n.disposition}` : ""}`), n.text)));
+  const ta = h("textarea", { id: `note-${iid}`, "aria-label": "Note", placeholder: "Write a note… (Alt N)", rows: 2 });
+  const add = h("button", { class: "btn small", type: "button", onclick: async () => {
+    if (!ta.value.trim()) { ta.focus(); return; }
+    await act("Note", () => api("POST", `/api/v1/interactions/${iid}/notes`, { text: ta.value }));
+    drafts.delete(ta.id); contexts.delete(iid);
+  } }, "Add note");
+  return [h("div", { class: "section-title" }, "Notes"), list, ta, h("div", { class: "row", style: "margin-top:.4rem" }, add)];
+}
+
+function dispositionSelect(id) {
+  return h("select", { id, class: "compact" }, h("option", { value: "" }, "— disposition —"),
+    codes.disposition.filter((c) => c.active).map((c) => h("option", { value: c.code }, c.label)));
+}
+
+function transferPanel(iid) {
+  const sel = h("select", { id: `transfer-${iid}`, class: "compact", "aria-label": "Transfer to" },
+    h("option", { value: "" }, "— transfer to —"),
+    h("optgroup", { label: "Queues" }, queues.map((q) => h("option", { value: `queue:${q.queue_id}` }, `${q.name} (${q.waiting} waiting)`))),
+    h("optgroup", { label: "Agents" }, presence.filter((p) => p.agent_id !== ME && p.state !== "logged_out").map((p) =>
+      h("option", { value: `agent:${p.agent_id}` }, `${p.name} — ${STATE_LABEL[p.state] ?? p.state}`))));
+  const go = h("button", { class: "btn small", type: "button", onclick: () => {
+    const [kind, id] = sel.value.split(/:(.*)/s);
+    if (!id) { sel.focus(); return; }
+    act("Transfer", () => api("POST", `/api/v1/interactions/${iid}/transfer`, kind === "queue" ? { to_queue_id: id } : { to_agent_id: id }));
+  } }, "Transfer");
+  sel.addEventListener("focus", loadPresence, { once: true });
+  return h("div", { class: "row" }, sel, go);
+}
+
+function offerCard(iid) {
+  const c = contexts.get(iid);
+  const o = offers.get(iid);
+  const channel = c?.interaction.channel ?? "voice";
+  return h("article", { class: "icard offer", "data-testid": "offer", "data-interaction": iid, "aria-label": "Incoming offer" },
+    h("header", {}, h("h2", {}, `Incoming ${CHANNEL[channel]?.toLowerCase() ?? channel}`),
+      h("span", { class: "muted" }, queueName(c?.interaction.queue_id ?? o?.queue_id)),
+      h("span", { class: "spacer" }),
+      o ? h("span", { class: "countdown num", "data-expires": o.expires_at, "data-testid": "offer-countdown" }, "") : null),
+    o ? h("div", { class: "countdown-bar" }, h("span", { "data-expires-bar": o.expires_at, "data-total": o.timeout_seconds })) : null,
+    h("div", { class: "body" }, customerPanel(iid, { editable: false }), h("div", {})),
+    h("div", { class: "actions" },
+      h("button", { class: "btn ok", type: "button", "aria-keyshortcuts": "Alt+A", onclick: () => accept(iid) }, "Accept ", h("kbd", {}, "Alt A")),
+      h("button", { class: "btn bad", type: "button", "aria-keyshortcuts": "Alt+R", onclick: () => reject(iid) }, "Reject ", h("kbd", {}, "Alt R"))));
+}
+
+function activeCard(iid) {
+  const c = contexts.get(iid);
+  const held = onHold.get(iid);
+  const channel = c?.interaction.channel ?? "voice";
+  return h("article", { class: "icard", "data-testid": "interaction", "data-interaction": iid },
+    h("header", {}, h("h2", {}, `${CHANNEL[channel] ?? channel} with ${c?.customer?.name ?? "unknown caller"}`),
+      c?.customer?.vip_tier ? h("span", { class: `badge vip ${c.customer.vip_tier}` }, `VIP ${c.customer.vip_tier}`) : null,
+      held ? h("span", { class: "pill", dataset: { state: "break" } }, "On hold") : null,
+      h("span", { class: "spacer" }),
+      h("span", { class: "num timer", "data-since": (talkSince.get(iid) ?? new Date()).toISOString(), title: "Time connected" }, "")),
+    h("div", { class: "body" }, customerPanel(iid, { editable: true }),
+      h("div", {}, notesPanel(iid), h("div", { class: "section-title" }, "Transfer"), transferPanel(iid))),
+    h("div", { class: "actions" },
+      h("button", { class: "btn", type: "button", "aria-keyshortcuts": "Alt+H", onclick: () => holdToggle(iid) },
+        held ? "Resume " : "Hold ", h("kbd", {}, "Alt H")),
+      h("span", { class: "spacer" }),
+      h("label", { class: "sr-only", for: `disp-${iid}` }, "Disposition"), dispositionSelect(`disp-${iid}`),
+      h("button", { class: "btn primary", type: "button", "aria-keyshortcuts": "Alt+C", onclick: () => complete(iid) }, "Complete ", h("kbd", {}, "Alt C"))));
+}
+
+function wrapCard(iid) {
+  const c = contexts.get(iid);
+  const w = wraps.get(iid);
+  const last = (c?.notes ?? []).filter((n) => n.kind === "wrapup").at(-1);
+  const disp = dispositionSelect(`wdisp-${iid}`);
+  if (last?.disposition) disp.value = last.disposition;
+  const ta = h("textarea", { id: `wnote-${iid}`, "aria-label": "Wrap-up notes", placeholder: "What was agreed, what happens next…", rows: 3 });
+  return h("article", { class: "icard wrapup", "data-testid": "wrapup", "data-interaction": iid },
+    h("header", {}, h("h2", {}, `Wrap-up · ${c?.customer?.name ?? "unknown caller"}`),
+      h("span", { class: "spacer" }),
+      w && w.seconds > 0 ? h("span", { class: "num timer", "data-until": new Date(w.at + w.seconds * 1000).toISOString(), "data-testid": "wrapup-timer", title: "Wrap-up time left" }, "")
+        : h("span", { class: "num timer", "data-since": new Date(w?.at ?? Date.now()).toISOString(), "data-testid": "wrapup-timer" }, "")),
+    h("div", { class: "body" }, h("div", {},
+      h("label", { for: `wdisp-${iid}` }, "Disposition"), h("div", {}, disp),
+      h("div", { style: "margin-top:.6rem" }, h("label", { for: ta.id }, "Wrap-up notes")), ta), customerPanel(iid, { editable: false })),
+    h("div", { class: "actions" },
+      h("button", { class: "btn", type: "button", onclick: () => saveWrap(iid) }, "Save"),
+      h("span", { class: "spacer" }),
+      h("button", { class: "btn primary", type: "button", "aria-keyshortcuts": "Alt+W", onclick: () => endWrap(iid) }, "End wrap-up ", h("kbd", {}, "Alt W"))));
+}
+
+function render() {
+  renderStatus();
+  const focused = document.activeElement?.id;
+  const cards = [];
+  if (agent.offer) cards.push(offerCard(agent.offer));
+  if (agent.interactions.length > 1) {
+    cards.push(h("div", { class: "tabs", role: "tablist", "aria-label": "My interactions" }, agent.interactions.map((iid) =>
+      h("button", { role: "tab", type: "button", "aria-selected": String(iid === selected), onclick: () => { selected = iid; render(); } },
+        `${CHANNEL[contexts.get(iid)?.interaction.channel] ?? ""} · ${contexts.get(iid)?.customer?.name ?? "unknown"}`))));
+  }
+  if (selected) cards.push(activeCard(selected));
+  for (const iid of agent.wrapups) cards.push(wrapCard(iid));
+  if (!cards.length) {
+    const msg = agent.state === "logged_out" ? "You are logged out. Log in to receive calls and chats."
+      : agent.state === "break" ? `You are on break (${agent.reason}). Press Ready when you are back.`
+      : "Ready — waiting for the next customer. Offers pop here.";
+    cards.push(h("div", { class: "empty", "data-testid": "idle" }, msg));
+  }
+  work.replaceChildren(...cards);
+  for (const [id, text] of drafts) { const el = $(id); if (el) el.value = text; }
+  if (focused && $(focused)) $(focused).focus();
+  renderQueues();
+  tick();
+}
+
+function renderQueues() {
+  if (!agent) return;
+  const body = $("my-queues");
+  const rows = queues.filter((q) => agent.queues.includes(q.queue_id));
+  body.replaceChildren(...(rows.length ? rows.map((q) => h("tr", {}, h("td", {}, q.name), h("td", { class: "num" }, String(q.waiting)),
+    h("td", { class: "num" }, duration(q.longest_wait_seconds)))) : [h("tr", {}, h("td", { colspan: 3, class: "muted" }, agent.state === "logged_out" ? "Log in to see your queues." : "No queue."))]));
+}
+
+function tick() {
+  if (!agent) return;
+  $("state-timer").textContent = duration(secondsInState());
+  const now = Date.now();
+  for (const el of document.querySelectorAll("[data-expires]")) {
+    const left = (Date.parse(el.dataset.expires) - now) / 1000;
+    el.textContent = `${Math.max(0, Math.ceil(left))} s`;
+  }
+  for (const el of document.querySelectorAll("[data-expires-bar]")) {
+    const left = (Date.parse(el.dataset.expiresBar) - now) / 1000;
+    el.style.width = `${Math.max(0, Math.min(100, (100 * left) / Number(el.dataset.total || 20)))}%`;
+  }
+  for (const el of document.querySelectorAll("[data-since]")) el.textContent = duration((now - Date.parse(el.dataset.since)) / 1000);
+  for (const el of document.querySelectorAll("[data-until]")) el.textContent = `${duration((Date.parse(el.dataset.until) - now) / 1000)} left`;
+}
+
+// ---- actions ------------------------------------------------------------------------------
+
+const body = (extra = {}) => ({ ...extra });
+function accept(iid) { return act("Accept", () => api("POST", `/api/v1/interactions/${iid}/accept`, body())); }
+function reject(iid) { return act("Reject", () => api("POST", `/api/v1/interactions/${iid}/reject`, body())); }
+function holdToggle(iid) {
+  return act(onHold.get(iid) ? "Resume" : "Hold", () => api("POST", `/api/v1/interactions/${iid}/${onHold.get(iid) ? "resume" : "hold"}`, body()));
+}
+function complete(iid) {
+  const disposition = $(`disp-${iid}`)?.value || undefined;
+  return act("Complete", async () => {
+    await api("POST", `/api/v1/interactions/${iid}/complete`, body({ disposition }));
+    if (disposition) await api("POST", `/api/v1/interactions/${iid}/notes`, { kind: "wrapup", disposition, text: "" });
+    contexts.delete(iid);
+  });
+}
+async function saveWrap(iid) {
+  const disposition = $(`wdisp-${iid}`)?.value || null;
+  const text = $(`wnote-${iid}`)?.value ?? "";
+  if (!disposition && !text.trim()) return;
+  await act("Wrap-up", () => api("POST", `/api/v1/interactions/${iid}/notes`, { kind: "wrapup", disposition, text }));
+  drafts.delete(`wnote-${iid}`); contexts.delete(iid);
+  toast("Wrap-up saved.");
+}
+async function endWrap(iid) {
+  const text = $(`wnote-${iid}`)?.value ?? "";
+  const disposition = $(`wdisp-${iid}`)?.value || null;
+  const last = (contexts.get(iid)?.notes ?? []).filter((n) => n.kind === "wrapup").at(-1);
+  if (text.trim() || (disposition && disposition !== last?.disposition)) await saveWrap(iid);
+  return act("End wrap-up", () => api("POST", `/api/v1/interactions/${iid}/wrapup-end`, body()));
+}
+function ready() { return act("Ready", () => api("POST", `/api/v1/agents/${ME}/state`, { state: "available" })); }
+function takeBreak() {
+  return act("Break", () => api("POST", `/api/v1/agents/${ME}/state`, { state: "break", reason: $("break-reason").value }));
+}
+function loginToggle() {
+  return agent.state === "logged_out"
+    ? act("Log in", () => api("POST", `/api/v1/agents/${ME}/login`))
+    : act("Log out", () => api("POST", `/api/v1/agents/${ME}/logout`, {}));
+}
+async function loadPresence() { try { presence = await api("GET", "/api/v1/stats/presence"); } catch { presence = []; } }
+
+$("btn-ready").addEventListener("click", ready);
+$("btn-break").addEventListener("click", takeBreak);
+$("btn-login").addEventListener("click", loginToggle);
+work.addEventListener("input", (e) => { if (e.target.id && e.target.tagName === "TEXTAREA") drafts.set(e.target.id, e.target.value); });
+
+document.addEventListener("keydown", (e) => {
+  if (!e.altKey || e.ctrlKey || e.metaKey || !agent) return;
+  const key = e.key.toLowerCase();
+  const current = selected;
+  const handlers = {
+    a: () => agent.offer && accept(agent.offer),
+    r: () => agent.offer && reject(agent.offer),
+    h: () => current && holdToggle(current),
+    c: () => current && complete(current),
+    w: () => agent.wrapups[0] && endWrap(agent.wrapups[0]),
+    y: () => !$("btn-ready").disabled && ready(),
+    b: () => !$("btn-break").disabled && takeBreak(),
+    n: () => current && $(`note-${current}`)?.focus(),
+  };
+  if (handlers[key]) { e.preventDefault(); handlers[key](); }
+});
+
+// ---- live ---------------------------------------------------------------------------------
+
+document.addEventListener("sc:event", (e) => {
+  const ev = e.detail;
+  const p = ev.payload || {};
+  if (ev.type === "interaction.offered" && p.agent_id === ME) offers.set(p.interaction_id, { ...p, at: Date.now() });
+  if (ev.type === "interaction.accepted" && p.agent_id === ME) talkSince.set(p.interaction_id, new Date(ev.time));
+  if (ev.type === "interaction.completed" && p.agent_id === ME) wraps.set(p.interaction_id, { seconds: p.wrapup_planned_seconds ?? p.wrapup_seconds, at: Date.parse(ev.time) });
+  if (ev.type.startsWith("interaction.") || ev.type.startsWith("queue.")) refreshQueues();
+  if (ev.type.startsWith("code.")) loadCodes();
+  if (p.agent_id === ME || (p.interaction_id && mine(p.interaction_id))) {
+    if (ev.type === "note.added" || ev.type.startsWith("customer.")) contexts.delete(p.interaction_id);
+    refresh();
+  } else if (ev.type === "customer.updated" || ev.type === "customer.created") {
+    for (const [iid, c] of contexts) if (c?.customer?.id === p.customer_id || c?.interaction.customer_id === p.customer_id) contexts.delete(iid);
+    refresh();
+  }
+});
+
+async function loadCodes() {
+  const all = await api("GET", "/api/v1/codes");
+  codes = { reason: all.filter((c) => c.kind === "reason" && c.active), disposition: all.filter((c) => c.kind === "disposition" && c.active) };
+  const sel = $("break-reason");
+  const keep = sel.value;
+  sel.replaceChildren(...codes.reason.map((c) => h("option", { value: c.code }, c.label)));
+  if (keep) sel.value = keep;
+}
+
+setInterval(tick, 1000);
+setInterval(loadToday, 15000);
+await Promise.all([loadCodes(), loadQueues(), loadPresence()]);
+await refreshNow();
+root.dataset.ready = "true";

@@ -1,0 +1,190 @@
+"""Agent desktop and wallboard end to end: real server, real Chromium, real WebSocket."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from tests.browser.conftest import ADMIN_PASSWORD, LiveServer, screenshot
+from tests.browser.test_web_shell import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+class Client:
+    """The REST API as one user (bearer token), for arranging what the pages then show."""
+
+    def __init__(self, url: str, username: str) -> None:
+        self.http = httpx.Client(base_url=f"{url}/api/v1", timeout=10)
+        r = self.http.post("/auth/login", json={"username": username, "password": ADMIN_PASSWORD})
+        r.raise_for_status()
+        token = self.http.post(
+            "/tokens",
+            json={"name": "browser-test"},
+            headers={"X-CSRF-Token": r.json()["csrf_token"]},
+        ).json()["token"]
+        self.http.cookies.clear()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def call(
+        self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201, 204)
+    ) -> Any:
+        r = self.http.request(method, path, json=body)
+        assert r.status_code in ok, r.text
+        return r.json() if r.content else None
+
+
+@pytest.fixture(scope="module")
+def center(live_server: LiveServer) -> Iterator[dict[str, Any]]:
+    admin = Client(live_server.url, "admin")
+    sup = Client(live_server.url, "supervisor")
+    users = {u["username"]: u for u in admin.call("GET", "/users")}
+    agent_id = users["agent"]["id"]
+    admin.call(
+        "PUT",
+        f"/agents/{agent_id}",
+        {"skills": {"billing": 4}, "capacity": {"voice": 1, "chat": 3}},
+    )
+    admin.call(
+        "POST",
+        "/queues",
+        {
+            "id": "support",
+            "name": "Support",
+            "wrapup_seconds": 120,
+            "offer_timeout_seconds": 60,
+            "members": [{"agent_id": agent_id}],
+        },
+    )
+    admin.call(
+        "POST",
+        "/customers",
+        {
+            "id": "c-100",
+            "name": "Lena Ruiz",
+            "phone": "+15550142",
+            "vip_tier": "gold",
+            "attributes": {"plan": "Pro"},
+        },
+    )
+    yield {"admin": admin, "sup": sup, "agent_id": agent_id}
+
+
+def open_as(browser: Browser, live_server: LiveServer, username: str, path: str) -> Page:
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1366, "height": 820})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    sign_in(page, username)
+    page.goto(path)
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    return page
+
+
+def test_agent_handles_an_interaction_and_the_wallboard_follows(
+    browser: Browser, live_server: LiveServer, center: dict[str, Any]
+) -> None:
+    agent = open_as(browser, live_server, "agent", "/agent")
+    board = open_as(browser, live_server, "supervisor", "/wallboard")
+    expect(agent.locator("#desk")).to_have_attribute("data-ready", "true")
+    waiting = board.get_by_test_id("queue-support").locator("[data-field='waiting']")
+    expect(waiting).to_have_text("0")
+
+    # log in, take a break, go ready again (the time in state restarts each time)
+    agent.get_by_role("button", name="Log in").click()
+    state = agent.get_by_test_id("agent-state")
+    expect(state).to_have_text("Ready")
+    agent.get_by_label("Break reason").select_option("coffee")
+    agent.get_by_role("button", name="Take break").click()
+    expect(state).to_have_text("Break · coffee")
+
+    # a customer calls while the agent is away: the wallboard counts the caller within 1 s
+    created = center["sup"].call(
+        "POST",
+        "/interactions",
+        {
+            "queue_id": "support",
+            "channel": "voice",
+            "customer_id": "c-100",
+            "attributes": {"dnis": "+18005550100", "ani": "+15550142"},
+        },
+    )
+    iid = created["interaction"]["interaction_id"]
+    t0 = time.monotonic()
+    expect(waiting).to_have_text("1", timeout=1000)
+    assert time.monotonic() - t0 < 1.0
+
+    # ready (keyboard shortcut): the offer pops with the customer's record and a countdown
+    agent.keyboard.press("Alt+y")
+    offer = agent.get_by_test_id("offer")
+    expect(offer).to_be_visible()
+    expect(offer.get_by_test_id("customer-name")).to_contain_text("Lena Ruiz")
+    expect(offer.get_by_test_id("customer-name")).to_contain_text("VIP gold")
+    expect(offer.get_by_test_id("dnis")).to_have_text("+18005550100")
+    expect(offer.get_by_test_id("offer-countdown")).to_have_text(re.compile(r"^\d+ s$"))
+    countdown = int(offer.get_by_test_id("offer-countdown").inner_text().split()[0])
+    assert 50 <= countdown <= 60
+    expect(state).to_have_text("Offered")
+    screenshot(agent, "agent-desktop-offer")
+
+    offer.get_by_role("button", name="Accept").click()
+    card = agent.get_by_test_id("interaction")
+    expect(card).to_be_visible()
+    expect(state).to_have_text("Busy")
+    expect(waiting).to_have_text("0", timeout=1000)
+
+    card.get_by_label("Note").fill("Wants to upgrade to the yearly plan")
+    card.get_by_role("button", name="Add note").click()
+    expect(card.get_by_test_id("notes")).to_contain_text("yearly plan")
+    card.get_by_label("Disposition").select_option("sale")
+    screenshot(agent, "agent-desktop-interaction")
+    screenshot(board, "wallboard")
+    card.get_by_role("button", name="Complete").click()
+
+    wrap = agent.get_by_test_id("wrapup")
+    expect(wrap).to_be_visible()
+    expect(state).to_have_text("Wrap-up")
+    expect(wrap.get_by_test_id("wrapup-timer")).to_contain_text("left")
+    wrap.get_by_label("Wrap-up notes").fill("Sent the yearly offer by e-mail")
+    screenshot(agent, "agent-desktop-wrapup")
+    wrap.get_by_role("button", name="End wrap-up").click()
+    expect(state).to_have_text("Ready")
+    expect(agent.get_by_test_id("today-handled")).to_have_text("1")
+
+    # the interaction's story is complete in the stream and in the notes
+    events = center["sup"].call("GET", "/events?after=0&limit=1000")["events"]
+    kinds = [e["type"] for e in events if e["payload"].get("interaction_id") == iid]
+    for kind in (
+        "interaction.offered",
+        "interaction.accepted",
+        "interaction.completed",
+        "interaction.wrapup_ended",
+    ):
+        assert kind in kinds
+    completed = next(
+        e
+        for e in events
+        if e["type"] == "interaction.completed" and e["payload"]["interaction_id"] == iid
+    )
+    assert completed["payload"]["disposition"] == "sale"
+    notes = center["sup"].call("GET", f"/interactions/{iid}/notes")
+    assert [n["text"] for n in notes if n["text"]] == [
+        "Wants to upgrade to the yearly plan",
+        "Sent the yearly offer by e-mail",
+    ]
+
+    # the supervisor forces a break from the wallboard; the agent's page follows
+    row = board.locator(f"tr[data-agent='{center['agent_id']}']")
+    expect(row).to_contain_text("Ready")
+    row.get_by_label("Break reason for Ana Agent").select_option("training")
+    row.get_by_role("button", name="Break").click()
+    expect(state).to_have_text("Break · training", timeout=2000)
+    expect(row).to_contain_text("Break · training")
+    audit = center["admin"].call("GET", "/audit")
+    assert any(r["action"] == "agent.state_set_by_supervisor" for r in audit["entries"])
+    for p in (agent, board):
+        p.context.close()
