@@ -81,6 +81,7 @@ class MethodChoice(StrEnum):
     seasonal_naive = "seasonal-naive"
     weekday_average = "weekday-average"
     holt_winters = "holt-winters"
+    blend = "blend"
 
 
 def _fail(message: str) -> NoReturn:
@@ -495,6 +496,7 @@ _METHOD_OF: dict[MethodChoice, Method] = {
     MethodChoice.seasonal_naive: "seasonal-naive",
     MethodChoice.weekday_average: "weekday-average",
     MethodChoice.holt_winters: "holt-winters",
+    MethodChoice.blend: "blend",
 }
 
 
@@ -551,6 +553,10 @@ def _read_history(path: Path) -> tuple[list[int], list[float]]:
     return times, calls
 
 
+def _pct_cell(value: float) -> str:
+    return f"{100 * value:.1f}%" if math.isfinite(value) else "-"
+
+
 def _iso(seconds: int) -> str:
     return str(np.datetime64(int(seconds), "s"))
 
@@ -584,7 +590,8 @@ def forecast(
     """Forecast calls per interval for the open hours seen in the history.
 
     Writes start,calls[,aht] rows. With --method auto (default) every method is scored by
-    a rolling-origin backtest (WAPE) and the best one is used.
+    a rolling-origin backtest (WAPE) and the best one is used; --backtest prints MAPE and
+    WAPE per method at the interval and the daily level.
     """
     if interval <= 0:
         _fail(f"--interval must be greater than 0 (got {interval})")
@@ -626,7 +633,15 @@ def forecast(
         "horizon": horizon_s,
         "intervals": len(table),
         "backtest": {
-            k: {"wape": v.wape, "mae": v.mae, "bias": v.bias, "folds": v.folds}
+            k: {
+                "wape": v.wape,
+                "mape": v.mape,
+                "daily_wape": v.daily_wape,
+                "daily_mape": v.daily_mape,
+                "mae": v.mae,
+                "bias": v.bias,
+                "folds": v.folds,
+            }
             for k, v in scores.items()
         },
     }
@@ -649,10 +664,16 @@ def forecast(
     print(f"Method: {chosen} ({how})", file=report)
     if scores:
         print(f"Backtest over the last {weeks} weeks (rolling origin, 1 week ahead):", file=report)
+        print(
+            f"  {'method':<16} {'interval MAPE':>13} {'WAPE':>6}  {'daily MAPE':>10} "
+            f"{'WAPE':>6}  {'MAE':>8}  {'bias':>6}",
+            file=report,
+        )
         for name, sc in sorted(scores.items(), key=lambda kv: kv[1].wape):
             print(
-                f"  {name:<16} WAPE {100 * sc.wape:5.1f} %  MAE {sc.mae:8.1f} calls  "
-                f"bias {100 * sc.bias:+5.1f} %  ({sc.folds} weeks)",
+                f"  {name:<16} {_pct_cell(sc.mape):>13} {_pct_cell(sc.wape):>6}  "
+                f"{_pct_cell(sc.daily_mape):>10} {_pct_cell(sc.daily_wape):>6}  "
+                f"{sc.mae:8.1f}  {100 * sc.bias:+5.1f}%  ({sc.folds} weeks)",
                 file=report,
             )
     if output is not None:

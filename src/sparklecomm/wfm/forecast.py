@@ -13,6 +13,12 @@ Methods:
 * ``holt-winters``: additive Holt-Winters with a damped trend on *daily* totals (weekly
   season, smoothing constants chosen on a small grid by one-step-ahead squared error),
   spread over the day by each weekday's intraday profile of the last 8 weeks.
+* ``blend``: the equal-weight average of ``weekday-average`` and a robust top-down
+  forecast: each weekday's daily total is the *median* of its last 4 complete weeks
+  (holiday and campaign spikes do not move it), spread over the day by an intraday
+  profile pooled over all weekdays of the last 20 complete weeks (one shape per time of
+  day, rescaled to each weekday's opening hours). Equal weights are fixed in advance,
+  nothing is tuned on the data, so a backtest of it fits on the training weeks only.
 * ``auto``: whichever of the above has the lowest WAPE in a rolling-origin backtest over
   the last weeks of the history.
 """
@@ -29,7 +35,7 @@ import numpy.typing as npt
 from sparklecomm.core.errors import InvalidInput
 from sparklecomm.wfm._numerics import FloatArray
 
-Method = Literal["seasonal-naive", "weekday-average", "holt-winters"]
+Method = Literal["seasonal-naive", "weekday-average", "holt-winters", "blend"]
 METHODS: Final[tuple[Method, ...]] = get_args(Method)
 IntArray = npt.NDArray[np.int64]
 
@@ -74,16 +80,22 @@ class Score:
     """Backtest accuracy of one method (pooled over folds).
 
     Attributes:
-        wape: sum |error| / sum actual (weighted absolute percentage error).
+        wape: sum |error| / sum actual over intervals (weighted absolute percentage error).
         mae: mean absolute error per interval, calls.
         bias: sum error / sum actual (positive: over-forecast).
         folds: number of backtest weeks used.
+        mape: mean of |error| / actual over intervals with calls (NaN if none had any).
+        daily_wape: WAPE of the daily totals (days with every open interval observed).
+        daily_mape: MAPE of those daily totals.
     """
 
     wape: float
     mae: float
     bias: float
     folds: int
+    mape: float = float("nan")
+    daily_wape: float = float("nan")
+    daily_mape: float = float("nan")
 
 
 def parse_duration(text: str) -> int:
@@ -270,6 +282,63 @@ def _holt_winters(grid: WeekGrid, positions: IntArray) -> FloatArray:
     return out
 
 
+_BLEND_LEVEL_WEEKS: Final = 4
+_BLEND_PROFILE_WEEKS: Final = 20
+
+
+def _day_columns(grid: WeekGrid) -> tuple[IntArray, int]:
+    """Day index (0.. within the open weekdays) of each slot, and the number of open days."""
+    day_of_slot = grid.slots // DAY
+    days = np.unique(day_of_slot)
+    column: IntArray = np.searchsorted(days, day_of_slot).astype(np.int64)
+    return column, int(days.size)
+
+
+def _daily_totals(grid: WeekGrid, column: IntArray, ndays: int) -> FloatArray:
+    """Calls per (week, open weekday); NaN where the day is not fully observed."""
+    member = np.zeros((grid.slots.size, ndays))
+    member[np.arange(grid.slots.size), column] = 1.0
+    totals: FloatArray = np.nan_to_num(grid.values, nan=0.0) @ member
+    totals[(np.isnan(grid.values) @ member) > 0] = np.nan
+    return totals
+
+
+def _top_down_median(grid: WeekGrid, positions: IntArray) -> FloatArray:
+    """Median daily total per weekday (last complete weeks) x pooled intraday profile."""
+    column, ndays = _day_columns(grid)
+    totals = _daily_totals(grid, column, ndays)
+    complete = ~np.isnan(totals).any(axis=1)
+    if not complete.any():
+        raise InvalidInput("blend needs at least one complete week of history", field="method")
+    level = np.median(totals[complete][-_BLEND_LEVEL_WEEKS:], axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = (grid.values / totals[:, column])[complete][-_BLEND_PROFILE_WEEKS:]
+    shares[~np.isfinite(shares)] = np.nan
+    # One intraday shape per time of day, pooled over the weekdays open then.
+    _, tod = np.unique(grid.slots % DAY, return_inverse=True)
+    seen = ~np.isnan(shares)
+    sums = np.bincount(tod, weights=np.where(seen, shares, 0.0).sum(axis=0))
+    counts = np.bincount(tod, weights=seen.sum(axis=0).astype(np.float64))
+    pooled = np.where(counts > 0, sums / np.maximum(counts, 1.0), 0.0)[tod]
+    per_day = np.bincount(column, weights=pooled, minlength=ndays)
+    profile = np.where(
+        per_day[column] > 0,
+        pooled / np.where(per_day > 0, per_day, 1.0)[column],
+        1.0 / np.bincount(column, minlength=ndays)[column],
+    )
+    cols = positions % grid.slots.size
+    out: FloatArray = level[column[cols]] * profile[cols]
+    return out
+
+
+def _blend(grid: WeekGrid, positions: IntArray) -> FloatArray:
+    """Equal-weight average of weekday-average and the median top-down forecast."""
+    out: FloatArray = 0.5 * _weekday_average(grid, positions) + 0.5 * _top_down_median(
+        grid, positions
+    )
+    return out
+
+
 def _predict(grid: WeekGrid, method: Method, positions: IntArray) -> FloatArray:
     if method == "seasonal-naive":
         out = _seasonal_naive(grid, positions)
@@ -277,6 +346,8 @@ def _predict(grid: WeekGrid, method: Method, positions: IntArray) -> FloatArray:
         out = _weekday_average(grid, positions)
     elif method == "holt-winters":
         out = _holt_winters(grid, positions)
+    elif method == "blend":
+        out = _blend(grid, positions)
     else:
         raise InvalidInput(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     return np.maximum(out, 0.0)
@@ -300,10 +371,18 @@ def forecast(grid: WeekGrid, method: Method, horizon: int) -> tuple[IntArray, Fl
 
 def backtest(grid: WeekGrid, methods: tuple[Method, ...], weeks: int) -> dict[Method, Score]:
     """Rolling-origin backtest: for each of the last ``weeks`` weeks, fit on what came before
-    and forecast that week. Methods that cannot run on the shorter history are left out."""
+    and forecast that week. Methods that cannot run on the shorter history are left out.
+
+    Scores are pooled over the folds, per interval and per day (a day counts when all its
+    open intervals were observed)."""
     m = grid.slots.size
     flat = grid.flat
-    errors: dict[Method, list[tuple[FloatArray, FloatArray]]] = {k: [] for k in methods}
+    column, ndays = _day_columns(grid)
+    member = np.zeros((m, ndays))
+    member[np.arange(m), column] = 1.0
+    errors: dict[Method, list[tuple[FloatArray, FloatArray, FloatArray, FloatArray]]] = {
+        k: [] for k in methods
+    }
     for fold in range(weeks, 0, -1):
         cut = grid.last - fold * m  # last position the fold may see
         if cut < m:
@@ -314,27 +393,51 @@ def backtest(grid: WeekGrid, methods: tuple[Method, ...], weeks: int) -> dict[Me
         seen = ~np.isnan(actual)
         if not seen.any():
             continue
+        # The fold's week starts mid-week in general: day j of it is the day of its slot.
+        day = (positions // m - positions[0] // m) * ndays + column[positions % m]
+        full_day = np.bincount(day, weights=(~seen).astype(np.float64)) == 0
         for method in methods:
             try:
                 predicted = _predict(train, method, positions)
             except InvalidInput:
                 continue
-            errors[method].append((predicted[seen], actual[seen]))
+            keep = full_day & (np.bincount(day) > 0)
+            daily_p = np.bincount(day, weights=np.where(seen, predicted, 0.0))[keep]
+            daily_a = np.bincount(day, weights=np.where(seen, actual, 0.0))[keep]
+            errors[method].append((predicted[seen], actual[seen], daily_p, daily_a))
     scores: dict[Method, Score] = {}
-    for method, pairs in errors.items():
-        if not pairs:
+    for method, folds in errors.items():
+        if not folds:
             continue
-        predicted = np.concatenate([p for p, _ in pairs])
-        actual = np.concatenate([a for _, a in pairs])
+        predicted = np.concatenate([f[0] for f in folds])
+        actual = np.concatenate([f[1] for f in folds])
+        daily_p = np.concatenate([f[2] for f in folds])
+        daily_a = np.concatenate([f[3] for f in folds])
         total = float(actual.sum())
         err = predicted - actual
         scores[method] = Score(
-            wape=float(np.abs(err).sum() / total) if total > 0 else float("nan"),
+            wape=_wape(predicted, actual),
             mae=float(np.abs(err).mean()),
             bias=float(err.sum() / total) if total > 0 else float("nan"),
-            folds=len(pairs),
+            folds=len(folds),
+            mape=_mape(predicted, actual),
+            daily_wape=_wape(daily_p, daily_a),
+            daily_mape=_mape(daily_p, daily_a),
         )
     return scores
+
+
+def _wape(predicted: FloatArray, actual: FloatArray) -> float:
+    total = float(actual.sum())
+    return float(np.abs(predicted - actual).sum() / total) if total > 0 else float("nan")
+
+
+def _mape(predicted: FloatArray, actual: FloatArray) -> float:
+    """Mean absolute percentage error over the points with a positive actual."""
+    pos = actual > 0
+    if not pos.any():
+        return float("nan")
+    return float(np.mean(np.abs(predicted[pos] - actual[pos]) / actual[pos]))
 
 
 def choose_method(scores: dict[Method, Score]) -> Method:
