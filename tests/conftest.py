@@ -22,6 +22,9 @@ from sparklecomm.settings import Settings
 from sparklecomm.store.metadata import target_metadata
 from sparklecomm.store.migrate import upgrade
 
+# In-process apps don't open SIP sockets unless a test asks for it (several apps may run
+# at once); the browser tests' real servers listen on a free port instead.
+os.environ.setdefault("SPARKLECOMM_SIP_ENABLED", "false")
 POSTGRES_URL = os.environ.get("SPARKLECOMM_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("SPARKLECOMM_TEST_REDIS_URL")
 PASSWORD = "correct horse battery"

@@ -6,11 +6,13 @@ temporary database, then :func:`build_app`, and get the whole server in-process.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -30,7 +32,16 @@ from sparklecomm.logging import RequestIdMiddleware
 from sparklecomm.settings import Settings
 from sparklecomm.stats.service import StatsService
 from sparklecomm.store.db import Database
+from sparklecomm.telephony import (
+    InMemoryLocationStore,
+    JsonFilePersistence,
+    SipServer,
+    SipServerConfig,
+)
+from sparklecomm.telephony.extensions import ExtensionService
 from sparklecomm.web import STATIC_DIR
+
+log = structlog.get_logger(__name__)
 
 
 def build_bus(settings: Settings) -> EventBus:
@@ -76,6 +87,10 @@ def build_services(
     acd = AcdService(db, clock)
     services.extra["acd"] = acd
     services.state_providers["routing"] = lambda p: routing_state(acd, p)
+    extensions = ExtensionService(db, settings.sip_realm)
+    services.extra["extensions"] = extensions
+    if settings.sip_enabled:
+        services.extra["sip"] = build_sip_server(settings, clock, extensions)
     services.extra["customers"] = CustomerService(db, clock)
     services.extra["stats"] = StatsService(db, clock, acd)
     return services
@@ -85,6 +100,24 @@ def _users_state(auth: AuthService, principal: Principal) -> dict[str, Any] | No
     if not principal.has_role("supervisor"):
         return None
     return {u.id: user_payload(u) for u in auth.users_of_tenant(principal.tenant_id)}
+
+
+def build_sip_server(settings: Settings, clock: Clock, extensions: ExtensionService) -> SipServer:
+    """The SIP registrar: extensions' credentials from SQL, registrations kept on disk."""
+    config = SipServerConfig(
+        host=settings.sip_host or settings.host,
+        port=settings.sip_port,
+        transports=tuple(settings.sip_transports),
+        realm=settings.sip_realm,
+        digest_algorithms=tuple(settings.sip_digest_algorithms),
+    )
+    locations = InMemoryLocationStore(JsonFilePersistence(settings.data_dir / "sip-bindings.json"))
+    # Nonces are signed with a key derived from the platform's secret, so every node of a
+    # cluster verifies the others' nonces.
+    secret = hashlib.sha256(b"sip-nonce:" + settings.effective_secret_key().encode()).digest()
+    return SipServer(
+        config, clock=clock, credentials=extensions, locations=locations, secret=secret
+    )
 
 
 class Health(BaseModel):
@@ -101,9 +134,32 @@ def build_app(services: Services) -> FastAPI:
         await services.bus.start()
         acd: AcdService = services.extra["acd"]
         await acd.start()
+        sip: SipServer | None = services.extra.get("sip")
+        if sip is not None:
+            try:
+                await sip.start()
+                log.info(
+                    "sip_listening",
+                    host=sip.config.host,
+                    port=sip.port,
+                    transports=list(sip.config.transports),
+                )
+            except OSError as exc:
+                # The web platform still runs; the operator sees why phones cannot register.
+                log.error(
+                    "sip_not_started",
+                    host=sip.config.host,
+                    port=sip.config.port,
+                    error=str(exc),
+                    hint="choose another --sip-port or set SPARKLECOMM_SIP_ENABLED=false",
+                )
+                services.extra.pop("sip")
+                sip = None
         try:
             yield
         finally:
+            if sip is not None:
+                await sip.stop()
             await acd.stop()
             await services.bus.stop()
 

@@ -137,18 +137,26 @@ def serve(
         str | None,
         typer.Option(help="Password of the first admin on a fresh data directory"),
     ] = None,
+    sip_host: Annotated[
+        str | None, typer.Option(help="SIP address (default: the HTTP address)")
+    ] = None,
+    sip_port: Annotated[int | None, typer.Option(help="SIP port, UDP and TCP (5060)")] = None,
 ) -> None:
-    """Run the platform: web pages, HTTP API and real-time events."""
+    """Run the platform: web pages, HTTP API, real-time events and SIP."""
     import uvicorn
 
     from sparklecomm.app import build_app
     from sparklecomm.bootstrap import PASSWORD_FILE, prepare
     from sparklecomm.logging import configure_logging
 
-    if host is not None:
-        _overrides["host"] = host
-    if port is not None:
-        _overrides["port"] = port
+    for key, value in (
+        ("host", host),
+        ("port", port),
+        ("sip_host", sip_host),
+        ("sip_port", sip_port),
+    ):
+        if value is not None:
+            _overrides[key] = value
     with _errors():
         services = _services(data_dir, migrate=False)
         settings = services.settings
@@ -164,6 +172,13 @@ def serve(
         )
         typer.echo(f"  password: {first.password}   (also in {settings.data_dir / PASSWORD_FILE})")
     typer.echo(f"Sign in at {url}")
+    if settings.sip_enabled:
+        typer.echo(
+            f"SIP ({'/'.join(settings.sip_transports)}) on "
+            f"{settings.sip_host or settings.host}:{settings.sip_port}, realm "
+            f"{settings.sip_realm}: phones register as their extension "
+            "(sparklecomm extension add)"
+        )
     sys.stdout.flush()
     uvicorn.run(
         build_app(services),
@@ -357,6 +372,79 @@ def tenant_list(as_json: JsonFlag = False) -> None:
                 typer.echo(f"{r['slug']:<20} {r['name']}")
 
         _emit(as_json, rows, human)
+
+
+extension_app = typer.Typer(help="SIP extensions that phones register with.", no_args_is_help=True)
+app.add_typer(extension_app, name="extension")
+
+
+@extension_app.command("add")
+def extension_add(
+    number: Annotated[str, typer.Argument(help="Extension number, e.g. 1001")],
+    tenant: Annotated[str, typer.Option(help="Organisation slug")] = "demo",
+    display_name: Annotated[str | None, typer.Option(help="Caller name")] = None,
+    user: Annotated[str | None, typer.Option(help="Username of the person it belongs to")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="SIP password; prompted when omitted")
+    ] = None,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an extension (the SIP login is its number)."""
+    from sparklecomm.telephony.extensions import extension_payload
+
+    with _errors():
+        services = _services()
+        t = services.auth.tenant_by_slug(tenant)
+        user_id = services.auth.user_by_username(user).id if user else None
+        secret = _read_password(password, password_stdin)
+        ext = services.extra["extensions"].do_create(
+            t.tenant_id,
+            Actor.cli(),
+            number=number,
+            password=secret,
+            display_name=display_name,
+            user_id=user_id,
+        )
+        _emit(
+            as_json,
+            extension_payload(ext),
+            lambda: typer.echo(f"created extension {ext.number} ({ext.display_name})"),
+        )
+
+
+@extension_app.command("list")
+def extension_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this organisation")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List extensions."""
+    from sparklecomm.telephony.extensions import extension_payload
+
+    with _errors():
+        services = _services()
+        tenant_id = services.auth.tenant_by_slug(tenant).tenant_id if tenant else None
+        rows = [extension_payload(e) for e in services.extra["extensions"].list(tenant_id)]
+
+        def human() -> None:
+            for r in rows:
+                typer.echo(f"{r['number']:<8} {r['display_name']}")
+
+        _emit(as_json, rows, human)
+
+
+@extension_app.command("passwd")
+def extension_passwd(
+    number: str,
+    password: Annotated[str | None, typer.Option(help="Prompted for when omitted")] = None,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin")] = False,
+) -> None:
+    """Set an extension's SIP password."""
+    with _errors():
+        services = _services()
+        secret = _read_password(password, password_stdin)
+        services.extra["extensions"].do_set_password(number, secret, Actor.cli())
+        typer.echo(f"password of extension {number} changed")
 
 
 def _mount_optional() -> None:

@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="redis://host:port/db: share events between serve processes"
     )
+    sip_enabled: bool = Field(default=True, description="Listen for SIP phones and trunks")
+    sip_host: str | None = Field(default=None, description="SIP address (default: host)")
+    sip_port: int = Field(default=5060, ge=0, le=65535, description="0 picks a free port")
+    sip_transports: list[Literal["UDP", "TCP"]] = ["UDP", "TCP"]
+    sip_realm: str = Field(default="sparklecomm", min_length=1, max_length=100)
+    sip_digest_algorithms: list[Literal["SHA-256", "MD5"]] = Field(
+        default=["SHA-256", "MD5"],
+        description="Challenge order; old phones that know only MD5 need MD5 first",
+    )
     session_ttl_hours: int = Field(default=12, ge=1)
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: int = Field(default=300, ge=1)

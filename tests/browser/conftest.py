@@ -50,6 +50,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     log = data_dir / "serve.log"
     exe = Path(sys.executable).with_name("sparklecomm")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKLECOMM_")}
+    env["SPARKLECOMM_SIP_PORT"] = "0"  # SIP on a free port (5060 may be taken)
     with log.open("w") as out:
         proc = subprocess.Popen(
             [

@@ -55,6 +55,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> object:
     port = _free_port()
     exe = Path(sys.executable).with_name("sparklecomm")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKLECOMM_")}
+    env["SPARKLECOMM_SIP_PORT"] = "0"  # SIP on a free port (5060 may be taken)
     log = (data_dir / "demo.log").open("w")
     proc = subprocess.Popen(
         [

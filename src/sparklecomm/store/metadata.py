@@ -2,7 +2,8 @@
 
 # Imported for their side effect: each registers its tables on Base.metadata.
 import sparklecomm.acd.store  # routing journal and snapshots
-import sparklecomm.customers.models  # noqa: F401  (customers, interaction notes, desk codes)
+import sparklecomm.customers.models  # customers, interaction notes, desk codes
+import sparklecomm.telephony.extensions  # noqa: F401  (SIP extensions)
 from sparklecomm.store.models import Base
 
 target_metadata = Base.metadata
