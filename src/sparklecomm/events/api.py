@@ -29,9 +29,10 @@ from starlette.concurrency import run_in_threadpool
 
 from sparklecomm.api.deps import SESSION_COOKIE, CurrentPrincipal, ServicesDep
 from sparklecomm.auth.service import Principal
-from sparklecomm.bus.base import Subscription
 from sparklecomm.container import Services
 from sparklecomm.core.events import Event
+from sparklecomm.events.fanout import Client, TenantHub, raw_transport_of
+from sparklecomm.events.stream import PAGE
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -126,22 +127,55 @@ async def events_ws(ws: WebSocket) -> None:
                 code=4400, reason=f"last_event_id must be an integer between 0 and {head}"
             )
             return
-    sub = svc.bus.subscribe(principal.tenant_id)
     await ws.accept()
     await ws.send_text(json.dumps({"op": "hello", "last_event_id": head, "resumed_from": after}))
-    # The reader answers pings and, when the client goes away, interrupts the subscription
-    # so that the sending loop below ends (no per-event futures on the hot path).
-    reader = asyncio.create_task(_read_client(ws, sub))
+    hubs = svc.events.hubs
+    hub = await hubs.acquire(principal.tenant_id, _frame)
+    client = Client(after, raw_transport_of(ws._receive, ws._send))
+    # The reader answers pings and, when the client goes away, wakes the loop below.
+    reader = asyncio.create_task(_read_client(ws, client))
     try:
-        async for batch in svc.events.follow(principal.tenant_id, after, sub):
-            await ws.send_text(_frame(batch))
+        await _serve(ws, svc, hub, client)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
-        sub.close()
+        hub.remove(client)
+        hubs.release(hub)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
+
+
+async def _serve(ws: WebSocket, svc: Services, hub: TenantHub, client: Client) -> None:
+    """Catch the client up from the database, then let the hub send it live events.
+
+    While the client is in the hub's live set the hub sends (or queues) every batch; this
+    loop only sleeps, or sends queued frames. When it falls behind (or has just connected)
+    it reads from the database, page by page, up to the hub's position, then joins.
+    """
+    tenant_id = hub.tenant_id
+    while not client.closed:
+        if client.live:
+            if client.outbox:
+                frames, client.outbox = client.outbox, []
+                for frame in frames:
+                    await ws.send_text(frame)
+                continue
+            client.wake.clear()
+            await client.wake.wait()
+            continue
+        if client.last < hub.last:
+            page = await run_in_threadpool(svc.events.page, tenant_id, client.last, PAGE)
+            page = [e for e in page if e.id <= hub.last]
+            if not page or page[0].id != client.last + 1:  # not visible yet: try again soon
+                await asyncio.sleep(0.05)
+                continue
+            await ws.send_text(_frame(page))
+            client.last = page[-1].id
+        elif not hub.join(client):  # the client is ahead of the hub: wait for it
+            hub.waiting.add(client)
+            client.wake.clear()
+            await client.wake.wait()
 
 
 _WIRE_CACHE: OrderedDict[tuple[str, int], str] = OrderedDict()
@@ -171,13 +205,14 @@ def _frame(batch: list[Event]) -> str:
     return '{"op": "events", "events": [' + ", ".join(_event_json(e) for e in batch) + "]}"
 
 
-async def _read_client(ws: WebSocket, sub: Subscription) -> None:
+async def _read_client(ws: WebSocket, client: Client) -> None:
     """Answer pings; when the client goes away, stop the sender."""
     while True:
         try:
             text = await ws.receive_text()
         except (WebSocketDisconnect, RuntimeError, OSError):
-            sub.interrupt()
+            client.closed = True
+            client.wake.set()
             return
         with contextlib.suppress(ValueError, TypeError, AttributeError):
             if json.loads(text).get("op") == "ping":

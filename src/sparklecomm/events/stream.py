@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sparklecomm.bus.base import EventBus, Subscription
 from sparklecomm.core.events import Event
+from sparklecomm.events.fanout import Hubs
 from sparklecomm.store.db import Database, last_event_id, read_events
 
 PAGE = 500
@@ -26,6 +27,8 @@ class EventStream:
     def __init__(self, db: Database, bus: EventBus) -> None:
         self.db = db
         self.bus = bus
+        # WebSocket fan-out: one follower per tenant, shared by its clients (fanout.py).
+        self.hubs = Hubs(bus, self.follow, self.head)
 
     def head(self, tenant_id: str) -> int:
         with self.db.read() as s:
