@@ -60,7 +60,7 @@ from .model import (
     to_us,
 )
 from .sortedlist import SortedList
-from .strategies import ReadyIndex, strategy_key
+from .strategies import LOAD_STRATEGIES, ReadyIndex, strategy_key_for
 from .views import AgentSnapshot, InteractionSnapshot, QueueSnapshot, WaitingEntry
 
 Payload = dict[str, Any]
@@ -71,6 +71,12 @@ _QUEUED = InteractionState.QUEUED
 _SCHEDULED = InteractionState.SCHEDULED
 _OFFERED = InteractionState.OFFERED
 _ACTIVE = InteractionState.ACTIVE
+_LOGGED_OUT = AgentState.LOGGED_OUT
+_BUSY = AgentState.BUSY
+_RESERVED = AgentState.RESERVED
+_WRAP_UP = AgentState.WRAP_UP
+_BREAK = AgentState.BREAK
+_AVAILABLE = AgentState.AVAILABLE
 _EXPRESSION_ORDER_BASE = 1_000_000  # expression members come after the listed members
 # Enum member -> its string, for event payloads (a dict lookup beats the ``.value`` property
 # on the hot path).
@@ -108,6 +114,7 @@ class AcdEngine:
         self._now = 0
         self._now_dt: datetime = EPOCH
         self._now_iso: str | None = None
+        self._iso_dt: datetime | None = None  # the instant ``_now_iso`` was made for
         self._work: deque[tuple[bool, str]] = deque()  # (is agent, id) still to route
         self._to_empty: list[str] = []  # queues whose last staffed member just left
 
@@ -121,12 +128,15 @@ class AcdEngine:
 
     def _begin(self) -> int:
         moment = self._clock.now()
-        self._now_dt = moment
-        self._now = to_us(moment)
-        self._now_iso = None
+        if moment is not self._now_dt:
+            # A new instant (the same datetime object is the same instant: skip the
+            # conversion and keep its cached ISO text).
+            self._now = to_us(moment)
+            self._now_dt = moment
         self._events = []
         self._work.clear()
-        self._to_empty.clear()
+        if self._to_empty:
+            self._to_empty.clear()
         return self._now
 
     def _finish(self) -> list[NewEvent]:
@@ -136,10 +146,12 @@ class AcdEngine:
         return events
 
     def _iso(self) -> str:
-        """The current instant as an ISO string, computed once per command."""
-        iso = self._now_iso
-        if iso is None:
-            iso = self._now_iso = self._now_dt.isoformat()
+        """The current instant as an ISO string, computed once per instant."""
+        if self._iso_dt is self._now_dt and self._now_iso is not None:
+            return self._now_iso
+        moment = self._now_dt
+        iso = self._now_iso = moment.isoformat()
+        self._iso_dt = moment
         return iso
 
     def _emit(self, type_: str, payload: Payload) -> None:
@@ -583,22 +595,23 @@ class AcdEngine:
     def _refresh(self, agent: Agent, reason: str) -> None:
         """Recompute the agent's state (emitting ``agent.state_changed``) and its index entries."""
         if agent.logged_in_at is None:
-            state = AgentState.LOGGED_OUT
+            state = _LOGGED_OUT
         elif agent.interactions:
-            state = AgentState.BUSY
+            state = _BUSY
         elif agent.offer is not None:
-            state = AgentState.RESERVED
+            state = _RESERVED
         elif agent.wrapups:
-            state = AgentState.WRAP_UP
+            state = _WRAP_UP
         elif agent.aux_reason is not None:
-            state = AgentState.BREAK
-        else:
-            state = AgentState.AVAILABLE
-        if state is AgentState.BREAK:
+            state = _BREAK
             reason = agent.aux_reason or reason
-        if state is not agent.state or (state is AgentState.BREAK and reason != agent.reason):
+        else:
+            state = _AVAILABLE
+        previous = agent.state
+        if state is not previous or (state is _BREAK and reason != agent.reason):
             now = self._now
             iso = self._iso()
+            load = agent.load
             self._events.append(
                 NewEvent(
                     "agent.state_changed",
@@ -607,24 +620,26 @@ class AcdEngine:
                         "state": _NAME[state],
                         "reason": reason,
                         "since": iso,
-                        "previous_state": _NAME[agent.state],
+                        "previous_state": _NAME[previous],
                         "previous_reason": agent.reason,
                         "previous_since": agent.since_iso or from_us(agent.since).isoformat(),
                         "previous_seconds": (now - agent.since) / US,
-                        "load": {_NAME[c]: n for c, n in agent.load.items() if n}
-                        if agent.load
-                        else {},
+                        "load": {_NAME[c]: n for c, n in load.items() if n} if load else {},
                     },
                     self._now_dt,
                 )
             )
-            if state is AgentState.AVAILABLE:
+            if state is _AVAILABLE:
                 agent.idle_since = now
             agent.state = state
             agent.reason = reason
             agent.since = now
             agent.since_iso = iso
-        self._reindex(agent)
+        if agent.index_keys or (
+            agent.logged_in_at is not None and agent.aux_reason is None and agent.offer is None
+        ):
+            # Otherwise the agent is routable on no channel and in no index: nothing to do.
+            self._reindex(agent)
 
     def _routable_channels(self, agent: Agent) -> list[Channel]:
         """Channels the agent could be offered something on right now."""
@@ -637,6 +652,8 @@ class AcdEngine:
                 # A call in progress blocks every other channel (but not more calls of its
                 # own channel, should its capacity allow them).
                 return [c for c in PHONE_CHANNELS if load.get(c) and load[c] < cap.get(c, 0)]
+            if not load:
+                return [ch for ch, n in cap.items() if n > 0]
             channels = []
             for ch, n in cap.items():
                 if load.get(ch, 0) < n:
@@ -651,37 +668,48 @@ class AcdEngine:
         """Put the agent in exactly the ready indexes it belongs in now, with fresh keys."""
         channels = self._routable_channels(agent)
         old = agent.index_keys
+        queues = self._queues
         if not channels:
             if old:  # no longer available on any channel: leave every index
-                queues = self._queues
+                aid = agent.id
                 for qid, ch in old:
-                    queues[qid].ready[ch].remove(agent.id)
+                    queues[qid].ready[ch].remove(aid)
                 agent.index_keys = {}
             return
         desired: dict[tuple[str, Channel], tuple[int, tuple[Any, ...]]] = {}
-        queues = self._queues
+        aid = agent.id
+        load_sum = -1
         for qid, member in agent.queues.items():
             queue = queues[qid]
-            key: tuple[Any, ...] | None = None
+            channel_set = queue.channel_set
+            entry: tuple[int, tuple[Any, ...]] | None = None
             for ch in channels:
-                if ch in queue.channel_set:
-                    if key is None:
-                        key = strategy_key(queue.config, agent, member)
-                    desired[(qid, ch)] = (member.penalty, key)
+                if ch in channel_set:
+                    if entry is None:
+                        config = queue.config
+                        if load_sum < 0 and config.strategy in LOAD_STRATEGIES:
+                            load_sum = sum(agent.load.values())
+                        entry = (member.penalty, strategy_key_for(config, agent, member, load_sum))
+                    desired[(qid, ch)] = entry
+                    if not old:  # in no index yet: add at once (else remove first, below)
+                        index = queue.ready.get(ch)
+                        if index is None:
+                            index = queue.ready[ch] = ReadyIndex(config.strategy)
+                        index.add(aid, entry[0], entry[1])
         if old:
             for where, entry in old.items():
                 if desired.get(where) != entry:
-                    queues[where[0]].ready[where[1]].remove(agent.id)
-        for where, entry in desired.items():
-            if not old or old.get(where) != entry:
-                queue = queues[where[0]]
-                index = queue.ready.get(where[1])
-                if index is None:
-                    index = queue.ready[where[1]] = ReadyIndex(queue.config.strategy)
-                index.add(agent.id, entry[0], entry[1])
+                    queues[where[0]].ready[where[1]].remove(aid)
+            for where, entry in desired.items():
+                if old.get(where) != entry:
+                    queue = queues[where[0]]
+                    index = queue.ready.get(where[1])
+                    if index is None:
+                        index = queue.ready[where[1]] = ReadyIndex(queue.config.strategy)
+                    index.add(aid, entry[0], entry[1])
         agent.index_keys = desired
         if desired:
-            self._work.append((True, agent.id))
+            self._work.append((True, aid))
 
     def _drop_index_entries(self, agent: Agent, queue_id: str) -> None:
         for where in [w for w in agent.index_keys if w[0] == queue_id]:
@@ -744,15 +772,23 @@ class AcdEngine:
             queue_id=queue.id,
             seq=0,
         )
-        self._interactions[it.id] = it
-        self._ievent(
-            "interaction.created",
-            it,
-            priority=priority,
-            required_skills=required_skills,
-            customer_id=customer_id,
-            attributes=attrs,
-            created_at=self._iso(),
+        self._interactions[interaction_id] = it
+        self._events.append(
+            NewEvent(
+                "interaction.created",
+                {
+                    "interaction_id": interaction_id,
+                    "queue_id": queue.id,
+                    "agent_id": None,
+                    "channel": _NAME[ch],
+                    "priority": priority,
+                    "required_skills": required_skills,
+                    "customer_id": customer_id,
+                    "attributes": attrs,
+                    "created_at": self._iso(),
+                },
+                self._now_dt,
+            )
         )
         self._enqueue(it, queue, "new", keep_place=False)
         return self._finish()
@@ -984,17 +1020,29 @@ class AcdEngine:
     def _route_interaction(self, it: Interaction) -> None:
         """Interaction side: the best available agent of its queues, by tier then strategy."""
         agents = self._agents
+        queues = self._queues
         rng = self._rng
+        channel = it.channel
         # Without a requirement or exclusions every indexed agent qualifies: take the first.
         anyone = it.expression.is_empty and not it.excluded
         for qid, entry in it.entries.items():
-            queue = self._queues[qid]
-            index = queue.ready.get(it.channel)
+            queue = queues[qid]
+            index = queue.ready.get(channel)
             if not index:
                 continue
-            relax = queue.level_relax[entry.level]
+            level = entry.level
             ring_all = queue.config.strategy is Strategy.RING_ALL
-            for penalty, keys in index.tiers(queue.level_max_penalty[entry.level]):
+            if anyone and not ring_all:
+                # Tiers are never empty: the lowest one is the answer if it is allowed.
+                penalty, keys = index.lowest_tier()
+                limit = queue.level_max_penalty[level]
+                if limit is None or penalty <= limit:
+                    agent = agents[index.first(penalty, keys, rng, queue.rr_last)]
+                    self._offer(it, [agent], queue, ring_all=False)
+                    return
+                continue
+            relax = queue.level_relax[level]
+            for penalty, keys in index.tiers(queue.level_max_penalty[level]):
                 if ring_all:
                     chosen = [
                         agents[aid]
@@ -1005,10 +1053,6 @@ class AcdEngine:
                         self._offer(it, chosen, queue, ring_all=True)
                         return
                     continue
-                if anyone:
-                    agent = agents[index.first(penalty, keys, rng, queue.rr_last)]
-                    self._offer(it, [agent], queue, ring_all=False)
-                    return
                 for aid in index.candidates(penalty, keys, rng, queue.rr_last):
                     agent = agents[aid]
                     if self._eligible(it, agent, relax):
@@ -1017,16 +1061,19 @@ class AcdEngine:
 
     def _route_agent(self, agent: Agent) -> None:
         """Agent side: the best-scoring waiting interaction across all the agent's queues."""
-        channels = {where[1] for where in agent.index_keys}
+        channels: set[Channel] | None = None  # built once a queue has someone waiting
         interactions = self._interactions
+        queues = self._queues
         now = self._now
         best: tuple[int, int, int, int] | None = None
         best_it: Interaction | None = None
         best_queue: Queue | None = None
         for qid, member in agent.queues.items():
-            queue = self._queues[qid]
+            queue = queues[qid]
             if not queue.waiting_count:
                 continue
+            if channels is None:
+                channels = {where[1] for where in agent.index_keys}
             rate = queue.config.ageing_rate
             for ch, lists in queue.waiting.items():
                 if ch not in channels:
@@ -1143,8 +1190,9 @@ class AcdEngine:
         agent = self._agent(agent_id)
         self._check_offer(it, agent)
         offer = self._end_offer(it, agent)
-        for other_id in list(it.offers):
-            self._withdraw(it, self._agents[other_id], "accepted_elsewhere")
+        if it.offers:
+            for other_id in list(it.offers):
+                self._withdraw(it, self._agents[other_id], "accepted_elsewhere")
         entry = it.entries.get(offer.queue_id)
         queue_wait = now - (entry.entered_at if entry is not None else it.queued_at)
         self._leave_queues(it)
@@ -1162,18 +1210,25 @@ class AcdEngine:
         agent.handled += 1
         queue = self._queues.get(offer.queue_id)
         sl = queue.config.service_level_seconds if queue is not None else 0.0
-        self._ievent(
-            "interaction.accepted",
-            it,
-            agent_id=agent.id,
-            queue_id=offer.queue_id,
-            kind=kind,
-            wait_seconds=_sec(now - it.queued_at),
-            queue_wait_seconds=_sec(queue_wait),
-            ring_seconds=_sec(now - offer.offered_at),
-            service_level_seconds=sl,
-            within_service_level=_sec(queue_wait) <= sl,
-            attempt=it.offer_attempts,
+        queue_wait_seconds = queue_wait / US
+        self._events.append(
+            NewEvent(
+                "interaction.accepted",
+                {
+                    "interaction_id": it.id,
+                    "queue_id": offer.queue_id,
+                    "agent_id": agent.id,
+                    "channel": _NAME[it.channel],
+                    "kind": kind,
+                    "wait_seconds": (now - it.queued_at) / US,
+                    "queue_wait_seconds": queue_wait_seconds,
+                    "ring_seconds": (now - offer.offered_at) / US,
+                    "service_level_seconds": sl,
+                    "within_service_level": queue_wait_seconds <= sl,
+                    "attempt": it.offer_attempts,
+                },
+                self._now_dt,
+            )
         )
         self._refresh(agent, "accepted")
         return self._finish()
@@ -1344,19 +1399,29 @@ class AcdEngine:
         it, agent = self._owned_active(interaction_id, agent_id)
         if disposition is not None:
             _check_reason(disposition, "disposition")
-        for other_id in [a for a in it.participants if a != agent.id]:
-            self._remove_participant(it, self._agents[other_id], "completed")
+        if len(it.participants) > 1:
+            for other_id in [a for a in it.participants if a != agent.id]:
+                self._remove_participant(it, self._agents[other_id], "completed")
         talk, hold = self._close_leg(it)
         queue = self._queues.get(it.queue_id)
-        self._ievent(
-            "interaction.completed",
-            it,
-            agent_id=agent.id,
-            disposition=disposition,
-            talk_seconds=_sec(talk),
-            hold_seconds=_sec(hold),
-            wrapup_planned_seconds=queue.config.wrapup_seconds if queue is not None else 0.0,
-            original_channel=it.original_channel.value if it.original_channel else None,
+        self._events.append(
+            NewEvent(
+                "interaction.completed",
+                {
+                    "interaction_id": it.id,
+                    "queue_id": it.queue_id,
+                    "agent_id": agent.id,
+                    "channel": _NAME[it.channel],
+                    "disposition": disposition,
+                    "talk_seconds": talk / US,
+                    "hold_seconds": hold / US,
+                    "wrapup_planned_seconds": queue.config.wrapup_seconds
+                    if queue is not None
+                    else 0.0,
+                    "original_channel": it.original_channel.value if it.original_channel else None,
+                },
+                self._now_dt,
+            )
         )
         self._drop(it)
         self._start_wrapup(agent, it, it.queue_id, talk, hold, "completed")

@@ -51,15 +51,17 @@ class SortedList(Generic[K]):
         pos = bisect_left(maxes, key)
         if pos == len(maxes):
             pos -= 1
-            self._lists[pos].append(key)
+            sub = self._lists[pos]
+            sub.append(key)
             maxes[pos] = key
         else:
-            insort(self._lists[pos], key)
+            sub = self._lists[pos]
+            insort(sub, key)
         self._len += 1
-        sub = self._lists[pos]
-        if len(sub) > 2 * self._load:
-            half = sub[self._load :]
-            del sub[self._load :]
+        load = self._load
+        if len(sub) > 2 * load:
+            half = sub[load:]
+            del sub[load:]
             maxes[pos] = sub[-1]
             self._lists.insert(pos + 1, half)
             maxes.insert(pos + 1, half[-1])

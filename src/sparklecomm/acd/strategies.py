@@ -27,6 +27,7 @@ Ring-all takes every eligible agent of the tier.
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,13 +56,42 @@ def strategy_key(config: QueueConfig, agent: Agent, member: Membership) -> Key:
     return (order, aid)
 
 
+#: Strategies whose key includes the agent's total load.
+LOAD_STRATEGIES = frozenset(
+    (
+        Strategy.LONGEST_IDLE,
+        Strategy.FEWEST_INTERACTIONS,
+        Strategy.LEAST_TALK_TIME,
+        Strategy.BEST_SKILL,
+    )
+)
+
+
+def strategy_key_for(config: QueueConfig, agent: Agent, member: Membership, load: int) -> Key:
+    """:func:`strategy_key` with the agent's total load given (any value when unused)."""
+    strategy = config.strategy
+    if strategy is Strategy.LONGEST_IDLE:
+        return (load, agent.idle_since, member.order, agent.id)
+    if strategy is Strategy.FEWEST_INTERACTIONS:
+        return (agent.handled, load, agent.idle_since, member.order, agent.id)
+    if strategy is Strategy.LEAST_TALK_TIME:
+        return (agent.talk_us, load, agent.idle_since, member.order, agent.id)
+    if strategy is Strategy.BEST_SKILL:
+        level = agent.config.skills.get(config.best_skill or "", 0)
+        return (-level, load, agent.idle_since, member.order, agent.id)
+    if strategy is Strategy.WEIGHTED_RANDOM:
+        return (member.weight, member.order, agent.id)
+    return (member.order, agent.id)
+
+
 class ReadyIndex:
     """Available agents of one queue and channel: a sorted list per penalty tier."""
 
-    __slots__ = ("_penalties", "_tiers", "_weights", "_where", "strategy")
+    __slots__ = ("_penalties", "_tiers", "_weighted", "_weights", "_where", "strategy")
 
     def __init__(self, strategy: Strategy) -> None:
         self.strategy = strategy
+        self._weighted = strategy is Strategy.WEIGHTED_RANDOM
         self._tiers: dict[int, SortedList[Key]] = {}
         self._penalties: list[int] = []  # sorted penalties that have agents
         self._where: dict[str, tuple[int, Key]] = {}
@@ -81,20 +111,34 @@ class ReadyIndex:
             self._penalties.sort()
         tier.add(key)
         self._where[agent_id] = (penalty, key)
-        if self.strategy is Strategy.WEIGHTED_RANDOM:
+        if self._weighted:
             counts = self._weights.setdefault(penalty, {})
             counts[key[0]] = counts.get(key[0], 0) + 1
 
     def remove(self, agent_id: str) -> None:
         penalty, key = self._where.pop(agent_id)
         tier = self._tiers[penalty]
-        tier.remove(key)
-        if self.strategy is Strategy.WEIGHTED_RANDOM:
+        # SortedList.remove, inlined for the hot path (tiers are usually one sublist).
+        maxes = tier._maxes
+        lists = tier._lists
+        pos = bisect_left(maxes, key) if len(maxes) > 1 else 0
+        sub = lists[pos]
+        idx = bisect_left(sub, key)
+        if idx == len(sub) or sub[idx] != key:  # pragma: no cover - index out of step
+            raise KeyError(key)
+        del sub[idx]
+        tier._len -= 1
+        if not sub:
+            del lists[pos]
+            del maxes[pos]
+        elif idx == len(sub):
+            maxes[pos] = sub[-1]
+        if self._weighted:
             counts = self._weights[penalty]
             counts[key[0]] -= 1
             if not counts[key[0]]:
                 del counts[key[0]]
-        if not tier:
+        if not tier._len:  # (no __bool__ call on the hot path)
             del self._tiers[penalty]
             self._penalties.remove(penalty)
             self._weights.pop(penalty, None)
@@ -105,6 +149,11 @@ class ReadyIndex:
         if max_penalty is None:
             return [(p, tiers[p]) for p in self._penalties]
         return [(p, tiers[p]) for p in self._penalties if p <= max_penalty]
+
+    def lowest_tier(self) -> tuple[int, SortedList[Key]]:
+        """The lowest-penalty tier (``IndexError`` when the index is empty)."""
+        penalty = self._penalties[0]
+        return penalty, self._tiers[penalty]
 
     def _start(self, penalty: int, keys: SortedList[Key], rng: random.Random) -> int:
         """Random strategies: the drawn starting position in the tier (one draw)."""
