@@ -96,6 +96,8 @@ def test_full_lifecycle_through_the_api(client: TestClient, world: World) -> Non
     iid = created["interaction"]["interaction_id"]
     assert "interaction.offered" in [e["type"] for e in created["events"]]
     assert ana.get(f"/agents/{world.agent_id}")["offer"] == iid
+    view = ana.get(f"/interactions/{iid}")
+    assert view["customer_id"] == "c-42" and view["attributes"] == {"dnis": "+15550100"}
     accepted = ana.post(f"/interactions/{iid}/accept")
     assert "interaction.accepted" in types(accepted)
     done = ana.post(f"/interactions/{iid}/complete", {"disposition": "resolved"})
@@ -221,3 +223,14 @@ def test_a_failed_write_leaves_memory_equal_to_the_database(world: World) -> Non
     acd._store = original  # type: ignore[method-assign]
     assert acd.read(world.tenant_id, lambda e: e.to_snapshot()) == before
     assert acd.read(world.tenant_id, lambda e: e.queue_ids()) == ["q1"]
+
+
+def test_patch_changes_only_what_is_given(client: TestClient, world: World) -> None:
+    admin, _, ana = setup_center(client, world)
+    admin.send("PATCH", f"/agents/{world.agent_id}", {"capacity": {"voice": 1, "chat": 3}})
+    config = ana.get(f"/agents/{world.agent_id}/config")
+    assert config["skills"] == {"billing": 3}  # kept
+    assert config["capacity"]["chat"] == 3
+    admin.send("PUT", f"/agents/{world.agent_id}", {"skills": {"sales": 2}})
+    assert ana.get(f"/agents/{world.agent_id}/config")["skills"] == {"sales": 2}
+    ana.get(f"/agents/{world.admin_id}/config", status=403)

@@ -366,28 +366,64 @@ def get_agent(agent_id: AnyId, principal: CurrentPrincipal, svc: ServicesDep) ->
     )
 
 
+@router.get("/agents/{agent_id}/config")
+def get_agent_config(
+    agent_id: AnyId, principal: CurrentPrincipal, svc: ServicesDep
+) -> dict[str, Any]:
+    """An agent's skills, attributes and capacity (the agent itself or a supervisor)."""
+    _acting_agent(principal, agent_id)
+    return _service(svc).read(  # type: ignore[no-any-return]
+        principal.tenant_id, lambda e: agent_config_to_dict(e.agent_config(agent_id))
+    )
+
+
+def _store_agent(
+    svc: Services, principal: Principal, agent_id: str, fields: dict[str, Any], merge: bool
+) -> dict[str, Any]:
+    user = svc.auth.get_user(principal, agent_id)
+    service = _service(svc)
+    current = service.read(
+        principal.tenant_id,
+        lambda e: (
+            agent_config_to_dict(e.agent_config(agent_id)) if agent_id in e.agent_ids() else None
+        ),
+    )
+    base = current if (merge and current is not None) else {}
+    config: dict[str, Any] = {**base, **fields, "id": user.id, "name": user.display_name}
+    note = _note(principal, "agent.configured", "agent", agent_id, fields)
+    service.execute(
+        principal.tenant_id,
+        "update_agent" if current is not None else "add_agent",
+        audit=note,
+        config=config,
+    )
+    return get_agent_config(agent_id, principal, svc)
+
+
 @router.put("/agents/{agent_id}")
 def configure_agent(
     agent_id: AnyId, body: AgentIn, principal: Admin, svc: ServicesDep
 ) -> dict[str, Any]:
-    """Make a user routable, or change its skills, attributes and capacity."""
-    user = svc.auth.get_user(principal, agent_id)
-    service = _service(svc)
-    config: dict[str, Any] = {
-        "id": user.id,
-        "name": user.display_name,
-        **body.model_dump(exclude_none=True, mode="json"),
-    }
-    exists = service.read(principal.tenant_id, lambda e: agent_id in e.agent_ids())
-    note = _note(principal, "agent.configured", "agent", agent_id, body.model_dump(mode="json"))
-    service.execute(
-        principal.tenant_id,
-        "update_agent" if exists else "add_agent",
-        audit=note,
-        config=config,
+    """Make a user routable, or replace its skills, attributes and capacity."""
+    return _store_agent(
+        svc, principal, agent_id, body.model_dump(exclude_none=True, mode="json"), merge=False
     )
-    return service.read(  # type: ignore[no-any-return]
-        principal.tenant_id, lambda e: agent_config_to_dict(e.agent_config(agent_id))
+
+
+class AgentPatch(Strict):
+    skills: dict[str, int] | None = None
+    attributes: dict[str, str | int | float | bool] | None = None
+    capacity: dict[Channel, int] | None = None
+    voice_blocks_other_channels: bool | None = None
+
+
+@router.patch("/agents/{agent_id}")
+def patch_agent(
+    agent_id: AnyId, body: AgentPatch, principal: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    """Change only the given parts of an agent's configuration."""
+    return _store_agent(
+        svc, principal, agent_id, body.model_dump(exclude_none=True, mode="json"), merge=True
     )
 
 

@@ -2022,6 +2022,9 @@ class AcdEngine:
             on_hold=it.hold_started_at is not None,
             callback_due_at=from_us(it.callback_due_at) if it.callback_due_at else None,
             callback_attempts=it.callback_attempts,
+            customer_id=it.customer_id,
+            required_skills=it.required_skills,
+            attributes=dict(it.attributes),
         )
 
     def queue_snapshot(self, queue_id: str, *, limit: int | None = None) -> QueueSnapshot:

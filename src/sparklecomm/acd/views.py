@@ -6,7 +6,7 @@ values, so ``dataclasses.asdict`` gives JSON-ready data (datetimes aside).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -80,3 +80,6 @@ class InteractionSnapshot:
     on_hold: bool
     callback_due_at: datetime | None
     callback_attempts: int
+    customer_id: str | None = None
+    required_skills: str = ""
+    attributes: dict[str, object] = field(default_factory=dict)  # DNIS, VIP tier, campaign
