@@ -30,6 +30,7 @@ from sparklecomm.core.errors import (
 )
 from sparklecomm.core.events import NewEvent
 from sparklecomm.core.ids import hash_secret, new_id, new_secret
+from sparklecomm.core.validation import check_email, check_name
 from sparklecomm.store.db import Database
 from sparklecomm.store.models import ROLES, ApiToken, AuthSession, LoginThrottle, Tenant, User
 
@@ -119,9 +120,7 @@ class AuthService:
                 "starting with a letter or digit",
                 field="slug",
             )
-        if not name or len(name) > 200:
-            raise InvalidInput("name must be 1-200 characters", field="name")
-        return slug, name
+        return slug, check_name(name, "name")
 
     def do_create_tenant(self, slug: str, name: str, actor: Actor) -> Tenant:
         """Create an organisation."""
@@ -171,9 +170,7 @@ class AuthService:
 
     def do_rename_tenant(self, principal: Principal, name: str) -> Tenant:
         self._require(principal, "admin")
-        name = name.strip()
-        if not name or len(name) > 200:
-            raise InvalidInput("name must be 1-200 characters", field="name")
+        name = check_name(name, "name")
         with self.db.write() as tx:
             tenant = tx.session.get(Tenant, principal.tenant_id)
             if tenant is None:
@@ -225,11 +222,8 @@ class AuthService:
         self.check_password(password)
         if role not in ROLES:
             raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
-        display = (display_name or username).strip()
-        if not display or len(display) > 200:
-            raise InvalidInput("display_name must be 1-200 characters", field="display_name")
-        if email is not None and (len(email) > 254 or "@" not in email):
-            raise InvalidInput("email is not an e-mail address", field="email")
+        display = check_name(display_name or username, "display_name")
+        check_email(email)
         return {"username": username, "role": role, "display_name": display, "email": email}
 
     def do_create_user(
@@ -332,11 +326,8 @@ class AuthService:
         if role is not None and role not in ROLES:
             raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
         if display_name is not None:
-            display_name = display_name.strip()
-            if not display_name or len(display_name) > 200:
-                raise InvalidInput("display_name must be 1-200 characters", field="display_name")
-        if email is not None and (len(email) > 254 or "@" not in email):
-            raise InvalidInput("email is not an e-mail address", field="email")
+            display_name = check_name(display_name, "display_name")
+        check_email(email)
         with self.db.write() as tx:
             user = self._user_txn(tx.session, principal.tenant_id, user_id)
             before = user_payload(user)

@@ -20,6 +20,7 @@ from sparklecomm.audit.store import Actor, write_audit_txn
 from sparklecomm.core.errors import Conflict, InvalidInput, NotFound
 from sparklecomm.core.events import NewEvent
 from sparklecomm.core.ids import new_id
+from sparklecomm.core.validation import check_name
 from sparklecomm.store.db import Database
 from sparklecomm.store.models import Base, UTCDateTime
 from sparklecomm.telephony.sip.digest import compute_ha1
@@ -88,9 +89,7 @@ class ExtensionService:
         if not EXTENSION_RE.match(number):
             raise InvalidInput("an extension number has 2-15 digits", field="number")
         self._check_password(password)
-        name = (display_name or number).strip()
-        if not name or len(name) > 200:
-            raise InvalidInput("display_name must be 1-200 characters", field="display_name")
+        name = check_name(display_name or number, "display_name")
         md5, sha256 = self._hashes(number, password)
         with self.db.write() as tx:
             if tx.session.scalar(select(Extension.id).where(Extension.number == number)):
