@@ -197,28 +197,42 @@ def erlang_c_command(
         )
     with _domain_errors():
         m = erlang_c_metrics(traffic, agents, aht, target)
-    row = m.row()
-    out = {
-        "traffic": traffic,
-        "agents": agents,
-        "p_wait": row["p_wait"],
-        "service_level": row["service_level"],
-        "asa": row["asa"],
-        "occupancy": row["occupancy"],
-    }
+    _report_queue(traffic, agents, target, m.row(), as_json)
+
+
+def _report_queue(
+    traffic: float,
+    agents: int,
+    target: float,
+    row: dict[str, Any],
+    as_json: bool,
+    *,
+    sl_basis: str | None = None,
+    asa_basis: str | None = None,
+) -> None:
+    """Print one queue's figures (Erlang C, or Erlang A when the bases are given)."""
+    out: dict[str, Any] = {"traffic": traffic, "agents": agents}
+    for key in ("p_wait", "service_level", "asa", "occupancy"):
+        out[key] = row[key]
+    erlang_a = sl_basis is not None
+    if erlang_a:
+        out["p_abandon"] = row["p_abandon"]
     if as_json:
         _emit_json(out)
         return
-    _lines(
-        [
-            ("Offered load", f"{traffic:.3f} Erlangs"),
-            ("Agents", str(agents)),
-            ("P(wait)", _pct(out["p_wait"])),
-            ("Service level", f"{_pct(out['service_level'])} answered within {target:g} s"),
-            ("ASA", _seconds(out["asa"])),
-            ("Occupancy", _pct(out["occupancy"])),
-        ]
-    )
+    sl_note = f" (of {sl_basis})" if erlang_a else ""
+    asa_note = f" (of {asa_basis} calls)" if erlang_a else ""
+    lines = [
+        ("Offered load", f"{traffic:.3f} Erlangs"),
+        ("Agents", str(agents)),
+        ("P(wait)", _pct(out["p_wait"])),
+        ("Service level", f"{_pct(out['service_level'])} answered within {target:g} s{sl_note}"),
+        ("ASA", f"{_seconds(out['asa'])}{asa_note}"),
+    ]
+    if erlang_a:
+        lines.append(("Abandoned", _pct(out["p_abandon"])))
+    lines.append(("Occupancy", _pct(out["occupancy"])))
+    _lines(lines)
 
 
 @erlang_app.command("a")
@@ -258,32 +272,14 @@ def erlang_a_command(
             sl_basis=sl_basis.value,
             asa_basis=asa_basis.value,
         )
-    row = m.row()
-    out = {
-        "traffic": traffic,
-        "agents": agents,
-        "p_wait": row["p_wait"],
-        "service_level": row["service_level"],
-        "asa": row["asa"],
-        "occupancy": row["occupancy"],
-        "p_abandon": row["p_abandon"],
-    }
-    if as_json:
-        _emit_json(out)
-        return
-    _lines(
-        [
-            ("Offered load", f"{traffic:.3f} Erlangs"),
-            ("Agents", str(agents)),
-            ("P(wait)", _pct(out["p_wait"])),
-            (
-                "Service level",
-                f"{_pct(out['service_level'])} answered within {target:g} s (of {sl_basis.value})",
-            ),
-            ("ASA", f"{_seconds(out['asa'])} (of {asa_basis.value} calls)"),
-            ("Abandoned", _pct(out["p_abandon"])),
-            ("Occupancy", _pct(out["occupancy"])),
-        ]
+    _report_queue(
+        traffic,
+        agents,
+        target,
+        m.row(),
+        as_json,
+        sl_basis=sl_basis.value,
+        asa_basis=asa_basis.value,
     )
 
 
