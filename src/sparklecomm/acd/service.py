@@ -159,6 +159,16 @@ class AcdService:
         self._timer_task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._listeners: list[Callable[[str, list[Event]], None]] = []
+
+    def add_listener(self, listener: Callable[[str, list[Event]], None]) -> None:
+        """Call ``listener(tenant_id, events)`` after each command commits (timers included).
+
+        It runs in the committing thread, under the tenant's lock: keep it short and hand the
+        events to your own loop (``loop.call_soon_threadsafe``). Used by the voice bridge to
+        ring agents' phones when the engine offers them a call.
+        """
+        self._listeners.append(listener)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -248,6 +258,11 @@ class AcdService:
                 with self._tenants_lock:
                     self._tenants[tenant_id] = self._build(tenant_id)
                 raise
+            for listener in self._listeners:
+                try:
+                    listener(tenant_id, events)
+                except Exception:
+                    log.exception("acd_listener_failed", tenant_id=tenant_id, command=name)
         self._poke()
         return events
 
