@@ -447,6 +447,16 @@ def extension_passwd(
         typer.echo(f"password of extension {number} changed")
 
 
+def _mount_pbx() -> None:
+    """``did``, ``trunk``, ``ringgroup``, ``block``, ``dialrule``, ``extension forward|dnd``."""
+    from sparklecomm.telephony.pbx.cli import register
+
+    register(app, extension_app)
+
+
+_mount_pbx()
+
+
 def _mount_optional() -> None:
     """Domains that ship their own commands register them here."""
     import importlib

@@ -60,6 +60,10 @@ class Target:
 class HuntStep:
     targets: tuple[Target, ...]
     ring_seconds: float = 20.0
+    when: str = "always"
+    """Optional (added by the PBX): ``always``; ``busy`` — try this step only when the
+    previous step failed because its targets were busy, in DND or unregistered; ``no_answer``
+    — only when the previous step rang out. A B2BUA that ignores it treats it as ``always``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,357 @@
+"""HTTP routes of the PBX: extensions, DIDs, ring groups, trunks, call settings, blocked
+numbers and dial rules, under ``/api/v1/telephony``.
+
+Supervisors read, administrators change. Every change is audited and appears on the event
+stream (``pbx.did.created`` ...). A trunk's password is write-only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from sparklecomm.api.deps import Admin, ServicesDep, Supervisor
+from sparklecomm.container import Services
+from sparklecomm.telephony.extensions import ExtensionService, extension_payload
+from sparklecomm.telephony.pbx.service import (
+    PbxService,
+    blocked_payload,
+    did_payload,
+    ring_group_payload,
+    trunk_payload,
+)
+
+router = APIRouter(prefix="/api/v1/telephony", tags=["telephony"])
+Number = Annotated[str, Path(min_length=1, max_length=40, description="A phone number")]
+Name = Annotated[str, Path(min_length=1, max_length=60)]
+Scalar = str | int | float | bool
+
+
+def pbx(svc: Services) -> PbxService:
+    service: PbxService = svc.extra["pbx"]
+    return service
+
+
+def extensions(svc: Services) -> ExtensionService:
+    service: ExtensionService = svc.extra["extensions"]
+    return service
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- extensions ------------------------------------------------------------------------------
+class ExtensionIn(Strict):
+    number: str = Field(max_length=15, description="2-15 digits; the SIP login")
+    password: str = Field(max_length=128, description="SIP password (at least 10 characters)")
+    display_name: str | None = Field(default=None, max_length=200)
+    user_id: str | None = Field(default=None, max_length=32)
+
+
+class ExtensionPatch(Strict):
+    display_name: str = Field(max_length=200)
+
+
+class PasswordIn(Strict):
+    password: str = Field(max_length=128)
+
+
+@router.get("/extensions")
+def list_extensions(principal: Supervisor, svc: ServicesDep) -> list[dict[str, Any]]:
+    """The organisation's extensions (never their credentials)."""
+    return [extension_payload(e) for e in extensions(svc).list(principal.tenant_id)]
+
+
+@router.post("/extensions", status_code=201)
+def create_extension(body: ExtensionIn, principal: Admin, svc: ServicesDep) -> dict[str, Any]:
+    ext = extensions(svc).do_create(
+        principal.tenant_id,
+        principal.actor,
+        number=body.number,
+        password=body.password,
+        display_name=body.display_name,
+        user_id=body.user_id,
+    )
+    pbx(svc).invalidate(principal.tenant_id)
+    return extension_payload(ext)
+
+
+@router.patch("/extensions/{number}")
+def update_extension(
+    number: Number, body: ExtensionPatch, principal: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    ext = pbx(svc).do_update_extension(
+        principal.tenant_id, principal.actor, number, body.display_name
+    )
+    return extension_payload(ext)
+
+
+@router.delete("/extensions/{number}", status_code=204)
+def delete_extension(number: Number, principal: Admin, svc: ServicesDep) -> Response:
+    """Refused (409) while a DID or a ring group points at the extension."""
+    pbx(svc).do_delete_extension(principal.tenant_id, principal.actor, number)
+    return Response(status_code=204)
+
+
+@router.put("/extensions/{number}/password", status_code=204)
+def set_extension_password(
+    number: Number, body: PasswordIn, principal: Admin, svc: ServicesDep
+) -> Response:
+    ext = pbx(svc).extension(principal.tenant_id, number)  # 404 unless it is ours
+    extensions(svc).do_set_password(ext.number, body.password, principal.actor)
+    return Response(status_code=204)
+
+
+# -- call settings ---------------------------------------------------------------------------
+class FollowMeStepIn(Strict):
+    targets: list[str] = Field(max_length=10, description="Extensions or external numbers")
+    ring_seconds: float = Field(default=20.0, description="5-300")
+
+
+class CallSettingsIn(Strict):
+    """Only the fields sent change; ``null`` clears a forward."""
+
+    dnd: bool | None = None
+    forward_always: str | None = Field(default=None, max_length=40)
+    forward_busy: str | None = Field(default=None, max_length=40)
+    forward_no_answer: str | None = Field(default=None, max_length=40)
+    ring_seconds: float | None = Field(default=None, description="Own ring time, 5-300 s")
+    follow_me: list[FollowMeStepIn] | None = Field(default=None, max_length=10)
+
+
+@router.get("/extensions/{number}/call-settings")
+def get_call_settings(number: Number, principal: Supervisor, svc: ServicesDep) -> dict[str, Any]:
+    return pbx(svc).call_settings(principal.tenant_id, number)
+
+
+@router.put("/extensions/{number}/call-settings")
+def set_call_settings(
+    number: Number, body: CallSettingsIn, principal: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    """DND, forwarding (unconditional, busy, no answer) and the follow-me sequence."""
+    values = body.model_dump(exclude_unset=True)
+    if values.get("dnd") is None:
+        values.pop("dnd", None)
+    if values.get("ring_seconds") is None:
+        values.pop("ring_seconds", None)
+    return pbx(svc).do_set_call_settings(principal.tenant_id, principal.actor, number, values)
+
+
+# -- DIDs ------------------------------------------------------------------------------------
+class DidIn(Strict):
+    number: str = Field(max_length=40, description="The inbound number, e.g. +4930123456")
+    destination: str = Field(
+        max_length=120,
+        description="extension:1001, ring_group:sales, queue:support or reject",
+    )
+    attributes: dict[str, Scalar] = Field(
+        default_factory=dict, description="Interaction attributes for the ACD (campaign ...)"
+    )
+    description: str = Field(default="", max_length=200)
+
+
+class DidPatch(Strict):
+    destination: str | None = Field(default=None, max_length=120)
+    attributes: dict[str, Scalar] | None = None
+    description: str | None = Field(default=None, max_length=200)
+
+
+@router.get("/dids")
+def list_dids(principal: Supervisor, svc: ServicesDep) -> list[dict[str, Any]]:
+    return [did_payload(d) for d in pbx(svc).dids(principal.tenant_id)]
+
+
+@router.post("/dids", status_code=201)
+def create_did(body: DidIn, principal: Admin, svc: ServicesDep) -> dict[str, Any]:
+    did = pbx(svc).do_create_did(
+        principal.tenant_id,
+        principal.actor,
+        number=body.number,
+        destination=body.destination,
+        attributes=body.attributes,
+        description=body.description,
+    )
+    return did_payload(did)
+
+
+@router.patch("/dids/{number}")
+def update_did(
+    number: Number, body: DidPatch, principal: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    did = pbx(svc).do_update_did(
+        principal.tenant_id,
+        principal.actor,
+        number,
+        destination=body.destination,
+        attributes=body.attributes,
+        description=body.description,
+    )
+    return did_payload(did)
+
+
+@router.delete("/dids/{number}", status_code=204)
+def delete_did(number: Number, principal: Admin, svc: ServicesDep) -> Response:
+    pbx(svc).do_delete_did(principal.tenant_id, principal.actor, number)
+    return Response(status_code=204)
+
+
+# -- ring groups -----------------------------------------------------------------------------
+class RingGroupBody(Strict):
+    members: list[str] = Field(max_length=50, description="Extension numbers, in order")
+    mode: Literal["simultaneous", "sequential"] = "simultaneous"
+    ring_seconds: float = Field(default=20.0, description="Per step: 5-300 s")
+    fallback: str = Field(
+        default="reject", max_length=120, description="extension:N, ring_group:NAME or reject"
+    )
+
+
+class RingGroupIn(RingGroupBody):
+    name: str = Field(max_length=50)
+
+
+@router.get("/ring-groups")
+def list_ring_groups(principal: Supervisor, svc: ServicesDep) -> list[dict[str, Any]]:
+    return [ring_group_payload(g) for g in pbx(svc).ring_groups(principal.tenant_id)]
+
+
+@router.post("/ring-groups", status_code=201)
+def create_ring_group(body: RingGroupIn, principal: Admin, svc: ServicesDep) -> dict[str, Any]:
+    group = pbx(svc).do_save_ring_group(
+        principal.tenant_id, principal.actor, **body.model_dump(), create=True
+    )
+    return ring_group_payload(group)
+
+
+@router.put("/ring-groups/{name}")
+def replace_ring_group(
+    name: Name, body: RingGroupBody, principal: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    group = pbx(svc).do_save_ring_group(
+        principal.tenant_id, principal.actor, name=name, **body.model_dump(), create=False
+    )
+    return ring_group_payload(group)
+
+
+@router.delete("/ring-groups/{name}", status_code=204)
+def delete_ring_group(name: Name, principal: Admin, svc: ServicesDep) -> Response:
+    pbx(svc).do_delete_ring_group(principal.tenant_id, principal.actor, name)
+    return Response(status_code=204)
+
+
+# -- trunks ----------------------------------------------------------------------------------
+class TrunkPatch(Strict):
+    host: str | None = Field(default=None, max_length=255)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    transport: Literal["UDP", "TCP", "TLS"] | None = None
+    username: str | None = Field(default=None, max_length=100)
+    password: str | None = Field(
+        default=None, max_length=128, description="Write-only: never returned"
+    )
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    register_: bool | None = Field(
+        default=None, alias="register", description="REGISTER with the carrier"
+    )
+    allowed_sources: list[str] | None = Field(
+        default=None, max_length=20, description="IP addresses inbound calls may come from"
+    )
+    caller_id: str | None = Field(default=None, max_length=40)
+    max_channels: int | None = Field(default=None, ge=0, le=10_000, description="0: no limit")
+
+
+class TrunkIn(TrunkPatch):
+    name: str = Field(max_length=50)
+    host: str = Field(max_length=255)
+
+
+@router.get("/trunks")
+def list_trunks(principal: Supervisor, svc: ServicesDep) -> list[dict[str, Any]]:
+    """Carrier trunks; ``password_set`` tells whether a password is stored."""
+    return [trunk_payload(t) for t in pbx(svc).trunks(principal.tenant_id)]
+
+
+@router.post("/trunks", status_code=201)
+def create_trunk(body: TrunkIn, principal: Admin, svc: ServicesDep) -> dict[str, Any]:
+    values = body.model_dump(exclude_unset=True, by_alias=True)
+    trunk = pbx(svc).do_create_trunk(principal.tenant_id, principal.actor, values)
+    return trunk_payload(trunk)
+
+
+@router.patch("/trunks/{name}")
+def update_trunk(
+    name: Name, body: TrunkPatch, principal: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    values = body.model_dump(exclude_unset=True, by_alias=True)
+    for key in ("host", "port", "transport", "register", "max_channels"):
+        if key in values and values[key] is None:
+            del values[key]
+    trunk = pbx(svc).do_update_trunk(principal.tenant_id, principal.actor, name, values)
+    return trunk_payload(trunk)
+
+
+@router.delete("/trunks/{name}", status_code=204)
+def delete_trunk(name: Name, principal: Admin, svc: ServicesDep) -> Response:
+    pbx(svc).do_delete_trunk(principal.tenant_id, principal.actor, name)
+    return Response(status_code=204)
+
+
+# -- blocked numbers -------------------------------------------------------------------------
+class BlockedIn(Strict):
+    pattern: str = Field(
+        max_length=40, description="A number, a prefix ending in '*' (+1900*) or 'anonymous'"
+    )
+    note: str = Field(default="", max_length=200)
+
+
+@router.get("/blocked-numbers")
+def list_blocked(principal: Supervisor, svc: ServicesDep) -> list[dict[str, Any]]:
+    return [blocked_payload(b) for b in pbx(svc).blocked(principal.tenant_id)]
+
+
+@router.post("/blocked-numbers", status_code=201)
+def block_number(body: BlockedIn, principal: Admin, svc: ServicesDep) -> dict[str, Any]:
+    row = pbx(svc).do_block(principal.tenant_id, principal.actor, body.pattern, body.note)
+    return blocked_payload(row)
+
+
+@router.delete("/blocked-numbers/{pattern}", status_code=204)
+def unblock_number(
+    pattern: Annotated[str, Path(min_length=1, max_length=40, description="Pattern or id")],
+    principal: Admin,
+    svc: ServicesDep,
+) -> Response:
+    pbx(svc).do_unblock(principal.tenant_id, principal.actor, pattern)
+    return Response(status_code=204)
+
+
+# -- dial rules ------------------------------------------------------------------------------
+class DialRuleIn(Strict):
+    name: str = Field(max_length=50)
+    prefix: str = Field(
+        max_length=32, description="Numbers starting with this; '' matches every number"
+    )
+    action: Literal["allow", "deny"] = "allow"
+    trunk: str | None = Field(default=None, max_length=50, description="Trunk name (allow)")
+    emergency: bool = Field(default=False, description="An exact emergency number (112)")
+    strip: int = Field(default=0, ge=0, le=10, description="Digits removed from the front")
+    prepend: str = Field(default="", max_length=16, description="Digits put in front")
+
+
+@router.get("/dial-rules")
+def list_dial_rules(principal: Supervisor, svc: ServicesDep) -> list[dict[str, Any]]:
+    """Outbound rules: the longest matching prefix decides; no rule, no outbound call."""
+    return pbx(svc).dial_rules(principal.tenant_id)
+
+
+@router.post("/dial-rules", status_code=201)
+def create_dial_rule(body: DialRuleIn, principal: Admin, svc: ServicesDep) -> dict[str, Any]:
+    return pbx(svc).do_create_dial_rule(principal.tenant_id, principal.actor, **body.model_dump())
+
+
+@router.delete("/dial-rules/{name}", status_code=204)
+def delete_dial_rule(name: Name, principal: Admin, svc: ServicesDep) -> Response:
+    pbx(svc).do_delete_dial_rule(principal.tenant_id, principal.actor, name)
+    return Response(status_code=204)

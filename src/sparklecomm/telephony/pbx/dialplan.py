@@ -1,0 +1,401 @@
+"""The dial plan: one tenant's PBX configuration + one call request → a :data:`Route`.
+
+Pure and deterministic (no I/O, no clock): :class:`PbxConfig` is a snapshot that the
+:class:`~sparklecomm.telephony.pbx.service.PbxService` reads from SQL and caches, and
+:func:`decide` is what it runs for every new INVITE. The rules, in order:
+
+* From a carrier trunk (``trunk_id`` set): a blocked caller gets ``403``; the dialled number
+  must be a DID of the trunk's tenant (else ``404``) and the call goes to the DID's
+  destination. Queues get the attributes ``dnis``, ``ani`` and the DID's own attributes.
+* Unauthenticated and not from a trunk: ``403`` (the B2BUA challenges before routing, so
+  this is defence in depth against toll fraud).
+* From an authenticated extension: an extension of the same tenant → that extension's hunt
+  (DND, forwarding, follow-me resolved into steps); a DID of the tenant → the DID's
+  destination; anything else is an outbound call, allowed only by a dial rule of the
+  tenant (none by default) and sent through the rule's trunk.
+
+Another tenant's extensions, DIDs, ring groups and trunks are never reachable: the snapshot
+only holds one tenant's configuration.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sparklecomm.telephony.pbx.routes import (
+    CallRequest,
+    Hunt,
+    HuntStep,
+    Reject,
+    Route,
+    Target,
+    ToQueue,
+)
+
+DESTINATION_KINDS = ("extension", "ring_group", "queue", "reject")
+FALLBACK_KINDS = ("extension", "ring_group", "reject")
+RING_MODES = ("simultaneous", "sequential")
+RULE_ACTIONS = ("allow", "deny")
+#: How deep forwarding may chain (A forwards to B forwards to C ...) before it is cut off.
+MAX_FORWARD_DEPTH = 5
+#: A hunt never has more steps than this, whatever the configuration says.
+MAX_STEPS = 20
+DIALLABLE_RE = re.compile(r"^\+?[0-9*#]{1,32}$")
+
+UNAVAILABLE = Reject(480, "Temporarily Unavailable")
+DND_REJECT = Reject(486, "Busy Here (do not disturb)")
+OUTBOUND_DENIED = Reject(403, "Outbound calls to this number are not allowed")
+AUTH_REQUIRED = Reject(403, "Forbidden (authentication required)")
+BLOCKED = Reject(403, "Forbidden (caller blocked)")
+NO_SUCH_NUMBER = Reject(404, "Not Found")
+DECLINED = Reject(603, "Decline")
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a DID or a ring group's fallback goes: ``kind`` and its ``value``."""
+
+    kind: str  # extension | ring_group | queue | reject
+    value: str = ""
+
+    def describe(self) -> str:
+        return self.kind if self.kind == "reject" else f"{self.kind}:{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class DidConfig:
+    number: str
+    destination: Destination
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RingGroupConfig:
+    name: str
+    members: tuple[str, ...]
+    mode: str = "simultaneous"
+    ring_seconds: float = 20.0
+    fallback: Destination = field(default_factory=lambda: Destination("reject"))
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkConfig:
+    id: str
+    name: str
+    caller_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FollowMeStep:
+    targets: tuple[str, ...]
+    """Extension numbers of the tenant or external numbers."""
+    ring_seconds: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    dnd: bool = False
+    forward_always: str | None = None
+    forward_busy: str | None = None
+    forward_no_answer: str | None = None
+    ring_seconds: float = 20.0
+    """How long the extension's own phones ring (the no-answer timeout)."""
+    follow_me: tuple[FollowMeStep, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DialRule:
+    """An outbound rule: numbers starting with ``prefix`` are allowed (through ``trunk_id``)
+    or denied. The longest matching prefix wins; at equal length ``deny`` wins. An
+    ``emergency`` rule matches the exact number only and wins over everything."""
+
+    prefix: str
+    action: str = "allow"
+    trunk_id: str | None = None
+    emergency: bool = False
+    strip: int = 0
+    prepend: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PbxConfig:
+    """One tenant's PBX configuration, as the dial plan needs it."""
+
+    tenant_id: str
+    extensions: Mapping[str, str] = field(default_factory=dict)
+    """Extension number → display name."""
+    settings: Mapping[str, CallSettings] = field(default_factory=dict)
+    dids: Mapping[str, DidConfig] = field(default_factory=dict)
+    ring_groups: Mapping[str, RingGroupConfig] = field(default_factory=dict)
+    trunks: Mapping[str, TrunkConfig] = field(default_factory=dict)
+    dial_rules: tuple[DialRule, ...] = ()
+    blocked: tuple[str, ...] = ()
+    """Caller patterns: an exact number, a prefix ending in ``*``, or ``anonymous``."""
+    default_caller_id: str | None = None
+    """The number presented on outbound calls when the trunk names none (a DID)."""
+
+
+def normalise_number(value: str) -> str:
+    """Drop the spaces, dashes, dots and brackets people write numbers with."""
+    return re.sub(r"[\s().-]", "", value)
+
+
+def caller_is_blocked(patterns: tuple[str, ...], caller: str) -> bool:
+    number = normalise_number(caller).lower()
+    anonymous = number in ("", "anonymous", "unknown", "restricted", "private")
+    for raw in patterns:
+        pattern = raw.lower()
+        if pattern == "anonymous":
+            if anonymous:
+                return True
+        elif pattern.endswith("*"):
+            if number and _prefix_hits(number, pattern[:-1]):
+                return True
+        elif pattern in _number_variants(number):
+            return True
+    return False
+
+
+def _prefix_hits(number: str, prefix: str) -> set[str]:
+    return {v for v in _number_variants(number) if v.startswith(prefix)}
+
+
+def _number_variants(number: str) -> set[str]:
+    """``+4930…`` and ``4930…`` are the same number as carriers send them."""
+    if number.startswith("+"):
+        return {number, number[1:]}
+    return {number, "+" + number}
+
+
+def find_did(config: PbxConfig, dialled: str) -> DidConfig | None:
+    number = normalise_number(dialled)
+    if number in config.dids:
+        return config.dids[number]
+    for variant in _number_variants(number):
+        if variant in config.dids:
+            return config.dids[variant]
+    return None
+
+
+def match_rule(rules: tuple[DialRule, ...], number: str) -> DialRule | None:
+    """The rule deciding an outbound ``number``, or ``None`` (denied by default)."""
+    for rule in rules:
+        if rule.emergency and rule.prefix == number:
+            return rule
+    best: DialRule | None = None
+    for rule in rules:
+        if rule.emergency or not number.startswith(rule.prefix):
+            continue
+        if (
+            best is None
+            or len(rule.prefix) > len(best.prefix)
+            or (len(rule.prefix) == len(best.prefix) and rule.action == "deny")
+        ):
+            best = rule
+    return best
+
+
+class _Planner:
+    """Builds the steps of one call; ``visited`` cuts forwarding loops."""
+
+    def __init__(self, config: PbxConfig, request: CallRequest) -> None:
+        self.config = config
+        self.request = request
+        self.visited: set[str] = set()
+        self.notes: list[str] = []
+
+    # -- outbound -----------------------------------------------------------------------
+    def outbound(self, dialled: str) -> Target | Reject:
+        number = normalise_number(dialled)
+        if not DIALLABLE_RE.match(number):
+            return NO_SUCH_NUMBER
+        rule = match_rule(self.config.dial_rules, number)
+        if rule is None or rule.action != "allow":
+            return OUTBOUND_DENIED
+        trunk = self.config.trunks.get(rule.trunk_id or "")
+        if trunk is None:
+            return Reject(503, "Service Unavailable (no trunk for this number)")
+        out = rule.prepend + number[rule.strip :]
+        return Target(
+            external=out,
+            trunk_id=trunk.id,
+            caller_id=trunk.caller_id or self.config.default_caller_id,
+            caller_name=None,
+        )
+
+    # -- targets ------------------------------------------------------------------------
+    def target_steps(self, target: str, depth: int) -> tuple[list[HuntStep], Reject | None]:
+        """Steps for a forwarding/follow-me/fallback target (an extension or a number)."""
+        number = normalise_number(target)
+        if number in self.config.extensions:
+            return self.extension_steps(number, depth + 1)
+        if number in self.config.ring_groups:
+            return self.ring_group_steps(number, depth + 1)
+        external = self.outbound(number)
+        if isinstance(external, Reject):
+            self.notes.append(f"forward to {number} refused ({external.status})")
+            return [], None
+        return [HuntStep((external,), 30.0)], None
+
+    def destination_steps(
+        self, destination: Destination, depth: int
+    ) -> tuple[list[HuntStep], Reject | None]:
+        if destination.kind == "extension":
+            return self.extension_steps(destination.value, depth)
+        if destination.kind == "ring_group":
+            return self.ring_group_steps(destination.value, depth)
+        return [], DECLINED
+
+    def extension_steps(self, number: str, depth: int) -> tuple[list[HuntStep], Reject | None]:
+        """An extension's hunt, and a final answer overriding the default (DND)."""
+        if number not in self.config.extensions:
+            return [], None
+        if number in self.visited or depth > MAX_FORWARD_DEPTH:
+            self.notes.append(f"forwarding loop cut at {number}")
+            return [], None
+        self.visited.add(number)
+        s = self.config.settings.get(number, CallSettings())
+        if s.forward_always:
+            self.notes.append(f"{number} forwards to {s.forward_always}")
+            return self.target_steps(s.forward_always, depth)
+        if s.dnd:
+            if s.forward_busy:
+                self.notes.append(f"{number} in DND, forwards to {s.forward_busy}")
+                return self.target_steps(s.forward_busy, depth)
+            self.notes.append(f"{number} in DND")
+            return [], DND_REJECT
+        steps = [HuntStep((Target(extension=number),), s.ring_seconds)]
+        for fm in s.follow_me:
+            targets: list[Target] = []
+            for t in fm.targets:
+                t = normalise_number(t)
+                if t == number:
+                    continue
+                if t in self.config.extensions:
+                    other = self.config.settings.get(t, CallSettings())
+                    if not other.dnd and t not in self.visited:
+                        targets.append(Target(extension=t))
+                else:
+                    external = self.outbound(t)
+                    if isinstance(external, Target):
+                        targets.append(external)
+                    else:
+                        self.notes.append(f"follow-me to {t} refused ({external.status})")
+            if targets:
+                steps.append(HuntStep(tuple(targets), fm.ring_seconds))
+        if s.forward_no_answer:
+            extra, _ = self.target_steps(s.forward_no_answer, depth)
+            if extra:
+                steps.append(_when(extra[0], "no_answer" if s.forward_busy else "always"))
+                steps.extend(extra[1:])
+        if s.forward_busy and s.forward_busy != s.forward_no_answer:
+            extra, _ = self.target_steps(s.forward_busy, depth)
+            if extra:
+                steps.append(_when(extra[0], "busy" if s.forward_no_answer else "always"))
+                steps.extend(extra[1:])
+        return steps, None
+
+    def ring_group_steps(self, name: str, depth: int) -> tuple[list[HuntStep], Reject | None]:
+        group = self.config.ring_groups.get(name)
+        key = f"group:{name}"
+        if group is None:
+            return [], None
+        if key in self.visited or depth > MAX_FORWARD_DEPTH:
+            self.notes.append(f"ring group loop cut at {name}")
+            return [], None
+        self.visited.add(key)
+        members = [
+            m
+            for m in group.members
+            if m in self.config.extensions
+            and m not in self.visited
+            and not self.config.settings.get(m, CallSettings()).dnd
+        ]
+        targets = [Target(extension=m) for m in members]
+        steps: list[HuntStep] = []
+        if targets and group.mode == "sequential":
+            steps = [HuntStep((t,), group.ring_seconds) for t in targets]
+        elif targets:
+            steps = [HuntStep(tuple(targets), group.ring_seconds)]
+        extra, final = self.destination_steps(group.fallback, depth + 1)
+        steps.extend(extra)
+        if group.fallback.kind == "reject":
+            final = UNAVAILABLE
+        return steps, final
+
+    def hunt(self, steps: list[HuntStep], final: Reject | None, description: str) -> Route:
+        if not steps:
+            return final or UNAVAILABLE
+        note = "; ".join(self.notes)
+        return Hunt(
+            tenant_id=self.config.tenant_id,
+            steps=tuple(steps[:MAX_STEPS]),
+            final=final or UNAVAILABLE,
+            description=f"{description} ({note})" if note else description,
+        )
+
+
+def _when(step: HuntStep, when: str) -> HuntStep:
+    return HuntStep(step.targets, step.ring_seconds, when)
+
+
+def _to_destination(planner: _Planner, did: DidConfig, ani: str) -> Route:
+    dest = did.destination
+    if dest.kind == "queue":
+        attributes = {**did.attributes, "dnis": did.number, "ani": ani}
+        return ToQueue(
+            tenant_id=planner.config.tenant_id, queue_id=dest.value, attributes=attributes
+        )
+    if dest.kind == "reject":
+        return DECLINED
+    steps, final = planner.destination_steps(dest, 0)
+    return planner.hunt(steps, final, f"DID {did.number} → {dest.describe()}")
+
+
+def decide(config: PbxConfig, request: CallRequest) -> Route:
+    """Where ``request`` goes, given its tenant's ``config``."""
+    if request.tenant_id is not None and request.tenant_id != config.tenant_id:
+        return Reject(403, "Forbidden (wrong organisation)")
+    planner = _Planner(config, request)
+    dialled = normalise_number(request.dialled)
+    if request.trunk_id is not None:
+        if request.trunk_id not in config.trunks:
+            return Reject(403, "Forbidden (unknown trunk)")
+        if caller_is_blocked(config.blocked, request.caller):
+            return BLOCKED
+        did = find_did(config, dialled)
+        if did is None:
+            return NO_SUCH_NUMBER
+        return _to_destination(planner, did, normalise_number(request.caller))
+    if request.extension is None or request.extension not in config.extensions:
+        return AUTH_REQUIRED
+    caller = request.extension
+    if dialled == caller:
+        return Reject(486, "Busy Here (calling yourself)")
+    planner.visited.add(caller)  # ringing (or forwarding back to) the caller is a loop
+    if dialled in config.extensions:
+        steps, final = planner.extension_steps(dialled, 0)
+        return planner.hunt(steps, final, f"extension {dialled}")
+    did = find_did(config, dialled)
+    if did is not None:
+        return _to_destination(planner, did, caller)
+    target = planner.outbound(dialled)
+    if isinstance(target, Reject):
+        return target
+    name = config.extensions.get(caller)
+    trunk_name = config.trunks[target.trunk_id or ""].name
+    target = Target(
+        external=target.external,
+        trunk_id=target.trunk_id,
+        caller_id=target.caller_id,
+        caller_name=name,
+    )
+    return Hunt(
+        tenant_id=config.tenant_id,
+        steps=(HuntStep((target,), 120.0),),
+        final=UNAVAILABLE,
+        description=f"outbound {target.external} via trunk {trunk_name}",
+    )

@@ -1,0 +1,130 @@
+"""Tables of the PBX: DIDs, ring groups, trunks, call settings, blocked numbers, dial rules.
+
+Every row belongs to one tenant. A DID's number is unique across the platform (a carrier
+delivers it to exactly one organisation); names of ring groups and trunks are unique within
+a tenant. A trunk's password is stored encrypted (:mod:`sparklecomm.telephony.pbx.secrets`)
+and is never returned by the API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sparklecomm.store.models import Base, UTCDateTime
+
+
+class Did(Base):
+    """An inbound number and where calls to it go."""
+
+    __tablename__ = "pbx_dids"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"), index=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    destination_kind: Mapped[str] = mapped_column(String(20))  # extension|ring_group|queue|reject
+    destination: Mapped[str] = mapped_column(String(100), default="")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RingGroup(Base):
+    __tablename__ = "pbx_ring_groups"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"), index=True)
+    name: Mapped[str] = mapped_column(String(50))
+    members: Mapped[list[str]] = mapped_column(JSON, default=list)
+    mode: Mapped[str] = mapped_column(String(20))  # simultaneous | sequential
+    ring_seconds: Mapped[float] = mapped_column(Float)
+    fallback_kind: Mapped[str] = mapped_column(String(20))  # extension | ring_group | reject
+    fallback: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_pbx_ring_groups_name"),)
+
+
+class Trunk(Base):
+    """A carrier's SIP trunk: where outbound calls go and who may send inbound ones."""
+
+    __tablename__ = "pbx_trunks"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"), index=True)
+    name: Mapped[str] = mapped_column(String(50))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    transport: Mapped[str] = mapped_column(String(10))  # UDP | TCP | TLS
+    username: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    password_encrypted: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    register: Mapped[bool] = mapped_column(Boolean, default=False)
+    allowed_sources: Mapped[list[str]] = mapped_column(JSON, default=list)
+    caller_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    max_channels: Mapped[int] = mapped_column(Integer, default=0)  # 0: no limit
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_pbx_trunks_name"),)
+
+
+class CallSettingsRow(Base):
+    """One extension's DND, forwarding and follow-me (absent row: defaults)."""
+
+    __tablename__ = "pbx_call_settings"
+    extension: Mapped[str] = mapped_column(String(15), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"), index=True)
+    dnd: Mapped[bool] = mapped_column(Boolean, default=False)
+    forward_always: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    forward_busy: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    forward_no_answer: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    ring_seconds: Mapped[float] = mapped_column(Float, default=20.0)
+    follow_me: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BlockedNumber(Base):
+    __tablename__ = "pbx_blocked_numbers"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"), index=True)
+    pattern: Mapped[str] = mapped_column(String(40))
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "pattern", name="uq_pbx_blocked_numbers_pattern"),
+    )
+
+
+class DialRuleRow(Base):
+    __tablename__ = "pbx_dial_rules"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"), index=True)
+    name: Mapped[str] = mapped_column(String(50))
+    prefix: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(10))  # allow | deny
+    trunk_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    emergency: Mapped[bool] = mapped_column(Boolean, default=False)
+    strip: Mapped[int] = mapped_column(Integer, default=0)
+    prepend: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_pbx_dial_rules_name"),)
+
+
+class SipBindingRow(Base):
+    """One registered contact of an address-of-record (the location service in SQL, shared
+    by every node). ``tenant_id`` is the registering extension's organisation when known."""
+
+    __tablename__ = "sip_bindings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tenants.tenant_id"), nullable=True, index=True
+    )
+    aor: Mapped[str] = mapped_column(String(300), index=True)
+    contact: Mapped[str] = mapped_column(String(1000))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    call_id: Mapped[str] = mapped_column(String(300))
+    cseq: Mapped[int] = mapped_column(Integer)
+    q: Mapped[float | None] = mapped_column(Float, nullable=True)
+    source: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
