@@ -9,22 +9,24 @@ The reference is what most calculators do: one interval at a time, agents increm
 one by one from a lower bound, Erlang C by the classic iterative formula
 (``1/B(k) = 1 + k/A * 1/B(k-1)``, redone for every candidate), Erlang A by the
 Garnett-Mandelbaum-Reiman closed forms with scipy's regularised incomplete gamma.
-pyworkforce (the library the issue suggested as reference) is timed as well when it is
-importable; it is not a dependency of SparkleComm. Its Erlang C is timed on all intervals;
-the Erlang A comparison uses the first 200 intervals whose load is at most 50 Erlang.
-pyworkforce 0.5.1 has *no* Erlang A (its ``queuing`` module offers ErlangC and
-MultiErlangC only), so ``pyworkforce_a_ms`` times its Erlang C staffing on those
-intervals (the closest it offers) against our Erlang A (patience 300 s) on the same
-intervals; agent counts are not comparable across the two models, so the identity check
-on that subset is pyworkforce's Erlang C against ours. Install it outside the repo:
-``uv pip install --target /tmp/pwf_site pyworkforce==0.5.1`` and run with
-``PYTHONPATH=/tmp/pwf_site``.
+pyworkforce (the library the issue names as reference; not a dependency of SparkleComm) is
+timed too, in its own environment because it needs Python >= 3.12: its ErlangC on every
+interval, and its ErlangA (added in pyworkforce 0.5.4; an exact birth-death chain plus
+uniformisation per candidate) on the first 200 intervals whose load is at most 50 Erlang,
+against our Erlang A on the same 200. Set it up once outside the repository:
+
+    .tools/bin/uv venv -p python3.12 /tmp/pwf_venv
+    .tools/bin/uv pip install -p /tmp/pwf_venv/bin/python pyworkforce==0.5.4
+
+and pass ``--pyworkforce-python /tmp/pwf_venv/bin/python`` (the default) or set
+``PYWORKFORCE_PYTHON``.
 
 Run:  .venv/bin/python benchmarks/erlang_bench.py [--intervals N] [--seed S]
 Ends with one JSON line: intervals, erlang_c_ms, reference_c_ms, erlang_a_ms,
-reference_a_ms, identical, subset_intervals, erlang_a_subset_ms (and, if pyworkforce is
-importable: pyworkforce_c_ms, pyworkforce_identical, pyworkforce_a_ms, speedup_a,
-pyworkforce_subset_identical_c).
+reference_a_ms, identical (every agent count matches the references and pyworkforce),
+subset_intervals, erlang_a_subset_ms and, when pyworkforce ran: pyworkforce_version,
+pyworkforce_c_ms, pyworkforce_identical, pyworkforce_a_ms, pyworkforce_a_identical,
+speedup_c, speedup_a.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import subprocess
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -43,6 +49,7 @@ INTERVAL = 1800.0
 TARGET_TIME = 20.0
 SERVICE_LEVEL = 0.8
 PATIENCE = 300.0
+DEFAULT_PWF_PYTHON = "/tmp/pwf_venv/bin/python"
 
 
 def reference_erlang_c_agents(calls: float, aht: float) -> int:
@@ -96,10 +103,66 @@ def _ms(seconds: float) -> float:
     return round(1000.0 * seconds, 1)
 
 
+# Run in pyworkforce's own interpreter (it needs Python >= 3.12; SparkleComm's venv is 3.11):
+# reads {"calls", "aht", "subset"} on stdin, prints agent counts and timings as JSON.
+_PWF_SCRIPT = """
+import json, sys, time
+from importlib.metadata import version
+from pyworkforce.queuing import ErlangA, ErlangC
+d = json.load(sys.stdin)
+calls, aht, subset = d["calls"], d["aht"], d["subset"]
+iv, asa, sl, pat = d["interval"] / 60, d["target"] / 60, d["sl"], d["patience"] / 60
+t0 = time.perf_counter()
+c = [ErlangC(transactions=x, aht=h / 60, asa=asa, interval=iv)
+     .required_positions(service_level=sl)["raw_positions"] for x, h in zip(calls, aht)]
+t1 = time.perf_counter()
+a = [ErlangA(transactions=calls[i], aht=aht[i] / 60, asa=asa, interval=iv, patience=pat)
+     .required_positions(service_level=sl)["raw_positions"] for i in subset]
+t2 = time.perf_counter()
+print(json.dumps({"version": version("pyworkforce"), "c_agents": c, "a_agents": a,
+                  "c_seconds": t1 - t0, "a_seconds": t2 - t1}))
+"""
+
+
+def run_pyworkforce(
+    python: str | None, calls: np.ndarray, aht: np.ndarray, subset: np.ndarray
+) -> dict[str, Any] | None:
+    """pyworkforce's ErlangC on every interval and ErlangA on ``subset``, timed in its own
+    interpreter; None when that interpreter is not there."""
+    if not python or not Path(python).exists():
+        return None
+    payload = {
+        "calls": calls.tolist(),
+        "aht": aht.tolist(),
+        "subset": subset.tolist(),
+        "interval": INTERVAL,
+        "target": TARGET_TIME,
+        "sl": SERVICE_LEVEL,
+        "patience": PATIENCE,
+    }
+    done = subprocess.run(
+        [python, "-c", _PWF_SCRIPT],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        print(f"pyworkforce failed: {done.stderr.strip()[-2000:]}")
+        return None
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--intervals", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=20240506)
+    parser.add_argument(
+        "--pyworkforce-python",
+        default=os.environ.get("PYWORKFORCE_PYTHON", DEFAULT_PWF_PYTHON),
+        help="interpreter of a separate environment with pyworkforce >= 0.5.4 installed",
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -145,48 +208,34 @@ def main() -> None:
         f"Erlang A: ours {result['erlang_a_ms']} ms, reference {result['reference_a_ms']} ms, "
         f"{int(same_a.sum())}/{args.intervals} identical"
     )
-    try:
-        from pyworkforce.queuing import ErlangC
-    except ImportError:
-        print("pyworkforce not importable: skipped")
+    pwf = run_pyworkforce(args.pyworkforce_python, calls, aht, subset)
+    if pwf is None:
+        print("pyworkforce not available (see --pyworkforce-python): skipped")
     else:
-        t5 = time.perf_counter()
-        pwf = np.array(
-            [
-                ErlangC(
-                    transactions=c, aht=h / 60, asa=TARGET_TIME / 60, interval=INTERVAL / 60
-                ).required_positions(service_level=SERVICE_LEVEL)["raw_positions"]
-                for c, h in zip(calls, aht, strict=True)
-            ]
+        pwf_c = np.array(pwf["c_agents"])
+        pwf_a = np.array(pwf["a_agents"])
+        result["pyworkforce_version"] = pwf["version"]
+        result["pyworkforce_c_ms"] = _ms(pwf["c_seconds"])
+        result["pyworkforce_identical"] = bool((pwf_c == ours_c).all())
+        result["pyworkforce_a_ms"] = _ms(pwf["a_seconds"])
+        result["pyworkforce_a_identical"] = bool((pwf_a == sub_a).all())
+        result["speedup_c"] = round(pwf["c_seconds"] / max(t1 - t0, 1e-9), 1)
+        result["speedup_a"] = round(pwf["a_seconds"] / max(t_s1 - t_s0, 1e-9), 1)
+        result["identical"] = bool(
+            result["identical"]
+            and result["pyworkforce_identical"]
+            and result["pyworkforce_a_identical"]
         )
-        t6 = time.perf_counter()
-        result["pyworkforce_c_ms"] = _ms(t6 - t5)
-        result["pyworkforce_identical"] = bool((pwf == ours_c).all())
         print(
-            f"pyworkforce ErlangC: {result['pyworkforce_c_ms']} ms, "
-            f"{int((pwf == ours_c).sum())}/{args.intervals} identical to ours"
+            f"pyworkforce {pwf['version']} ErlangC: {result['pyworkforce_c_ms']} ms, "
+            f"{int((pwf_c == ours_c).sum())}/{args.intervals} identical to ours, "
+            f"ours {result['speedup_c']}x faster"
         )
-        t7 = time.perf_counter()
-        pwf_sub = np.array(
-            [
-                ErlangC(
-                    transactions=calls[i],
-                    aht=aht[i] / 60,
-                    asa=TARGET_TIME / 60,
-                    interval=INTERVAL / 60,
-                ).required_positions(service_level=SERVICE_LEVEL)["raw_positions"]
-                for i in subset
-            ]
-        )
-        t8 = time.perf_counter()
-        result["pyworkforce_a_ms"] = _ms(t8 - t7)
-        result["pyworkforce_a_model"] = "erlang-c (pyworkforce 0.5.1 has no Erlang A)"
-        result["speedup_a"] = round((t8 - t7) / max(t_s1 - t_s0, 1e-9), 1)
-        result["pyworkforce_subset_identical_c"] = bool((pwf_sub == ours_c[subset]).all())
         print(
-            f"First {subset.size} intervals with load <= 50 Erlang: our Erlang A "
-            f"{result['erlang_a_subset_ms']} ms, pyworkforce (Erlang C, it has no Erlang A) "
-            f"{result['pyworkforce_a_ms']} ms, {result['speedup_a']}x"
+            f"First {subset.size} intervals with load <= 50 Erlang, Erlang A (patience "
+            f"{PATIENCE:g} s): ours {result['erlang_a_subset_ms']} ms, pyworkforce ErlangA "
+            f"{result['pyworkforce_a_ms']} ms, {int((pwf_a == sub_a).sum())}/{subset.size} "
+            f"identical, ours {result['speedup_a']}x faster"
         )
     print(json.dumps(result))
 

@@ -22,10 +22,13 @@ comparison. The three simulators use different random streams, so their figures 
 sampling noise (and by the empty start).
 
 Run:  .venv/bin/python benchmarks/sim_bench.py [--duration 86400] [--seed 1]
-                                               [--simpy-site /tmp/simpy_site]
+                                               [--simpy-site /tmp/simpy_site] [--split]
 Prints each side's service level and abandon rate, then one JSON line: ours_s,
-reference_s, simpy_s (null without SimPy), calls, ours_/reference_/simpy_service_level and
-abandon_rate, erlang_a_service_level and erlang_a_abandon_rate.
+reference_s, simpy_s (null without SimPy), ours_cpu_s and simpy_cpu_s (process CPU time,
+steadier than wall time on a shared machine), calls, ours_/reference_/simpy_service_level
+and abandon_rate, erlang_a_service_level and erlang_a_abandon_rate. ``--split`` instead
+profiles ours and prints the share of its time spent in the routing engine, the simulator,
+the KPI code and the rest.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ PATIENCE = 600.0
 TARGET = 20.0
 
 
-def ours(duration: float, seed: int) -> dict[str, Any]:
+def ours(duration: float, seed: int, split: bool = False) -> dict[str, Any]:
     scenario = parse_scenario(
         {
             "seed": seed,
@@ -74,16 +77,69 @@ def ours(duration: float, seed: int) -> dict[str, Any]:
             ],
         }
     )
+    if split:
+        return _split(scenario)
     start = time.perf_counter()
+    cpu = time.process_time()
     result = simulate(scenario)
+    cpu = time.process_time() - cpu
     elapsed = time.perf_counter() - start
     k = result.report.overall
     return {
         "seconds": elapsed,
+        "cpu_seconds": cpu,
         "calls": k.offered,
         "service_level": k.service_level,
         "abandon_rate": k.abandon_rate,
         "events": result.events,
+    }
+
+
+_LAYERS = (
+    ("/sparklecomm/acd/", "engine (sparklecomm/acd)"),
+    ("/sparklecomm/sim/", "simulator (sparklecomm/sim)"),
+    ("/sparklecomm/analytics/", "KPIs (sparklecomm/analytics)"),
+    ("/sparklecomm/core/", "clock and events (sparklecomm/core)"),
+)
+
+
+def _split(scenario: Any) -> dict[str, Any]:
+    """Run ours under cProfile and share its own time (tottime) out by layer.
+
+    Built-in calls (dict look-ups, heap operations, datetime methods, numpy) count for
+    the layer of the function that made them, so the split is by who does the work.
+    """
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    result = simulate(scenario)
+    profile.disable()
+    stats: Any = pstats.Stats(profile)
+    own: dict[str, float] = {}
+    for (path, _, _), (_, _, tottime, _, callers) in stats.stats.items():
+        layer = next((name for key, name in _LAYERS if key in path), None)
+        if layer is None and path == "~" and callers:
+            # A built-in: charge its time to its callers' layers, in proportion.
+            total = sum(c[2] for c in callers.values()) or 1.0
+            for (cpath, _, _), c in callers.items():
+                clayer = next((name for key, name in _LAYERS if key in cpath), "other")
+                own[clayer] = own.get(clayer, 0.0) + tottime * c[2] / total
+            continue
+        layer = layer or ("random" if path.endswith("random.py") else "other")
+        own[layer] = own.get(layer, 0.0) + tottime
+    whole = sum(own.values())
+    k = result.report.overall
+    return {
+        "seconds": whole,
+        "calls": k.offered,
+        "service_level": k.service_level,
+        "abandon_rate": k.abandon_rate,
+        "events": result.events,
+        "split": {
+            name: round(t / whole, 3) for name, t in sorted(own.items(), key=lambda i: -i[1])
+        },
     }
 
 
@@ -171,12 +227,15 @@ def with_simpy(duration: float, seed: int) -> dict[str, Any] | None:
             env.process(caller(env))
 
     start = time.perf_counter()
+    cpu = time.process_time()
     env.process(source(env))
     env.run()
+    cpu = time.process_time() - cpu
     elapsed = time.perf_counter() - start
     resolved = tally["answered"] + tally["abandoned"]
     return {
         "seconds": elapsed,
+        "cpu_seconds": cpu,
         "calls": tally["calls"],
         "service_level": tally["within"] / resolved,
         "abandon_rate": tally["abandoned"] / resolved,
@@ -189,6 +248,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=86400.0, help="simulated seconds")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--simpy-site", type=Path, default=None, help="folder holding simpy")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="profile ours and print where its time goes (engine, simulator, KPIs); "
+        "use with a shorter --duration, e.g. 3600",
+    )
     args = parser.parse_args()
     if args.simpy_site is not None:
         sys.path.append(str(args.simpy_site))
@@ -207,7 +272,13 @@ def main() -> None:
             f"simpy {spy['version']}: {spy['seconds']:.2f} s, {spy['calls']} calls, "
             f"service level {spy['service_level']:.4f}, abandon rate {spy['abandon_rate']:.4f}"
         )
-    mine = ours(args.duration, args.seed)
+    mine = ours(args.duration, args.seed, args.split)
+    if args.split:
+        print(f"ours under cProfile: {mine['seconds']:.2f} s of own time, shared out:")
+        for name, share in mine["split"].items():
+            print(f"  {name:38s} {100 * share:5.1f} %")
+        print(json.dumps({"duration": args.duration, "split": mine["split"]}))
+        return
     print(
         f"ours (routing engine + KPIs): {mine['seconds']:.2f} s, {mine['calls']} calls, "
         f"{mine['events']} events, service level {mine['service_level']:.4f}, "
@@ -224,6 +295,8 @@ def main() -> None:
         "reference_s": round(ref["seconds"], 3),
         "reference": "heapq M/M/N+M in benchmarks/sim_bench.py",
         "simpy_s": round(spy["seconds"], 3) if spy else None,
+        "ours_cpu_s": round(mine["cpu_seconds"], 3),
+        "simpy_cpu_s": round(spy["cpu_seconds"], 3) if spy else None,
         "ours_service_level": mine["service_level"],
         "ours_abandon_rate": mine["abandon_rate"],
         "reference_service_level": ref["service_level"],

@@ -479,6 +479,8 @@ class KpiAccumulator:
         self._work: dict[tuple[str, str], tuple[str, int, bool]] = {}  # agent legs before wrap-up
         self._agents: dict[str, tuple[str, float]] = {}  # agent -> (state, since)
         self._now: float | None = None
+        self._last_moment: datetime | None = None
+        self._last_ts = 0.0
         self.events = 0
         self._handlers: dict[str, Callable[[Mapping[str, Any], float], None]] = {
             "interaction.created": self._on_created,
@@ -507,7 +509,12 @@ class KpiAccumulator:
                 raise InvalidInput("The first event fed needs a time.", field="time")
             ts = self._now
         else:
-            ts = moment.timestamp()
+            # The events of one engine command share one datetime: convert it once.
+            if moment is self._last_moment:
+                ts = self._last_ts
+            else:
+                ts = self._last_ts = moment.timestamp()
+                self._last_moment = moment
             if self._now is None or ts > self._now:
                 self._now = ts
         self.events += 1

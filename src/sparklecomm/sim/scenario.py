@@ -14,7 +14,7 @@ import csv
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from sparklecomm.acd import Channel, Strategy
-from sparklecomm.sim.distributions import Distribution, parse_distribution
+from sparklecomm.sim.distributions import Constant, Distribution, parse_distribution
 from sparklecomm.sim.errors import ScenarioError, check_int, check_number
 
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday, midnight UTC
@@ -58,8 +58,24 @@ class Shift:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkPeriod:
+    """One rostered stretch of work, seconds from the scenario start: log in at ``login``,
+    out at ``logout``, off the phones during each ``(start, end)`` of ``breaks``."""
+
+    login: float
+    logout: float
+    breaks: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AgentGroup:
-    """``count`` identical agents; ids are ``{name}-{n}`` (n from 1)."""
+    """``count`` identical agents; ids are ``{name}-{n}`` (n from 1).
+
+    ``answer_time`` is how long an offer rings before the agent accepts it (None: at
+    once); an offer is declined with probability ``reject`` and left ringing until the
+    engine's offer timeout with probability ``no_answer``. ``work`` (from a roster) replaces
+    ``shift``: the group works that one period, with its breaks.
+    """
 
     name: str
     count: int
@@ -68,6 +84,15 @@ class AgentGroup:
     shift: Shift | None = None
     shrinkage: float = 0.0  # share of on-shift time on random breaks
     break_length: float = 900.0
+    answer_time: Distribution | None = None
+    reject: float = 0.0
+    no_answer: float = 0.0
+    work: WorkPeriod | None = None
+
+    @property
+    def rings(self) -> bool:
+        """Whether offers to these agents take time or may go unanswered."""
+        return self.answer_time is not None or self.reject > 0 or self.no_answer > 0
 
     def agent_ids(self) -> list[str]:
         return [f"{self.name}-{n}" for n in range(1, self.count + 1)]
@@ -174,7 +199,18 @@ _QUEUE_KEYS = {
     "overflow_to",
     "best_skill",
 }
-_AGENT_KEYS = {"name", "count", "queues", "skills", "shift", "shrinkage", "break_length"}
+_AGENT_KEYS = {
+    "name",
+    "count",
+    "queues",
+    "skills",
+    "shift",
+    "shrinkage",
+    "break_length",
+    "answer_time",
+    "reject",
+    "no_answer",
+}
 _ARRIVAL_KEYS = {
     "queue",
     "rate_per_hour",
@@ -366,7 +402,33 @@ def _agents(raw: object, where: str, index: int, queues: set[str]) -> AgentGroup
     break_length = check_number(
         data.get("break_length", 900.0), f"{where}.break_length", minimum=0.0, strict=True
     )
-    return AgentGroup(name, count, members, skills, shift, shrinkage, break_length)
+    answer_time = None
+    if data.get("answer_time") is not None:
+        answer_time = parse_distribution(
+            data["answer_time"], f"{where}.answer_time", positive_mean=False
+        )
+        if isinstance(answer_time, Constant) and answer_time.value == 0:
+            answer_time = None  # the default: offers are accepted at once
+    reject = _fraction(data.get("reject", 0.0), f"{where}.reject", below_one=True)
+    no_answer = _fraction(data.get("no_answer", 0.0), f"{where}.no_answer", below_one=True)
+    if reject + no_answer >= 1.0:
+        raise ScenarioError(
+            f"{where}: reject + no_answer must be below 1 (got {reject:g} + {no_answer:g}); "
+            "some offers must be answered",
+            f"{where}.no_answer",
+        )
+    return AgentGroup(
+        name,
+        count,
+        members,
+        skills,
+        shift,
+        shrinkage,
+        break_length,
+        answer_time=answer_time,
+        reject=reject,
+        no_answer=no_answer,
+    )
 
 
 def read_forecast(path: Path, where: str) -> list[tuple[datetime, float]]:
@@ -708,3 +770,133 @@ def shift_periods(shift: Shift, start: datetime, until: float) -> list[tuple[flo
 
 def as_datetime(start: datetime, seconds: float) -> datetime:
     return start + timedelta(seconds=seconds)
+
+
+# --- rosters ----------------------------------------------------------------------------------
+
+ROSTER_COLUMNS = ("shift", "start", "end", "break_start", "break_end", "count")
+
+
+@dataclass(frozen=True, slots=True)
+class RosterRow:
+    """One row of the roster CSV that ``sparklecomm schedule`` writes."""
+
+    shift: str
+    start: datetime
+    end: datetime
+    breaks: tuple[tuple[datetime, datetime], ...]
+    count: int
+
+
+def _roster_time(raw: str, where: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ScenarioError(f"{where} must be an ISO 8601 date-time (got {raw!r})", where) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def read_roster(path: Path) -> list[RosterRow]:
+    """Read a roster CSV (columns ``shift,start,end,break_start,break_end,count``; several
+    breaks separated by ``;``). Mistakes raise :class:`ScenarioError` naming the line."""
+    name = path.name
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            missing = [c for c in ROSTER_COLUMNS if c not in header]
+            if missing:
+                raise ScenarioError(
+                    f"{name}: missing column {missing[0]!r} (a roster has columns "
+                    f"{','.join(ROSTER_COLUMNS)}, as written by sparklecomm schedule)",
+                    "roster",
+                )
+            rows: list[RosterRow] = []
+            for line, raw in enumerate(reader, start=2):
+                at = f"{name} line {line}"
+                row = {str(k).strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+                start = _roster_time(row["start"], f"{at}: start")
+                end = _roster_time(row["end"], f"{at}: end")
+                if end <= start:
+                    raise ScenarioError(f"{at}: end must be after start", "roster")
+                b_starts = [b for b in row["break_start"].split(";") if b.strip()]
+                b_ends = [b for b in row["break_end"].split(";") if b.strip()]
+                if len(b_starts) != len(b_ends):
+                    raise ScenarioError(
+                        f"{at}: {len(b_starts)} break_start value(s) but {len(b_ends)} "
+                        "break_end value(s)",
+                        "roster",
+                    )
+                breaks = []
+                for bs_raw, be_raw in zip(b_starts, b_ends, strict=True):
+                    bs = _roster_time(bs_raw, f"{at}: break_start")
+                    be = _roster_time(be_raw, f"{at}: break_end")
+                    if not start <= bs < be <= end:
+                        raise ScenarioError(
+                            f"{at}: break {bs_raw}-{be_raw} must lie within the shift", "roster"
+                        )
+                    breaks.append((bs, be))
+                try:
+                    count = int(row["count"])
+                except ValueError:
+                    raise ScenarioError(
+                        f"{at}: count must be a whole number (got {row['count']!r})", "roster"
+                    ) from None
+                if count < 0:
+                    raise ScenarioError(f"{at}: count must not be negative", "roster")
+                if count:
+                    rows.append(
+                        RosterRow(row["shift"] or "shift", start, end, tuple(breaks), count)
+                    )
+    except OSError as exc:
+        raise ScenarioError(f"cannot read roster {path}: {exc.strerror}", "roster") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"roster {path} is not UTF-8 text", "roster") from None
+    except csv.Error as exc:
+        raise ScenarioError(f"roster {name} is not valid CSV: {exc}", "roster") from None
+    return rows
+
+
+def apply_roster(scenario: Scenario, rows: Sequence[RosterRow]) -> Scenario:
+    """The scenario with its agents replaced by the roster's.
+
+    Each roster row becomes a group of ``count`` agents who log in at ``start``, out at
+    ``end`` and take the row's breaks. They answer the queues, and have the skills, answer
+    times and shrinkage, of the scenario's agent group named like the row's shift, or else
+    of its first agent group (the template; the scenario needs at least one).
+    """
+    if not scenario.agents:
+        raise ScenarioError(
+            "a roster needs one agent group in the scenario as a template (its queues and skills)",
+            "agents",
+        )
+    if not rows:
+        raise ScenarioError("the roster has no agents", "roster")
+    templates = {g.name: g for g in scenario.agents}
+    start = scenario.start
+    groups: list[AgentGroup] = []
+    total = 0
+    for i, row in enumerate(rows):
+        template = templates.get(row.shift, scenario.agents[0])
+
+        def rel(moment: datetime) -> float:
+            return (moment - start).total_seconds()
+
+        work = WorkPeriod(
+            rel(row.start), rel(row.end), tuple((rel(a), rel(b)) for a, b in row.breaks)
+        )
+        total += row.count
+        groups.append(
+            replace(
+                template,
+                name=f"{row.shift}-r{i + 1}",
+                count=row.count,
+                shift=None,
+                work=work,
+            )
+        )
+    if total > 100_000:
+        raise ScenarioError("roster: at most 100000 agents in all", "roster")
+    return replace(scenario, agents=tuple(groups))

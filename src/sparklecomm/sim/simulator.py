@@ -11,7 +11,17 @@ events the engine returns are therefore the live event stream, and the figures c
 same :class:`~sparklecomm.analytics.KpiAccumulator` a live wallboard uses.
 
 Time jumps from one event to the next (a heap of the simulator's own future actions merged
-with the engine's next deadline), so a day runs in seconds of wall time.
+with the engine's next deadline, asked again only after the engine was called), so a day
+runs in seconds of wall time. Handle times, patience and inter-arrival times are drawn
+ahead in numpy batches (:class:`~sparklecomm.sim.distributions.Draws`), and the fake clock
+is moved only when the engine is about to be called (a caller whose patience runs out after
+being answered costs a heap pop and nothing else).
+
+Simulated agents accept offers at once, or after a sampled ``answer_time`` (and may reject
+them or let them ring out: ``reject``, ``no_answer``); an agent the engine sends to the
+missed-offers break is ready again :data:`MISSED_RECOVERY_SECONDS` later. Agents follow
+their group's daily ``shift`` or, from a roster (:func:`~sparklecomm.sim.scenario.apply_roster`),
+one rostered ``work`` period with its breaks.
 """
 
 from __future__ import annotations
@@ -38,8 +48,8 @@ from sparklecomm.analytics import KpiAccumulator, KpiConfig, KpiReport, ServiceL
 from sparklecomm.core.clock import FakeClock
 from sparklecomm.core.errors import DomainError
 from sparklecomm.core.events import NewEvent
-from sparklecomm.sim.distributions import Constant, Distribution
-from sparklecomm.sim.scenario import ArrivalSpec, Scenario, shift_periods
+from sparklecomm.sim.distributions import Constant, Distribution, Draws, Exponential, generator
+from sparklecomm.sim.scenario import AgentGroup, ArrivalSpec, Scenario, shift_periods
 
 #: Wrap-up with a random length is ended by the simulator; the engine's own timer is set
 #: far beyond any simulated day so that it never fires first.
@@ -47,6 +57,9 @@ _MANUAL_WRAPUP_SECONDS = 10 * 365 * 86400.0
 
 SHIFT_END = "shift-end"
 SHRINKAGE = "shrinkage"
+ROSTER_BREAK = "roster-break"
+#: An agent the engine put on its missed-offers break makes themselves ready after this.
+MISSED_RECOVERY_SECONDS = 60.0
 
 # Kinds of the simulator's own future actions.
 _ARRIVAL = 0
@@ -58,6 +71,11 @@ _SHIFT_START = 5
 _SHIFT_END = 6
 _BREAK_START = 7
 _BREAK_END = 8
+_ANSWER = 9
+_REJECT = 10
+_ROSTER_BREAK_START = 11
+_ROSTER_BREAK_END = 12
+_READY_AGAIN = 13
 
 EventSink = Callable[[NewEvent], None]
 Progress = Callable[[float], None]
@@ -81,10 +99,11 @@ class SimResult:
 
 
 class _Contact:
-    __slots__ = ("agent", "done", "queue", "spec", "transfer", "waiting")
+    __slots__ = ("agent", "done", "queue", "spec", "stream", "transfer", "waiting")
 
-    def __init__(self, spec: ArrivalSpec, queue: str, transfer: bool) -> None:
+    def __init__(self, spec: ArrivalSpec, stream: int, queue: str, transfer: bool) -> None:
         self.spec = spec
+        self.stream = stream  # index of its arrival stream (its handle-time draws)
         self.queue = queue  # the queue it was last answered from (wrap-up rules)
         self.agent: str | None = None  # the agent handling it now
         self.waiting = True  # waiting in line, may still hang up or ask for a callback
@@ -92,17 +111,40 @@ class _Contact:
         self.done = False  # completed; forgotten when its wrap-up ends
 
 
-class _AgentPlan:
-    __slots__ = ("break_length", "generation", "logged_in", "mean_on", "on_break", "on_shift")
+class _Ring:
+    """How one group's agents answer offers (only for groups that do not accept at once)."""
 
-    def __init__(self, shrinkage: float, break_length: float) -> None:
+    __slots__ = ("answer", "no_answer", "reject")
+
+    def __init__(self, group: AgentGroup, gen_seed: str) -> None:
+        dist = group.answer_time if group.answer_time is not None else Constant(0.0)
+        self.answer = Draws(dist, generator(gen_seed))
+        self.reject = group.reject
+        self.no_answer = group.no_answer
+
+
+class _AgentPlan:
+    __slots__ = (
+        "break_length",
+        "generation",
+        "logged_in",
+        "mean_on",
+        "on_break",
+        "on_roster_break",
+        "on_shift",
+        "ring",
+    )
+
+    def __init__(self, shrinkage: float, break_length: float, ring: _Ring | None) -> None:
         self.break_length = break_length
         # Exponential working spells of this mean between breaks give the shrinkage share.
         self.mean_on = break_length * (1.0 - shrinkage) / shrinkage if shrinkage > 0 else 0.0
         self.on_shift = False
-        self.on_break = False
+        self.on_break = False  # a random (shrinkage) break
+        self.on_roster_break = False  # a break the roster plans
         self.logged_in = False
         self.generation = 0  # bumped at shift end: stale break actions are ignored
+        self.ring = ring  # None: offers are accepted the moment they appear
 
 
 def replication_seed(seed: int, replication: int) -> str:
@@ -130,9 +172,21 @@ class Simulation:
         self._sink = on_event
         self._progress = progress
         seed = replication_seed(scenario.seed, replication)
+        self._seed = seed
         self._rng = random.Random(seed + ":main")
-        self._arrival_rngs = [
-            random.Random(f"{seed}:arrivals:{i}") for i in range(len(scenario.arrivals))
+        unit = Exponential(1.0)
+        # Per arrival stream: unit exponentials (scaled by each segment's rate), handle
+        # times and patience, each its own numpy stream drawn in batches.
+        self._gaps = [
+            Draws(unit, generator(f"{seed}:arrivals:{i}")) for i in range(len(scenario.arrivals))
+        ]
+        self._handles = [
+            Draws(a.handle_time, generator(f"{seed}:handle:{i}"))
+            for i, a in enumerate(scenario.arrivals)
+        ]
+        self._patiences = [
+            None if a.patience is None else Draws(a.patience, generator(f"{seed}:patience:{i}"))
+            for i, a in enumerate(scenario.arrivals)
         ]
         self.clock = FakeClock(scenario.start)
         self.engine = AcdEngine(self.clock, EngineConfig(rng=random.Random(seed + ":engine")))
@@ -156,8 +210,17 @@ class Simulation:
         self._agents: dict[str, _AgentPlan] = {}
         self._wrapups: dict[str, Distribution] = {}  # queues whose wrap-up we end ourselves
         self._arrivals = 0
-        self._events = 0
+        self._dirty = True  # the engine was called since its next deadline was asked
         self._ran = False
+        self._reactions: dict[str, Callable[[dict[str, object]], None]] = {
+            "interaction.offered": self._on_offered,
+            "interaction.accepted": self._on_accepted,
+            "interaction.wrapup_ended": self._on_wrapup_ended,
+            "interaction.abandoned": self._on_gone,
+            "interaction.diverted": self._on_gone,
+            "callback.exhausted": self._on_gone,
+            "agent.state_changed": self._on_state_changed,
+        }
 
     # -- scheduling ----------------------------------------------------------------------------
 
@@ -168,13 +231,13 @@ class Simulation:
     def _next_arrival(self, stream: int, after: float) -> None:
         """Schedule the next Poisson arrival of ``stream`` after ``after`` (piecewise rates)."""
         spec = self.scenario.arrivals[stream]
-        rng = self._arrival_rngs[stream]
+        gap = self._gaps[stream]
         t = after
         for seg in spec.segments:
             if seg.end <= t:
                 continue
             t = max(t, seg.start)
-            t += rng.expovariate(seg.rate)
+            t += gap() / seg.rate
             if t < seg.end:
                 self._at(t, _ARRIVAL, str(stream))
                 return
@@ -211,11 +274,22 @@ class Simulation:
                 )
             )
         horizon = sc.duration + sc.drain
-        for group in sc.agents:
+        for index, group in enumerate(sc.agents):
+            ring = _Ring(group, f"{self._seed}:answer:{index}") if group.rings else None
             for agent_id in group.agent_ids():
                 self._process(self.engine.add_agent(AgentConfig(agent_id, skills=group.skills)))
-                self._agents[agent_id] = _AgentPlan(group.shrinkage, group.break_length)
-                if group.shift is None:
+                self._agents[agent_id] = _AgentPlan(group.shrinkage, group.break_length, ring)
+                if group.work is not None:
+                    work = group.work
+                    if work.logout <= 0.0 or work.login >= horizon:
+                        continue
+                    self._at(max(work.login, 0.0), _SHIFT_START, agent_id)
+                    self._at(work.logout, _SHIFT_END, agent_id)
+                    for b_start, b_end in work.breaks:
+                        if b_end > 0.0:
+                            self._at(max(b_start, 0.0), _ROSTER_BREAK_START, agent_id)
+                            self._at(b_end, _ROSTER_BREAK_END, agent_id)
+                elif group.shift is None:
                     self._at(0.0, _SHIFT_START, agent_id)
                 else:
                     for login, logout in shift_periods(group.shift, sc.start, horizon):
@@ -226,12 +300,12 @@ class Simulation:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def _advance(self, t: float) -> None:
-        target = round(t * 1_000_000)
+    def _sync(self) -> None:
+        """Bring the engine's clock to the simulated time (before calling the engine)."""
+        target = round(self._now * 1_000_000)
         if target > self._now_us:
             self.clock.advance((target - self._now_us) / 1_000_000)
             self._now_us = target
-        self._now = t
 
     def run(self) -> SimResult:
         """Simulate the scenario; KPIs cover contacts arriving in ``[warmup, duration)``."""
@@ -245,9 +319,11 @@ class Simulation:
         duration = sc.duration
         limit = duration + sc.drain
         heap = self._heap
+        heappop = heapq.heappop
         engine = self.engine
         contacts = self._contacts
         progress = self._progress
+        sync = self._sync
         handlers = {
             _ARRIVAL: self._on_arrival,
             _PATIENCE: self._on_patience,
@@ -258,22 +334,35 @@ class Simulation:
             _SHIFT_END: self._on_shift_end,
             _BREAK_START: self._on_break_start,
             _BREAK_END: self._on_break_end,
+            _ANSWER: self._on_answer,
+            _REJECT: self._on_reject,
+            _ROSTER_BREAK_START: self._on_roster_break_start,
+            _ROSTER_BREAK_END: self._on_roster_break_end,
+            _READY_AGAIN: self._on_ready_again,
         }
+        inf = math.inf
+        t_engine = inf
         steps = 0
         while True:
-            t_sim = heap[0][0] if heap else math.inf
-            deadline = engine.next_deadline()
-            t_engine = (deadline - start).total_seconds() if deadline is not None else math.inf
+            if self._dirty:
+                # Only engine commands (all of which pass through _process) move its timers.
+                self._dirty = False
+                deadline = engine.next_deadline()
+                t_engine = (deadline - start).total_seconds() if deadline is not None else inf
+            t_sim = heap[0][0] if heap else inf
             t = t_sim if t_sim < t_engine else t_engine
             if t >= duration and not contacts:
                 break  # arrivals are over and every contact is done
             if t > limit:
                 break
-            self._advance(t)
+            self._now = t
             if t_engine <= t_sim:
+                sync()
                 self._process(engine.tick())
             else:
-                _, _, kind, a, b = heapq.heappop(heap)
+                _, _, kind, a, b = heappop(heap)
+                if kind != _PATIENCE:  # most patience timers find the caller answered
+                    sync()
                 handlers[kind](a, b)
             steps += 1
             if progress is not None and steps % 4096 == 0:
@@ -285,7 +374,7 @@ class Simulation:
             replication=self.replication,
             report=self.kpis.report(start + timedelta(seconds=end)),
             arrivals=self._arrivals,
-            events=self._events,
+            events=self.kpis.events,
             in_progress=len(contacts),
             simulated_seconds=end,
             wall_seconds=time.perf_counter() - wall,
@@ -295,63 +384,96 @@ class Simulation:
 
     def _process(self, events: list[NewEvent]) -> None:
         """Account for the engine's events in order, reacting to those that need an actor."""
+        self._dirty = True
         pending = self._pending
         pending.extend(events)
         if len(pending) > len(events):
             return  # an outer call is already draining the queue (keeps stream order)
         feed = self.kpis.feed
         sink = self._sink
-        engine = self.engine
-        contacts = self._contacts
+        reactions = self._reactions
+        popleft = pending.popleft
         while pending:
             event = pending[0]
             feed(event)
             if sink is not None:
                 sink(event)
-            self._events += 1
-            kind = event.type
-            if kind == "interaction.offered":
-                p = event.payload
-                contact = contacts.get(p["interaction_id"])
-                if contact is not None and contact.agent is None:
-                    try:
-                        more = engine.accept(p["interaction_id"], p["agent_id"])
-                    except DomainError:
-                        more = []  # ring-all: another agent took it
-                    else:
-                        contact.agent = p["agent_id"]
-                        contact.waiting = False
-                    pending.extend(more)
-            elif kind == "interaction.accepted":
-                p = event.payload
-                contact = contacts.get(p["interaction_id"])
-                if contact is not None:
-                    contact.queue = p["queue_id"]
-                    handle = contact.spec.handle_time.sample(self._rng)
-                    self._at(self._now + handle, _COMPLETE, p["interaction_id"], p["agent_id"])
-            elif kind == "interaction.wrapup_ended":
-                p = event.payload
-                contact = contacts.get(p["interaction_id"])
-                if contact is not None and contact.done and contact.agent == p["agent_id"]:
-                    del contacts[p["interaction_id"]]
-            elif kind in ("interaction.abandoned", "interaction.diverted", "callback.exhausted"):
-                contacts.pop(event.payload["interaction_id"], None)
-            elif kind == "agent.state_changed":
-                p = event.payload
-                if p["state"] == "break":
-                    if p["reason"] == SHIFT_END:
-                        self._agents[p["agent_id"]].logged_in = False
-                        pending.extend(engine.logout(p["agent_id"], SHIFT_END))
-                    elif p["reason"] == SHRINKAGE:
-                        plan = self._agents.get(p["agent_id"])
-                        if plan is not None:
-                            self._at(
-                                self._now + plan.break_length,
-                                _BREAK_END,
-                                p["agent_id"],
-                                str(plan.generation),
-                            )
-            pending.popleft()
+            react = reactions.get(event.type)
+            if react is not None:
+                react(event.payload)
+            popleft()
+
+    def _on_offered(self, p: dict[str, object]) -> None:
+        iid = cast(str, p["interaction_id"])
+        contact = self._contacts.get(iid)
+        if contact is None or contact.agent is not None:
+            return
+        agent_id = cast(str, p["agent_id"])
+        plan = self._agents.get(agent_id)
+        ring = plan.ring if plan is not None else None
+        if ring is not None:
+            # The phone rings: answer after a while, decline, or let it ring out.
+            u = self._rng.random() if ring.reject > 0 or ring.no_answer > 0 else 1.0
+            if u < ring.reject:
+                self._at(self._now + ring.answer(), _REJECT, iid, agent_id)
+            elif u >= ring.reject + ring.no_answer:
+                delay = ring.answer()
+                if delay > 0:
+                    self._at(self._now + delay, _ANSWER, iid, agent_id)
+                else:
+                    self._accept(contact, iid, agent_id)
+            return  # no answer: the engine's offer timeout moves it on
+        self._accept(contact, iid, agent_id)
+
+    def _accept(self, contact: _Contact, iid: str, agent_id: str) -> None:
+        try:
+            more = self.engine.accept(iid, agent_id)
+        except DomainError:
+            return  # ring-all: another agent took it; or the offer is gone
+        contact.agent = agent_id
+        contact.waiting = False
+        self._process(more)
+
+    def _on_accepted(self, p: dict[str, object]) -> None:
+        iid = cast(str, p["interaction_id"])
+        contact = self._contacts.get(iid)
+        if contact is not None:
+            contact.queue = cast(str, p["queue_id"])
+            handle = self._handles[contact.stream]()
+            self._seq += 1
+            heapq.heappush(
+                self._heap,
+                (self._now + handle, self._seq, _COMPLETE, iid, cast(str, p["agent_id"])),
+            )
+
+    def _on_wrapup_ended(self, p: dict[str, object]) -> None:
+        iid = cast(str, p["interaction_id"])
+        contact = self._contacts.get(iid)
+        if contact is not None and contact.done and contact.agent == p["agent_id"]:
+            del self._contacts[iid]
+
+    def _on_gone(self, p: dict[str, object]) -> None:
+        self._contacts.pop(cast(str, p["interaction_id"]), None)
+
+    def _on_state_changed(self, p: dict[str, object]) -> None:
+        if p["state"] != "break":
+            return
+        agent_id = cast(str, p["agent_id"])
+        reason = p["reason"]
+        if reason == SHIFT_END:
+            self._agents[agent_id].logged_in = False
+            self._process(self.engine.logout(agent_id, SHIFT_END))
+            return
+        plan = self._agents.get(agent_id)
+        if plan is None:
+            return
+        if reason == SHRINKAGE:
+            self._at(self._now + plan.break_length, _BREAK_END, agent_id, str(plan.generation))
+        elif reason != ROSTER_BREAK and plan.ring is not None:
+            # The engine benched an agent who missed offers; they come back a bit later.
+            self._at(
+                self._now + MISSED_RECOVERY_SECONDS, _READY_AGAIN, agent_id, str(plan.generation)
+            )
 
     # -- the simulator's own actions ------------------------------------------------------------
 
@@ -362,10 +484,12 @@ class Simulation:
         iid = f"c{self._arrivals}"
         rng = self._rng
         transfer = spec.transfer is not None and rng.random() < spec.transfer.fraction
-        self._contacts[iid] = _Contact(spec, spec.queue, transfer)
+        self._contacts[iid] = _Contact(spec, stream, spec.queue, transfer)
         now = self._now
-        if spec.patience is not None:
-            self._at(now + spec.patience.sample(rng), _PATIENCE, iid)
+        patience = self._patiences[stream]
+        if patience is not None:
+            self._seq += 1
+            heapq.heappush(self._heap, (now + patience(), self._seq, _PATIENCE, iid, ""))
         if spec.callback is not None and rng.random() < spec.callback.fraction:
             self._at(now + spec.callback.after, _CALLBACK, iid)
         self._process(
@@ -383,6 +507,7 @@ class Simulation:
         contact = self._contacts.get(iid)
         if contact is not None and contact.waiting:
             contact.waiting = False
+            self._sync()
             self._process(self.engine.abandon(iid))
 
     def _on_callback(self, iid: str, _: str) -> None:
@@ -395,6 +520,7 @@ class Simulation:
         try:
             events = self.engine.request_callback(iid, at=at)
         except DomainError:
+            self._dirty = True
             contact.waiting = True  # e.g. it overflowed to a queue without callbacks
             return
         self._process(events)
@@ -424,6 +550,7 @@ class Simulation:
             return
         plan.on_shift = True
         plan.on_break = False
+        plan.on_roster_break = False
         if plan.logged_in:
             # Still finishing the previous shift's last contact: call off its logout.
             self._process(self.engine.set_available(agent_id))
@@ -450,6 +577,7 @@ class Simulation:
             return
         plan.on_shift = False
         plan.on_break = False
+        plan.on_roster_break = False
         plan.generation += 1
         # The break starts once the work in hand is done; the agent then logs out.
         self._process(self.engine.set_break(agent_id, SHIFT_END))
@@ -457,6 +585,14 @@ class Simulation:
     def _on_break_start(self, agent_id: str, generation: str) -> None:
         plan = self._agents[agent_id]
         if not plan.on_shift or plan.on_break or str(plan.generation) != generation:
+            return
+        if plan.on_roster_break:  # already off the phones: try again later
+            self._at(
+                self._now + self._rng.expovariate(1.0 / plan.mean_on),
+                _BREAK_START,
+                agent_id,
+                generation,
+            )
             return
         plan.on_break = True
         self._process(self.engine.set_break(agent_id, SHRINKAGE))
@@ -466,13 +602,60 @@ class Simulation:
         if not plan.on_shift or not plan.on_break or str(plan.generation) != generation:
             return
         plan.on_break = False
-        self._process(self.engine.set_available(agent_id))
+        if not plan.on_roster_break:
+            self._process(self.engine.set_available(agent_id))
         self._at(
             self._now + self._rng.expovariate(1.0 / plan.mean_on),
             _BREAK_START,
             agent_id,
             str(plan.generation),
         )
+
+    def _on_answer(self, iid: str, agent_id: str) -> None:
+        contact = self._contacts.get(iid)
+        if contact is not None and contact.agent is None:
+            self._accept(contact, iid, agent_id)
+
+    def _on_reject(self, iid: str, agent_id: str) -> None:
+        contact = self._contacts.get(iid)
+        if contact is None or contact.agent is not None:
+            return
+        try:
+            events = self.engine.reject(iid, agent_id)
+        except DomainError:
+            return  # the offer is gone already (timed out, caller hung up)
+        self._process(events)
+
+    def _on_roster_break_start(self, agent_id: str, _: str) -> None:
+        plan = self._agents[agent_id]
+        if not plan.on_shift or plan.on_roster_break:
+            return
+        plan.on_roster_break = True
+        if not plan.on_break:
+            self._process(self.engine.set_break(agent_id, ROSTER_BREAK))
+
+    def _on_roster_break_end(self, agent_id: str, _: str) -> None:
+        plan = self._agents[agent_id]
+        if not plan.on_shift or not plan.on_roster_break:
+            return
+        plan.on_roster_break = False
+        if not plan.on_break:
+            self._process(self.engine.set_available(agent_id))
+
+    def _on_ready_again(self, agent_id: str, generation: str) -> None:
+        plan = self._agents[agent_id]
+        if (
+            plan.on_shift
+            and plan.logged_in
+            and not plan.on_break
+            and not plan.on_roster_break
+            and str(plan.generation) == generation
+        ):
+            try:
+                events = self.engine.set_available(agent_id)
+            except DomainError:
+                return
+            self._process(events)
 
 
 def simulate(

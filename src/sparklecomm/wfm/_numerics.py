@@ -292,3 +292,144 @@ def offered_wait(gap: FloatArray, x: FloatArray, y: FloatArray, split: FloatArra
         p_ab=np.clip(p_ab, 0.0, 1.0),
         p_ab_le=np.clip(p_ab_le, 0.0, 1.0),
     )
+
+
+# -- closed forms (the fast path) --------------------------------------------------------------
+#
+# With u = y*exp(-v) the offered-wait integrals become incomplete gamma functions
+# (Mandelbaum & Zeltyn 2007): for s > 0 and T >= 0,
+#
+#     int_0^T exp(-s*v - y*exp(-v)) dv = y**-s * Gamma(s) * (P(s, y) - P(s, y*exp(-T)))
+#
+# with P the regularised lower incomplete gamma (scipy.special.gammainc). Hence, given V > 0,
+#
+#     P(V > t)           = P(x, y e^-T) / P(x, y)
+#     E[e^-v]            = (x/y) P(x+1, y) / P(x, y)
+#     E[e^-v; V <= t]    = (x/y) (P(x+1, y) - P(x+1, y e^-T)) / P(x, y)
+#     1 - E[e^-v]        = (y - x)/y + pois(x - 1; y) / P(x, y)     (P(s+1,y) = P(s,y) - pois(s; y))
+#     A(x, y)            = P(x, y) / pois(x; y)
+#
+# where pois(k; y) = y**k e**-y / Gamma(k + 1) for real k. Only E[v e^-v] (the answered
+# callers' wait) has no such form; :func:`answered_wait_moment` integrates it.
+#
+# These are accurate where P(x, y) does not underflow and the abandon share does not cancel;
+# :func:`offered_wait_closed` flags the rest, which the caller sends to :func:`offered_wait`.
+
+# Below this, P(x, y) is too close to underflow to trust its ratios.
+_P_FLOOR: Final = 1e-250
+# When x > y, 1 - E[e^-v] is a difference of two terms near (x - y)/y, and scipy's gammainc
+# is good to ~1e-13..1e-11 relative (worse as x grows): below this floor, or beyond
+# _X_CEILING, the quadrature is the more accurate and is used instead.
+_P_AB_FLOOR: Final = 0.02
+_X_CEILING: Final = 1e5
+
+
+def _diff_p(
+    s: FloatArray, hi: FloatArray, lo: FloatArray, p_hi: FloatArray, p_lo: FloatArray
+) -> FloatArray:
+    """``P(s, hi) - P(s, lo)`` for ``hi >= lo`` given both, recomputed from the upper
+    functions ``Q`` where both are near 1 (where the difference would cancel)."""
+    out = p_hi - p_lo
+    upper = p_lo > 0.5
+    if upper.any():
+        su = s[upper]
+        out[upper] = special.gammaincc(su, lo[upper]) - special.gammaincc(su, hi[upper])
+    return out
+
+
+def offered_wait_closed(
+    gap: FloatArray, x: FloatArray, y: FloatArray, split: FloatArray
+) -> tuple[OfferedWait, npt.NDArray[np.bool_]]:
+    """:func:`offered_wait` by incomplete-gamma closed forms, except ``e_vu`` (NaN).
+
+    Returns the law and a mask of the elements where the closed forms are trustworthy to
+    ~1e-12 relative; the others must be recomputed by quadrature.
+    """
+    with np.errstate(all="ignore"):
+        px = special.gammainc(x, y)
+        yz = y * np.exp(-split)
+        pz = special.gammainc(x, yz)
+        x1 = x + 1.0
+        p1 = special.gammainc(x1, y)
+        d1 = _diff_p(x1, y, yz, p1, special.gammainc(x1, yz))
+        d0 = _diff_p(x, y, yz, px, pz)
+        r = x / y
+        e_u = r * p1 / px
+        e_u_le = r * d1 / px
+        p_gt = pz / px
+        p_le = d0 / px
+        log_pois_prev = _log_pois_real(x - 1.0, y)
+        tail = np.exp(log_pois_prev) / px
+        # (y - x)/y + tail: both terms >= 0 when y >= x; otherwise 1 - e_u (checked below).
+        p_ab = np.where(gap <= 0.0, -gap / y + tail, 1.0 - e_u)
+        t_frac = -np.expm1(-split)
+        p_ab_le = p_le - e_u_le + t_frac * p_gt
+        log_a = np.log(px) - log_poisson_pmf(x, y)
+        ok = (
+            (px > _P_FLOOR)
+            & (x <= _X_CEILING)
+            & (yz > _P_FLOOR)
+            & ((gap <= 0.0) | (p_ab > _P_AB_FLOOR))
+            & np.isfinite(log_a)
+            & np.isfinite(e_u)
+            & np.isfinite(e_u_le)
+            & np.isfinite(p_ab_le)
+        )
+    nan = np.full(x.shape, np.nan)
+    return (
+        OfferedWait(
+            log_a=log_a,
+            p_gt=np.clip(p_gt, 0.0, 1.0),
+            e_u=np.clip(e_u, 0.0, 1.0),
+            e_u_le=np.clip(e_u_le, 0.0, 1.0),
+            e_vu=nan,
+            p_ab=np.clip(p_ab, 0.0, 1.0),
+            p_ab_le=np.clip(p_ab_le, 0.0, 1.0),
+        ),
+        ok,
+    )
+
+
+def _log_pois_real(k: FloatArray, m: FloatArray) -> FloatArray:
+    """``log(m**k e**-m / Gamma(k + 1))`` for real ``k > -1`` (``k`` may lie in (-1, 0))."""
+    neg = k < 0.0
+    if not neg.any():
+        return log_poisson_pmf(k, m)
+    out = log_poisson_pmf(np.where(neg, 0.0, k), m)
+    kn = k[neg]
+    mn = m[neg]
+    out[neg] = kn * np.log(mn) - mn - special.gammaln(kn + 1.0)
+    return out
+
+
+def answered_wait_moment(gap: FloatArray, x: FloatArray, y: FloatArray) -> FloatArray:
+    """``E[v e^-v] / E[e^-v]`` given ``V > 0``: the mean of v under ``exp(-(x+1)v - y e^-v)``.
+
+    Quadrature on that one density's window (the same rules as :func:`offered_wait`).
+    """
+    w1 = _window(gap + 1.0, x + 1.0, y)
+    out = np.zeros(x.shape)
+    wide = (w1.left < -1.0) | (w1.right > 1.0)
+    peak = w1.left < 0.0
+    far = np.full(x.shape, np.inf)
+    for mask, breaks in (
+        (~wide & ~peak, _NO_BREAKS),
+        (~wide & peak, _PEAK_BREAKS),
+        (wide, _WIDE_BREAKS),
+    ):
+        if not mask.any():
+            continue
+        v1, f1, _ = _quadrature(w1.take(mask), far[mask], breaks)
+        out[mask] = (f1 * v1).sum(axis=1) / f1.sum(axis=1)
+    return out
+
+
+def merge_wait(base: OfferedWait, mask: npt.NDArray[np.bool_], other: OfferedWait) -> OfferedWait:
+    """``base`` with the elements selected by ``mask`` replaced by ``other`` (in order)."""
+    fields = ("log_a", "p_gt", "e_u", "e_u_le", "e_vu", "p_ab", "p_ab_le")
+    merged: dict[str, FloatArray] = {}
+    for name in fields:
+        arr = getattr(base, name).copy()
+        arr[mask] = getattr(other, name)
+        merged[name] = arr
+    return OfferedWait(**merged)

@@ -963,6 +963,14 @@ def simulate(
     intervals: Annotated[
         Path | None, typer.Option("--intervals", help="Write per-interval KPIs (CSV) here.")
     ] = None,
+    roster: Annotated[
+        Path | None,
+        typer.Option(
+            "--roster",
+            help="Staff the scenario from this roster CSV (as `sparklecomm schedule` writes): "
+            "agents log in, take breaks and log out as rostered.",
+        ),
+    ] = None,
     progress: Annotated[
         bool | None,
         typer.Option(
@@ -975,9 +983,12 @@ def simulate(
     """Simulate a scenario on the real routing engine and report its KPIs.
 
     With --replications N > 1 the figures are means over N independent runs with 95 %
-    confidence intervals (`ci95` in JSON, ± half-widths in text).
+    confidence intervals (`ci95` in JSON, ± half-widths in text). With --roster the
+    scenario's agents are replaced by the roster's (each row's agents take the queues and
+    skills of the scenario's agent group named like the row's shift, else of its first).
     """
     from sparklecomm.sim import ScenarioError, load_scenario, run_replications, summarize
+    from sparklecomm.sim.scenario import apply_roster, read_roster
 
     if replications < 1:
         _fail(f"--replications must be at least 1 (got {replications})")
@@ -994,6 +1005,11 @@ def simulate(
         sc = load_scenario(scenario, overrides)
     except ScenarioError as exc:
         _fail(f"{scenario}: {exc.detail}")
+    if roster is not None:
+        try:
+            sc = apply_roster(sc, read_roster(roster))
+        except ScenarioError as exc:
+            _fail(f"--roster {roster}: {exc.detail}")
 
     event_file = None
     if events is not None:

@@ -22,7 +22,7 @@ Metric variants and their defaults are documented on :class:`QueueMetrics` and i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal, get_args
 
 import numpy as np
@@ -30,7 +30,15 @@ import numpy.typing as npt
 from scipy import special
 
 from sparklecomm.core.errors import InvalidInput
-from sparklecomm.wfm._numerics import FloatArray, log_erlang_b, offered_wait
+from sparklecomm.wfm._numerics import (
+    FloatArray,
+    OfferedWait,
+    answered_wait_moment,
+    log_erlang_b,
+    merge_wait,
+    offered_wait,
+    offered_wait_closed,
+)
 
 ServiceLevelBasis = Literal[
     "offered", "answered", "offered_less_short_abandons", "short_abandons_met"
@@ -261,10 +269,45 @@ def erlang_a_metrics(
     """Erlang A (M/M/N+M) performance with exponential patience of mean ``patience`` seconds.
 
     Exact formulas (Garnett-Mandelbaum-Reiman's A(x, y), Mandelbaum-Zeltyn's waiting-time
-    law) evaluated by log-space quadrature, so any number of agents and any
-    patience/AHT ratio work. ``patience = inf`` gives Erlang C. Default service level:
-    answered within ``target`` / offered; default ASA: over answered calls.
+    law): incomplete-gamma closed forms where they are accurate, log-space quadrature
+    elsewhere (very large x = N*patience/AHT, tiny abandon shares) and for the answered
+    calls' mean wait, so any number of agents and any patience/AHT ratio work.
+    ``patience = inf`` gives Erlang C. Default service level: answered within ``target`` /
+    offered; default ASA: over answered calls.
     """
+    return _erlang_a_metrics(
+        traffic, agents, aht, patience, target, sl_basis=sl_basis, asa_basis=asa_basis
+    )
+
+
+def _offered_wait(
+    gap: FloatArray, x: FloatArray, y: FloatArray, split: FloatArray, answered_asa: bool
+) -> OfferedWait:
+    """Closed forms where trustworthy, quadrature for the rest (see ``_numerics``)."""
+    ow, ok = offered_wait_closed(gap, x, y, split)
+    bad = ~ok
+    if bad.any():
+        ow = merge_wait(ow, bad, offered_wait(gap[bad], x[bad], y[bad], split[bad]))
+    if answered_asa and ok.any():
+        e_vu = ow.e_vu.copy()
+        e_vu[ok] = ow.e_u[ok] * answered_wait_moment(gap[ok], x[ok], y[ok])
+        ow = replace(ow, e_vu=e_vu)
+    return ow
+
+
+def _erlang_a_metrics(
+    traffic: ArrayLike,
+    agents: ArrayLike,
+    aht: ArrayLike,
+    patience: ArrayLike,
+    target: ArrayLike = 20.0,
+    *,
+    sl_basis: ServiceLevelBasis = "offered",
+    asa_basis: AsaBasis = "answered",
+    answered_asa: bool = True,
+) -> QueueMetrics:
+    """:func:`erlang_a_metrics`; ``answered_asa=False`` skips ``asa_answered`` (NaN), the
+    one measure that needs quadrature everywhere (the staffing search uses that)."""
     check_range("traffic", traffic, low=0.0)
     _check_agents(agents)
     check_range("aht", aht, low=0.0, low_open=True)
@@ -309,7 +352,7 @@ def erlang_a_metrics(
     if reg.any():
         aa, nn, hh, pp, tt = a[reg], n[reg], h[reg], p[reg], t[reg]
         ratio = pp / hh
-        ow = offered_wait((nn - aa) * ratio, nn * ratio, aa * ratio, tt / pp)
+        ow = _offered_wait((nn - aa) * ratio, nn * ratio, aa * ratio, tt / pp, answered_asa)
         log_b = log_erlang_b(aa, nn)
         # P(wait) = A B / (1 + (A - 1) B) = 1 / (1 + (1 - B) / (A B)), in logs.
         z = np.log1p(-np.exp(log_b)) - ow.log_a - log_b

@@ -23,8 +23,8 @@ from sparklecomm.wfm.erlang import (
     AsaBasis,
     QueueMetrics,
     ServiceLevelBasis,
+    _erlang_a_metrics,
     check_range,
-    erlang_a_metrics,
     erlang_c_metrics,
 )
 
@@ -204,11 +204,20 @@ def required_agents(
 
 
 def _metrics(
-    a: FloatArray, n: FloatArray, h: FloatArray, p: FloatArray, targets: Targets, model: Model
+    a: FloatArray,
+    n: FloatArray,
+    h: FloatArray,
+    p: FloatArray,
+    targets: Targets,
+    model: Model,
+    *,
+    complete: bool = True,
 ) -> QueueMetrics:
+    """The model's metrics; ``complete=False`` lets Erlang A skip the answered calls' ASA
+    (quadrature) when no target needs it."""
     if model == "c":
         return erlang_c_metrics(a, n, h, targets.target_time, asa_basis=targets.asa_basis)
-    return erlang_a_metrics(
+    return _erlang_a_metrics(
         a,
         n,
         h,
@@ -216,6 +225,7 @@ def _metrics(
         targets.target_time,
         sl_basis=targets.sl_basis,
         asa_basis=targets.asa_basis,
+        answered_asa=complete or (targets.asa is not None and targets.asa_basis == "answered"),
     )
 
 
@@ -306,8 +316,9 @@ def _erlang_a_agents(
     """Erlang A requirement, searched from the Erlang C answer, and its metrics.
 
     The Erlang C requirement and the slope of Erlang C's slack there (both nearly free)
-    seed a secant search on the Erlang A slack. Every probe that meets the targets is
-    below the previous ones, so the metrics of the last such probe are the answer's.
+    seed a secant search on the Erlang A slack, each probe evaluated by the closed forms
+    (incomplete gamma) for all intervals at once; the answer's metrics are then computed
+    once, complete.
     """
     size = a.size
     kept = {name: np.zeros(size) for name in _FIELDS}
@@ -321,11 +332,8 @@ def _erlang_a_agents(
     def evaluate(
         sel: npt.NDArray[np.int64], n: FloatArray
     ) -> tuple[npt.NDArray[np.bool_], FloatArray]:
-        m = _metrics(aa[sel], n, hh[sel], pp[sel], targets, "a")
-        ok = targets.met(m)
-        for name in _FIELDS:
-            kept[name][idx[sel[ok]]] = getattr(m, name)[ok]
-        return ok, targets.slack(m)
+        m = _metrics(aa[sel], n, hh[sel], pp[sel], targets, "a", complete=False)
+        return targets.met(m), targets.slack(m)
 
     if idx.size:
         g = np.maximum(guess[idx].astype(np.float64), 1.0)
@@ -334,7 +342,12 @@ def _erlang_a_agents(
         upper = targets.slack(_metrics(aa, g + 1.0, hh, inf, targets, "c"))
         lower = targets.slack(_metrics(aa, below, hh, inf, targets, "c"))
         slope = (upper - lower) / (g + 1.0 - below)
-        out[idx] = _smallest_meeting(evaluate, g, slope, _ceiling(aa)).astype(np.int64)
+        found = _smallest_meeting(evaluate, g, slope, _ceiling(aa))
+        out[idx] = found.astype(np.int64)
+        # The answer's metrics, complete (the search may have skipped the answered ASA).
+        m = _metrics(aa, found, hh, pp, targets, "a")
+        for name in _FIELDS:
+            kept[name][idx] = getattr(m, name)
     metrics = QueueMetrics(**kept, sl_basis=targets.sl_basis, asa_basis=targets.asa_basis)
     return out, metrics
 
