@@ -89,6 +89,9 @@ def build_services(
     services.state_providers["routing"] = lambda p: routing_state(acd, p)
     extensions = ExtensionService(db, settings.sip_realm)
     services.extra["extensions"] = extensions
+    from sparklecomm.telephony.pbx.service import PbxService
+
+    services.extra["pbx"] = PbxService(db, clock, extensions, secret=settings.effective_secret_key)
     if settings.sip_enabled:
         services.extra["sip"] = build_sip_server(settings, clock, extensions)
     services.extra["customers"] = CustomerService(db, clock)
@@ -103,7 +106,15 @@ def _users_state(auth: AuthService, principal: Principal) -> dict[str, Any] | No
 
 
 def build_sip_server(settings: Settings, clock: Clock, extensions: ExtensionService) -> SipServer:
-    """The SIP registrar: extensions' credentials from SQL, registrations kept on disk."""
+    """The SIP registrar and B2BUA: extensions' credentials from SQL, registrations kept on
+    disk, media anchored by the RTP relay, call events on the tenants' streams."""
+    from starlette.concurrency import run_in_threadpool
+
+    from sparklecomm.core.errors import InvalidInput
+    from sparklecomm.core.events import NewEvent
+    from sparklecomm.telephony.media.relay import MediaRelay, RelayConfig
+    from sparklecomm.telephony.server import primary_address
+
     config = SipServerConfig(
         host=settings.sip_host or settings.host,
         port=settings.sip_port,
@@ -115,8 +126,36 @@ def build_sip_server(settings: Settings, clock: Clock, extensions: ExtensionServ
     # Nonces are signed with a key derived from the platform's secret, so every node of a
     # cluster verifies the others' nonces.
     secret = hashlib.sha256(b"sip-nonce:" + settings.effective_secret_key().encode()).digest()
+    db = extensions.db
+
+    async def emit(tenant_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Call events on the tenant's event stream (one small write per event)."""
+
+        def write() -> None:
+            with db.write() as tx:
+                tx.emit(tenant_id, NewEvent(kind, data))
+
+        await run_in_threadpool(write)
+
+    # The relay binds where SIP does and puts that address in SDP (a concrete one when SIP
+    # listens on every interface). The PBX's router, guard and trunks are added at start.
+    wildcard = config.host in ("0.0.0.0", "::")  # noqa: S104
+    relay: MediaRelay | None = None
+    try:
+        relay = MediaRelay(
+            RelayConfig(host=config.host, advertise=primary_address() if wildcard else None)
+        )
+    except InvalidInput as error:  # a host name: calls still work, SDP passed through
+        log.warning("media_relay_disabled", host=config.host, error=str(error))
     return SipServer(
-        config, clock=clock, credentials=extensions, locations=locations, secret=secret
+        config,
+        clock=clock,
+        credentials=extensions,
+        locations=locations,
+        secret=secret,
+        relay=relay,
+        emit=emit,
+        tenant_of=extensions.tenant_of,
     )
 
 
@@ -136,6 +175,8 @@ def build_app(services: Services) -> FastAPI:
         await acd.start()
         sip: SipServer | None = services.extra.get("sip")
         if sip is not None:
+            if services.extra.get("pbx") is not None:
+                sip.calls.use_pbx(services.extra["pbx"])  # DIDs, ring groups, trunks, fraud
             try:
                 await sip.start()
                 log.info(
@@ -198,6 +239,9 @@ def build_app(services: Services) -> FastAPI:
     app.include_router(acd_router)
     app.include_router(customers_router)
     app.include_router(stats_router)
+    from sparklecomm.telephony.pbx.api import router as pbx_router
+
+    app.include_router(pbx_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

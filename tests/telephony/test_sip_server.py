@@ -10,6 +10,7 @@ from tests.telephony.sip_support import CLIENT, RecordingSender, request
 
 from sparklecomm.core.clock import FakeClock
 from sparklecomm.telephony import (
+    ALLOWED_METHODS,
     InMemoryCredentialStore,
     InMemoryLocationStore,
     SipServer,
@@ -61,7 +62,8 @@ def raw(method: str, uri: str = "sip:127.0.0.1", extra: str = "", max_forwards: 
 def test_options_lists_allow_accept_supported(wired: Wired) -> None:
     response = answer(wired, raw("OPTIONS"))
     assert response.status == 200
-    assert set(response.allow) == {"ACK", "CANCEL", "OPTIONS", "REGISTER"}
+    assert set(response.allow) == set(ALLOWED_METHODS)
+    assert {"ACK", "CANCEL", "OPTIONS", "REGISTER", "INVITE", "BYE"} <= set(response.allow)
     assert "Supported" in response.headers and response.headers.get("Server") == "SparkleComm"
     assert [m.mime_type for m in response.accept] == ["application/sdp"]
     assert response.to.tag  # a final response carries a To tag

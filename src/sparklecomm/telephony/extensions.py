@@ -153,6 +153,14 @@ class ExtensionService:
             return None
         return {"MD5": ext.ha1_md5, "SHA-256": ext.ha1_sha256}.get(algorithm.upper())
 
+    def _tenant_of(self, number: str) -> str | None:
+        with self.db.read() as s:
+            return s.scalar(select(Extension.tenant_id).where(Extension.number == number))
+
+    async def tenant_of(self, number: str) -> str | None:
+        """The tenant of extension ``number`` (the B2BUA's calling party), or None."""
+        return await run_in_threadpool(self._tenant_of, number)
+
     async def ha1(self, username: str, realm: str, algorithm: str) -> str | None:
         """The :class:`~sparklecomm.telephony.sip.digest.CredentialStore` protocol."""
         return await run_in_threadpool(self._ha1, username, realm, algorithm)

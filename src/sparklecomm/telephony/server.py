@@ -5,32 +5,48 @@ server and ``await stop()`` it on shutdown. What it answers today (RFC 3261 UAS 
 §8.2):
 
 * REGISTER: the registrar (:mod:`sparklecomm.telephony.sip.registrar`);
+* INVITE, and BYE/re-INVITE/REFER/NOTIFY/INFO/OPTIONS within a call: the B2BUA
+  (:class:`~sparklecomm.telephony.calls.CallManager`); an ACK of a 2xx goes to its dialog;
 * OPTIONS: 200 with Allow, Accept and Supported (also with Max-Forwards 0, §11);
-* CANCEL: 200 and 487 for a pending INVITE, else 481;
+* CANCEL: 200 and 487 for a pending INVITE (and the B2BUA cancels the legs it rings),
+  else 481;
 * Max-Forwards 0 on anything else: 483; a Request-URI that is not sip/sips: 416;
   a Require we do not support: 420; an unknown method: 501; a known method we do not
-  serve yet (INVITE, BYE, MESSAGE, SUBSCRIBE ...): 405 with Allow.
+  serve (MESSAGE, SUBSCRIBE ...): 405 with Allow; an in-dialog request of no call: 481.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 
 import structlog
 
 from sparklecomm.core.clock import Clock
+from sparklecomm.telephony.calls import (
+    CallManager,
+    Emit,
+    Guard,
+    MediaRelay,
+    QueueHandler,
+    TenantOf,
+    TrunkLookup,
+    TrustedSource,
+)
+from sparklecomm.telephony.pbx.routes import Router
 from sparklecomm.telephony.sip.digest import CredentialStore, DigestAuthenticator
-from sparklecomm.telephony.sip.location import LocationStore
+from sparklecomm.telephony.sip.location import Binding, LocationStore
 from sparklecomm.telephony.sip.message import (
     KNOWN_METHODS,
     SipMessage,
+    SipRequest,
     SipResponse,
     build_response,
 )
 from sparklecomm.telephony.sip.parser import DEFAULT_LIMITS, ParseLimits
-from sparklecomm.telephony.sip.registrar import Registrar, RegistrarPolicy
+from sparklecomm.telephony.sip.registrar import Registrar, RegistrarPolicy, canonical_aor
 from sparklecomm.telephony.sip.timers import LoopScheduler, Scheduler, TimerConfig
 from sparklecomm.telephony.sip.transaction import ServerTransaction, State, TransactionLayer
 from sparklecomm.telephony.sip.transport import MultiTransport, Peer, TcpTransport, UdpTransport
@@ -38,7 +54,17 @@ from sparklecomm.telephony.sip.uri import SipUri
 
 log = structlog.get_logger("sparklecomm.sip.server")
 
-ALLOWED_METHODS = ("ACK", "CANCEL", "OPTIONS", "REGISTER")
+ALLOWED_METHODS = (
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "INFO",
+    "INVITE",
+    "NOTIFY",
+    "OPTIONS",
+    "REFER",
+    "REGISTER",
+)
 """What this server answers (sent in Allow)."""
 SUPPORTED_EXTENSIONS: tuple[str, ...] = ()
 """Option tags we support (sent in Supported; a Require outside them gets 420)."""
@@ -62,10 +88,21 @@ class SipServerConfig:
     server_name: str = "SparkleComm"
     allowed_target: Callable[[str], bool] | None = None
     """Restricts where packets may be sent (tests use ``transport.loopback_only``)."""
+    advertised_host: str | None = None
+    """The address written in our Via and Contact (default: ``host``, or when that is a
+    wildcard, the local address the system would use towards the peer)."""
 
 
 class SipServer:
-    """A SIP registrar and OPTIONS responder over UDP and TCP."""
+    """A SIP registrar and B2BUA over UDP and TCP.
+
+    The call-control options are handed to the :class:`CallManager` (``self.calls``):
+    ``router`` (the dial plan; default: every number is an extension), ``relay`` (the media
+    relay; without one SDP is passed through), ``emit`` (call events), ``guard`` (toll
+    fraud), ``trusted_source`` (trunks whose INVITEs need no authentication), ``trunks``
+    (trunk id → :class:`~sparklecomm.telephony.calls.Trunk`), ``queue_handler`` and
+    ``tenant_of`` (extension → tenant id).
+    """
 
     def __init__(
         self,
@@ -76,6 +113,14 @@ class SipServer:
         locations: LocationStore,
         secret: bytes | None = None,
         scheduler: Scheduler | None = None,
+        router: Router | None = None,
+        relay: MediaRelay | None = None,
+        emit: Emit | None = None,
+        guard: Guard | None = None,
+        trusted_source: TrustedSource | None = None,
+        trunks: TrunkLookup | None = None,
+        queue_handler: QueueHandler | None = None,
+        tenant_of: TenantOf | None = None,
     ) -> None:
         """``secret`` signs digest nonces: give every node of a cluster the same one."""
         self.config = config
@@ -90,9 +135,29 @@ class SipServer:
         )
         self.registrar = Registrar(locations, self.authenticator, clock, policy=config.registrar)
         self.sender = MultiTransport()
+        self.locations = locations
         self.transactions = TransactionLayer(
-            self.sender, scheduler or LoopScheduler(), self._on_request, timers=config.timers
+            self.sender,
+            scheduler or LoopScheduler(),
+            self._on_request,
+            timers=config.timers,
+            on_stray_ack=self._on_stray_ack,
         )
+        self.calls = CallManager(
+            self,
+            clock=clock,
+            router=router,
+            relay=relay,
+            emit=emit,
+            guard=guard,
+            trusted_source=trusted_source,
+            trunks=trunks,
+            queue_handler=queue_handler,
+            tenant_of=tenant_of,
+            user_agent=config.server_name,
+        )
+        self.relay = relay
+        self._local_hosts: dict[str, str] = {}
         self.udp: UdpTransport | None = None
         self.tcp: TcpTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -102,6 +167,9 @@ class SipServer:
     async def start(self) -> None:
         """Bind the configured transports (port 0 picks a free port; see ``udp.port``)."""
         config = self.config
+        start_relay = getattr(self.relay, "start", None)
+        if start_relay is not None:
+            await start_relay()  # the media relay given to us starts and stops with us
         names = {name.upper() for name in config.transports}
         unknown = names - {"UDP", "TCP"}
         if unknown:
@@ -127,6 +195,7 @@ class SipServer:
 
     async def stop(self) -> None:
         """Stop listening, end transactions and pending handlers."""
+        await self.calls.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -135,6 +204,9 @@ class SipServer:
             await self.udp.stop()
         if self.tcp is not None:
             await self.tcp.stop()
+        stop_relay = getattr(self.relay, "stop", None)
+        if stop_relay is not None:
+            await stop_relay()
 
     @property
     def port(self) -> int:
@@ -147,6 +219,48 @@ class SipServer:
 
     def _receive(self, message: SipMessage, source: Peer) -> None:
         self.transactions.receive(message, source)
+
+    def local_address(self, peer: Peer) -> tuple[str, int]:
+        """Our address and port as ``peer`` should see them (for Via and Contact)."""
+        host = self.config.advertised_host or self.config.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104
+            host = self._local_hosts.get(peer.host) or _route_source(peer.host)
+            self._local_hosts[peer.host] = host
+        return host, self.port
+
+    async def locate(self, user: str, domain_hint: str | None) -> list[Binding]:
+        """The live bindings of extension ``user``: its address-of-record at the hinted
+        domain, a configured domain or our own address; else any domain."""
+        domains = [domain_hint, *sorted(self.config.registrar.domains), self.config.host]
+        seen: set[str] = set()
+        for domain in domains:
+            if not domain:
+                continue
+            aor = canonical_aor(SipUri.build(domain, user=user))
+            if aor is None or aor in seen:
+                continue
+            seen.add(aor)
+            found = await self.registrar.lookup(aor)
+            if found:
+                return found
+        everything = getattr(self.locations, "all_bindings", None)
+        if everything is None:
+            return []
+        now = self.clock.now()
+        prefix = f"sip:{user}@"
+        matches = [b for b in everything() if b.aor.startswith(prefix) and b.expires_at > now]
+        return sorted(matches, key=lambda b: -(b.q if b.q is not None else 1.0))
+
+    def respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
+        """Send a response (with Server, and Allow where it belongs)."""
+        self._respond(transaction, response)
+
+    def _on_stray_ack(self, ack: SipRequest, source: Peer) -> None:
+        try:
+            if not self.calls.ack(ack):
+                log.debug("sip.stray_ack", call_id=ack.call_id, source=str(source))
+        except Exception:
+            log.exception("sip.ack_failed", call_id=ack.call_id)
 
     def _respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
         response.headers.add("Server", self.config.server_name)
@@ -174,13 +288,20 @@ class SipServer:
             return
         if method not in KNOWN_METHODS:
             self._respond(transaction, build_response(request, 501))
-        elif method == "OPTIONS":
+        elif method == "OPTIONS" and not self.calls.knows(request):
             response = build_response(request, 200)
             response.headers.add("Accept", "application/sdp")
             response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
             self._respond(transaction, response)
         elif method == "REGISTER":
             self._spawn(self._register(transaction))
+        elif request.to.tag is not None and method in _DIALOG_METHODS:
+            self.calls.in_dialog(transaction)
+        elif method == "INVITE":
+            transaction.on_ack = self._on_accepted_ack
+            self.calls.incoming(transaction)
+        elif method in _DIALOG_METHODS:
+            self._respond(transaction, build_response(request, 481))
         else:
             self._respond(transaction, build_response(request, 405))
 
@@ -192,6 +313,14 @@ class SipServer:
             return
         self._respond(transaction, build_response(request, 200))
         self._respond(invite, build_response(invite.request, 487))
+        try:
+            self.calls.cancelled(invite)
+        except Exception:
+            log.exception("sip.cancel_failed", call_id=request.call_id)
+
+    def _on_accepted_ack(self, ack: SipRequest) -> None:
+        """An ACK of our 2xx that matched the INVITE transaction (an RFC 2543 peer)."""
+        self._on_stray_ack(ack, Peer("UDP", "", 0))
 
     async def _register(self, transaction: ServerTransaction) -> None:
         try:
@@ -205,6 +334,27 @@ class SipServer:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+_DIALOG_METHODS = frozenset({"BYE", "INFO", "INVITE", "NOTIFY", "OPTIONS", "REFER"})
+
+
+def primary_address() -> str:
+    """The address this host uses towards the outside (to advertise when listening on a
+    wildcard address); 127.0.0.1 when there is no route."""
+    return _route_source("192.0.2.1")  # TEST-NET-1: only a routing lookup, nothing is sent
+
+
+def _route_source(destination: str) -> str:
+    """The local address the system routes towards ``destination`` (a UDP ``connect``
+    sends nothing)."""
+    family = socket.AF_INET6 if ":" in destination else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((destination, 9))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1" if family == socket.AF_INET else "::1"
 
 
 def _is_options(transaction: ServerTransaction) -> bool:

@@ -262,7 +262,10 @@ class ClientTransaction:
             if response.is_provisional:
                 self.state = State.PROCEEDING
                 if self.is_invite:
+                    # Timer B only runs in Calling (§17.1.1.2): a ringing phone may take
+                    # its time; the TU decides how long to let it ring.
                     self._cancel("retransmit")
+                    self._cancel("timeout")
                 self.on_response(response)
                 return
             self._cancel("retransmit")
@@ -305,6 +308,21 @@ def build_ack(invite: SipRequest, response: SipResponse) -> SipRequest:
     headers.add("Call-ID", invite.call_id)
     headers.add("CSeq", f"{invite.cseq.number} ACK")
     return SipRequest("ACK", invite.uri, headers)
+
+
+def build_cancel(invite: SipRequest) -> SipRequest:
+    """The CANCEL of a client INVITE (§9.1): same Request-URI, top Via (branch), Route,
+    From, To, Call-ID and CSeq number as the INVITE; sent as its own transaction."""
+    headers = Headers()
+    headers.add("Via", invite.headers.get_all("Via")[0])
+    for value in invite.headers.get_all("Route"):
+        headers.add("Route", value)
+    headers.add("Max-Forwards", "70")
+    headers.add("From", invite.headers.get("From") or "")
+    headers.add("To", invite.headers.get("To") or "")
+    headers.add("Call-ID", invite.call_id)
+    headers.add("CSeq", f"{invite.cseq.number} CANCEL")
+    return SipRequest("CANCEL", invite.uri, headers)
 
 
 @dataclass(slots=True)

@@ -17,8 +17,10 @@ restricts where packets may go (tests pass :func:`loopback_only`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -41,6 +43,7 @@ from sparklecomm.telephony.sip.uri import normalize_host
 log = structlog.get_logger("sparklecomm.sip.transport")
 
 DEFAULT_PORT = 5060
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 MAGIC_COOKIE = "z9hG4bK"
 """Branch prefix of RFC 3261 transaction ids (§8.1.1.7)."""
 
@@ -168,6 +171,12 @@ class UdpTransport(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
         self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Bursts (a busy loop, many calls at once) overflow the default ~200 KiB buffer
+            # and the kernel drops requests; the OS caps this at net.core.rmem_max.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         self.port = transport.get_extra_info("sockname")[1]
         log.info("sip.listening", transport="UDP", host=host, port=self.port)
 

@@ -1,0 +1,1355 @@
+"""Call control: SparkleComm as a back-to-back user agent (B2BUA).
+
+Every call is two dialogs the platform controls: leg ``a`` towards the caller (we are its
+UAS) and leg ``b`` towards whoever answers (we are its UAC). Nothing passes through
+untouched: each leg has its own Call-ID, tags, CSeq and Contact (ours), and SDP is
+filtered to PCMU/PCMA/telephone-event and, when a media relay is configured, rewritten so
+that RTP flows through the relay (leg ``a`` of the relay session faces the caller side,
+``b`` the callee side).
+
+Flow of a new INVITE (:meth:`CallManager.incoming`): 100 Trying; the guard may refuse the
+source; digest authentication with a 407 challenge unless the source is a trusted trunk;
+the dial plan (:class:`~sparklecomm.telephony.pbx.routes.Router`) decides; a
+:class:`~sparklecomm.telephony.pbx.routes.Hunt` rings each step's contacts in parallel
+(first 2xx wins, the others get CANCEL, ``ring_seconds`` per step) and ends with the plan's
+``final`` rejection; a ``ToQueue`` goes to the pluggable queue handler (480 without one); a
+``Reject`` is sent as is. Then: 180/183 (with early-media SDP) relayed, 2xx retransmitted
+to the caller until its ACK (§13.3.1.4), CANCEL, BYE from either side, re-INVITE (hold)
+passed to the other leg with 491 on glare, OPTIONS/INFO in a dialog answered 200, REFER
+blind transfer (RFC 3515) with NOTIFY sipfrag. Call events go to an injected ``emit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from sparklecomm.core.clock import Clock
+from sparklecomm.telephony import sdp as sdplib
+from sparklecomm.telephony.pbx.routes import (
+    CallRequest,
+    Hunt,
+    HuntStep,
+    Reject,
+    Route,
+    Router,
+    Target,
+    ToQueue,
+)
+from sparklecomm.telephony.sip.dialog import Dialog, DialogState
+from sparklecomm.telephony.sip.digest import DigestAuthenticator, answer_challenge
+from sparklecomm.telephony.sip.errors import SipParseError
+from sparklecomm.telephony.sip.fields import Address
+from sparklecomm.telephony.sip.headers import Headers
+from sparklecomm.telephony.sip.location import Binding
+from sparklecomm.telephony.sip.message import SipRequest, SipResponse, build_response
+from sparklecomm.telephony.sip.timers import TimerHandle
+from sparklecomm.telephony.sip.transaction import (
+    ClientTransaction,
+    ServerTransaction,
+    State,
+    TransactionLayer,
+    build_cancel,
+)
+from sparklecomm.telephony.sip.transport import DEFAULT_PORT, Peer, new_branch
+from sparklecomm.telephony.sip.uri import SipUri, Uri, format_host, parse_uri
+
+log = structlog.get_logger("sparklecomm.sip.calls")
+
+Side = Literal["a", "b"]
+
+
+# ---- what the B2BUA is given ---------------------------------------------------------
+
+
+class RelayEndpoint(Protocol):
+    host: str
+    port: int
+
+
+class MediaSession(Protocol):
+    """One call's relay session (``telephony.media.relay.RelaySession``)."""
+
+    @property
+    def a(self) -> RelayEndpoint: ...
+
+    @property
+    def b(self) -> RelayEndpoint: ...
+
+    def set_remote(self, leg: Literal["a", "b"], host: str, port: int) -> None: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+    async def close(self) -> None: ...
+
+
+class MediaRelay(Protocol):
+    async def open(self, call_id: str) -> Any: ...
+
+
+class Guard(Protocol):
+    """Toll-fraud guard (``telephony.pbx.fraud``): may block a source address."""
+
+    def allow(self, source: str) -> bool: ...
+
+    def failed(self, source: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Trunk:
+    """Where and how to send a call out through a carrier trunk."""
+
+    host: str
+    port: int = DEFAULT_PORT
+    transport: str = "UDP"
+    username: str | None = None
+    password: str | None = None
+    domain: str | None = None
+    """Host part of the Request-URI and To (defaults to ``host``)."""
+
+
+Emit = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+"""``emit(tenant_id, event_type, data)``: puts a call event on the tenant's stream."""
+QueueHandler = Callable[["Call", ToQueue], Awaitable[None]]
+"""Takes a call the dial plan sent to a queue (the ACD voice integration)."""
+TrunkLookup = Callable[[str], Trunk | None]
+TrustedSource = Callable[[str], str | None]
+"""``host`` → the trunk id of a carrier allowed to send unauthenticated INVITEs."""
+TenantOf = Callable[[str], Awaitable[str | None]]
+"""Extension number → its tenant id."""
+
+
+class SipHost(Protocol):
+    """What the B2BUA needs of the SIP server (:class:`~sparklecomm.telephony.SipServer`)."""
+
+    transactions: TransactionLayer
+    authenticator: DigestAuthenticator
+
+    def respond(self, transaction: ServerTransaction, response: SipResponse) -> None: ...
+
+    def local_address(self, peer: Peer) -> tuple[str, int]: ...
+
+    async def locate(self, user: str, domain_hint: str | None) -> list[Binding]: ...
+
+
+class ExtensionRouter:
+    """The smallest dial plan: a dialled number that is a known extension rings it, any
+    other number gets 404. The default when no PBX router is configured, and for tests."""
+
+    def __init__(
+        self, extensions: Iterable[str] | Callable[[str], bool], tenant_id: str = "default"
+    ) -> None:
+        if callable(extensions):
+            self._known: Callable[[str], bool] = extensions
+        else:
+            numbers = frozenset(extensions)
+            self._known = numbers.__contains__
+        self.tenant_id = tenant_id
+
+    async def route(self, request: CallRequest) -> Route:
+        if self._known(request.dialled):
+            return Hunt(
+                tenant_id=request.tenant_id or self.tenant_id,
+                steps=(HuntStep((Target(extension=request.dialled),)),),
+                description=f"extension {request.dialled}",
+            )
+        return Reject(404, "Not Found")
+
+
+class AnyExtensionRouter(ExtensionRouter):
+    """Every dialled number is tried as an extension (404 when nobody is registered)."""
+
+    def __init__(self, tenant_id: str = "default") -> None:
+        super().__init__(lambda number: number.isdigit(), tenant_id)
+
+    async def route(self, request: CallRequest) -> Route:
+        route = await super().route(request)
+        if isinstance(route, Hunt):
+            return Hunt(route.tenant_id, route.steps, Reject(404, "Not Found"), route.description)
+        return route
+
+
+# ---- state ---------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Leg:
+    """One of the two dialogs of a call."""
+
+    call: Call
+    side: Side
+    peer: Peer
+    role: Literal["uas", "uac"]
+    invite: SipRequest
+    local_tag: str
+    dialog: Dialog | None = None
+    server_tx: ServerTransaction | None = None
+    client_tx: ClientTransaction | None = None
+    label: str = ""
+    state: Literal["calling", "early", "up", "failed", "cancelled", "ended"] = "calling"
+    remote_sdp: sdplib.SessionDescription | None = None
+    """The latest description this leg's party sent (codec-filtered)."""
+    cancel_wanted: bool = False
+    got_provisional: bool = False
+    auth_tried: bool = False
+    trunk: Trunk | None = None
+    # 2xx we sent as UAS, retransmitted until the ACK (§13.3.1.4)
+    unacked: SipResponse | None = None
+    unacked_peer: Peer | None = None
+    unacked_cseq: int = 0
+    retransmit: TimerHandle | None = None
+    retransmit_interval: float = 0.0
+    retransmit_elapsed: float = 0.0
+    # ACKs we sent as UAC, by CSeq, to repeat on a retransmitted 2xx
+    acks: dict[int, SipRequest] = field(default_factory=dict)
+    ack_pending: bool = False
+    """A late offer: the 2xx carried an offer, the ACK waits for the other side's answer."""
+    reinvite_out: bool = False
+    """A re-INVITE we sent on this leg is pending."""
+    sdp_session: str = field(default_factory=lambda: str(secrets.randbelow(10**9)))
+    sdp_version: int = 0
+    step: int = -1
+    refer: Leg | None = None
+    """For a leg dialled by a blind transfer: the leg that sent the REFER."""
+    cancel_sent: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.invite.call_id, self.local_tag)
+
+    @property
+    def via(self) -> str:
+        host, port = self.call.manager.host.local_address(self.peer)
+        return f"SIP/2.0/{self.peer.transport.upper()} {format_host(host)}:{port}"
+
+
+@dataclass(eq=False)
+class Call:
+    """A call: the caller's leg, the legs being rung, and the answered one."""
+
+    manager: CallManager
+    id: str
+    caller: str
+    dialled: str
+    source: str
+    tenant_id: str | None = None
+    legs: dict[str, Leg] = field(default_factory=dict)
+    """The connected legs by side (``a`` the caller's, ``b`` the answered one)."""
+    ringing: list[Leg] = field(default_factory=list)
+    media: Any = None
+    step_done: asyncio.Future[str] | None = None
+    step: int = 0
+    started: float = 0.0
+    answered_at: float | None = None
+    ended: bool = False
+    cancelled: bool = False
+    early_leg: Leg | None = None
+    description: str = ""
+    final_status: int | None = None
+    request: CallRequest | None = None
+    dialling: bool = False
+    """The hunt is still sending a step's INVITEs."""
+    rang: bool = False
+    transfer_legs: list[Leg] = field(default_factory=list)
+
+    @property
+    def a(self) -> Leg:
+        return self.legs["a"]
+
+    @property
+    def b(self) -> Leg | None:
+        return self.legs.get("b")
+
+    @property
+    def answered(self) -> bool:
+        return self.answered_at is not None
+
+    def other(self, leg: Leg) -> Leg | None:
+        other = self.legs.get("b" if leg.side == "a" else "a")
+        return other if other is not leg else None
+
+
+class CallManager:
+    """The B2BUA. The SIP server hands it INVITEs, in-dialog requests, CANCELs and ACKs."""
+
+    def __init__(
+        self,
+        host: SipHost,
+        *,
+        clock: Clock,
+        router: Router | None = None,
+        relay: MediaRelay | None = None,
+        emit: Emit | None = None,
+        guard: Guard | None = None,
+        trusted_source: TrustedSource | None = None,
+        trunks: TrunkLookup | None = None,
+        queue_handler: QueueHandler | None = None,
+        tenant_of: TenantOf | None = None,
+        user_agent: str = "SparkleComm",
+    ) -> None:
+        self.host = host
+        self.clock = clock
+        self.router: Router = router or AnyExtensionRouter()
+        self.relay = relay
+        self.emit = emit
+        self.guard = guard
+        self.trusted_source = trusted_source
+        self.trunks = trunks
+        self.queue_handler = queue_handler
+        self.tenant_of = tenant_of
+        self.user_agent = user_agent
+        self.calls: dict[str, Call] = {}
+        self._legs: dict[tuple[str, str], Leg] = {}
+        self._by_invite: dict[tuple[str, ...], Call] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stats = {"calls": 0, "answered": 0, "failed": 0}
+
+    def use_pbx(self, pbx: Any) -> None:
+        """Route with the PBX service (``telephony.pbx.service.PbxService``): its dial plan,
+        fraud guard, trusted trunk sources and trunks."""
+        self.router = pbx
+        self.guard = getattr(pbx, "guard", None) or self.guard
+        self.trusted_source = pbx.trusted_source
+        self.trunks = _pbx_trunk_lookup(pbx)
+
+    @property
+    def layer(self) -> TransactionLayer:
+        return self.host.transactions
+
+    @property
+    def active_calls(self) -> int:
+        return len(self.calls)
+
+    async def close(self) -> None:
+        for call in list(self.calls.values()):
+            self._hangup_all(call, "shutdown")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("sip.call_task_failed", error=repr(task.exception()))
+
+    def _respond(self, tx: ServerTransaction, response: SipResponse) -> None:
+        self.host.respond(tx, response)
+
+    # ---- new calls -------------------------------------------------------------------
+
+    def incoming(self, tx: ServerTransaction) -> None:
+        """A new INVITE (no To tag)."""
+        self._respond(tx, build_response(tx.request, 100))
+        self._spawn(self._setup(tx))
+
+    async def _setup(self, tx: ServerTransaction) -> None:
+        request = tx.request
+        source = tx.source.host
+        try:
+            call = await self._admit(tx)
+        except Exception:
+            log.exception("sip.invite_failed", call_id=request.call_id)
+            self._respond(tx, build_response(request, 500))
+            return
+        if call is None:
+            return
+        try:
+            await self._route_and_run(call)
+        except Exception:
+            log.exception("sip.call_failed", call_id=request.call_id, source=source)
+            if not call.answered and not call.ended:
+                self._reject(call, 500, "Server Internal Error", "failed")
+            elif not call.ended:
+                self._hangup_all(call, "failed")
+
+    async def _admit(self, tx: ServerTransaction) -> Call | None:
+        """Guard, authentication, SDP checks; the call, or ``None`` when refused."""
+        request = tx.request
+        source = tx.source.host
+        if self.guard is not None and not self.guard.allow(source):
+            log.warning("sip.invite_blocked", source=str(tx.source), call_id=request.call_id)
+            self._respond(tx, build_response(request, 403, "Forbidden"))
+            return None
+        trunk_id = self.trusted_source(source) if self.trusted_source is not None else None
+        extension: str | None = None
+        if trunk_id is None:
+            result = await self.host.authenticator.check(request, proxy=True)
+            if result.forbidden:
+                log.warning("sip.invite_forbidden", source=str(tx.source), reason=result.reason)
+                if self.guard is not None:
+                    self.guard.failed(source)
+                self._respond(tx, build_response(request, 403))
+                return None
+            if not result.ok:
+                if result.reason != "no credentials":
+                    log.warning(
+                        "sip.invite_auth_failed", source=str(tx.source), reason=result.reason
+                    )
+                    if self.guard is not None:
+                        self.guard.failed(source)
+                response = build_response(request, 407)
+                for challenge in result.challenges:
+                    response.headers.add("Proxy-Authenticate", str(challenge))
+                self._respond(tx, response)
+                return None
+            extension = result.username
+        if tx.state is not State.PROCEEDING:
+            return None  # cancelled while we authenticated
+        offer: sdplib.SessionDescription | None = None
+        if request.body:
+            content_type = request.content_type
+            if content_type is not None and content_type.mime_type != "application/sdp":
+                self._respond(tx, build_response(request, 415, "Unsupported Media Type - SDP only"))
+                return None
+            try:
+                offer = sdplib.filter_codecs(sdplib.parse(request.body))
+            except sdplib.SdpError as error:
+                log.info("sip.invite_bad_sdp", source=str(tx.source), reason=str(error))
+                self._respond(tx, _reason_response(request, 488, str(error)))
+                return None
+        tenant = None
+        if extension is not None and self.tenant_of is not None:
+            tenant = await self.tenant_of(extension)
+        uri = request.uri
+        dialled = uri.user if isinstance(uri, SipUri) and uri.user else ""
+        caller_uri = request.from_.uri
+        caller = caller_uri.user if isinstance(caller_uri, SipUri) and caller_uri.user else ""
+        call = Call(
+            manager=self,
+            id=secrets.token_hex(10),
+            caller=extension or caller,
+            dialled=dialled,
+            source=str(tx.source),
+            tenant_id=tenant,
+            started=self.clock.monotonic(),
+        )
+        leg = Leg(
+            call=call,
+            side="a",
+            peer=tx.source,
+            role="uas",
+            invite=request,
+            local_tag=secrets.token_hex(8),
+            server_tx=tx,
+            label=f"caller {call.caller}",
+            remote_sdp=offer,
+        )
+        host, port = self.host.local_address(tx.source)
+        leg.dialog = Dialog.as_uas(
+            request, local_tag=leg.local_tag, local_contact=_contact(host, port, tx.source)
+        )
+        call.legs["a"] = leg
+        self.calls[call.id] = call
+        self._legs[(request.call_id, leg.local_tag)] = leg
+        self._by_invite[tx.key] = call
+        self.stats["calls"] += 1
+        call.request = CallRequest(
+            dialled=dialled,
+            caller=caller,
+            caller_name=request.from_.display_name,
+            source=str(tx.source),
+            extension=extension,
+            tenant_id=tenant,
+            trunk_id=trunk_id,
+            call_id=request.call_id,
+        )
+        return call
+
+    async def _route_and_run(self, call: Call) -> None:
+        request = call.request
+        assert request is not None
+        route = await self.router.route(request)
+        if self._caller_gone(call):
+            return
+        if isinstance(route, Reject):
+            log.info(
+                "sip.call_rejected",
+                source=call.source,
+                dialled=call.dialled,
+                status=route.status,
+                reason=route.reason,
+            )
+            self._reject(call, route.status, route.reason, "rejected")
+            return
+        call.tenant_id = call.tenant_id or route.tenant_id
+        if isinstance(route, Hunt):
+            call.description = route.description
+        self._event(call, "call.started", {"route": call.description or type(route).__name__})
+        if self.relay is not None and call.media is None:
+            try:
+                call.media = await self.relay.open(call.id)
+            except Exception as error:
+                log.error("sip.relay_open_failed", call=call.id, error=str(error))
+                self._reject(call, 503, "Service Unavailable - No Media Ports", "no_media")
+                return
+            offer = call.a.remote_sdp
+            if offer is not None:
+                self._set_remote(call, "a", offer)
+        if self._caller_gone(call):
+            return
+        if isinstance(route, ToQueue):
+            if self.queue_handler is None:
+                log.warning("sip.no_queue_handler", queue_id=route.queue_id, call=call.id)
+                self._reject(call, 480, "Temporarily Unavailable", "no_queue_handler")
+                return
+            await self.queue_handler(call, route)
+            return
+        await self._hunt(call, route)
+
+    async def _hunt(self, call: Call, hunt: Hunt) -> None:
+        for number, step in enumerate(hunt.steps):
+            if self._caller_gone(call) or call.answered:
+                return
+            call.step = number
+            # Created before dialling: a phone may answer or refuse while we look up the
+            # next target's contacts.
+            call.step_done = asyncio.get_running_loop().create_future()
+            call.dialling = True
+            legs: list[Leg] = []
+            try:
+                for target in step.targets:
+                    legs += await self._dial(call, target, call.a.remote_sdp, side="b", step=number)
+            finally:
+                call.dialling = False
+            if not legs:
+                continue
+            if call.step_done.done():
+                outcome = call.step_done.result()
+            elif not any(leg.step == number for leg in call.ringing):
+                outcome = "failed"  # every phone of the step refused already
+            else:
+                try:
+                    outcome = await asyncio.wait_for(
+                        asyncio.shield(call.step_done), timeout=step.ring_seconds
+                    )
+                except TimeoutError:
+                    outcome = "timeout"
+            if outcome in ("answered", "cancelled") or call.ended:
+                return
+            log.info(
+                "sip.hunt_step_over",
+                call=call.id,
+                step=number,
+                outcome=outcome,
+                legs=[f"{leg.label}: {leg.state}" for leg in legs],
+            )
+            for leg in legs:
+                self._cancel_leg(leg)
+        if not (call.cancelled or call.ended or call.answered):
+            reason = "no_answer" if call.final_status is None else "unavailable"
+            self._reject(call, hunt.final.status, hunt.final.reason, reason)
+
+    async def _dial(
+        self,
+        call: Call,
+        target: Target,
+        offer: sdplib.SessionDescription | None,
+        *,
+        side: Side,
+        step: int,
+    ) -> list[Leg]:
+        """INVITE every contact of a target; the legs started."""
+        request = call.request
+        assert request is not None
+        destinations: list[tuple[Uri, Peer, str, Trunk | None]] = []
+        if target.extension is not None:
+            hint = call.a.invite.uri.host if isinstance(call.a.invite.uri, SipUri) else None
+            for binding in await self.host.locate(target.extension, hint):
+                try:
+                    contact = parse_uri(binding.contact)
+                except SipParseError:
+                    continue
+                peer = _binding_peer(binding, contact)
+                if peer is not None:
+                    destinations.append((contact, peer, target.extension, None))
+        elif target.external is not None and target.trunk_id is not None:
+            trunk = self.trunks(target.trunk_id) if self.trunks is not None else None
+            if trunk is None:
+                log.warning("sip.unknown_trunk", trunk_id=target.trunk_id, call=call.id)
+            else:
+                domain = trunk.domain or trunk.host
+                trunk_uri = SipUri.build(domain, user=target.external, port=trunk.port)
+                peer = Peer(trunk.transport.upper(), trunk.host, trunk.port)
+                destinations.append((trunk_uri, peer, target.external, trunk))
+        legs = []
+        for uri, peer, user, trunk in destinations:
+            leg = self._new_uac_leg(
+                call,
+                side,
+                uri,
+                peer,
+                user,
+                offer,
+                caller_id=target.caller_id or request.caller,
+                caller_name=target.caller_name or request.caller_name,
+                trunk=trunk,
+            )
+            leg.step = step
+            call.ringing.append(leg)
+            legs.append(leg)
+            self._send_invite(leg)
+        return legs
+
+    def _new_uac_leg(
+        self,
+        call: Call,
+        side: Side,
+        uri: Uri,
+        peer: Peer,
+        user: str,
+        offer: sdplib.SessionDescription | None,
+        *,
+        caller_id: str,
+        caller_name: str | None,
+        trunk: Trunk | None = None,
+    ) -> Leg:
+        host, port = self.host.local_address(peer)
+        local_tag = secrets.token_hex(8)
+        call_id = f"{secrets.token_hex(12)}@{format_host(host)}"
+        from_uri = SipUri.build(host, user=caller_id or "anonymous")
+        domain = uri.host if isinstance(uri, SipUri) else host
+        to_uri = SipUri.build(domain, user=user)
+        headers = Headers()
+        headers.add("Via", f"SIP/2.0/{peer.transport} {format_host(host)}:{port}")
+        headers.add("Max-Forwards", "70")
+        headers.add("From", str(Address(from_uri, caller_name).with_tag(local_tag)))
+        headers.add("To", str(Address(to_uri)))
+        headers.add("Call-ID", call_id)
+        headers.add("CSeq", "1 INVITE")
+        headers.add("Contact", _contact(host, port, peer))
+        headers.add("User-Agent", self.user_agent)
+        headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO")
+        leg = Leg(
+            call=call,
+            side=side,
+            peer=peer,
+            role="uac",
+            invite=SipRequest("INVITE", uri, headers),
+            local_tag=local_tag,
+            label=f"{user} at {peer}",
+            trunk=trunk,
+        )
+        if offer is not None:
+            leg.invite.body = self._sdp_for(leg, offer)
+            leg.invite.headers.add("Content-Type", "application/sdp")
+        self._legs[leg.key] = leg
+        return leg
+
+    def _send_invite(self, leg: Leg) -> None:
+        invite = leg.invite
+        via = invite.headers.get_all("Via")[0].split(";", 1)[0]
+        invite.headers.remove_first("Via")
+        invite.headers.prepend("Via", f"{via};branch={new_branch()};rport")
+        leg.client_tx = self.layer.send_request(
+            invite, leg.peer, lambda response: self._on_invite_response(leg, response)
+        )
+
+    # ---- responses from the legs we called -------------------------------------------
+
+    def _on_invite_response(self, leg: Leg, response: SipResponse) -> None:
+        try:
+            self._invite_response(leg, response)
+        except Exception:
+            log.exception("sip.response_handling_failed", call=leg.call.id, leg=leg.label)
+
+    def _invite_response(self, leg: Leg, response: SipResponse) -> None:
+        call = leg.call
+        status = response.status
+        if response.cseq.number != leg.invite.cseq.number:
+            return
+        if status < 200:
+            if status == 100:
+                leg.got_provisional = True
+            else:
+                leg.got_provisional = True
+                if response.to.tag and leg.dialog is None:
+                    leg.dialog = Dialog.as_uac(leg.invite, response)
+            if leg.cancel_wanted:
+                self._send_cancel(leg)
+                return
+            if status > 100 and leg.state == "calling":
+                leg.state = "early"
+            if status > 100 and leg in call.ringing and not call.answered:
+                self._early(call, leg, response)
+            return
+        if 200 <= status < 300:
+            self._leg_answered(leg, response)
+            return
+        # a final failure
+        if status in (401, 407) and self._retry_with_credentials(leg, response):
+            return
+        leg.state = "cancelled" if leg.cancel_wanted else "failed"
+        self._forget_leg(leg)
+        if leg in call.ringing:
+            call.ringing.remove(leg)
+            if not leg.cancel_wanted:
+                call.final_status = status
+                log.info("sip.leg_failed", call=call.id, leg=leg.label, status=status)
+            same_step = [other for other in call.ringing if other.step == leg.step]
+            if (
+                not same_step
+                and not call.dialling
+                and call.step_done is not None
+                and not call.step_done.done()
+            ):
+                call.step_done.set_result("failed")
+        elif leg.refer is not None:
+            self._transfer_failed(leg, response)
+
+    def _retry_with_credentials(self, leg: Leg, response: SipResponse) -> bool:
+        trunk = leg.trunk
+        if trunk is None or trunk.username is None or trunk.password is None or leg.auth_tried:
+            return False
+        proxy = response.status == 407
+        challenges = response.proxy_authenticate if proxy else response.www_authenticate
+        if not challenges:
+            return False
+        leg.auth_tried = True
+        invite = leg.invite
+        credentials = answer_challenge(
+            challenges[0],
+            method="INVITE",
+            uri=str(invite.uri),
+            username=trunk.username,
+            password=trunk.password,
+        )
+        headers = invite.headers.copy()
+        headers.remove("CSeq")
+        headers.add("CSeq", f"{invite.cseq.number + 1} INVITE")
+        headers.add("Proxy-Authorization" if proxy else "Authorization", str(credentials))
+        leg.invite = SipRequest("INVITE", invite.uri, headers, invite.body)
+        self._send_invite(leg)
+        return True
+
+    def _early(self, call: Call, leg: Leg, response: SipResponse) -> None:
+        a = call.a
+        tx = a.server_tx
+        if tx is None or call.cancelled:
+            return
+        forward = build_response(a.invite, response.status, to_tag=a.local_tag)
+        forward.headers.add("Contact", a.dialog.local_contact if a.dialog else "")
+        if response.body and (call.early_leg is None or call.early_leg is leg):
+            try:
+                early = sdplib.filter_codecs(sdplib.parse(response.body))
+            except sdplib.SdpError as error:
+                log.info("sip.early_sdp_refused", leg=leg.label, reason=str(error))
+            else:
+                call.early_leg = leg
+                leg.remote_sdp = early
+                self._set_remote(call, leg.side, early)
+                forward.body = self._sdp_for(a, early)
+                forward.headers.add("Content-Type", "application/sdp")
+        if response.status == 180 and not call.rang:
+            call.rang = True
+            self._event(call, "call.ringing", {"leg": leg.label})
+        self._respond(tx, forward)
+
+    def _leg_answered(self, leg: Leg, response: SipResponse) -> None:
+        call = leg.call
+        if leg.dialog is None or leg.dialog.remote_tag != (response.to.tag or ""):
+            leg.dialog = Dialog.as_uac(leg.invite, response)
+        leg.dialog.confirm(response)
+        cseq = response.cseq.number
+        if cseq in leg.acks:
+            self.layer.sender.send(leg.acks[cseq], leg.peer)  # a retransmitted 2xx
+            return
+        if leg.ack_pending:
+            return  # waiting for the caller's answer to the late offer
+        if leg.refer is not None and leg.state in ("calling", "early"):
+            self._transfer_answered(leg, response)
+            return
+        won = (
+            leg in call.ringing
+            and not call.answered
+            and not self._caller_gone(call)
+            and not leg.cancel_wanted
+        )
+        if not won:
+            # Too late (another phone answered, or the caller gave up): ACK and hang up.
+            self._ack(leg, cseq)
+            self._bye(leg)
+            return
+        leg.state = "up"
+        call.ringing.remove(leg)
+        call.legs[leg.side] = leg
+        answer: sdplib.SessionDescription | None = None
+        if response.body:
+            try:
+                answer = sdplib.parse(response.body)
+            except sdplib.SdpError as error:
+                log.info("sip.answer_sdp_refused", leg=leg.label, reason=str(error))
+        if answer is not None:
+            leg.remote_sdp = answer
+            self._set_remote(call, leg.side, answer)
+        a = call.a
+        late_offer = a.remote_sdp is None and answer is not None
+        if late_offer:
+            leg.ack_pending = True
+            leg.unacked_cseq = cseq
+        else:
+            self._ack(leg, cseq)
+        for other in list(call.ringing):
+            self._cancel_leg(other)
+        call.answered_at = self.clock.monotonic()
+        self.stats["answered"] += 1
+        if a.server_tx is not None:
+            ok = build_response(a.invite, 200, to_tag=a.local_tag)
+            ok.headers.add("Contact", a.dialog.local_contact if a.dialog else "")
+            ok.headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO")
+            if answer is not None:
+                ok.body = self._sdp_for(a, answer)
+                ok.headers.add("Content-Type", "application/sdp")
+            a.state = "up"
+            if a.dialog is not None:
+                a.dialog.state = DialogState.CONFIRMED
+            self._send_2xx(a, a.server_tx, ok)
+        self._event(call, "call.answered", {"leg": leg.label})
+        if call.step_done is not None and not call.step_done.done():
+            call.step_done.set_result("answered")
+
+    # ---- requests we send on legs ----------------------------------------------------
+
+    def _ack(self, leg: Leg, cseq: int, body: bytes = b"") -> None:
+        assert leg.dialog is not None
+        ack = leg.dialog.request("ACK", leg.via, cseq=cseq, body=body)
+        leg.acks[cseq] = ack
+        self.layer.sender.send(ack, leg.peer)
+
+    def _bye(self, leg: Leg) -> None:
+        if leg.dialog is None or leg.state == "ended":
+            return
+        leg.state = "ended"
+        self._stop_retransmit(leg)
+        bye = leg.dialog.request("BYE", leg.via)
+        leg.dialog.state = DialogState.TERMINATED
+        self.layer.send_request(bye, leg.peer, lambda _response: None)
+
+    def _cancel_leg(self, leg: Leg) -> None:
+        call = leg.call
+        if leg in call.ringing:
+            call.ringing.remove(leg)
+        if leg.state not in ("calling", "early") or leg.cancel_wanted:
+            return
+        leg.cancel_wanted = True
+        if leg.got_provisional:
+            self._send_cancel(leg)
+
+    def _send_cancel(self, leg: Leg) -> None:
+        if leg.cancel_sent:
+            return
+        leg.cancel_sent = True
+        self.layer.send_request(build_cancel(leg.invite), leg.peer, lambda _response: None)
+
+    def _send_2xx(self, leg: Leg, tx: ServerTransaction, response: SipResponse) -> None:
+        """Send a 2xx as UAS and repeat it until the ACK (§13.3.1.4): T1 doubling to T2,
+        giving up after 64*T1 (then the dialog ends with BYE)."""
+        self._respond(tx, response)
+        leg.unacked = response
+        leg.unacked_peer = tx.reply_to
+        leg.unacked_cseq = tx.request.cseq.number
+        leg.retransmit_interval = self.layer.timers.t1
+        leg.retransmit_elapsed = 0.0
+        self._arm_retransmit(leg)
+
+    def _arm_retransmit(self, leg: Leg) -> None:
+        delay = self.layer.timers.timeout if leg.peer.reliable else leg.retransmit_interval
+        leg.retransmit = self.layer.scheduler.call_later(delay, lambda: self._retransmit(leg))
+
+    def _retransmit(self, leg: Leg) -> None:
+        leg.retransmit = None
+        if leg.unacked is None or leg.unacked_peer is None:
+            return
+        timers = self.layer.timers
+        leg.retransmit_elapsed += timers.timeout if leg.peer.reliable else leg.retransmit_interval
+        if leg.retransmit_elapsed >= timers.timeout:
+            log.warning("sip.no_ack", call=leg.call.id, leg=leg.label)
+            leg.unacked = None
+            self._hangup_all(leg.call, "no_ack")
+            return
+        self.layer.sender.send(leg.unacked, leg.unacked_peer)
+        leg.retransmit_interval = min(2 * leg.retransmit_interval, timers.t2)
+        self._arm_retransmit(leg)
+
+    def _stop_retransmit(self, leg: Leg) -> None:
+        leg.unacked = None
+        if leg.retransmit is not None:
+            leg.retransmit.cancel()
+            leg.retransmit = None
+
+    # ---- requests from the parties ---------------------------------------------------
+
+    def cancelled(self, invite_tx: ServerTransaction) -> None:
+        """The caller sent CANCEL for its INVITE (the server answered 200 and 487)."""
+        call = self._by_invite.pop(invite_tx.key, None)
+        if call is None or call.answered or call.ended:
+            return
+        call.cancelled = True
+        for leg in list(call.ringing):
+            self._cancel_leg(leg)
+        if call.step_done is not None and not call.step_done.done():
+            call.step_done.set_result("cancelled")
+        self._finish(call, "cancelled", status=487)
+
+    def ack(self, ack: SipRequest) -> bool:
+        """An ACK for a 2xx (a new branch, so no transaction): True when it was ours."""
+        tag = ack.to.tag
+        leg = self._legs.get((ack.call_id, tag or ""))
+        if leg is None:
+            return False
+        if ack.cseq.number != leg.unacked_cseq and leg.unacked is not None:
+            return True
+        self._stop_retransmit(leg)
+        call = leg.call
+        other = call.other(leg)
+        if other is not None and other.ack_pending and other.dialog is not None:
+            other.ack_pending = False
+            body = b""
+            if ack.body:
+                try:
+                    answer = sdplib.parse(ack.body)
+                except sdplib.SdpError as error:
+                    log.info("sip.ack_sdp_refused", leg=leg.label, reason=str(error))
+                else:
+                    leg.remote_sdp = answer
+                    self._set_remote(call, leg.side, answer)
+                    body = self._sdp_for(other, answer)
+            self._ack(other, other.unacked_cseq, body)
+        return True
+
+    def knows(self, request: SipRequest) -> bool:
+        """Whether a request belongs to one of our dialogs (by Call-ID and To tag)."""
+        tag = request.to.tag
+        return tag is not None and (request.call_id, tag) in self._legs
+
+    def in_dialog(self, tx: ServerTransaction) -> None:
+        """A request with a To tag: find its dialog, or 481."""
+        request = tx.request
+        leg = self._legs.get((request.call_id, request.to.tag or ""))
+        if leg is not None and leg.state == "ended" and request.method == "BYE":
+            self._respond(tx, build_response(request, 200))  # crossed with ours
+            return
+        if leg is None or leg.dialog is None or leg.state == "ended":
+            self._respond(tx, build_response(request, 481))
+            return
+        if not leg.dialog.accept(request):
+            self._respond(tx, build_response(request, 500, "Server Internal Error - CSeq"))
+            return
+        method = request.method
+        try:
+            if method == "BYE":
+                self._on_bye(leg, tx)
+            elif method == "INVITE":
+                self._on_reinvite(leg, tx)
+            elif method == "REFER":
+                self._on_refer(leg, tx)
+            elif method in ("OPTIONS", "INFO", "NOTIFY"):
+                self._respond(tx, build_response(request, 200))
+            else:
+                self._respond(tx, build_response(request, 405))
+        except Exception:
+            log.exception("sip.in_dialog_failed", method=method, call=leg.call.id)
+            self._respond(tx, build_response(request, 500))
+
+    def _on_bye(self, leg: Leg, tx: ServerTransaction) -> None:
+        call = leg.call
+        self._respond(tx, build_response(tx.request, 200))
+        leg.state = "ended"
+        self._stop_retransmit(leg)
+        self._forget_leg(leg)
+        if call.ended:
+            return
+        other = call.other(leg)
+        if not call.answered or other is None:
+            # A BYE in an early dialog: the caller gave up.
+            for ringing in list(call.ringing):
+                self._cancel_leg(ringing)
+            if call.a.server_tx is not None and leg.side == "a":
+                self._respond(call.a.server_tx, build_response(call.a.invite, 487))
+            call.cancelled = True
+            if call.step_done is not None and not call.step_done.done():
+                call.step_done.set_result("cancelled")
+            self._finish(call, "cancelled")
+            return
+        self._bye(other)
+        self._finish(call, "caller_hangup" if leg.side == "a" else "callee_hangup")
+
+    def _on_reinvite(self, leg: Leg, tx: ServerTransaction) -> None:
+        call = leg.call
+        other = call.other(leg)
+        request = tx.request
+        if other is None or other.dialog is None or not call.answered:
+            self._respond(tx, build_response(request, 491))
+            return
+        if leg.reinvite_out or other.reinvite_out or leg.unacked is not None:
+            self._respond(tx, build_response(request, 491))
+            return
+        offer: sdplib.SessionDescription | None = None
+        if request.body:
+            try:
+                offer = sdplib.filter_codecs(sdplib.parse(request.body))
+            except sdplib.SdpError as error:
+                self._respond(tx, _reason_response(request, 488, str(error)))
+                return
+            leg.remote_sdp = offer
+            self._set_remote(call, leg.side, offer)
+            log.info("sip.reinvite", call=call.id, leg=leg.label, hold=sdplib.is_hold(offer))
+        body = self._sdp_for(other, offer) if offer is not None else b""
+        reinvite = other.dialog.request("INVITE", other.via, body=body)
+        other.reinvite_out = True
+
+        def on_response(response: SipResponse) -> None:
+            try:
+                self._reinvite_response(leg, other, tx, reinvite, response)
+            except Exception:
+                log.exception("sip.reinvite_failed", call=call.id)
+
+        self.layer.send_request(reinvite, other.peer, on_response)
+
+    def _reinvite_response(
+        self,
+        leg: Leg,
+        other: Leg,
+        tx: ServerTransaction,
+        reinvite: SipRequest,
+        response: SipResponse,
+    ) -> None:
+        call = leg.call
+        status = response.status
+        if status < 200:
+            return
+        cseq = reinvite.cseq.number
+        if status >= 300:
+            other.reinvite_out = False
+            self._respond(tx, build_response(tx.request, status, response.reason))
+            return
+        assert other.dialog is not None
+        if cseq in other.acks:
+            self.layer.sender.send(other.acks[cseq], other.peer)
+            return
+        other.reinvite_out = False
+        other.dialog.refresh_target(response)
+        self._ack(other, cseq)
+        ok = build_response(tx.request, 200, to_tag=leg.local_tag)
+        ok.headers.add("Contact", leg.dialog.local_contact if leg.dialog else "")
+        if response.body:
+            try:
+                answer = sdplib.parse(response.body)
+            except sdplib.SdpError as error:
+                log.info("sip.reinvite_answer_refused", reason=str(error))
+            else:
+                other.remote_sdp = answer
+                self._set_remote(call, other.side, answer)
+                ok.body = self._sdp_for(leg, answer)
+                ok.headers.add("Content-Type", "application/sdp")
+        self._send_2xx(leg, tx, ok)
+
+    # ---- blind transfer (RFC 3515) ---------------------------------------------------
+
+    def _on_refer(self, leg: Leg, tx: ServerTransaction) -> None:
+        call = leg.call
+        request = tx.request
+        refer_to = request.headers.get("Refer-To")
+        other = call.other(leg)
+        if refer_to is None:
+            self._respond(tx, build_response(request, 400, "Bad Request - Missing Refer-To"))
+            return
+        try:
+            target = Address.parse(refer_to, "Refer-To").uri
+        except SipParseError as error:
+            self._respond(tx, build_response(request, 400, f"Bad Request - {error.reason}"))
+            return
+        if not isinstance(target, SipUri) or not target.user or other is None:
+            self._respond(tx, build_response(request, 400, "Bad Request - Refer-To Needs a User"))
+            return
+        if not call.answered:
+            self._respond(tx, build_response(request, 491))
+            return
+        self._respond(tx, build_response(request, 202, to_tag=leg.local_tag))
+        self._notify(leg, "SIP/2.0 100 Trying", active=True)
+        self._spawn(self._transfer(leg, other, target.user))
+
+    async def _transfer(self, transferor: Leg, stays: Leg, number: str) -> None:
+        call = transferor.call
+        base = call.request
+        assert base is not None
+        request = CallRequest(
+            dialled=number,
+            caller=base.caller if stays.side == "a" else call.dialled,
+            caller_name=base.caller_name if stays.side == "a" else None,
+            source=call.source,
+            extension=base.extension,
+            tenant_id=call.tenant_id,
+            trunk_id=base.trunk_id,
+            call_id=base.call_id,
+        )
+        route = await self.router.route(request)
+        if not isinstance(route, Hunt) or not route.steps:
+            status = route.status if isinstance(route, Reject) else 480
+            self._notify(transferor, f"SIP/2.0 {status} Transfer Failed", active=False)
+            return
+        side = transferor.side
+        legs: list[Leg] = []
+        for target in route.steps[0].targets:
+            for leg in await self._dial_transfer(call, target, stays, side):
+                leg.refer = transferor
+                legs.append(leg)
+        if not legs:
+            self._notify(transferor, "SIP/2.0 480 Temporarily Unavailable", active=False)
+            return
+        call.transfer_legs = legs
+        self._event(call, "call.transferring", {"to": number, "by": transferor.label})
+
+    async def _dial_transfer(self, call: Call, target: Target, stays: Leg, side: Side) -> list[Leg]:
+        saved = list(call.ringing)
+        legs = await self._dial(call, target, stays.remote_sdp, side=side, step=-1)
+        call.ringing = saved  # transfer legs do not belong to the hunt
+        return legs
+
+    def _transfer_answered(self, leg: Leg, response: SipResponse) -> None:
+        call = leg.call
+        transferor = leg.refer
+        assert transferor is not None
+        cseq = response.cseq.number
+        self._ack(leg, cseq)
+        for other in call.transfer_legs:
+            if other is not leg:
+                self._cancel_leg(other)
+        leg.state = "up"
+        leg.refer = None
+        self._notify(transferor, "SIP/2.0 200 OK", active=False)
+        old = call.legs.get(leg.side)
+        call.legs[leg.side] = leg
+        if old is not None:
+            call.transfer_legs.append(old)  # forgotten with the call
+            if old.state != "ended":
+                self._bye(old)
+        if response.body:
+            try:
+                answer = sdplib.parse(response.body)
+            except sdplib.SdpError:
+                answer = None
+            if answer is not None:
+                leg.remote_sdp = answer
+                self._set_remote(call, leg.side, answer)
+                stays = call.other(leg)
+                if call.media is None and stays is not None and stays.dialog is not None:
+                    # Without the relay the remaining party must learn the new address.
+                    reinvite = stays.dialog.request(
+                        "INVITE", stays.via, body=self._sdp_for(stays, answer)
+                    )
+                    stays.reinvite_out = True
+
+                    def done(response: SipResponse, stays: Leg = stays) -> None:
+                        if response.status >= 200:
+                            stays.reinvite_out = False
+                            if response.status < 300 and stays.dialog is not None:
+                                self._ack(stays, response.cseq.number)
+
+                    self.layer.send_request(reinvite, stays.peer, done)
+        self._event(call, "call.transferred", {"to": leg.label})
+
+    def _transfer_failed(self, leg: Leg, response: SipResponse) -> None:
+        transferor = leg.refer
+        call = leg.call
+        pending = [other for other in call.transfer_legs if other.state in ("calling", "early")]
+        if transferor is not None and not pending:
+            self._notify(transferor, f"SIP/2.0 {response.status} {response.reason}", active=False)
+
+    def _notify(self, leg: Leg, sipfrag: str, *, active: bool) -> None:
+        if leg.dialog is None or leg.state == "ended":
+            return
+        headers = Headers()
+        headers.add("Event", "refer")
+        state = "active;expires=60" if active else "terminated;reason=noresource"
+        headers.add("Subscription-State", state)
+        notify = leg.dialog.request(
+            "NOTIFY",
+            leg.via,
+            body=(sipfrag + "\r\n").encode(),
+            content_type="message/sipfrag;version=2.0",
+            headers=headers,
+        )
+        self.layer.send_request(notify, leg.peer, lambda _response: None)
+
+    # ---- the end of a call -----------------------------------------------------------
+
+    def _caller_gone(self, call: Call) -> bool:
+        """Whether the call is over for the caller: ended, or its INVITE was cancelled
+        (perhaps before we knew of the call, while we authenticated or routed)."""
+        if call.cancelled or call.ended:
+            return True
+        tx = call.a.server_tx
+        if tx is not None and not call.answered and tx.state is not State.PROCEEDING:
+            call.cancelled = True
+            for leg in list(call.ringing):
+                self._cancel_leg(leg)
+            self._finish(call, "cancelled", status=487)
+            return True
+        return False
+
+    def _reject(self, call: Call, status: int, reason: str, why: str) -> None:
+        tx = call.a.server_tx
+        if tx is not None and not call.cancelled:
+            self._respond(
+                tx, build_response(call.a.invite, status, reason, to_tag=call.a.local_tag)
+            )
+        self.stats["failed"] += 1
+        self._finish(call, why, status=status)
+
+    def _hangup_all(self, call: Call, why: str) -> None:
+        for leg in list(call.ringing):
+            self._cancel_leg(leg)
+        for leg in list(call.legs.values()):
+            if leg.state == "up":
+                self._bye(leg)
+        if not call.answered and call.a.server_tx is not None:
+            self._respond(call.a.server_tx, build_response(call.a.invite, 500))
+        self._finish(call, why)
+
+    def _finish(self, call: Call, reason: str, *, status: int | None = None) -> None:
+        if call.ended:
+            return
+        call.ended = True
+        self.calls.pop(call.id, None)
+        for leg in [*call.legs.values(), *call.ringing, *call.transfer_legs]:
+            self._stop_retransmit(leg)
+            self._forget_leg(leg)
+        tx = call.a.server_tx
+        if tx is not None:
+            self._by_invite.pop(tx.key, None)
+        duration = 0.0
+        if call.answered_at is not None:
+            duration = round(self.clock.monotonic() - call.answered_at, 3)
+        data: dict[str, Any] = {"reason": reason, "duration": duration}
+        if status is not None:
+            data["status"] = status
+        if call.media is not None:
+            media = call.media
+            call.media = None
+            try:
+                data["media"] = dict(media.stats())
+            except Exception:  # the relay's statistics are optional
+                log.debug("sip.relay_stats_failed", call=call.id)
+            self._spawn(media.close())
+        log.info("sip.call_ended", call=call.id, reason=reason, duration=duration)
+        self._event(call, "call.ended", data)
+
+    def _forget_leg(self, leg: Leg) -> None:
+        if self._legs.get(leg.key) is leg:
+            del self._legs[leg.key]
+
+    # ---- media and events ------------------------------------------------------------
+
+    def _set_remote(self, call: Call, side: Side, description: sdplib.SessionDescription) -> None:
+        if call.media is None:
+            return
+        target = sdplib.media_target(description)
+        if target is not None:
+            call.media.set_remote(side, target[0], target[1])
+
+    def _sdp_for(self, leg: Leg, description: sdplib.SessionDescription) -> bytes:
+        """A description to send to ``leg``'s party: anchored at the relay when there is
+        one, with the leg's own o= line (its version grows with each change)."""
+        call = leg.call
+        leg.sdp_version += 1
+        origin = (leg.sdp_session, leg.sdp_version)
+        if call.media is not None:
+            endpoint = call.media.a if leg.side == "a" else call.media.b
+            out = sdplib.anchor(description, endpoint.host, endpoint.port, origin=origin)
+        else:
+            audio = description.audio()
+            host = description.connection(audio)
+            if audio is None or host is None:
+                return description.to_bytes()
+            out = sdplib.anchor(description, host, audio.port, origin=origin)
+        return out.to_bytes()
+
+    def _event(self, call: Call, kind: str, data: dict[str, Any]) -> None:
+        if self.emit is None or call.tenant_id is None:
+            return
+        payload = {
+            "call_id": call.id,
+            "caller": call.caller,
+            "dialled": call.dialled,
+            **data,
+        }
+        emit = self.emit
+        tenant = call.tenant_id
+
+        async def send() -> None:
+            try:
+                await emit(tenant, kind, payload)
+            except Exception:
+                log.exception("sip.call_event_failed", type=kind, call=call.id)
+
+        self._spawn(send())
+
+
+# ---- helpers -------------------------------------------------------------------------
+
+
+def _contact(host: str, port: int, peer: Peer) -> str:
+    transport = "" if peer.transport.upper() == "UDP" else f";transport={peer.transport.lower()}"
+    return f"<sip:{format_host(host)}:{port}{transport}>"
+
+
+def _reason_response(request: SipRequest, status: int, detail: str) -> SipResponse:
+    """A response whose reason phrase names what was wrong (kept to one safe line)."""
+    safe = "".join(ch if 32 <= ord(ch) < 127 else " " for ch in detail)[:100]
+    response = build_response(request, status)
+    response.reason = f"{response.reason} - {safe}"
+    return response
+
+
+def parse_peer(text: str) -> Peer | None:
+    """``UDP:192.0.2.4:5060`` (as :class:`Peer` writes itself) back into a Peer."""
+    try:
+        transport, rest = text.split(":", 1)
+        host, port = rest.rsplit(":", 1)
+        return Peer(transport.upper(), host.strip("[]"), int(port))
+    except ValueError:
+        return None
+
+
+def _binding_peer(binding: Binding, contact: Uri) -> Peer | None:
+    """Where to reach a registered phone: its Contact; but when the REGISTER came from
+    another host than the Contact names (the phone is behind NAT) or over a stream, the
+    address the REGISTER came from."""
+    source = parse_peer(binding.source) if binding.source else None
+    if not isinstance(contact, SipUri):
+        return source
+    transport = (contact.transport or "udp").upper()
+    if source is not None and (source.reliable or source.host != contact.host.strip("[]")):
+        return source
+    return Peer(transport, contact.host, contact.port or DEFAULT_PORT)
+
+
+def _pbx_trunk_lookup(pbx: Any) -> TrunkLookup:
+    """Trunk id → :class:`Trunk`, read from the PBX's SQL store (a primary-key read)."""
+    from sparklecomm.telephony.pbx.models import Trunk as TrunkRow
+
+    def lookup(trunk_id: str) -> Trunk | None:
+        with pbx.db.read() as session:
+            row = session.get(TrunkRow, trunk_id)
+            if row is None:
+                return None
+            host, port, transport, username = row.host, row.port, row.transport, row.username
+        return Trunk(
+            host=host,
+            port=port,
+            transport=transport.upper(),
+            username=username,
+            password=pbx.trunk_password(trunk_id) if username else None,
+        )
+
+    return lookup

@@ -1,0 +1,330 @@
+"""SDP (RFC 4566) and the offer/answer rules of RFC 3264 that the B2BUA needs.
+
+Pure code, no I/O. :func:`parse` turns a body into a :class:`SessionDescription` (session
+lines and media sections, every line kept in order so that what we do not understand is
+passed on untouched); :meth:`SessionDescription.to_bytes` writes it back. On top of that:
+
+* :func:`filter_codecs` keeps only the codecs SparkleComm relays: PCMU (0), PCMA (8) and
+  ``telephone-event`` (RFC 4733, any dynamic payload type);
+* :func:`anchor` rewrites the connection address and audio port to the media relay's;
+* :func:`is_hold` detects a hold: ``a=sendonly``/``a=inactive`` or ``c=IN IP4 0.0.0.0``;
+* :func:`answer` builds an RFC 3264 answer to an offer (direction mirrored).
+
+Malformed input raises :class:`SdpError` (a ``ValueError``) naming the offending line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+STATIC_CODECS = {0: "PCMU/8000", 8: "PCMA/8000"}
+"""The static payload types we accept (RFC 3551)."""
+TELEPHONE_EVENT = "telephone-event"
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+MAX_SDP_BYTES = 16 * 1024
+
+_LINE_RE = re.compile(r"^([a-z])=(.*)$")
+_MEDIA_RE = re.compile(r"^(\S+) (\d+)(?:/(\d+))? (\S+)((?: \S+)*)$")
+_CONN_RE = re.compile(r"^IN (IP4|IP6) (\S+)$")
+_RTPMAP_RE = re.compile(r"^(\d+) ([^/\s]+)/(\d+)(?:/\S+)?$")
+
+
+class SdpError(ValueError):
+    """A body that is not acceptable SDP; the message names what was wrong."""
+
+
+@dataclass(slots=True)
+class Media:
+    """One ``m=`` section: its media line fields and the lines that follow it."""
+
+    kind: str
+    port: int
+    proto: str
+    formats: list[str]
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    port_count: int | None = None
+
+    def values(self, letter: str) -> list[str]:
+        return [value for key, value in self.lines if key == letter]
+
+    def attributes(self, name: str) -> list[str]:
+        """Values of ``a=name:value`` (an empty string for a flag ``a=name``)."""
+        found = []
+        for key, value in self.lines:
+            if key != "a":
+                continue
+            attr, _, rest = value.partition(":")
+            if attr == name:
+                found.append(rest)
+        return found
+
+    def media_line(self) -> str:
+        count = "" if self.port_count is None else f"/{self.port_count}"
+        return f"{self.kind} {self.port}{count} {self.proto} {' '.join(self.formats)}".rstrip()
+
+    def rtpmap(self) -> dict[str, str]:
+        """Payload type → ``encoding/clock`` (lower-cased encoding) from ``a=rtpmap``."""
+        result: dict[str, str] = {}
+        for value in self.attributes("rtpmap"):
+            match = _RTPMAP_RE.match(value.strip())
+            if match:
+                result[match.group(1)] = f"{match.group(2).lower()}/{match.group(3)}"
+        return result
+
+
+@dataclass(slots=True)
+class SessionDescription:
+    """A parsed SDP body: session-level lines, then the media sections."""
+
+    session: list[tuple[str, str]]
+    media: list[Media]
+
+    def session_values(self, letter: str) -> list[str]:
+        return [value for key, value in self.session if key == letter]
+
+    @property
+    def origin(self) -> str:
+        return self.session_values("o")[0]
+
+    def connection(self, media: Media | None = None) -> str | None:
+        """The connection address for ``media`` (its own c=, else the session's)."""
+        if media is not None:
+            own = media.values("c")
+            if own:
+                return _connection_host(own[0])
+        session = self.session_values("c")
+        return _connection_host(session[0]) if session else None
+
+    def direction(self, media: Media) -> str:
+        """``sendrecv`` unless the media (or, failing that, the session) says otherwise."""
+        for lines in (media.lines, self.session):
+            for key, value in lines:
+                if key == "a" and value in DIRECTIONS:
+                    return value
+        return "sendrecv"
+
+    def audio(self) -> Media | None:
+        """The first audio section with a non-zero port."""
+        return next((m for m in self.media if m.kind == "audio" and m.port != 0), None)
+
+    def to_bytes(self) -> bytes:
+        lines = [f"{key}={value}" for key, value in self.session]
+        for media in self.media:
+            lines.append(f"m={media.media_line()}")
+            lines.extend(f"{key}={value}" for key, value in media.lines)
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+    def copy(self) -> SessionDescription:
+        return SessionDescription(
+            list(self.session),
+            [
+                Media(m.kind, m.port, m.proto, list(m.formats), list(m.lines), m.port_count)
+                for m in self.media
+            ],
+        )
+
+
+def _connection_host(value: str) -> str:
+    match = _CONN_RE.match(value.strip())
+    if match is None:
+        raise SdpError(f"bad c= line {value[:60]!r}: expected 'IN IP4 <address>'")
+    return match.group(2).split("/", 1)[0]
+
+
+def parse(body: bytes | str) -> SessionDescription:
+    """Parse an SDP body (RFC 4566 §5): ``v=0`` first, then ``o=``, ``s=``, a ``c=`` for
+    every media section (at session or media level) and ``t=``."""
+    if isinstance(body, bytes):
+        if len(body) > MAX_SDP_BYTES:
+            raise SdpError(f"SDP body larger than {MAX_SDP_BYTES} bytes")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise SdpError(f"SDP is not UTF-8 text (byte {error.start})") from None
+    else:
+        text = body
+    raw_lines = [line.rstrip("\r") for line in text.split("\n")]
+    while raw_lines and not raw_lines[-1]:
+        raw_lines.pop()
+    if not raw_lines:
+        raise SdpError("empty SDP body")
+    session: list[tuple[str, str]] = []
+    media: list[Media] = []
+    for number, line in enumerate(raw_lines, 1):
+        match = _LINE_RE.match(line)
+        if match is None:
+            raise SdpError(f"SDP line {number} is not '<letter>=<value>': {line[:60]!r}")
+        key, value = match.group(1), match.group(2)
+        if number == 1 and (key, value.strip()) != ("v", "0"):
+            raise SdpError("SDP must start with v=0")
+        if key == "m":
+            found = _MEDIA_RE.match(value.strip())
+            if found is None:
+                raise SdpError(f"bad m= line {value[:60]!r}")
+            port = int(found.group(2))
+            if port > 65535:
+                raise SdpError(f"m= port {port} out of range")
+            media.append(
+                Media(
+                    kind=found.group(1),
+                    port=port,
+                    port_count=int(found.group(3)) if found.group(3) else None,
+                    proto=found.group(4),
+                    formats=found.group(5).split(),
+                )
+            )
+        elif media:
+            media[-1].lines.append((key, value))
+        else:
+            session.append((key, value))
+    description = SessionDescription(session, media)
+    for letter in ("o", "s", "t"):
+        if not description.session_values(letter):
+            raise SdpError(f"SDP lacks its {letter}= line")
+    if len(description.session_values("o")[0].split()) != 6:
+        raise SdpError("bad o= line: expected 6 fields")
+    for item in media:
+        if description.connection(item) is None and item.port != 0:
+            raise SdpError(f"m={item.kind} has no c= line (session or media level)")
+    return description
+
+
+def _allowed_formats(media: Media) -> list[str]:
+    rtpmap = media.rtpmap()
+    kept = []
+    for fmt in media.formats:
+        mapped = rtpmap.get(fmt)
+        static = fmt in ("0", "8") and (mapped is None or mapped.upper() == STATIC_CODECS[int(fmt)])
+        event = mapped is not None and mapped.startswith(TELEPHONE_EVENT + "/")
+        if static or event:
+            kept.append(fmt)
+    return kept
+
+
+def filter_codecs(sdp: SessionDescription) -> SessionDescription:
+    """Keep only PCMU, PCMA and telephone-event in audio sections; other media sections
+    are refused (port 0, RFC 3264 §6). Raises :class:`SdpError` when no audio codec we
+    support is left (the caller answers 488)."""
+    result = sdp.copy()
+    usable = False
+    for media in result.media:
+        if media.port == 0:
+            continue
+        if media.kind != "audio" or not media.proto.upper().startswith("RTP/"):
+            media.port = 0
+            continue
+        kept = _allowed_formats(media)
+        if not any(fmt in ("0", "8") for fmt in kept):
+            media.port = 0
+            continue
+        usable = True
+        dropped = set(media.formats) - set(kept)
+        media.formats = kept
+        media.lines = [
+            (key, value)
+            for key, value in media.lines
+            if not (key == "a" and _payload_attribute(value) in dropped)
+        ]
+    if not usable:
+        raise SdpError("no supported audio codec offered (PCMU, PCMA)")
+    return result
+
+
+def _payload_attribute(value: str) -> str | None:
+    """The payload type an ``a=rtpmap:``/``a=fmtp:``/``a=rtcp-fb:`` line is about."""
+    name, _, rest = value.partition(":")
+    if name in ("rtpmap", "fmtp", "rtcp-fb"):
+        return rest.split(" ", 1)[0]
+    return None
+
+
+def is_hold(sdp: SessionDescription) -> bool:
+    """Whether the description puts the audio on hold: sendonly or inactive direction, or
+    the RFC 2543 style ``c=IN IP4 0.0.0.0``."""
+    media = sdp.audio()
+    if media is None:
+        return False
+    if sdp.connection(media) == "0.0.0.0":  # noqa: S104 - the RFC 2543 hold address
+        return True
+    return sdp.direction(media) in ("sendonly", "inactive")
+
+
+def media_target(sdp: SessionDescription) -> tuple[str, int] | None:
+    """Where the sender of this description wants audio (address, RTP port), or ``None``
+    for no audio or a hold with ``0.0.0.0``."""
+    media = sdp.audio()
+    if media is None:
+        return None
+    host = sdp.connection(media)
+    if host is None or host in ("0.0.0.0", "::"):  # noqa: S104
+        return None
+    return host, media.port
+
+
+def anchor(
+    sdp: SessionDescription,
+    host: str,
+    port: int,
+    *,
+    origin: tuple[str, int] | None = None,
+) -> SessionDescription:
+    """Point the audio at ``host:port`` (the relay): session and audio c= lines and the
+    first audio m= port; a ``0.0.0.0`` hold address is kept as it is. ``origin`` =
+    (session id, version) replaces the o= line's id, version and address."""
+    result = sdp.copy()
+    family = "IP6" if ":" in host else "IP4"
+    connection = f"IN {family} {host}"
+    held = sdp.connection(sdp.audio()) == "0.0.0.0"  # noqa: S104
+    if not held:
+        result.session = [(k, connection if k == "c" else v) for k, v in result.session]
+    audio = result.audio()
+    for media in result.media:
+        if media is audio:
+            media.port = port
+            if not held:
+                media.lines = [(k, connection if k == "c" else v) for k, v in media.lines]
+    if origin is not None:
+        fields = result.origin.split()
+        fields[1], fields[2] = origin[0], str(origin[1])
+        fields[4], fields[5] = family, host
+        result.session = [(k, " ".join(fields) if k == "o" else v) for k, v in result.session]
+    return result
+
+
+def answer(
+    offer: SessionDescription, host: str, port: int, *, session_id: str = "1", version: int = 1
+) -> SessionDescription:
+    """An RFC 3264 §6 answer from SparkleComm itself: the first offered of PCMU/PCMA plus
+    telephone-event if offered, the mirrored direction, other streams refused.
+    Raises :class:`SdpError` when no codec matches."""
+    family = "IP6" if ":" in host else "IP4"
+    session = [
+        ("v", "0"),
+        ("o", f"SparkleComm {session_id} {version} IN {family} {host}"),
+        ("s", "SparkleComm"),
+        ("c", f"IN {family} {host}"),
+        ("t", "0 0"),
+    ]
+    media_out: list[Media] = []
+    chosen = False
+    mirror = {"sendonly": "recvonly", "recvonly": "sendonly"}
+    for media in offer.media:
+        formats = _allowed_formats(media) if media.kind == "audio" else []
+        codec = next((f for f in formats if f in ("0", "8")), None)
+        if chosen or media.port == 0 or codec is None:
+            media_out.append(Media(media.kind, 0, media.proto, list(media.formats)))
+            continue
+        chosen = True
+        rtpmap = media.rtpmap()
+        events = [f for f in formats if f not in ("0", "8")][:1]
+        lines = [("a", f"rtpmap:{codec} {STATIC_CODECS[int(codec)]}")]
+        for event in events:
+            lines.append(("a", f"rtpmap:{event} {TELEPHONE_EVENT}/{rtpmap[event].split('/')[1]}"))
+            lines.append(("a", f"fmtp:{event} 0-16"))
+        direction = offer.direction(media)
+        lines.append(("a", mirror.get(direction, direction)))
+        media_out.append(Media("audio", port, media.proto, [codec, *events], lines))
+    if not chosen:
+        raise SdpError("no supported audio codec offered (PCMU, PCMA)")
+    return SessionDescription(session, media_out)
