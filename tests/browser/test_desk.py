@@ -125,17 +125,41 @@ def test_agent_handles_an_interaction_and_the_wallboard_follows(
     expect(offer.get_by_test_id("customer-name")).to_contain_text("Lena Ruiz")
     expect(offer.get_by_test_id("customer-name")).to_contain_text("VIP gold")
     expect(offer.get_by_test_id("dnis")).to_have_text("+18005550100")
+    # a call: the phone rings, with who calls (ANI) and the number dialled (DNIS)
+    expect(offer).to_have_attribute("data-channel", "voice")
+    ringing = offer.get_by_test_id("ringing")
+    expect(ringing).to_contain_text("Your phone is ringing")
+    expect(ringing.get_by_test_id("ani")).to_have_text("+15550142")
+    expect(ringing.get_by_test_id("offer-dnis")).to_have_text("+18005550100")
     expect(offer.get_by_test_id("offer-countdown")).to_have_text(re.compile(r"^\d+ s$"))
     countdown = int(offer.get_by_test_id("offer-countdown").inner_text().split()[0])
     assert 50 <= countdown <= 60
     expect(state).to_have_text("Offered")
     screenshot(agent, "agent-desktop-offer")
 
+    # a reload does not restart the countdown: it runs on the offer's expiry (server time)
+    time.sleep(2.2)
+    agent.reload()
+    expect(agent.locator("#desk")).to_have_attribute("data-ready", "true")
+    offer = agent.get_by_test_id("offer")
+    expect(offer.get_by_test_id("offer-countdown")).to_have_text(re.compile(r"^\d+ s$"))
+    after = int(offer.get_by_test_id("offer-countdown").inner_text().split()[0])
+    assert after <= countdown - 2, (countdown, after)
+    expect(offer.get_by_test_id("ringing")).to_be_visible()
+
     offer.get_by_role("button", name="Accept").click()
     card = agent.get_by_test_id("interaction")
     expect(card).to_be_visible()
     expect(state).to_have_text("Busy")
     expect(waiting).to_have_text("0", timeout=1000)
+
+    # the talk timer survives a reload too (it runs from the acceptance's server time)
+    time.sleep(2.2)
+    agent.reload()
+    expect(agent.locator("#desk")).to_have_attribute("data-ready", "true")
+    card = agent.get_by_test_id("interaction")
+    expect(card.get_by_test_id("talk-timer")).to_have_text(re.compile(r"^00:0[2-9]$"))
+    expect(agent.locator("#state-timer")).not_to_have_text("00:00")
 
     card.get_by_label("Note").fill("Wants to upgrade to the yearly plan")
     card.get_by_role("button", name="Add note").click()
@@ -187,4 +211,46 @@ def test_agent_handles_an_interaction_and_the_wallboard_follows(
     audit = center["admin"].call("GET", "/audit")
     assert any(r["action"] == "agent.state_set_by_supervisor" for r in audit["entries"])
     for p in (agent, board):
+        p.context.close()
+
+
+def test_alert_thresholds_are_kept_on_the_server_and_follow_live(
+    browser: Browser, live_server: LiveServer, center: dict[str, Any]
+) -> None:
+    editor = open_as(browser, live_server, "supervisor", "/wallboard")
+    other = open_as(browser, live_server, "supervisor", "/wallboard")
+    for p in (editor, other):
+        expect(p.locator("#queues")).to_have_attribute("data-ready", "true")
+    form = editor.get_by_test_id("thresholds")
+    form.get_by_label("Alerts for").select_option("support")
+    waiting_over = form.get_by_label("Waiting over")
+    waiting_over.fill("0")
+    form.get_by_role("button", name="Save").click()
+    expect(form.locator(".field-error[data-for='max_waiting']")).not_to_be_empty()
+    expect(waiting_over).to_have_attribute("aria-invalid", "true")
+    waiting_over.fill("1")
+    form.get_by_role("button", name="Save").click()
+    expect(form.get_by_role("status")).to_have_text("Saved.")
+
+    # two callers wait (the agent is on break): both wallboards raise the queue's alert
+    sup = center["sup"]
+    iids = [
+        sup.call("POST", "/interactions", {"queue_id": "support", "channel": "chat"})[
+            "interaction"
+        ]["interaction_id"]
+        for _ in range(2)
+    ]
+    for p in (editor, other):
+        expect(p.get_by_test_id("alerts")).to_contain_text("Support: 2 waiting is over 1")
+        expect(p.get_by_test_id("queue-support")).to_have_class(re.compile("breach"))
+    screenshot(other, "wallboard-alert")
+    th = sup.call("GET", "/stats/thresholds")
+    assert th["queues"]["support"]["override"]["max_waiting"] == 1
+    # back to the default: the alert goes away everywhere
+    editor.get_by_role("button", name="Use default").click()
+    for p in (editor, other):
+        expect(p.get_by_test_id("alerts")).not_to_contain_text("waiting is over")
+    for iid in iids:
+        sup.call("POST", f"/interactions/{iid}/abandon", {})
+    for p in (editor, other):
         p.context.close()

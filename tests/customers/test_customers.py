@@ -121,3 +121,87 @@ def test_codes_are_seeded_and_only_admins_change_them(client: TestClient, world:
     admin.send("DELETE", "/codes/reason/gym", status=204)
     assert "gym" not in [c["code"] for c in ana.get("/codes?kind=reason")]
     ana.get("/codes?kind=nope", status=422)
+
+
+def test_history_and_timing_use_the_event_indexes(client: TestClient, world: World) -> None:
+    """A customer's history is an index lookup (plan), with a flat number of statements
+    however many interactions the customer had (no N+1); the context carries the server
+    timestamps the desk's timers run on."""
+    from sqlalchemy import event, text
+
+    from sparklecomm.customers import store
+
+    _, sup, ana = center(client, world)
+    ana.post("/customers", {"id": "c-9", "name": "Ines Bauer"}, status=201)
+    ana.post(f"/agents/{world.agent_id}/login")
+
+    def one_call() -> str:
+        iid: str = sup.post(
+            "/interactions", {"queue_id": "support", "customer_id": "c-9"}, status=201
+        )["interaction"]["interaction_id"]
+        ana.post(f"/interactions/{iid}/accept")
+        ana.post(f"/interactions/{iid}/complete", {"disposition": "resolved"})
+        ana.post(f"/interactions/{iid}/wrapup-end")
+        return iid
+
+    def statements(path: str) -> list[str]:
+        seen: list[str] = []
+
+        def before(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+            if not statement.startswith(("BEGIN", "PRAGMA", "SAVEPOINT", "RELEASE")):
+                seen.append(statement)
+
+        engine = world.services.db.engine
+        event.listen(engine, "before_cursor_execute", before)
+        try:
+            ana.get(path)
+        finally:
+            event.remove(engine, "before_cursor_execute", before)
+        return seen
+
+    one_call()
+    few = statements("/customers/c-9")
+    for _ in range(4):
+        one_call()
+    many = statements("/customers/c-9")
+    assert len(ana.get("/customers/c-9")["history"]) == 5
+    assert len(many) == len(few)
+
+    # the plan: the partial expression indexes of migration 0006, not a scan of the stream
+    db = world.services.db
+    with db.read() as s:
+        for key, index in (
+            ("customer_id", "ix_events_customer"),
+            ("interaction_id", "ix_events_interaction"),
+        ):
+            stmt = (
+                store.select(store.EventRecord.id)
+                .where(
+                    store.EventRecord.tenant_id == world.tenant_id,
+                    store.payload_key(s, key) == "x",
+                    store.EventRecord.type == "interaction.created",
+                )
+                .compile(s.get_bind(), compile_kwargs={"literal_binds": True})
+            )
+            if db.is_sqlite:
+                plan = " ".join(str(r[-1]) for r in s.execute(text(f"EXPLAIN QUERY PLAN {stmt}")))
+            else:
+                s.execute(text("SET LOCAL enable_seqscan = off"))
+                plan = " ".join(r[0] for r in s.execute(text(f"EXPLAIN {stmt}")))
+            assert index in plan, plan
+
+    # timers: offer expiry, accepted at, wrap-up start, from the server's events
+    iid = sup.post("/interactions", {"queue_id": "support", "customer_id": "c-9"}, status=201)[
+        "interaction"
+    ]["interaction_id"]
+    offered = ana.get(f"/interactions/{iid}/context")["timing"]["offers"][world.agent_id]
+    assert offered["expires_at"] > offered["offered_at"] and offered["timeout_seconds"] > 0
+    world.clock.advance(3)
+    ana.post(f"/interactions/{iid}/accept")
+    world.clock.advance(40)
+    ana.post(f"/interactions/{iid}/complete", {})
+    timing = ana.get(f"/interactions/{iid}/context")["timing"]
+    accepted = timing["accepted_at"][world.agent_id]
+    wrap = timing["wrapups"][world.agent_id]
+    assert accepted > offered["offered_at"] and wrap["started_at"] > accepted
+    assert wrap["planned_seconds"] == 30

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,6 +57,8 @@ def test_events_arrive_in_order_and_resume_without_gaps_or_duplicates(
     head = client.get("/api/v1/events/state").json()["last_event_id"]
     with client.websocket_connect(f"/api/v1/events/ws?last_event_id={head}") as ws:
         hello = json.loads(ws.receive_text())
+        server_time = hello.pop("server_time")
+        assert abs(server_time / 1000 - time.time()) < 5  # ms since the epoch, for clock skew
         assert hello == {"op": "hello", "last_event_id": head, "resumed_from": head}
         client.post("/api/v1/users", headers=h, json={"username": "u1", "password": PASSWORD})
         first = next_event(ws)

@@ -68,3 +68,77 @@ def test_today_per_queue_and_per_agent(client: TestClient, world: World) -> None
     ana.get("/stats/queues", status=403)
     names = {p["agent_id"]: p["state"] for p in ana.get("/stats/presence")}
     assert names[world.agent_id] == "reserved"
+
+
+def test_alert_thresholds_are_per_tenant_and_queue_validated_audited_and_live(
+    client: TestClient, world: World
+) -> None:
+    import json
+
+    from sqlalchemy import select
+
+    from sparklecomm.store.models import AuditLog
+
+    admin, sup, ana = Api(client, "admin"), Api(client, "sup"), Api(client, "ana")
+    for qid in ("support", "sales"):
+        admin.post("/queues", {"id": qid, "name": qid.title()}, status=201)
+    th = sup.get("/stats/thresholds")
+    builtin = {"max_wait_seconds": 60, "min_service_level": 80, "max_waiting": 10}
+    assert th["default"] == builtin  # nothing set: the built-in defaults
+    assert th["queues"]["support"]["effective"] == builtin
+    ana.get("/stats/thresholds", status=403)
+    ana.send("PUT", "/stats/thresholds", {"max_wait_seconds": 5}, status=403)
+
+    head = sup.get("/events?after=0&limit=1")["last_event_id"]
+    with client.websocket_connect(
+        f"/api/v1/events/ws?last_event_id={head}", headers=sup.headers
+    ) as ws:
+        assert json.loads(ws.receive_text())["op"] == "hello"
+        th = sup.send("PUT", "/stats/thresholds", {"max_wait_seconds": 45})
+        assert th["default"] == {**builtin, "max_wait_seconds": 45}
+        th = sup.send(
+            "PUT", "/stats/thresholds/queues/sales", {"min_service_level": 90.5, "max_waiting": 3}
+        )
+        msg = json.loads(ws.receive_text())
+        events = [msg["event"]] if msg["op"] == "event" else msg["events"]
+        if len(events) < 2:
+            more = json.loads(ws.receive_text())
+            events += [more["event"]] if more["op"] == "event" else more["events"]
+    assert [e["type"] for e in events] == ["thresholds.updated", "thresholds.updated"]
+    assert events[1]["payload"] == {
+        "queue_id": "sales",
+        "thresholds": {"max_wait_seconds": None, "min_service_level": 90.5, "max_waiting": 3},
+    }
+    # sales overrides two fields and inherits the tenant's longest wait; support inherits all
+    assert th["queues"]["sales"]["effective"] == {
+        "max_wait_seconds": 45,
+        "min_service_level": 90.5,
+        "max_waiting": 3,
+    }
+    assert th["queues"]["support"]["effective"] == {**builtin, "max_wait_seconds": 45}
+
+    # validation names the field; nothing is stored
+    for body, field in [
+        ({"max_wait_seconds": 0}, "max_wait_seconds"),
+        ({"min_service_level": 101}, "min_service_level"),
+        ({"max_waiting": "many"}, "max_waiting"),
+        ({"colour": "red"}, "colour"),
+    ]:
+        r = sup.send("PUT", "/stats/thresholds/queues/sales", body, status=422)
+        assert r["errors"][0]["field"] == field, r
+    sup.send("PUT", "/stats/thresholds/queues/nope", {"max_waiting": 3}, status=404)
+
+    # a queue back on the defaults
+    th = sup.send("DELETE", "/stats/thresholds/queues/sales")
+    assert th["queues"]["sales"]["effective"] == {**builtin, "max_wait_seconds": 45}
+    sup.send("DELETE", "/stats/thresholds/queues/sales", status=404)
+    th = sup.send("PUT", "/stats/thresholds", {"max_wait_seconds": None})
+    assert th["default"] == builtin
+    with world.services.db.read() as s:
+        audit = s.scalars(select(AuditLog.action).where(AuditLog.action.like("thresholds.%"))).all()
+    assert audit == [
+        "thresholds.updated",
+        "thresholds.updated",
+        "thresholds.cleared",
+        "thresholds.updated",
+    ]

@@ -234,6 +234,7 @@ class CustomerService:
                 raise NotFound(f"no interaction {interaction_id!r}", field="interaction_id")
             customer = self._customer_for(s, principal.tenant_id, created)
             notes = store.notes_of_interaction(s, principal.tenant_id, interaction_id)
+            timing = timing_of(store.timing_events(s, principal.tenant_id, interaction_id))
         history = (
             self.history(principal, customer.id, exclude=interaction_id)
             if customer is not None
@@ -252,6 +253,7 @@ class CustomerService:
             "customer": customer_payload(customer) if customer is not None else None,
             "history": history,
             "notes": [note_payload(n) for n in notes],
+            "timing": timing,
         }
 
     @staticmethod
@@ -478,3 +480,30 @@ class CustomerService:
             target_id=target_id,
             details=details,
         )
+
+
+def timing_of(events: list[Any]) -> dict[str, Any]:
+    """Server timestamps of an interaction's timers, per agent, from its events: the latest
+    offer (expiry, timeout), when it was accepted, and when its wrap-up began (planned
+    length). The desk drives its countdowns from these, so a reload does not restart them."""
+    offers: dict[str, Any] = {}
+    accepted: dict[str, str] = {}
+    wrapups: dict[str, Any] = {}
+    for e in events:
+        p = e.payload
+        agent = p.get("agent_id")
+        if not isinstance(agent, str):
+            continue
+        if e.type == "interaction.offered":
+            offers[agent] = {
+                "offered_at": e.time.isoformat(),
+                "expires_at": p.get("expires_at"),
+                "timeout_seconds": p.get("timeout_seconds"),
+                "wait_seconds": p.get("wait_seconds"),
+            }
+        elif e.type == "interaction.accepted":
+            accepted[agent] = e.time.isoformat()
+        elif e.type == "interaction.completed":
+            planned = p.get("wrapup_planned_seconds", p.get("wrapup_seconds"))
+            wrapups[agent] = {"started_at": e.time.isoformat(), "planned_seconds": planned}
+    return {"offers": offers, "accepted_at": accepted, "wrapups": wrapups}

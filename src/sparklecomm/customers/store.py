@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from sparklecomm.customers.models import Customer, DeskCode, InteractionNote
@@ -21,6 +21,15 @@ OUTCOME_TYPES = (
     "interaction.transferred",
     "interaction.wrapup_ended",
 )
+
+
+def payload_key(session: Session, key: str) -> ColumnElement[Any]:
+    """``events.payload ->> key`` written exactly as the expression indexes of migration 0006
+    (``ix_events_customer``, ``ix_events_interaction``) are, so that the planner uses them:
+    the JSON path must be a literal, not a bound parameter."""
+    if session.get_bind().dialect.name == "postgresql":
+        return EventRecord.payload.op("->>")(literal_column(f"'{key}'"))
+    return func.json_extract(EventRecord.payload, literal_column(f"'$.{key}'"))
 
 
 def get_customer(session: Session, tenant_id: str, customer_id: str) -> Customer | None:
@@ -88,9 +97,10 @@ def created_event(session: Session, tenant_id: str, interaction_id: str) -> dict
         select(EventRecord)
         .where(
             EventRecord.tenant_id == tenant_id,
+            payload_key(session, "interaction_id") == interaction_id,
             EventRecord.type == "interaction.created",
-            EventRecord.payload["interaction_id"].as_string() == interaction_id,
         )
+        .order_by(EventRecord.id)
         .limit(1)
     ).first()
     return None if row is None else {**row.payload, "time": row.time.isoformat()}
@@ -105,8 +115,8 @@ def customer_interactions(
             select(EventRecord)
             .where(
                 EventRecord.tenant_id == tenant_id,
+                payload_key(session, "customer_id") == customer_id,
                 EventRecord.type == "interaction.created",
-                EventRecord.payload["customer_id"].as_string() == customer_id,
             )
             .order_by(EventRecord.id.desc())
             .limit(limit)
@@ -124,8 +134,27 @@ def outcome_events(
             select(EventRecord)
             .where(
                 EventRecord.tenant_id == tenant_id,
+                payload_key(session, "interaction_id").in_(list(interaction_ids)),
                 EventRecord.type.in_(OUTCOME_TYPES),
-                EventRecord.payload["interaction_id"].as_string().in_(list(interaction_ids)),
+            )
+            .order_by(EventRecord.id)
+        )
+    )
+
+
+#: Events that set the agent desktop's timers (offer countdown, talk time, wrap-up).
+TIMING_TYPES = ("interaction.offered", "interaction.accepted", "interaction.completed")
+
+
+def timing_events(session: Session, tenant_id: str, interaction_id: str) -> list[EventRecord]:
+    """The interaction's offers, acceptances and completion, oldest first (indexed)."""
+    return list(
+        session.scalars(
+            select(EventRecord)
+            .where(
+                EventRecord.tenant_id == tenant_id,
+                payload_key(session, "interaction_id") == interaction_id,
+                EventRecord.type.in_(TIMING_TYPES),
             )
             .order_by(EventRecord.id)
         )

@@ -4,9 +4,13 @@
    see (each domain contributes a part).
 2. ``WS /api/v1/events/ws?last_event_id=N`` then streams every event with id > N, in order,
    without gaps or duplicates, and keeps streaming live ones; after a disconnect the client
-   reconnects with the last id it saw and resumes exactly there. A frame carries one event
-   (``{"op": "event", "event": {...}}``) or, when several are ready at once, a batch in order
-   (``{"op": "events", "events": [...]}``).
+   reconnects with the last id it saw and resumes exactly there. The first frame is
+   ``{"op": "hello", "last_event_id": H, "resumed_from": N, "server_time": ms}`` (the
+   server's clock in milliseconds since the epoch, for the pages' clock-skew correction).
+   A frame then carries one event (``{"op": "event", "event": {...}}``) or, when several
+   are ready at once (events within a few milliseconds are coalesced), a batch in order
+   (``{"op": "events", "events": [...]}``). A client too far behind is closed with code
+   4429 and the reason ``behind; resume from last_event_id=N``: reconnect with that id.
 3. ``GET /api/v1/events?after=N`` is the same stream, paged, for scripts that poll.
 
 Applying the events after ``last_event_id`` to the state gives the state a fresh fetch
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import OrderedDict
 from typing import Annotated, Any
 
@@ -31,7 +36,7 @@ from sparklecomm.api.deps import SESSION_COOKIE, CurrentPrincipal, ServicesDep
 from sparklecomm.auth.service import Principal
 from sparklecomm.container import Services
 from sparklecomm.core.events import Event
-from sparklecomm.events.fanout import Client, TenantHub, raw_transport_of
+from sparklecomm.events.fanout import BEHIND_CODE, Client, TenantHub, raw_transport_of
 from sparklecomm.events.stream import PAGE
 
 log = structlog.get_logger(__name__)
@@ -128,7 +133,13 @@ async def events_ws(ws: WebSocket) -> None:
             )
             return
     await ws.accept()
-    await ws.send_text(json.dumps({"op": "hello", "last_event_id": head, "resumed_from": after}))
+    hello = {
+        "op": "hello",
+        "last_event_id": head,
+        "resumed_from": after,
+        "server_time": round(time.time() * 1000),
+    }
+    await ws.send_text(json.dumps(hello))
     hubs = svc.events.hubs
     hub = await hubs.acquire(principal.tenant_id, _frame)
     client = Client(after, raw_transport_of(ws._receive, ws._send))
@@ -155,15 +166,21 @@ async def _serve(ws: WebSocket, svc: Services, hub: TenantHub, client: Client) -
     """
     tenant_id = hub.tenant_id
     while not client.closed:
-        if client.live:
+        if client.live or client.outbox:
             if client.outbox:
                 frames, client.outbox = client.outbox, []
-                for frame in frames:
+                for frame, last in frames:
                     await ws.send_text(frame)
+                    client.sent = last
                 continue
             client.wake.clear()
             await client.wake.wait()
             continue
+        if client.behind:  # too far behind: reconnect and catch up from the database
+            log.info("event_client_behind", tenant_id=tenant_id, resume_from=client.sent)
+            reason = f"behind; resume from last_event_id={client.sent}"
+            await ws.close(code=BEHIND_CODE, reason=reason)
+            return
         if client.last < hub.last:
             page = await run_in_threadpool(svc.events.page, tenant_id, client.last, PAGE)
             page = [e for e in page if e.id <= hub.last]
@@ -171,7 +188,7 @@ async def _serve(ws: WebSocket, svc: Services, hub: TenantHub, client: Client) -
                 await asyncio.sleep(0.05)
                 continue
             await ws.send_text(_frame(page))
-            client.last = page[-1].id
+            client.last = client.sent = page[-1].id
         elif not hub.join(client):  # the client is ahead of the hub: wait for it
             hub.waiting.add(client)
             client.wake.clear()

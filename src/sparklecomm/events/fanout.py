@@ -3,16 +3,27 @@
 One ``TenantHub`` per tenant with connected clients follows the tenant's stream once
 (``EventStream.follow``: bus first, gaps filled from the database) and hands each batch of
 events, encoded and framed once, to every client that is *in step* (its last delivered id is
-the hub's). A client that has just connected, or fell behind (its socket's buffer filled
-up), is *catching up*: its own coroutine reads the missing range from the database and
-sends it, then joins the hub again when it has reached the hub's position. So the live path
-costs one write per client per batch, and the gapless, ordered, duplicate-free guarantee
-comes from the same place as before: the database is the stream, ids are checked at joins.
+the hub's). A client that has just connected (or resumes) is *catching up*: its own
+coroutine reads the missing range from the database and sends it, then joins the hub when it
+has reached the hub's position. So the live path costs one write per client per batch, and
+the gapless, ordered, duplicate-free guarantee comes from the same place as before: the
+database is the stream, ids are checked at joins.
+
+Coalescing: events that arrive within a short window after the previous frame go out
+together as one ``{"op": "events"}`` frame (the first event after a quiet spell goes at once);
+the window widens with the number of clients (10 ms → 50 ms for 1,000), so at 200 events/s
+a thousand clients get about 20 frames/s each rather than 200.
+
+Bounded buffers: a client whose socket buffer (raw path) or queue of frames (ASGI path)
+is over its limit is too far behind. It leaves the live set at once, so it costs the others
+nothing more, and its coroutine closes the socket with code ``BEHIND_CODE`` and the id to
+resume from; the browser reconnects with that id and catches up from the database.
 
 Under uvicorn the hub writes the already-framed bytes straight to the client's transport
 (an uncompressed text frame is valid whatever extensions were negotiated); elsewhere (the
-test client, other servers) it queues the frame text for the client's coroutine, which sends
-it through ASGI.
+test client, other servers), or with ``SPARKLECOMM_EVENTS_RAW_WRITES=0``, it queues the
+frame text for the client's coroutine, which sends it through ASGI. The raw path is what
+makes 1,000 clients on one core fit (docs/performance.md); both are tested.
 """
 
 from __future__ import annotations
@@ -31,15 +42,23 @@ from sparklecomm.core.events import Event
 
 log = structlog.get_logger(__name__)
 
-# A socket whose kernel + transport buffers hold more than this is treated as behind: it
-# leaves the live set and catches up from the database at its own pace.
-WRITE_BUFFER_LIMIT = 1 << 20
-# Frames queued for a client sent through ASGI before it is treated as behind.
-OUTBOX_LIMIT = 1000
-# Coalescing: a hub sends at most one frame per this many seconds to its clients (the first
-# event after a quiet spell goes out at once; later ones wait for the window's end and go
-# out together as one {"op": "events"} frame). 0 sends every batch at once.
+# A socket whose transport buffer holds more than this is too far behind: it is closed with
+# the id to resume from (the browser reconnects and catches up from the database).
+WRITE_BUFFER_LIMIT = 256 * 1024
+# Frames queued for a client sent through ASGI before it is too far behind.
+OUTBOX_LIMIT = 500
+# The close code (and reason prefix) that tells a client to reconnect at once and resume.
+BEHIND_CODE = 4429
+# Coalescing: a hub sends at most one frame per window to its clients (the first event after
+# a quiet spell goes out at once; later ones wait for the window's end and go out together as
+# one {"op": "events"} frame). The window is COALESCE_S, widened with the number of clients
+# so that a hub makes at most about WRITES_PER_S socket writes a second (each costs a system
+# call), up to MAX_COALESCE_S: 10 ms for a few wallboards, 50 ms for 1,000 clients.
 COALESCE_S = float(os.environ.get("SPARKLECOMM_EVENTS_COALESCE_MS", "10")) / 1000
+WRITES_PER_S = float(os.environ.get("SPARKLECOMM_EVENTS_WRITES_PER_S", "20000"))
+MAX_COALESCE_S = 0.05
+# Write pre-framed bytes straight to uvicorn's transport (1) or always go through ASGI (0).
+RAW_WRITES = os.environ.get("SPARKLECOMM_EVENTS_RAW_WRITES", "1") != "0"
 
 
 def ws_frame(text: str) -> bytes:
@@ -63,6 +82,8 @@ def raw_transport_of(*channels: Any) -> Callable[[], asyncio.Transport | None] |
     function returns None once the connection is closing or closed, so that no data frame
     ever follows a close frame. Returns None for anything else (then ASGI is used).
     """
+    if not RAW_WRITES:
+        return None
     for channel in channels:
         raw = _raw_transport(getattr(channel, "__self__", None))
         if raw is not None:
@@ -116,14 +137,17 @@ def _raw_transport(proto: Any) -> Callable[[], asyncio.Transport | None] | None:
 class Client:
     """One WebSocket client of a hub."""
 
-    __slots__ = ("closed", "last", "live", "outbox", "raw", "wake")
+    __slots__ = ("behind", "closed", "last", "live", "outbox", "raw", "sent", "wake")
 
     def __init__(self, last: int, raw: Callable[[], asyncio.Transport | None] | None) -> None:
         self.last = last  # the last event id delivered (or queued for delivery)
+        self.sent = last  # the last event id handed to the socket (ASGI path: sent)
         self.raw = raw
         self.live = False  # in the hub's live set: the hub sends it every batch
         self.closed = False
-        self.outbox: list[str] = []  # frames for the client's coroutine (no raw transport)
+        self.behind = False  # too far behind: its coroutine closes it with a resume id
+        # Frames for the client's coroutine (no raw transport): (text, last id in it).
+        self.outbox: list[tuple[str, int]] = []
         self.wake = asyncio.Event()
 
 
@@ -179,7 +203,12 @@ class TenantHub:
         if self._timer is not None:
             return
         loop = asyncio.get_running_loop()
-        wait = self._flushed_at + COALESCE_S - loop.time()
+        window = (
+            min(MAX_COALESCE_S, max(COALESCE_S, len(self.live) / WRITES_PER_S))
+            if COALESCE_S > 0
+            else 0.0  # coalescing turned off
+        )
+        wait = self._flushed_at + window - loop.time()
         if wait <= 0:
             self._flush(encode)
         else:
@@ -194,30 +223,39 @@ class TenantHub:
 
     def _send(self, batch: list[Event], encode: Encoder) -> None:
         first = batch[0].id
-        self.last = batch[-1].id
-        text: str | None = None
-        frame: bytes | None = None
-        for client in list(self.live):
-            if client.last != first - 1:  # cannot happen; be safe rather than gappy
+        last = self.last = batch[-1].id
+        if self.live:
+            text = encode(batch)  # once for all clients
+            frame: bytes | None = None
+            dropped: list[Client] = []
+            for client in self.live:
+                if client.last != first - 1:  # cannot happen; be safe rather than gappy
+                    dropped.append(client)
+                    continue
+                raw = client.raw
+                if raw is not None:
+                    transport = raw()
+                    if transport is None:
+                        dropped.append(client)  # closing: its coroutine finds out
+                        continue
+                    if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+                        client.behind = True
+                        dropped.append(client)
+                        continue
+                    if frame is None:
+                        frame = ws_frame(text)
+                    transport.write(frame)
+                    client.sent = last
+                else:
+                    if len(client.outbox) >= OUTBOX_LIMIT:
+                        client.behind = True
+                        dropped.append(client)
+                        continue
+                    client.outbox.append((text, last))
+                    client.wake.set()
+                client.last = last
+            for client in dropped:
                 self.detach(client)
-                continue
-            if text is None:
-                text = encode(batch)
-            if client.raw is not None:
-                transport = client.raw()
-                if transport is None or transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
-                    self.detach(client)
-                    continue
-                if frame is None:
-                    frame = ws_frame(text)
-                transport.write(frame)
-            else:
-                if len(client.outbox) >= OUTBOX_LIMIT:
-                    self.detach(client)
-                    continue
-                client.outbox.append(text)
-                client.wake.set()
-            client.last = self.last
         for client in self.waiting:
             client.wake.set()
 

@@ -22,6 +22,7 @@ from sparklecomm.core.clock import Clock
 from sparklecomm.core.errors import PermissionDenied
 from sparklecomm.core.events import Event
 from sparklecomm.stats.store import first_event_id_since
+from sparklecomm.stats.thresholds import ThresholdService
 from sparklecomm.store.db import Database, read_events
 
 PAGE = 1000
@@ -85,6 +86,7 @@ class StatsService:
         self.acd = acd
         self._days: dict[str, _Day] = {}
         self._lock = threading.Lock()
+        self.thresholds = ThresholdService(db, clock, acd)
 
     def _config(self, start: datetime) -> KpiConfig:
         return KpiConfig(interval_seconds=INTERVAL_SECONDS, since=start)

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sparklecomm.stats.models import AlertThreshold
 from sparklecomm.store.models import EventRecord
 
 
@@ -18,3 +19,14 @@ def first_event_id_since(session: Session, tenant_id: str, since: datetime) -> i
         )
     )
     return int(value) if value is not None else None
+
+
+def thresholds(session: Session, tenant_id: str) -> list[AlertThreshold]:
+    """The tenant's threshold rows (its defaults and the queues' overrides)."""
+    return list(
+        session.scalars(select(AlertThreshold).where(AlertThreshold.tenant_id == tenant_id))
+    )
+
+
+def threshold(session: Session, tenant_id: str, queue_id: str) -> AlertThreshold | None:
+    return session.get(AlertThreshold, (tenant_id, queue_id))

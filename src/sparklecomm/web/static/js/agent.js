@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { h, duration, debounce, toast, statePill, STATE_LABEL, showFieldErrors } from "./dom.js";
 import "./frame.js";
+import { serverClock } from "./events.js";
 
 const root = document.getElementById("desk");
 const ME = root.dataset.me;
@@ -11,7 +12,6 @@ const $ = (id) => document.getElementById(id);
 const work = $("work");
 
 let agent = null;           // the routing snapshot of this agent (or a logged-out stand-in)
-let fetchedAt = 0;          // performance.now() of that snapshot
 let queues = [];            // live queue snapshots
 let presence = [];          // agents and states, for transfers
 let codes = { reason: [], disposition: [] };
@@ -42,7 +42,6 @@ async function loadAgent() {
     agent = { agent_id: ME, state: "logged_out", reason: "", seconds_in_state: 0, offer: null,
       interactions: [], wrapups: [], load: {}, capacity: {}, queues: [], pending_break: null };
   }
-  fetchedAt = performance.now();
 }
 
 async function loadContext(iid) {
@@ -85,7 +84,23 @@ async function loadToday() {
 
 // ---- rendering ----------------------------------------------------------------------------
 
-function secondsInState() { return agent.seconds_in_state + (performance.now() - fetchedAt) / 1000; }
+// Timers run on server timestamps (state entered at, offer expiry, accepted at, wrap-up
+// start) and the server's clock (serverClock: corrected for this browser's skew), so a
+// reload shows the same figures as before it.
+function secondsInState() {
+  return agent.since ? (serverClock.now() - Date.parse(agent.since)) / 1000 : agent.seconds_in_state;
+}
+function offerOf(iid) { return offers.get(iid) ?? contexts.get(iid)?.timing?.offers?.[ME] ?? null; }
+function acceptedAt(iid) {
+  const at = talkSince.get(iid) ?? contexts.get(iid)?.timing?.accepted_at?.[ME];
+  return at ? new Date(at) : null;
+}
+function wrapOf(iid) {
+  const w = wraps.get(iid);
+  if (w) return w;
+  const t = contexts.get(iid)?.timing?.wrapups?.[ME];
+  return t ? { seconds: t.planned_seconds, at: Date.parse(t.started_at) } : null;
+}
 
 function renderStatus() {
   const pill = $("state-pill");
@@ -109,8 +124,8 @@ function customerPanel(iid, { editable }) {
   if (!c) return h("p", { class: "muted" }, "Loading the customer's record…");
   const it = c.interaction, cu = c.customer;
   const attrs = Object.entries(it.attributes || {}).filter(([k]) => !["dnis", "ani", "phone"].includes(k));
-  const offer = offers.get(iid);
-  const waited = offer ? offer.wait_seconds : null;
+  const offer = offerOf(iid);
+  const waited = offer?.wait_seconds ?? null;
   const kv = h("dl", { class: "kv", "data-testid": "customer-record" },
     h("dt", {}, "Customer"), h("dd", { "data-testid": "customer-name" }, cu?.name ?? "Unknown caller",
       cu?.vip_tier ? h("span", { class: `badge vip ${cu.vip_tier}`, style: "margin-left:.4rem" }, `VIP ${cu.vip_tier}`) : null),
@@ -196,16 +211,31 @@ function transferPanel(iid) {
   return h("div", { class: "row" }, sel, go);
 }
 
+function voiceBanner(c) {
+  // A call rings the agent's phone (SIP) while it is offered here: say so, with who calls
+  // (ANI) and which number they dialled (DNIS).
+  const a = c?.interaction.attributes ?? {};
+  return h("div", { class: "ringing", role: "status", "data-testid": "ringing" },
+    h("span", { class: "ring-icon", "aria-hidden": "true" }, "☎"),
+    h("div", {}, h("strong", {}, "Your phone is ringing"),
+      h("div", { class: "muted" }, "Pick up the phone, or press Accept to take the call.")),
+    h("dl", { class: "kv compact" },
+      h("dt", {}, "Caller"), h("dd", { class: "num", "data-testid": "ani" }, a.ani ?? c?.customer?.phone ?? "unknown"),
+      h("dt", {}, "Dialled"), h("dd", { class: "num", "data-testid": "offer-dnis" }, a.dnis ?? "–")));
+}
+
 function offerCard(iid) {
   const c = contexts.get(iid);
-  const o = offers.get(iid);
-  const channel = c?.interaction.channel ?? "voice";
-  return h("article", { class: "icard offer", "data-testid": "offer", "data-interaction": iid, "aria-label": "Incoming offer" },
+  const o = offerOf(iid);
+  const channel = c?.interaction.channel ?? o?.channel ?? "chat";
+  return h("article", { class: `icard offer${channel === "voice" ? " voice" : ""}`, "data-testid": "offer", "data-interaction": iid,
+    "data-channel": channel, "aria-label": `Incoming ${CHANNEL[channel]?.toLowerCase() ?? channel}` },
     h("header", {}, h("h2", {}, `Incoming ${CHANNEL[channel]?.toLowerCase() ?? channel}`),
       h("span", { class: "muted" }, queueName(c?.interaction.queue_id ?? o?.queue_id)),
       h("span", { class: "spacer" }),
       o ? h("span", { class: "countdown num", "data-expires": o.expires_at, "data-testid": "offer-countdown" }, "") : null),
     o ? h("div", { class: "countdown-bar" }, h("span", { "data-expires-bar": o.expires_at, "data-total": o.timeout_seconds })) : null,
+    channel === "voice" ? voiceBanner(c) : null,
     h("div", { class: "body" }, customerPanel(iid, { editable: false }), h("div", {})),
     h("div", { class: "actions" },
       h("button", { class: "btn ok", type: "button", "aria-keyshortcuts": "Alt+A", onclick: () => accept(iid) }, "Accept ", h("kbd", {}, "Alt A")),
@@ -215,13 +245,14 @@ function offerCard(iid) {
 function activeCard(iid) {
   const c = contexts.get(iid);
   const held = onHold.get(iid);
-  const channel = c?.interaction.channel ?? "voice";
-  return h("article", { class: "icard", "data-testid": "interaction", "data-interaction": iid },
+  const channel = c?.interaction.channel ?? "chat";
+  const since = acceptedAt(iid);
+  return h("article", { class: "icard", "data-testid": "interaction", "data-interaction": iid, "data-channel": channel },
     h("header", {}, h("h2", {}, `${CHANNEL[channel] ?? channel} with ${c?.customer?.name ?? "unknown caller"}`),
       c?.customer?.vip_tier ? h("span", { class: `badge vip ${c.customer.vip_tier}` }, `VIP ${c.customer.vip_tier}`) : null,
       held ? h("span", { class: "pill", dataset: { state: "break" } }, "On hold") : null,
       h("span", { class: "spacer" }),
-      h("span", { class: "num timer", "data-since": (talkSince.get(iid) ?? new Date()).toISOString(), title: "Time connected" }, "")),
+      since ? h("span", { class: "num timer", "data-since": since.toISOString(), "data-testid": "talk-timer", title: "Time connected" }, "") : null),
     h("div", { class: "body" }, customerPanel(iid, { editable: true }),
       h("div", {}, notesPanel(iid), h("div", { class: "section-title" }, "Transfer"), transferPanel(iid))),
     h("div", { class: "actions" },
@@ -234,7 +265,7 @@ function activeCard(iid) {
 
 function wrapCard(iid) {
   const c = contexts.get(iid);
-  const w = wraps.get(iid);
+  const w = wrapOf(iid);
   const last = (c?.notes ?? []).filter((n) => n.kind === "wrapup").at(-1);
   const disp = dispositionSelect(`wdisp-${iid}`);
   if (last?.disposition) disp.value = last.disposition;
@@ -243,7 +274,7 @@ function wrapCard(iid) {
     h("header", {}, h("h2", {}, `Wrap-up · ${c?.customer?.name ?? "unknown caller"}`),
       h("span", { class: "spacer" }),
       w && w.seconds > 0 ? h("span", { class: "num timer", "data-until": new Date(w.at + w.seconds * 1000).toISOString(), "data-testid": "wrapup-timer", title: "Wrap-up time left" }, "")
-        : h("span", { class: "num timer", "data-since": new Date(w?.at ?? Date.now()).toISOString(), "data-testid": "wrapup-timer" }, "")),
+        : w ? h("span", { class: "num timer", "data-since": new Date(w.at).toISOString(), "data-testid": "wrapup-timer" }, "") : null),
     h("div", { class: "body" }, h("div", {},
       h("label", { for: `wdisp-${iid}` }, "Disposition"), h("div", {}, disp),
       h("div", { style: "margin-top:.6rem" }, h("label", { for: ta.id }, "Wrap-up notes")), ta), customerPanel(iid, { editable: false })),
@@ -289,7 +320,7 @@ function renderQueues() {
 function tick() {
   if (!agent) return;
   $("state-timer").textContent = duration(secondsInState());
-  const now = Date.now();
+  const now = serverClock.now();
   for (const el of document.querySelectorAll("[data-expires]")) {
     const left = (Date.parse(el.dataset.expires) - now) / 1000;
     el.textContent = `${Math.max(0, Math.ceil(left))} s`;
@@ -371,7 +402,7 @@ document.addEventListener("keydown", (e) => {
 document.addEventListener("sc:event", (e) => {
   const ev = e.detail;
   const p = ev.payload || {};
-  if (ev.type === "interaction.offered" && p.agent_id === ME) offers.set(p.interaction_id, { ...p, at: Date.now() });
+  if (ev.type === "interaction.offered" && p.agent_id === ME) offers.set(p.interaction_id, { ...p, offered_at: ev.time });
   if (ev.type === "interaction.accepted" && p.agent_id === ME) talkSince.set(p.interaction_id, new Date(ev.time));
   if (ev.type === "interaction.completed" && p.agent_id === ME) wraps.set(p.interaction_id, { seconds: p.wrapup_planned_seconds ?? p.wrapup_seconds, at: Date.parse(ev.time) });
   if (ev.type.startsWith("interaction.") || ev.type.startsWith("queue.")) refreshQueues();

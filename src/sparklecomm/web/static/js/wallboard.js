@@ -1,7 +1,7 @@
 // The supervisor's wallboard: live queues and agents (routing snapshots, refreshed on events),
 // today's figures (stats endpoint, from the event stream), alerts, and supervisor actions.
 import { api } from "./api.js";
-import { h, duration, percent, debounce, toast, statePill } from "./dom.js";
+import { h, duration, percent, debounce, toast, statePill, showFieldErrors } from "./dom.js";
 import { dayChart } from "./chart.js";
 import "./frame.js";
 
@@ -9,14 +9,58 @@ const $ = (id) => document.getElementById(id);
 let queues = [], agents = [], stats = null, reasons = [];
 let queuesAt = 0, agentsAt = 0;
 let chosen = null; // queue whose waiting list is shown
-const thresholds = JSON.parse(localStorage.getItem("sc.thresholds") || '{"max_wait":60,"sl_target":80}');
-$("th-wait").value = thresholds.max_wait;
-$("th-sl").value = thresholds.sl_target;
-$("thresholds").addEventListener("input", () => {
-  thresholds.max_wait = Number($("th-wait").value) || 60;
-  thresholds.sl_target = Number($("th-sl").value) || 80;
-  localStorage.setItem("sc.thresholds", JSON.stringify(thresholds));
+// Alert thresholds live on the server (per tenant, per queue; GET/PUT /api/v1/stats/thresholds),
+// are changed by supervisors here, and every wallboard follows a change live (thresholds.updated).
+let th = { default: { max_wait_seconds: 60, min_service_level: 80, max_waiting: 10 }, queues: {} };
+const FIELDS = ["max_wait_seconds", "min_service_level", "max_waiting"];
+const limits = (qid) => th.queues[qid]?.effective ?? th.default;
+const form = $("thresholds");
+
+async function loadThresholds() {
+  th = await api("GET", "/api/v1/stats/thresholds");
+  fillThresholdForm();
   renderQueues();
+}
+function fillThresholdForm() {
+  const scope = $("th-scope");
+  const keep = scope.value;
+  scope.replaceChildren(h("option", { value: "" }, "All queues"),
+    ...queues.map((q) => h("option", { value: q.queue_id }, q.name)));
+  scope.value = queues.some((q) => q.queue_id === keep) ? keep : "";
+  if (form.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
+  const qid = scope.value;
+  const own = qid ? th.queues[qid]?.override ?? {} : th.tenant ?? {};
+  const inherited = qid ? th.default : th.builtin ?? th.default;
+  for (const f of FIELDS) {
+    const input = form.elements[f];
+    input.value = own[f] ?? "";
+    input.placeholder = `${inherited[f]}`;
+    input.title = own[f] === null || own[f] === undefined ? `Not set: ${inherited[f]} applies` : "";
+  }
+  $("th-reset").hidden = !qid || !Object.values(th.queues[qid]?.override ?? {}).some((v) => v !== null);
+}
+$("th-scope").addEventListener("change", () => { showFieldErrors(form, null, $("th-status")); fillThresholdForm(); });
+form.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const body = {};
+  for (const f of FIELDS) {
+    const v = form.elements[f].value.trim();
+    body[f] = v === "" ? null : Number(v);
+  }
+  const qid = $("th-scope").value;
+  try {
+    th = await api("PUT", qid ? `/api/v1/stats/thresholds/queues/${encodeURIComponent(qid)}` : "/api/v1/stats/thresholds", body);
+    showFieldErrors(form, null, $("th-status"));
+    $("th-status").textContent = "Saved.";
+    document.activeElement?.blur?.();
+    fillThresholdForm(); renderQueues();
+  } catch (err) { showFieldErrors(form, err, $("th-status")); }
+});
+$("th-reset").addEventListener("click", async () => {
+  const qid = $("th-scope").value;
+  if (!qid) return;
+  try { th = await api("DELETE", `/api/v1/stats/thresholds/queues/${encodeURIComponent(qid)}`); fillThresholdForm(); renderQueues(); }
+  catch (err) { showFieldErrors(form, err, $("th-status")); }
 });
 
 const since = (at) => (performance.now() - at) / 1000;
@@ -50,13 +94,16 @@ async function loadWaiting() {
 const refreshQueues = debounce(() => loadQueues().catch(() => {}), 100);
 const refreshAgents = debounce(() => loadAgents().catch(() => {}), 100);
 const refreshStats = debounce(() => loadStats().catch(() => {}), 700);
+const refreshThresholds = debounce(() => loadThresholds().catch(() => {}), 100);
 
 function breaches(q) {
   const out = [];
   const s = stats?.queues?.[q.queue_id];
-  if (longest(q) > thresholds.max_wait) out.push(`${q.name}: longest wait ${duration(longest(q))} is over ${thresholds.max_wait} s`);
-  if (s && s.service_level !== null && s.service_level * 100 < thresholds.sl_target)
-    out.push(`${q.name}: service level ${percent(s.service_level)} is below the ${thresholds.sl_target}% target`);
+  const t = limits(q.queue_id);
+  if (longest(q) > t.max_wait_seconds) out.push(`${q.name}: longest wait ${duration(longest(q))} is over ${t.max_wait_seconds} s`);
+  if (s && s.service_level !== null && s.service_level * 100 < t.min_service_level)
+    out.push(`${q.name}: service level ${percent(s.service_level)} is below the ${t.min_service_level}% target`);
+  if (q.waiting > t.max_waiting) out.push(`${q.name}: ${q.waiting} waiting is over ${t.max_waiting}`);
   return out;
 }
 
@@ -66,14 +113,15 @@ function renderQueues() {
     const s = stats?.queues?.[q.queue_id] ?? {};
     const b = breaches(q);
     alerts.push(...b);
-    const slBad = s.service_level !== null && s.service_level !== undefined && s.service_level * 100 < thresholds.sl_target;
+    const t = limits(q.queue_id);
+    const slBad = s.service_level !== null && s.service_level !== undefined && s.service_level * 100 < t.min_service_level;
     const stat = (v, l, cls = "", field = "") => h("div", {}, h("div", { class: `v num ${cls}`, dataset: field ? { field } : undefined }, v), h("div", { class: "l" }, l));
     return h("button", { type: "button", class: `qcard${b.length ? " breach" : ""}`, "aria-pressed": String(chosen === q.queue_id),
       "data-testid": `queue-${q.queue_id}`, onclick: () => { chosen = q.queue_id; renderQueues(); loadWaiting(); } },
       h("h2", {}, h("span", {}, q.name), h("span", { class: "muted", style: "font-size:.8rem;font-weight:500" }, `SL ${q.service_level_seconds}s`)),
       h("div", { class: "big" },
-        stat(String(q.waiting), "Waiting", q.waiting ? "" : "good", "waiting"),
-        stat(duration(longest(q)), "Longest wait", longest(q) > thresholds.max_wait ? "bad" : "", "longest"),
+        stat(String(q.waiting), "Waiting", q.waiting > t.max_waiting ? "bad" : q.waiting ? "" : "good", "waiting"),
+        stat(duration(longest(q)), "Longest wait", longest(q) > t.max_wait_seconds ? "bad" : "", "longest"),
         stat(percent(s.service_level), "Service level", slBad ? "bad" : "good", "sl")),
       h("div", { class: "small" },
         stat(`${s.answered ?? 0} / ${s.abandoned ?? 0}`, "Answered / abandoned", "", "answered"),
@@ -83,6 +131,7 @@ function renderQueues() {
   });
   $("queues").replaceChildren(...(cards.length ? cards : [h("div", { class: "empty" }, "No queues yet: an admin creates them under Admin › Queues.")]));
   $("alerts").replaceChildren(...alerts.map((a) => h("div", { class: "alert warn" }, `⚠ ${a}`)));
+  if ($("th-scope").options.length !== queues.length + 1) fillThresholdForm();
 }
 
 function agentRow(a) {
@@ -144,10 +193,12 @@ document.addEventListener("sc:event", (e) => {
   const t = e.detail.type;
   if (t.startsWith("interaction.") || t.startsWith("queue.")) { refreshQueues(); refreshStats(); }
   if (t.startsWith("agent.") || t.startsWith("interaction.") || t.startsWith("queue.")) refreshAgents();
+  if (t === "thresholds.updated" || t.startsWith("queue.")) refreshThresholds();
 });
 
 reasons = (await api("GET", "/api/v1/codes?kind=reason")).filter((r) => r.active);
 await Promise.all([loadQueues(), loadAgents(), loadStats()]);
+await loadThresholds().catch(() => {});
 setInterval(tick, 1000);
 setInterval(() => { loadQueues().catch(() => {}); loadStats().catch(() => {}); }, 10000);
 document.getElementById("queues").dataset.ready = "true";
