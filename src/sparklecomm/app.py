@@ -38,7 +38,9 @@ from sparklecomm.telephony import (
     SipServer,
     SipServerConfig,
 )
+from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.extensions import ExtensionService
+from sparklecomm.telephony.voice_queue import VoiceQueue
 from sparklecomm.web import STATIC_DIR
 
 log = structlog.get_logger(__name__)
@@ -177,6 +179,10 @@ def build_app(services: Services) -> FastAPI:
         if sip is not None:
             if services.extra.get("pbx") is not None:
                 sip.calls.use_pbx(services.extra["pbx"])  # DIDs, ring groups, trunks, fraud
+            # Calls sent to a queue become ACD interactions; offers ring the agents' phones.
+            phones = SipAgentPhones(sip.calls, services.extra["extensions"].numbers_of_user)
+            phones.attach(VoiceQueue(acd, phones))
+            services.extra["agent_phones"] = phones
             try:
                 await sip.start()
                 log.info(
@@ -201,6 +207,8 @@ def build_app(services: Services) -> FastAPI:
         finally:
             if sip is not None:
                 await sip.stop()
+            if "agent_phones" in services.extra:
+                await services.extra.pop("agent_phones").close()
             await acd.stop()
             await services.bus.stop()
 

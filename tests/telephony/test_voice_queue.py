@@ -343,3 +343,24 @@ def test_other_interactions_are_ignored(sqlite_world: World) -> None:
         assert phones.take() == []
 
     asyncio.run(scenario())
+
+
+def test_an_agents_phones_are_the_extensions_of_that_user(sqlite_world: World) -> None:
+    from sparklecomm.audit.store import Actor
+    from sparklecomm.telephony.extensions import ExtensionService
+
+    world = sqlite_world
+    extensions: ExtensionService = world.services.extra["extensions"]
+    for number, user in (("2002", world.agent_id), ("2001", world.agent_id), ("2003", None)):
+        extensions.do_create(
+            world.tenant_id, Actor.cli(), number=number, password="phone-secret-1", user_id=user
+        )
+
+    async def lookup() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        return (
+            await extensions.numbers_of_user(world.tenant_id, world.agent_id),
+            await extensions.numbers_of_user(world.tenant_id, world.admin_id),
+            await extensions.numbers_of_user("other-tenant", world.agent_id),
+        )
+
+    assert asyncio.run(lookup()) == (("2001", "2002"), (), ())

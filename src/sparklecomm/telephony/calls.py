@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -124,6 +125,17 @@ TenantOf = Callable[[str], Awaitable[str | None]]
 """Extension number → its tenant id."""
 
 
+class AgentLegListener(Protocol):
+    """Told what happens to the legs that ring agents for the ACD, and when a queue call
+    ends (implemented by :class:`~sparklecomm.telephony.agent_phones.SipAgentPhones`)."""
+
+    def agent_answered(self, call: Call, agent_id: str) -> None: ...
+
+    def agent_failed(self, call: Call, agent_id: str, status: int) -> None: ...
+
+    def call_ended(self, call: Call, reason: str) -> None: ...
+
+
 class SipHost(Protocol):
     """What the B2BUA needs of the SIP server (:class:`~sparklecomm.telephony.SipServer`)."""
 
@@ -217,6 +229,8 @@ class Leg:
     refer: Leg | None = None
     """For a leg dialled by a blind transfer: the leg that sent the REFER."""
     cancel_sent: bool = False
+    agent_id: str | None = None
+    """For a leg ringing an agent's phone for the ACD: the agent."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -256,6 +270,11 @@ class Call:
     """The hunt is still sending a step's INVITEs."""
     rang: bool = False
     transfer_legs: list[Leg] = field(default_factory=list)
+    queue: bool = False
+    """Served by the ACD (see :mod:`sparklecomm.telephony.agent_phones`)."""
+    pending_agents: dict[str, Leg] = field(default_factory=dict)
+    """Agents' legs that answered and wait for the engine's accept before connecting."""
+    ringback_sent: bool = False
 
     @property
     def a(self) -> Leg:
@@ -303,6 +322,9 @@ class CallManager:
         self.queue_handler = queue_handler
         self.tenant_of = tenant_of
         self.user_agent = user_agent
+        self.agent_listener: AgentLegListener | None = None
+        self._pending_events: deque[tuple[str, str, dict[str, Any]]] = deque()
+        self._emitting = False
         self.calls: dict[str, Call] = {}
         self._legs: dict[tuple[str, str], Leg] = {}
         self._by_invite: dict[tuple[str, ...], Call] = {}
@@ -487,11 +509,15 @@ class CallManager:
         self._event(call, "call.started", {"route": call.description or type(route).__name__})
         if self.relay is not None and call.media is None:
             try:
-                call.media = await self.relay.open(call.id)
+                media = await self.relay.open(call.id)
             except Exception as error:
                 log.error("sip.relay_open_failed", call=call.id, error=str(error))
                 self._reject(call, 503, "Service Unavailable - No Media Ports", "no_media")
                 return
+            if call.ended:  # the caller gave up while the ports were being bound
+                await media.close()
+                return
+            call.media = media
             offer = call.a.remote_sdp
             if offer is not None:
                 self._set_remote(call, "a", offer)
@@ -557,6 +583,7 @@ class CallManager:
         *,
         side: Side,
         step: int,
+        agent_id: str | None = None,
     ) -> list[Leg]:
         """INVITE every contact of a target; the legs started."""
         request = call.request
@@ -595,6 +622,7 @@ class CallManager:
                 trunk=trunk,
             )
             leg.step = step
+            leg.agent_id = agent_id
             call.ringing.append(leg)
             legs.append(leg)
             self._send_invite(leg)
@@ -679,7 +707,12 @@ class CallManager:
                 return
             if status > 100 and leg.state == "calling":
                 leg.state = "early"
-            if status > 100 and leg in call.ringing and not call.answered:
+            if (
+                status > 100
+                and leg in call.ringing
+                and not call.answered
+                and leg.agent_id is None  # agents' phones: the caller hears our ringback
+            ):
                 self._early(call, leg, response)
             return
         if 200 <= status < 300:
@@ -695,6 +728,14 @@ class CallManager:
             if not leg.cancel_wanted:
                 call.final_status = status
                 log.info("sip.leg_failed", call=call.id, leg=leg.label, status=status)
+                agent = leg.agent_id
+                listener = self.agent_listener
+                if (
+                    agent is not None
+                    and listener is not None
+                    and not any(o.agent_id == agent for o in call.ringing)
+                ):
+                    listener.agent_failed(call, agent, status)
             same_step = [other for other in call.ringing if other.step == leg.step]
             if (
                 not same_step
@@ -768,6 +809,9 @@ class CallManager:
         if leg.refer is not None and leg.state in ("calling", "early"):
             self._transfer_answered(leg, response)
             return
+        if leg.agent_id is not None:
+            self._agent_leg_answered(leg, response, cseq)
+            return
         won = (
             leg in call.ringing
             and not call.answered
@@ -800,22 +844,131 @@ class CallManager:
             self._ack(leg, cseq)
         for other in list(call.ringing):
             self._cancel_leg(other)
-        call.answered_at = self.clock.monotonic()
-        self.stats["answered"] += 1
-        if a.server_tx is not None:
-            ok = build_response(a.invite, 200, to_tag=a.local_tag)
-            ok.headers.add("Contact", a.dialog.local_contact if a.dialog else "")
-            ok.headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO")
-            if answer is not None:
-                ok.body = self._sdp_for(a, answer)
-                ok.headers.add("Content-Type", "application/sdp")
-            a.state = "up"
-            if a.dialog is not None:
-                a.dialog.state = DialogState.CONFIRMED
-            self._send_2xx(a, a.server_tx, ok)
+        self._answer_caller(call, answer)
         self._event(call, "call.answered", {"leg": leg.label})
         if call.step_done is not None and not call.step_done.done():
             call.step_done.set_result("answered")
+
+    def _answer_caller(self, call: Call, answer: sdplib.SessionDescription | None) -> None:
+        """200 OK to the caller (repeated until its ACK), with ``answer`` anchored for it."""
+        a = call.a
+        call.answered_at = self.clock.monotonic()
+        self.stats["answered"] += 1
+        if a.server_tx is None:
+            return
+        ok = build_response(a.invite, 200, to_tag=a.local_tag)
+        ok.headers.add("Contact", a.dialog.local_contact if a.dialog else "")
+        ok.headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO")
+        if answer is not None:
+            ok.body = self._sdp_for(a, answer)
+            ok.headers.add("Content-Type", "application/sdp")
+        a.state = "up"
+        if a.dialog is not None:
+            a.dialog.state = DialogState.CONFIRMED
+        self._send_2xx(a, a.server_tx, ok)
+
+    # ---- legs that ring agents for the ACD -------------------------------------------
+
+    def ringback(self, call: Call) -> None:
+        """180 Ringing to a waiting caller (their phone plays ringback; no early media)."""
+        a = call.a
+        if call.ringback_sent or call.answered or a.server_tx is None or call.ended:
+            return
+        call.ringback_sent = True
+        ringing = build_response(a.invite, 180, to_tag=a.local_tag)
+        ringing.headers.add("Contact", a.dialog.local_contact if a.dialog else "")
+        self._respond(a.server_tx, ringing)
+
+    async def ring_agent(self, call: Call, agent_id: str, extensions: Iterable[str]) -> int:
+        """INVITE every registered phone of the agent's extensions; how many were rung."""
+        rung = 0
+        for number in extensions:
+            if call.ended:
+                break
+            legs = await self._dial(
+                call,
+                Target(extension=number),
+                call.a.remote_sdp,
+                side="b",
+                step=-1,
+                agent_id=agent_id,
+            )
+            rung += len(legs)
+        return rung
+
+    def stop_ringing_agent(self, call: Call, agent_id: str) -> None:
+        for leg in [leg for leg in call.ringing if leg.agent_id == agent_id]:
+            self._cancel_leg(leg)
+
+    def _agent_leg_answered(self, leg: Leg, response: SipResponse, cseq: int) -> None:
+        """An agent's phone answered: ACK it, keep the caller waiting, and ask the ACD."""
+        call = leg.call
+        self._ack(leg, cseq)
+        agent_id = leg.agent_id
+        assert agent_id is not None
+        if leg not in call.ringing or leg.cancel_wanted or self._caller_gone(call):
+            self._bye(leg)
+            return
+        call.ringing.remove(leg)
+        leg.state = "up"
+        if response.body:
+            try:
+                leg.remote_sdp = sdplib.parse(response.body)
+            except sdplib.SdpError as error:
+                log.info("sip.answer_sdp_refused", leg=leg.label, reason=str(error))
+        self.stop_ringing_agent(call, agent_id)  # the agent's other phones
+        call.pending_agents[agent_id] = leg
+        if self.agent_listener is None:
+            self.drop_agent(call, agent_id)
+        else:
+            self.agent_listener.agent_answered(call, agent_id)
+
+    def connect_agent(self, call: Call, agent_id: str) -> bool:
+        """Bridge the caller with the agent whose phone answered (after the ACD accepted).
+
+        The first time, the caller gets its 200 OK; after a transfer the relay simply
+        points the caller's media at the new agent (no re-INVITE needed)."""
+        leg = call.pending_agents.pop(agent_id, None)
+        if leg is None or leg.state != "up" or call.ended:
+            return False
+        old = call.legs.get("b")
+        if old is not None and old is not leg and old.state == "up":
+            self._bye(old)
+        call.legs["b"] = leg
+        if leg.remote_sdp is not None:
+            self._set_remote(call, "b", leg.remote_sdp)
+        if not call.answered:
+            self._answer_caller(call, leg.remote_sdp)
+            self._event(call, "call.answered", {"leg": leg.label, "agent_id": agent_id})
+        else:
+            if call.media is None:
+                log.warning("sip.reconnect_without_relay", call=call.id)
+            self._event(call, "call.connected", {"leg": leg.label, "agent_id": agent_id})
+        return True
+
+    def drop_agent(self, call: Call, agent_id: str) -> None:
+        """Hang up the agent's leg (answered or connected); the caller stays."""
+        leg = call.pending_agents.pop(agent_id, None)
+        b = call.legs.get("b")
+        if leg is None and b is not None and b.agent_id == agent_id:
+            leg = b
+            del call.legs["b"]
+        if leg is not None:
+            self._bye(leg)
+        self.stop_ringing_agent(call, agent_id)
+
+    def end_call(self, call: Call, reason: str) -> None:
+        """Release the caller and every agent leg (480 when the caller was never answered)."""
+        if call.ended:
+            return
+        for agent_id in list(call.pending_agents):
+            self.drop_agent(call, agent_id)
+        if call.answered:
+            self._hangup_all(call, reason)
+        else:
+            for leg in list(call.ringing):
+                self._cancel_leg(leg)
+            self._reject(call, 480, "Temporarily Unavailable", reason)
 
     # ---- requests we send on legs ----------------------------------------------------
 
@@ -968,7 +1121,16 @@ class CallManager:
         self._forget_leg(leg)
         if call.ended:
             return
+        if leg.agent_id is not None and call.legs.get("b") is not leg:
+            # An agent's phone hung up before being connected (or after being dropped).
+            if call.pending_agents.get(leg.agent_id) is leg:
+                del call.pending_agents[leg.agent_id]
+            return
         other = call.other(leg)
+        if call.answered and other is None:
+            # The agent's leg was dropped (a transfer in progress): the caller leaves.
+            self._finish(call, "caller_hangup" if leg.side == "a" else "callee_hangup")
+            return
         if not call.answered or other is None:
             # A BYE in an early dialog: the caller gave up.
             for ringing in list(call.ringing):
@@ -1197,6 +1359,10 @@ class CallManager:
             return True
         return False
 
+    def reject(self, call: Call, status: int, reason: str, why: str) -> None:
+        """Answer the (unanswered) caller with a final failure and end the call."""
+        self._reject(call, status, reason, why)
+
     def _reject(self, call: Call, status: int, reason: str, why: str) -> None:
         tx = call.a.server_tx
         if tx is not None and not call.cancelled:
@@ -1243,6 +1409,8 @@ class CallManager:
             self._spawn(media.close())
         log.info("sip.call_ended", call=call.id, reason=reason, duration=duration)
         self._event(call, "call.ended", data)
+        if call.queue and self.agent_listener is not None:
+            self.agent_listener.call_ended(call, reason)
 
     def _forget_leg(self, leg: Leg) -> None:
         if self._legs.get(leg.key) is leg:
@@ -1275,6 +1443,8 @@ class CallManager:
         return out.to_bytes()
 
     def _event(self, call: Call, kind: str, data: dict[str, Any]) -> None:
+        """Queue a call event; one task writes them in the order they happened (one write
+        per event would let a later event commit first and take a lower id)."""
         if self.emit is None or call.tenant_id is None:
             return
         payload = {
@@ -1283,16 +1453,23 @@ class CallManager:
             "dialled": call.dialled,
             **data,
         }
+        self._pending_events.append((call.tenant_id, kind, payload))
+        if not self._emitting:
+            self._emitting = True
+            self._spawn(self._emit_pending())
+
+    async def _emit_pending(self) -> None:
         emit = self.emit
-        tenant = call.tenant_id
-
-        async def send() -> None:
-            try:
-                await emit(tenant, kind, payload)
-            except Exception:
-                log.exception("sip.call_event_failed", type=kind, call=call.id)
-
-        self._spawn(send())
+        assert emit is not None
+        try:
+            while self._pending_events:
+                tenant, kind, payload = self._pending_events.popleft()
+                try:
+                    await emit(tenant, kind, payload)
+                except Exception:
+                    log.exception("sip.call_event_failed", type=kind, call=payload["call_id"])
+        finally:
+            self._emitting = False
 
 
 # ---- helpers -------------------------------------------------------------------------

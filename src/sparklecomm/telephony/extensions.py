@@ -164,3 +164,16 @@ class ExtensionService:
     async def ha1(self, username: str, realm: str, algorithm: str) -> str | None:
         """The :class:`~sparklecomm.telephony.sip.digest.CredentialStore` protocol."""
         return await run_in_threadpool(self._ha1, username, realm, algorithm)
+
+    def _numbers_of_user(self, tenant_id: str, user_id: str) -> tuple[str, ...]:
+        with self.db.read() as s:
+            query = (
+                select(Extension.number)
+                .where(Extension.tenant_id == tenant_id, Extension.user_id == user_id)
+                .order_by(Extension.number)
+            )
+            return tuple(s.scalars(query))
+
+    async def numbers_of_user(self, tenant_id: str, user_id: str) -> tuple[str, ...]:
+        """The extensions of a person (an agent's phones, which the ACD rings)."""
+        return await run_in_threadpool(self._numbers_of_user, tenant_id, user_id)

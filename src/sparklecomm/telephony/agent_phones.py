@@ -1,0 +1,158 @@
+"""Agents' phones for the ACD: the B2BUA side of :mod:`sparklecomm.telephony.voice_queue`.
+
+:class:`SipAgentPhones` is three things at once:
+
+* the B2BUA's queue handler: a call the dial plan sends to a queue gets ringback (180) and
+  becomes an ACD interaction (:meth:`handle_queue_call`);
+* the :class:`~sparklecomm.telephony.voice_queue.AgentPhones` the bridge drives: ring an
+  agent's phones (every registered contact of the extensions whose ``user_id`` is the
+  agent), stop ringing, connect, drop the agent's leg, end the call;
+* the B2BUA's :class:`~sparklecomm.telephony.calls.AgentLegListener`: an agent's phone
+  answered or failed, a queue call ended (caller or agent hung up).
+
+A queue call needs an SDP offer in the caller's INVITE (every desk phone and softphone sends
+one); a late-offer INVITE to a queue gets 488.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
+
+import structlog
+
+from sparklecomm.core.errors import DomainError
+from sparklecomm.telephony.calls import Call, CallManager
+from sparklecomm.telephony.pbx.routes import ToQueue
+from sparklecomm.telephony.voice_queue import VoiceQueue
+
+log = structlog.get_logger("sparklecomm.telephony.agent_phones")
+
+AgentExtensions = Callable[[str, str], Awaitable[Sequence[str]]]
+"""``(tenant_id, agent_id)`` → the agent's extension numbers."""
+
+
+class SipAgentPhones:
+    """Connects a :class:`CallManager` and a :class:`VoiceQueue` (see the module docstring)."""
+
+    def __init__(self, manager: CallManager, extensions: AgentExtensions) -> None:
+        self.manager = manager
+        self.extensions = extensions
+        self.queue: VoiceQueue | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def attach(self, queue: VoiceQueue) -> None:
+        """Use ``queue`` and become the manager's queue handler and agent-leg listener."""
+        self.queue = queue
+        self.manager.queue_handler = self.handle_queue_call
+        self.manager.agent_listener = self
+
+    # ---- the B2BUA's queue handler ---------------------------------------------------------
+
+    async def handle_queue_call(self, call: Call, route: ToQueue) -> None:
+        manager = self.manager
+        queue = self.queue
+        if queue is None:
+            manager.end_call(call, "no_queue")
+            return
+        if call.a.remote_sdp is None:
+            manager.reject(call, 488, "Not Acceptable Here - SDP offer required", "no_offer")
+            return
+        manager.ringback(call)
+        request = call.request
+        try:
+            await queue.enqueue(
+                call.id,
+                route,
+                caller=call.caller,
+                caller_name=request.caller_name if request is not None else None,
+            )
+        except DomainError as error:
+            log.warning(
+                "voice.queue_refused", call=call.id, queue_id=route.queue_id, error=str(error)
+            )
+            manager.reject(call, 480, "Temporarily Unavailable", "queue_refused")
+            return
+        call.queue = True
+        if call.ended:  # the caller hung up while the interaction was being created
+            await queue.caller_hung_up(call.id)
+
+    # ---- AgentPhones (driven by the bridge) ------------------------------------------------
+
+    def ring_agent(self, call_id: str, agent_id: str) -> None:
+        call = self.manager.calls.get(call_id)
+        if call is None or call.ended:
+            return
+        self._spawn(self._ring(call, agent_id))
+
+    async def _ring(self, call: Call, agent_id: str) -> None:
+        tenant = call.tenant_id
+        numbers = await self.extensions(tenant, agent_id) if tenant is not None else ()
+        rung = await self.manager.ring_agent(call, agent_id, numbers) if numbers else 0
+        if rung == 0 and self.queue is not None and not call.ended:
+            log.info("voice.agent_unreachable", call=call.id, agent_id=agent_id, phones=numbers)
+            await self.queue.agent_failed(call.id, agent_id, 480)
+
+    def stop_ringing(self, call_id: str, agent_id: str, reason: str) -> None:
+        call = self.manager.calls.get(call_id)
+        if call is not None:
+            log.info("voice.stop_ringing", call=call_id, agent_id=agent_id, reason=reason)
+            self.manager.stop_ringing_agent(call, agent_id)
+
+    def connect(self, call_id: str, agent_id: str) -> None:
+        call = self.manager.calls.get(call_id)
+        if call is not None and self.manager.connect_agent(call, agent_id):
+            return
+        # The agent's phone hung up between answering and the engine's accept.
+        log.info("voice.connect_failed", call=call_id, agent_id=agent_id)
+        if self.queue is not None:
+            self._spawn(self.queue.agent_hung_up(call_id, agent_id))
+
+    def drop_agent(self, call_id: str, agent_id: str, reason: str) -> None:
+        call = self.manager.calls.get(call_id)
+        if call is not None:
+            log.info("voice.drop_agent", call=call_id, agent_id=agent_id, reason=reason)
+            self.manager.drop_agent(call, agent_id)
+
+    def end_call(self, call_id: str, reason: str) -> None:
+        call = self.manager.calls.get(call_id)
+        if call is not None:
+            self.manager.end_call(call, reason)
+
+    # ---- AgentLegListener (told by the B2BUA) ----------------------------------------------
+
+    def agent_answered(self, call: Call, agent_id: str) -> None:
+        if self.queue is not None:
+            self._spawn(self.queue.agent_answered(call.id, agent_id))
+
+    def agent_failed(self, call: Call, agent_id: str, status: int) -> None:
+        if self.queue is not None:
+            self._spawn(self.queue.agent_failed(call.id, agent_id, status))
+
+    def call_ended(self, call: Call, reason: str) -> None:
+        queue = self.queue
+        if queue is None:
+            return
+        b = call.legs.get("b")
+        if reason == "callee_hangup" and b is not None and b.agent_id is not None:
+            self._spawn(queue.agent_hung_up(call.id, b.agent_id))
+        else:
+            self._spawn(queue.caller_hung_up(call.id))
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("voice.task_failed", error=repr(task.exception()))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

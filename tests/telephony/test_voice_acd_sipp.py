@@ -1,0 +1,319 @@
+"""A caller dials a number that goes to an ACD queue; the engine offers the call to an agent
+and the agent's phone rings (SIPp as both phones), inside a loopback-only namespace.
+
+The routing service is the real one (SQLite journal); its clock is the fake one, so offer
+timeouts are driven by the test (``advance`` + ``tick_due``) instead of by waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import World
+from tests.telephony.sip_support import loopback_namespace
+
+from sparklecomm.acd.service import AcdService
+from sparklecomm.core.clock import SystemClock
+from sparklecomm.store.db import read_events
+from sparklecomm.telephony import (
+    InMemoryCredentialStore,
+    InMemoryLocationStore,
+    SipServer,
+    SipServerConfig,
+    loopback_only,
+)
+from sparklecomm.telephony.agent_phones import SipAgentPhones
+from sparklecomm.telephony.media.relay import MediaRelay, RelayConfig
+from sparklecomm.telephony.pbx.routes import CallRequest, Reject, Route, ToQueue
+from sparklecomm.telephony.sip.timers import TimerConfig
+from sparklecomm.telephony.voice_queue import VoiceQueue
+
+SIPP = Path(__file__).parent / "sipp"
+DID = "5550100"
+PASSWORDS = {"1001": "pw-1001-secret", "2001": "pw-2001-secret", "2002": "pw-2002-secret"}
+OTHER = "agent-b"
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+
+
+@dataclass
+class Center:
+    world: World
+    acd: AcdService
+    server: SipServer
+    call_events: list[tuple[str, dict[str, Any]]]
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+    def engine_events(self) -> list[tuple[str, dict[str, Any]]]:
+        with self.world.services.db.read() as s:
+            events = read_events(s, self.world.tenant_id, after=0, limit=10_000)
+        return [(e.type, e.payload) for e in events if isinstance(e.payload, dict)]
+
+    def interaction_types(self) -> list[str]:
+        return [
+            kind
+            for kind, p in self.engine_events()
+            if str(p.get("interaction_id", "")).startswith("call-")
+        ]
+
+    async def wait_for(self, kind: str, count: int = 1, limit: float = 10.0) -> None:
+        for _ in range(int(limit / 0.05)):
+            if self.interaction_types().count(kind) >= count:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{count} x {kind} not seen: {self.interaction_types()}")
+
+
+class DidRouter:
+    """The dial plan of this test: the DID goes to the support queue."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+
+    async def route(self, request: CallRequest) -> Route:
+        if request.dialled == DID:
+            return ToQueue(self.tenant_id, "support", {"dnis": DID})
+        return Reject(404, "Not Found")
+
+
+@pytest.fixture
+async def center(sqlite_world: World) -> AsyncIterator[Center]:
+    if shutil.which("sipp") is None:
+        pytest.skip("sipp is not installed (Debian package sip-tester)")
+    world = sqlite_world
+    acd: AcdService = world.services.extra["acd"]
+    t = world.tenant_id
+    for agent in (world.agent_id, OTHER):
+        acd.execute(t, "add_agent", config={"id": agent, "capacity": {"voice": 1}})
+    acd.execute(
+        t,
+        "add_queue",
+        config={
+            "id": "support",
+            "strategy": "linear",
+            "offer_timeout_seconds": 15,
+            "wrapup_seconds": 30,
+            "channels": ["voice"],
+            "members": [
+                {"agent_id": world.agent_id, "penalty": 0},
+                {"agent_id": OTHER, "penalty": 1},
+            ],
+        },
+    )
+    phones_of = {world.agent_id: ["2001"], OTHER: ["2002"]}
+
+    async def extensions(tenant_id: str, agent_id: str) -> list[str]:
+        assert tenant_id == t
+        return phones_of.get(agent_id, [])
+
+    with loopback_namespace():
+        credentials = InMemoryCredentialStore()
+        for user, password in PASSWORDS.items():
+            credentials.add_user(user, password, "sparklecomm")
+        call_events: list[tuple[str, dict[str, Any]]] = []
+
+        async def emit(tenant: str, kind: str, data: dict[str, Any]) -> None:
+            call_events.append((kind, data))
+
+        async def tenant_of(extension: str) -> str | None:
+            return t
+
+        relay = MediaRelay(RelayConfig(host="127.0.0.1", allowed_target=loopback_only))
+        server = SipServer(
+            SipServerConfig(
+                host="127.0.0.1",
+                port=0,
+                transports=("UDP",),
+                digest_algorithms=("MD5", "SHA-256"),  # SIPp 3.6 knows only MD5
+                timers=TimerConfig(t1=0.2, t2=1.0, t4=1.0),
+                allowed_target=loopback_only,
+            ),
+            clock=SystemClock(),
+            credentials=credentials,
+            locations=InMemoryLocationStore(),
+            emit=emit,
+            tenant_of=tenant_of,
+            relay=relay,
+            router=DidRouter(t),
+        )
+        phones = SipAgentPhones(server.calls, extensions)
+        phones.attach(VoiceQueue(acd, phones))
+        await server.start()
+        try:
+            yield Center(world, acd, server, call_events)
+        finally:
+            await phones.close()
+            await server.stop()
+
+
+async def sipp(*args: str, limit: float = 30) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        "sipp",
+        *args,
+        "-i",
+        "127.0.0.1",
+        "-nostdin",
+        "-timeout_error",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), limit)
+    except TimeoutError:
+        process.kill()
+        out, _ = await process.communicate()
+        return -1, out.decode(errors="replace")
+    assert process.returncode is not None
+    return process.returncode, out.decode(errors="replace")
+
+
+def phone(scenario: str, port: int, media_port: int) -> asyncio.Task[tuple[int, str]]:
+    """An agent's phone waiting for one call."""
+    return asyncio.get_running_loop().create_task(
+        sipp(
+            "-sf",
+            str(SIPP / scenario),
+            "-p",
+            str(port),
+            "-mp",
+            str(media_port),
+            "-m",
+            "1",
+            "-timeout",
+            "25s",
+        )
+    )
+
+
+async def register(center: Center, extension: str, contact_port: int, port: int) -> None:
+    rc, out = await sipp(
+        center.target,
+        "-sf",
+        str(SIPP / "call_register.xml"),
+        "-s",
+        extension,
+        "-au",
+        extension,
+        "-ap",
+        PASSWORDS[extension],
+        "-key",
+        "contact_port",
+        str(contact_port),
+        "-p",
+        str(port),
+        "-m",
+        "1",
+        "-timeout",
+        "10s",
+    )
+    assert rc == 0, out[-2000:]
+
+
+def caller(center: Center, scenario: str) -> asyncio.Task[tuple[int, str]]:
+    return asyncio.get_running_loop().create_task(
+        sipp(
+            center.target,
+            "-sf",
+            str(SIPP / scenario),
+            "-s",
+            DID,
+            "-au",
+            "1001",
+            "-ap",
+            PASSWORDS["1001"],
+            "-auth_uri",
+            f"{DID}@{center.target}",
+            "-key",
+            "caller",
+            "1001",
+            "-p",
+            "5071",
+            "-mp",
+            "17000",
+            "-m",
+            "1",
+            "-timeout",
+            "25s",
+        )
+    )
+
+
+def login(center: Center, *agents: str) -> None:
+    for agent in agents:
+        center.acd.execute(center.world.tenant_id, "login", agent_id=agent)
+
+
+async def test_a_call_to_the_queue_is_answered_by_the_agents_phone(center: Center) -> None:
+    world = center.world
+    agent_phone = phone("call_uas.xml", 5080, 16000)
+    await asyncio.sleep(0.3)
+    await register(center, "2001", 5080, 5070)
+    login(center, world.agent_id)
+    rc, out = await caller(center, "call_uac.xml")
+    assert rc == 0, out[-3000:]
+    rc_phone, out_phone = await agent_phone
+    assert rc_phone == 0, out_phone[-3000:]
+    await center.wait_for("interaction.completed")
+    types = center.interaction_types()
+    assert types[:4] == [
+        "interaction.created",
+        "interaction.queued",
+        "interaction.offered",
+        "interaction.accepted",
+    ] or types[:3] == ["interaction.created", "interaction.offered", "interaction.accepted"]
+    created = next(p for k, p in center.engine_events() if k == "interaction.created")
+    assert created["channel"] == "voice"
+    assert created["attributes"]["dnis"] == DID and created["attributes"]["ani"] == "1001"
+    snap = center.acd.read(world.tenant_id, lambda e: e.agent_snapshot(world.agent_id))
+    assert snap.state == "wrap_up"
+    kinds = [k for k, _ in center.call_events]
+    assert kinds[0] == "call.started" and "call.answered" in kinds and kinds[-1] == "call.ended"
+    answered = next(d for k, d in center.call_events if k == "call.answered")
+    assert answered["agent_id"] == world.agent_id
+    assert center.server.calls.active_calls == 0
+
+
+async def test_no_answer_is_reoffered_to_the_next_agent(center: Center) -> None:
+    world = center.world
+    slow_phone = phone("call_uas_cancel.xml", 5080, 16000)  # rings, never answers
+    good_phone = phone("call_uas.xml", 5082, 16100)
+    await asyncio.sleep(0.3)
+    await register(center, "2001", 5080, 5070)
+    await register(center, "2002", 5082, 5072)
+    login(center, world.agent_id, OTHER)
+    call = caller(center, "call_uac.xml")
+    await center.wait_for("interaction.offered")
+    await asyncio.sleep(0.5)  # the first phone is ringing
+    world.clock.advance(16)  # past the queue's 15 s offer timeout
+    await asyncio.to_thread(center.acd.tick_due, world.tenant_id)
+    rc, out = await call
+    assert rc == 0, out[-3000:]
+    for task in (slow_phone, good_phone):
+        rc_phone, out_phone = await task
+        assert rc_phone == 0, out_phone[-3000:]
+    await center.wait_for("interaction.completed")
+    events = center.engine_events()
+    offered = [p["agent_id"] for k, p in events if k == "interaction.offered"]
+    assert offered == [world.agent_id, OTHER]
+    assert "interaction.offer_timed_out" in center.interaction_types()
+    accepted = [p["agent_id"] for k, p in events if k == "interaction.accepted"]
+    assert accepted == [OTHER]
+
+
+async def test_caller_hanging_up_in_the_queue_is_abandoned(center: Center) -> None:
+    # Nobody logged in: the caller waits (hearing ringback), then gives up.
+    rc, out = await caller(center, "queue_uac_abandon.xml")
+    assert rc == 0, out[-3000:]
+    await center.wait_for("interaction.abandoned")
+    assert "interaction.offered" not in center.interaction_types()
+    ended = [d for k, d in center.call_events if k == "call.ended"]
+    assert ended and ended[-1]["reason"] == "cancelled"
+    assert center.server.calls.active_calls == 0
