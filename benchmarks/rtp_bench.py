@@ -1,0 +1,538 @@
+"""Benchmark: N concurrent bidirectional G.711 calls through the RTP relay, on one core.
+
+The relay under test runs in its own process pinned to one CPU (``--relay-cpu``) with N
+sessions open; a load generator (this process, pinned to ``--load-cpu``) plays two phones
+per call: each sends 20 ms G.711 packets (12-byte RTP header + 160-byte payload, 50
+packets/s) to its leg of the session and receives the other phone's packets from the
+relay. 300 calls are 30,000 packets/s into the relay and 30,000 out. The first
+``--warmup`` seconds latch the legs (the relay learns the phones from their first packets,
+no SDP is given) and are not counted; then ``--seconds`` are measured.
+
+Each packet carries its send time (CLOCK_MONOTONIC, ns) in the payload, so the generator
+measures one-way latency through the relay itself. **Late** means a one-way latency above
+``--late-ms`` (20 ms by default: one packetisation interval of extra delay, since the
+loopback base latency is well under 1 ms); **lost** means sent in the measured window and not
+received within 0.5 s after sending stopped. The sending is spread evenly over each 20 ms
+(a 1 ms tick sends 1/20 of the streams), as independent phones would send.
+
+As the reference, the same load runs in the same run through a minimal asyncio UDP
+forwarder written below (two sockets per call, the peer's source learnt from its packets,
+``sendto`` on the other socket; no stats, no RTCP, no checks): the baseline of what
+Python can do at all on this machine, so noise on a shared machine shows on both.
+
+Also measured: CPU time of the server process per packet received (syscalls included), and
+the cost of the Python hot path alone (``datagram_received`` called in a loop with a
+transport whose ``sendto`` does nothing).
+
+The generator is as busy as the relay (it receives and sends as many packets), so on a
+busy machine it can fall behind its own schedule: ``load_wall_s`` (how long the measured
+sending took, against ``--seconds``) and ``send_lag_p99_ms`` say when that happened, and
+then the latency figures describe the machine more than the relay. ``--rounds`` alternates
+relay and reference runs so that a busy spell hits both alike; ``--priority`` gives both
+processes a nice value (negative needs root).
+
+Run:  .venv/bin/python benchmarks/rtp_bench.py [--calls 300] [--seconds 20] [--rounds 1]
+          [--loop uvloop|asyncio] [--relay-cpu 0] [--load-cpu 1] [--priority N]
+Ends with one JSON line: concurrent_calls, packets, rtp_late_ratio, rtp_lost_ratio, p99_ms,
+reference_p99_ms, reference_late_ratio, and more (see the docs/performance.md section).
+
+:func:`run_rtp_load` is reusable (e.g. by a SIP benchmark): give it the relay's
+``(leg a address, leg b address)`` per call and it plays both phones and returns the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import resource
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Coroutine, Sequence
+from typing import Any, cast
+
+Address = tuple[str, int]
+PAYLOAD = 160
+PACKET = 12 + PAYLOAD
+SLOTS = 20  # 20 ms of 1 ms ticks
+MARK = "@@"
+_HEADER = struct.Struct("!BBHII")
+_STAMP = struct.Struct("!QB")  # send time (ns), measured flag
+_READ = struct.Struct("!12xQB")
+
+
+def _run(coro: Coroutine[Any, Any, Any], loop_name: str) -> Any:
+    if loop_name == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+def _pin(cpu: int | None, priority: int | None = None) -> None:
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+    if priority is not None:  # a nice value; below 0 needs root (CAP_SYS_NICE)
+        os.setpriority(os.PRIO_PROCESS, 0, priority)
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- the load generator ------------------------------------------------------------------------
+
+
+class _Phone(asyncio.DatagramProtocol):
+    """One phone: sends one G.711 stream to its relay leg, records latency of what it gets."""
+
+    def __init__(self, ssrc: int, target: Address, sink: list[int], counts: list[int]) -> None:
+        self.ssrc = ssrc
+        self.target = target
+        self.sink = sink
+        self.counts = counts  # [received measured, received warm-up]
+        self.buffer = bytearray(PACKET)
+        self.seq = 0
+        self.ts = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+
+    def send(self, measured: int) -> None:
+        buffer = self.buffer
+        _HEADER.pack_into(buffer, 0, 0x80, 0, self.seq, self.ts, self.ssrc)
+        _STAMP.pack_into(buffer, 12, time.monotonic_ns(), measured)
+        self.transport.sendto(buffer, self.target)  # type: ignore[union-attr]
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.ts = (self.ts + PAYLOAD) & 0xFFFFFFFF
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        now = time.monotonic_ns()
+        sent, measured = _READ.unpack_from(data)
+        if measured:
+            self.sink.append(now - sent)
+            self.counts[0] += 1
+        else:
+            self.counts[1] += 1
+
+    def error_received(self, exc: Exception) -> None:
+        pass
+
+
+async def _load(
+    targets: Sequence[tuple[Address, Address]], seconds: float, warmup: float, late_ms: float
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    latencies: list[int] = []
+    counts = [0, 0]
+    phones: list[_Phone] = []
+    transports = []
+    for index, (leg_a, leg_b) in enumerate(targets):
+        for side, target in enumerate((leg_a, leg_b)):
+            phone = _Phone(index * 2 + side, (target[0], int(target[1])), latencies, counts)
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda phone=phone: phone,  # type: ignore[misc]
+                local_addr=("127.0.0.1", 0),
+            )
+            transports.append(transport)
+            phones.append(phone)
+    slots = [phones[k::SLOTS] for k in range(SLOTS)]
+    sent = [0, 0]  # measured, warm-up
+    start = loop.time()
+    measure_at = start + warmup
+    end = measure_at + seconds
+    cpu_before = wall_before = 0.0
+    tick = 0
+    measured = 0
+    lags: list[float] = []  # how late the generator itself sends (it shares a busy machine)
+    while True:
+        due = start + tick * 0.001
+        if due >= end:
+            break
+        if not measured and due >= measure_at:
+            measured = 1
+            cpu_before, wall_before = _cpu_seconds(), time.monotonic()
+        # Always yield, even when behind, so that what arrives is read as it arrives.
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        if measured:
+            lags.append(loop.time() - due)
+        group = slots[tick % SLOTS]
+        for phone in group:
+            phone.send(measured)
+        sent[0 if measured else 1] += len(group)
+        tick += 1
+    cpu = _cpu_seconds() - cpu_before
+    wall = time.monotonic() - wall_before
+    await asyncio.sleep(0.5)  # let the last packets arrive
+    for transport in transports:
+        transport.close()
+    summary = _summarise(latencies, sent[0], counts[0], late_ms)
+    summary.update(
+        streams=len(phones),
+        warmup_sent=sent[1],
+        warmup_received=counts[1],
+        load_cpu_util=round(cpu / wall, 3) if wall else 0.0,
+        load_wall_s=round(wall, 2),
+        send_lag_p99_ms=round(sorted(lags)[int(0.99 * len(lags))] * 1e3, 2) if lags else 0.0,
+    )
+    summary["_latencies"] = latencies
+    return summary
+
+
+def _summarise(latencies: list[int], packets: int, received: int, late_ms: float) -> dict[str, Any]:
+    """Late/lost ratios (of packets sent) and latency percentiles from latencies in ns."""
+    latencies.sort()
+    late = len(latencies) - _count_at_most(latencies, int(late_ms * 1e6))
+
+    def pct(q: float) -> float:
+        if not latencies:
+            return float("nan")
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1e6, 3)
+
+    return {
+        "packets": packets,
+        "received": received,
+        "lost_ratio": round(max(0, packets - received) / packets, 6) if packets else 1.0,
+        "late_ratio": round(late / packets, 6) if packets else 1.0,
+        "late_ms": late_ms,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(latencies[-1] / 1e6, 3) if latencies else float("nan"),
+    }
+
+
+def _count_at_most(ordered: list[int], limit: int) -> int:
+    import bisect
+
+    return bisect.bisect_right(ordered, limit)
+
+
+def run_rtp_load(
+    targets: Sequence[tuple[Address, Address]],
+    seconds: float,
+    *,
+    warmup: float = 1.0,
+    late_ms: float = 20.0,
+    loop: str = "uvloop",
+    cpu: int | None = None,
+    priority: int | None = None,
+    keep_latencies: bool = False,
+) -> dict[str, Any]:
+    """Play both phones of every call against a relay; return latency, late and lost figures.
+
+    ``targets``: per call, the relay's (leg a, leg b) RTP addresses. Each phone sends 50
+    packets/s from its own loopback socket for ``warmup`` seconds (not counted: the relay
+    latches on them) and then ``seconds`` measured. Runs its own event loop (call it from
+    synchronous code, e.g. another benchmark), pinned to ``cpu`` and at nice value
+    ``priority`` when given.
+    """
+    _pin(cpu, priority)
+    _raise_nofile()
+    result = dict(_run(_load(targets, seconds, warmup, late_ms), loop))
+    if not keep_latencies:
+        del result["_latencies"]
+    return result
+
+
+# -- the servers under test ----------------------------------------------------------------------
+
+
+class _Forwarder(asyncio.DatagramProtocol):
+    """The reference: the least a symmetric UDP forwarder can do."""
+
+    __slots__ = ("packets", "peer", "remote", "transport")
+
+    def __init__(self) -> None:
+        self.transport: Any = None
+        self.peer: _Forwarder = self
+        self.remote: Any = None
+        self.packets = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.remote = addr
+        self.packets += 1
+        peer = self.peer
+        if peer.remote is not None:
+            peer.transport.sendto(data, peer.remote)
+
+
+async def _serve(kind: str, calls: int, port_min: int, port_max: int) -> None:
+    from sparklecomm.telephony.media import MediaRelay, RelayConfig
+    from sparklecomm.telephony.sip.transport import loopback_only
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    targets: list[list[list[Any]]] = []
+    if kind == "relay":
+        relay = MediaRelay(
+            RelayConfig(port_min=port_min, port_max=port_max, allowed_target=loopback_only)
+        )
+        await relay.start()
+        sessions = [await relay.open(f"bench-{i}") for i in range(calls)]
+        targets = [[[s.a.host, s.a.port], [s.b.host, s.b.port]] for s in sessions]
+    else:
+        forwarders: list[_Forwarder] = []
+        for _ in range(calls):
+            pair = []
+            for _side in range(2):
+                forwarder = _Forwarder()
+                _transport, _ = await loop.create_datagram_endpoint(
+                    lambda f=forwarder: f,  # type: ignore[misc]
+                    local_addr=("127.0.0.1", 0),
+                )
+                pair.append(forwarder)
+                forwarders.append(forwarder)
+            pair[0].peer, pair[1].peer = pair[1], pair[0]
+            targets.append([list(f.transport.get_extra_info("sockname")[:2]) for f in pair])
+    cpu0, wall0 = _cpu_seconds(), time.monotonic()
+    print(MARK + json.dumps({"targets": targets}), flush=True)
+    await stop.wait()
+    cpu, wall = _cpu_seconds() - cpu0, time.monotonic() - wall0
+    result: dict[str, Any] = {"cpu_s": round(cpu, 3), "wall_s": round(wall, 3)}
+    if kind == "relay":
+        totals: dict[str, int] = {}
+        for session in sessions:
+            for key, value in session.stats().items():
+                name = key[2:]
+                totals[name] = totals.get(name, 0) + value
+        result["packets_in"] = totals["packets_in"]
+        result["stats"] = {k: totals[k] for k in ("lost", "late", "dropped", "rejected")}
+        await relay.stop()
+    else:
+        result["packets_in"] = sum(f.packets for f in forwarders)
+    print(MARK + json.dumps(result), flush=True)
+
+
+def _quiet() -> None:
+    import structlog
+
+    # The relay logs each session opened and each latch; keep stdout for the results.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def _serve_main(args: argparse.Namespace) -> None:
+    _quiet()
+    _pin(args.relay_cpu, args.priority)
+    _raise_nofile()
+    _run(_serve(args.serve, args.calls, args.port_min, args.port_max), args.loop)
+
+
+def _read_marked(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(MARK):
+            return dict(json.loads(line[len(MARK) :]))
+    raise RuntimeError(f"server exited ({proc.wait()}) without its results")
+
+
+def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Start one server (relay or reference) pinned to its core and run the load at it."""
+    command = [
+        sys.executable,
+        __file__,
+        "--serve",
+        kind,
+        "--calls",
+        str(args.calls),
+        "--loop",
+        args.loop,
+        "--relay-cpu",
+        str(args.relay_cpu),
+        "--port-min",
+        str(args.port_min),
+        "--port-max",
+        str(args.port_max),
+        *(["--priority", str(args.priority)] if args.priority is not None else []),
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        targets = [((a[0], int(a[1])), (b[0], int(b[1]))) for a, b in _read_marked(proc)["targets"]]
+        load = run_rtp_load(
+            targets,
+            args.seconds,
+            warmup=args.warmup,
+            late_ms=args.late_ms,
+            loop=args.loop,
+            cpu=args.load_cpu,
+            priority=args.priority,
+            keep_latencies=True,
+        )
+        proc.send_signal(signal.SIGTERM)
+        server = _read_marked(proc)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=30)
+    server["cpu_util"] = round(server["cpu_s"] / server["wall_s"], 3)
+    server["cpu_us_per_packet"] = round(server["cpu_s"] / max(1, server["packets_in"]) * 1e6, 2)
+    return {"load": load, "server": server}
+
+
+def hot_path_ns(packets: int = 20_000, repeats: int = 9) -> dict[str, float]:
+    """The Python cost of one packet in each server's ``datagram_received``, without I/O."""
+
+    class _NullTransport:
+        def sendto(self, data: bytes, addr: Any) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    async def measure_both() -> dict[str, float]:
+        from sparklecomm.telephony.media import G711Stream, RelayConfig, RelaySession
+
+        session = RelaySession("hot", RelayConfig(), 20000, 20002)
+        for endpoint in session._endpoints():
+            endpoint.connection_made(cast(Any, _NullTransport()))
+        session.set_remote("a", "127.0.0.1", 40000)
+        session.set_remote("b", "127.0.0.1", 40002)
+        stream = G711Stream(ssrc=1, tone=None)
+        data = [stream.next_packet() for _ in range(1000)]
+        source = ("127.0.0.1", 40000)
+        a, b = _Forwarder(), _Forwarder()
+        a.peer, b.peer = b, a
+        a.connection_made(cast(Any, _NullTransport()))
+        b.connection_made(cast(Any, _NullTransport()))
+        b.remote = ("127.0.0.1", 40002)
+        receivers = {
+            "hot_path_ns": session.a.rtp.datagram_received,
+            "reference_hot_path_ns": a.datagram_received,
+        }
+        best = dict.fromkeys(receivers, float("inf"))
+        for _ in range(repeats):  # best of several, alternating: the machine is shared
+            for name, receive in receivers.items():
+                begin = time.perf_counter()
+                for _ in range(packets // 1000):
+                    for packet in data:
+                        receive(packet, source)
+                best[name] = min(best[name], (time.perf_counter() - begin) / packets * 1e9)
+        return {name: round(value) for name, value in best.items()}
+
+    return dict(asyncio.run(measure_both()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternate relay and reference this many times"
+    )
+    parser.add_argument("--late-ms", type=float, default=20.0)
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default=_default_loop())
+    parser.add_argument("--relay-cpu", type=int, default=0)
+    parser.add_argument("--load-cpu", type=int, default=1)
+    parser.add_argument("--port-min", type=int, default=21000)
+    parser.add_argument("--port-max", type=int, default=24999)
+    parser.add_argument(
+        "--priority",
+        type=int,
+        help="nice value for the relay and the load generator (e.g. -10 on a busy machine)",
+    )
+    parser.add_argument("--serve", choices=("relay", "reference"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        _serve_main(args)
+        return
+    _quiet()
+    costs = hot_path_ns()
+    runs: dict[str, list[dict[str, Any]]] = {"relay": [], "reference": []}
+    per_round = args.seconds / args.rounds
+    for _ in range(args.rounds):  # alternate, so that a busy spell hits both alike
+        for kind in ("relay", "reference"):
+            runs[kind].append(
+                measure(kind, argparse.Namespace(**{**vars(args), "seconds": per_round}))
+            )
+    relay, reference = (_combine(runs[kind], args.late_ms) for kind in ("relay", "reference"))
+    report = {
+        "concurrent_calls": args.calls,
+        "packets": relay["load"]["packets"],
+        "rtp_late_ratio": relay["load"]["late_ratio"],
+        "rtp_lost_ratio": relay["load"]["lost_ratio"],
+        "p50_ms": relay["load"]["p50_ms"],
+        "p99_ms": relay["load"]["p99_ms"],
+        "max_ms": relay["load"]["max_ms"],
+        "reference_p50_ms": reference["load"]["p50_ms"],
+        "reference_p99_ms": reference["load"]["p99_ms"],
+        "reference_late_ratio": reference["load"]["late_ratio"],
+        "reference_lost_ratio": reference["load"]["lost_ratio"],
+        "late_threshold_ms": args.late_ms,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "loop": args.loop,
+        "relay_cpu_util": relay["server"]["cpu_util"],
+        "relay_cpu_us_per_packet": relay["server"]["cpu_us_per_packet"],
+        "reference_cpu_util": reference["server"]["cpu_util"],
+        "reference_cpu_us_per_packet": reference["server"]["cpu_us_per_packet"],
+        "load_cpu_util": relay["load"]["load_cpu_util"],
+        "reference_load_cpu_util": reference["load"]["load_cpu_util"],
+        "load_wall_s": relay["load"]["load_wall_s"],
+        "reference_load_wall_s": reference["load"]["load_wall_s"],
+        "send_lag_p99_ms": relay["load"]["send_lag_p99_ms"],
+        "reference_send_lag_p99_ms": reference["load"]["send_lag_p99_ms"],
+        "relay_stats": relay["server"]["stats"],
+        **costs,
+        "priority": args.priority,
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(report))
+
+
+def _combine(runs: list[dict[str, Any]], late_ms: float) -> dict[str, Any]:
+    """One result from several rounds: figures over all packets, the worst CPU and lag."""
+    latencies = [x for run in runs for x in run["load"].pop("_latencies")]
+    load = _summarise(
+        latencies,
+        sum(run["load"]["packets"] for run in runs),
+        sum(run["load"]["received"] for run in runs),
+        late_ms,
+    )
+    for key in ("load_cpu_util", "send_lag_p99_ms"):
+        load[key] = max(run["load"][key] for run in runs)
+    load["load_wall_s"] = round(sum(run["load"]["load_wall_s"] for run in runs), 2)
+    server: dict[str, Any] = {
+        "cpu_util": max(run["server"]["cpu_util"] for run in runs),
+        "cpu_us_per_packet": round(
+            sum(run["server"]["cpu_s"] for run in runs)
+            / max(1, sum(run["server"]["packets_in"] for run in runs))
+            * 1e6,
+            2,
+        ),
+    }
+    if "stats" in runs[0]["server"]:
+        server["stats"] = {
+            key: sum(run["server"]["stats"][key] for run in runs)
+            for key in runs[0]["server"]["stats"]
+        }
+    return {"load": load, "server": server}
+
+
+def _default_loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,623 @@
+"""The RTP relay: every call's media passes through the platform (media anchoring).
+
+A :class:`RelaySession` has two legs, ``a`` (caller side) and ``b`` (callee side); each leg
+owns an RTP port (even) and an RTCP port (odd, RTP + 1) on :attr:`RelayConfig.host`, which
+is the address the B2BUA advertises in the SDP it sends to that side. A packet arriving on
+leg a's RTP socket leaves from leg b's RTP socket towards leg b's remote, and the other way
+round; RTCP likewise on the +1 ports.
+
+Latching (symmetric RTP, RFC 4961 style, as rtpproxy and rtpengine do): the source address
+of the first packet received on a leg becomes that leg's remote, whatever its SDP said, so
+phones behind NAT (whose SDP names a private address) work. The trade-off: whoever gets a
+packet to the port first receives the other side's media. Re-latching to a new source is
+limited to sources whose IP is the SDP's IP (a phone that changed port) and to the first
+``latch_window`` seconds after the first latch (a NAT binding settling); other sources are
+dropped and counted as ``rejected``. A new :meth:`RelaySession.set_remote` (re-INVITE)
+unlatches the leg.
+
+Hot path (``_Endpoint.datagram_received``): no allocation beyond the packet and address
+asyncio hands us and the few numbers of the accounting (no copies, no per-packet objects of
+our own), targets precomputed (and already checked against ``allowed_target``),
+``sendto`` straight on the peer socket's transport, sequence/jitter accounting in a few
+integer and float operations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import structlog
+
+from sparklecomm.core.errors import Conflict, InvalidInput
+from sparklecomm.telephony.media.ports import PortAllocator, PortRangeExhausted
+
+log = structlog.get_logger("sparklecomm.media.relay")
+
+LegName = Literal["a", "b"]
+Address = tuple[Any, ...]
+"""A socket address as asyncio gives it: (host, port) or (host, port, flow, scope)."""
+
+# Stream accounting (written as literals in the hot path):
+# MAX_DROPOUT = 3000: a sequence jump forward of this many or more starts a new run
+# (RFC 3550 A.1); MAX_MISORDER = 100: a sequence this far behind the highest seen is a late
+# or duplicate packet; RESYNC = 1.0 s: a transit-time jump above this is a timestamp
+# discontinuity, not delay; DRIFT_GAIN = 1/512: how fast the transit baseline follows
+# upward (clock drift between the sender and us).
+TOS_EF = 0xB8
+"""DSCP Expedited Forwarding (46), the usual marking for voice."""
+
+_unpack_seq_ts = struct.Struct("!HI").unpack_from
+
+
+def _ip(host: str, field: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        raise InvalidInput(f"{field} must be an IP address, not {host!r}", field=field) from None
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """Settings of the media relay.
+
+    ``host`` is bound and advertised in SDP (``advertise`` overrides the advertised one,
+    e.g. when binding 0.0.0.0). ``allowed_target`` refuses destinations (tests pass
+    :func:`sparklecomm.telephony.sip.transport.loopback_only`). ``late_threshold`` is the
+    extra transit delay (seconds, over the stream's recent minimum) beyond which a packet
+    counts as late. ``clock`` is injectable for tests.
+    """
+
+    host: str = "127.0.0.1"
+    port_min: int = 20000
+    port_max: int = 29999
+    allowed_target: Callable[[str], bool] | None = None
+    idle_timeout: float = 120.0
+    latch_window: float = 3.0
+    late_threshold: float = 0.04
+    advertise: str | None = None
+    tos: int | None = TOS_EF
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        # Normalised ("[::1]" -> "::1") so that it binds and compares as asyncio reports it.
+        object.__setattr__(self, "host", _ip(self.host, "host"))
+        if self.advertise is not None:
+            object.__setattr__(self, "advertise", _ip(self.advertise, "advertise"))
+        PortAllocator(self.port_min, self.port_max)  # validates the range
+        for name in ("idle_timeout", "late_threshold"):
+            if not getattr(self, name) > 0:
+                raise InvalidInput(f"{name} must be positive", field=name)
+        if not self.latch_window >= 0:
+            raise InvalidInput("latch_window must not be negative", field="latch_window")
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    """One socket of one leg (its RTP or its RTCP port), with that port's counters.
+
+    ``remote`` is where this leg's phone is (SDP or latched); ``target`` is the same address
+    when ``allowed_target`` accepts it, else ``None``. Packets received here go out of
+    ``peer`` (the other leg's socket of the same kind) to ``peer.target``.
+    """
+
+    __slots__ = (
+        "_allowed",
+        "_clock",
+        "_closed",
+        "_inv_rate",
+        "_latch_window",
+        "_late_threshold",
+        "_sendto",
+        "base_seq",
+        "base_transit",
+        "bytes_in",
+        "cycles",
+        "dropped",
+        "dropped_bytes",
+        "errors",
+        "last_rx",
+        "latched_at",
+        "late",
+        "leg",
+        "lost_prior",
+        "max_seq",
+        "packets_in",
+        "peer",
+        "received",
+        "refused",
+        "rejected",
+        "relatched",
+        "remote",
+        "rtp",
+        "sdp_host",
+        "source",
+        "target",
+        "transport",
+    )
+
+    def __init__(self, leg: str, *, rtp: bool, config: RelayConfig) -> None:
+        self.leg = leg
+        self.rtp = rtp
+        self._clock = config.clock
+        self._allowed = config.allowed_target
+        self._late_threshold = config.late_threshold
+        self._latch_window = config.latch_window
+        self._inv_rate = 1.0 / 8000
+        self._closed: asyncio.Future[None] | None = None
+        self._sendto: Callable[[bytes, Address], None] | None = None
+        self.transport: asyncio.DatagramTransport | None = None
+        self.peer: _Endpoint = self
+        self.remote: Address | None = None
+        self.target: Address | None = None
+        self.source: Address | None = None
+        self.sdp_host: str | None = None
+        self.latched_at = 0.0
+        self.last_rx = 0.0
+        self.packets_in = self.bytes_in = self.dropped_bytes = 0
+        self.dropped = self.refused = self.rejected = self.relatched = self.errors = 0
+        self.received = self.base_seq = self.max_seq = self.cycles = self.lost_prior = 0
+        self.late = 0
+        self.base_transit = 0.0
+
+    # -- asyncio callbacks -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        self._sendto = self.transport.sendto
+        self._closed = asyncio.get_running_loop().create_future()
+        self._retarget()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._sendto = None
+        self.target = None
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like, once per packet: count, never log each one.
+        self.errors += 1
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:  # the hot path
+        # Constants are literals here (MAX_DROPOUT, MAX_MISORDER, RESYNC, DRIFT_GAIN):
+        # a global lookup per packet costs more than the arithmetic.
+        self.packets_in += 1
+        size = len(data)
+        self.bytes_in += size
+        if addr != self.source and not self._accept_source(addr):
+            self.dropped += 1
+            self.dropped_bytes += size
+            return
+        now = self._clock()
+        self.last_rx = now
+        # RTP version 2, and not RTCP multiplexed on the RTP port (RFC 5761: 192-223).
+        if size >= 12 and data[0] & 0xC0 == 0x80 and not 191 < data[1] < 224:
+            seq, timestamp = _unpack_seq_ts(data, 2)
+            transit = now - timestamp * self._inv_rate
+            if self.received:
+                udelta = (seq - self.max_seq) & 0xFFFF
+                if udelta < 3000:  # MAX_DROPOUT
+                    if seq < self.max_seq:
+                        self.cycles += 0x10000
+                    self.max_seq = seq
+                elif udelta <= 0xFF9C:  # 0x10000 - MAX_MISORDER: a restart, else late/dup
+                    self._restart(seq, transit)
+                excess = transit - self.base_transit
+                if excess > self._late_threshold:
+                    if excess > 1.0:  # RESYNC
+                        self.base_transit = transit
+                    else:
+                        self.late += 1
+                elif excess < 0.0:
+                    self.base_transit = transit
+                else:
+                    self.base_transit += excess * 0.001953125  # DRIFT_GAIN
+            else:
+                self.base_seq = self.max_seq = seq
+                self.base_transit = transit
+            self.received += 1
+        peer = self.peer
+        target = peer.target
+        if target is None:
+            self._drop(size)
+            return
+        peer._sendto(data, target)  # type: ignore[misc]  # set whenever target is
+
+    def _drop(self, size: int) -> None:
+        self.dropped += 1
+        self.dropped_bytes += size
+        if self.peer.remote is not None:
+            self.refused += 1
+
+    @property
+    def packets_out(self) -> int:
+        """Packets sent out of this socket: those the peer received and did not drop."""
+        return self.peer.packets_in - self.peer.dropped
+
+    @property
+    def bytes_out(self) -> int:
+        return self.peer.bytes_in - self.peer.dropped_bytes
+
+    # -- latching and remotes ----------------------------------------------------------------
+
+    def _accept_source(self, addr: Address) -> bool:
+        now = self._clock()
+        if self.source is None:
+            self.latched_at = now
+            self._latch(addr)
+            return True
+        # Both sides are normalised text (asyncio's and ipaddress's), so == compares IPs.
+        if now - self.latched_at <= self._latch_window or addr[0] == self.sdp_host:
+            self.relatched += 1
+            self._latch(addr)
+            return True
+        self.rejected += 1
+        return False
+
+    def _latch(self, addr: Address) -> None:
+        self.source = addr
+        self.remote = addr
+        self._retarget()
+        log.debug("rtp.latched", leg=self.leg, rtp=self.rtp, source=f"{addr[0]}:{addr[1]}")
+
+    def set_remote(self, host: str, port: int) -> None:
+        self.sdp_host = host
+        self.remote = (host, port) if port else None
+        self.source = None
+        self._retarget()
+
+    def _retarget(self) -> None:
+        remote = self.remote
+        if remote is None or self._sendto is None:
+            self.target = None
+            return
+        if self._allowed is not None and not self._allowed(str(remote[0])):
+            log.warning("rtp.target_refused", leg=self.leg, target=f"{remote[0]}:{remote[1]}")
+            self.target = None
+            return
+        self.target = remote
+
+    def _restart(self, seq: int, transit: float) -> None:
+        """A new run of sequence numbers (the source restarted): close the books on the old."""
+        self.lost_prior += max(0, self.cycles + self.max_seq - self.base_seq + 1 - self.received)
+        self.base_seq = self.max_seq = seq
+        self.cycles = 0
+        self.received = 0
+        self.base_transit = transit
+
+    @property
+    def lost(self) -> int:
+        if not self.received:
+            return self.lost_prior
+        expected = self.cycles + self.max_seq - self.base_seq + 1
+        return self.lost_prior + max(0, expected - self.received)
+
+    def close(self) -> None:
+        self.target = None
+        if self.transport is not None:
+            self.transport.close()
+
+    async def wait_closed(self) -> None:
+        if self._closed is not None:
+            await self._closed
+
+
+class _RtcpEndpoint(_Endpoint):
+    """The RTCP socket of a leg: relayed like RTP, latched on its own, no stream stats."""
+
+    __slots__ = ()
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.packets_in += 1
+        size = len(data)
+        self.bytes_in += size
+        if addr != self.source and not self._accept_source(addr):
+            self.dropped += 1
+            self.dropped_bytes += size
+            return
+        self.last_rx = self._clock()
+        target = self.peer.target
+        if target is None:
+            self._drop(size)
+            return
+        self.peer._sendto(data, target)  # type: ignore[misc]  # set whenever target is
+
+
+def _factory(endpoint: _Endpoint) -> Callable[[], _Endpoint]:
+    return lambda: endpoint
+
+
+class RelayLeg:
+    """One side of a session: the ports the B2BUA puts in the SDP it sends to that side."""
+
+    def __init__(self, name: LegName, host: str, port: int, config: RelayConfig) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.rtcp_port = port + 1
+        self.rtp = _Endpoint(name, rtp=True, config=config)
+        self.rtcp = _RtcpEndpoint(name, rtp=False, config=config)
+
+    @property
+    def remote(self) -> tuple[str, int] | None:
+        """Where this side's RTP goes now (the SDP address, or the latched source)."""
+        remote = self.rtp.remote
+        return None if remote is None else (str(remote[0]), int(remote[1]))
+
+    @property
+    def latched(self) -> bool:
+        return self.rtp.source is not None
+
+
+class RelaySession:
+    """The media of one call: leg ``a`` (caller side) and leg ``b`` (callee side)."""
+
+    def __init__(
+        self,
+        call_id: str,
+        config: RelayConfig,
+        a_port: int,
+        b_port: int,
+        *,
+        on_close: Callable[[RelaySession], None] | None = None,
+    ) -> None:
+        host = config.advertise or config.host
+        self.call_id = call_id
+        self.a = RelayLeg("a", host, a_port, config)
+        self.b = RelayLeg("b", host, b_port, config)
+        self.a.rtp.peer, self.b.rtp.peer = self.b.rtp, self.a.rtp
+        self.a.rtcp.peer, self.b.rtcp.peer = self.b.rtcp, self.a.rtcp
+        self._config = config
+        self._on_close = on_close
+        self.opened_at = config.clock()
+        self.closed = False
+        self.idle_reported = False
+
+    def _leg(self, leg: str) -> RelayLeg:
+        if leg == "a":
+            return self.a
+        if leg == "b":
+            return self.b
+        raise InvalidInput(f"leg must be 'a' or 'b', not {leg!r}", field="leg")
+
+    def set_remote(
+        self,
+        leg: LegName,
+        host: str,
+        port: int,
+        *,
+        rtcp_port: int | None = None,
+        clock_rate: int = 8000,
+    ) -> None:
+        """Where that side's phone receives media, from its SDP (``c=`` and ``m=`` port).
+
+        Port 0 (a rejected or disabled stream) and the address 0.0.0.0 (old-style hold)
+        mean nowhere, until a packet from that side latches. RTCP goes to ``rtcp_port``
+        (an ``a=rtcp`` attribute, RFC 3605) or to the RTP port + 1. The leg is unlatched: the
+        next packet from that side latches again. ``clock_rate`` is the RTP clock of the
+        stream (8000 for G.711), used for the late-packet count.
+        """
+        target = self._leg(leg)
+        address = _ip(host, "host")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise InvalidInput(f"port must be 0-65535, not {port!r}", field="port")
+        if rtcp_port is not None and not 1 <= rtcp_port <= 65535:
+            raise InvalidInput(f"rtcp_port must be 1-65535, not {rtcp_port!r}", field="rtcp_port")
+        if not clock_rate > 0:
+            raise InvalidInput(
+                f"clock_rate must be positive, not {clock_rate!r}", field="clock_rate"
+            )
+        if ipaddress.ip_address(address).is_unspecified:
+            port = 0  # c=0.0.0.0 (RFC 2543 hold): send nothing (Linux would deliver locally)
+        target.rtp.set_remote(address, port)
+        target.rtp._inv_rate = 1.0 / clock_rate
+        if port:
+            target.rtcp.set_remote(address, rtcp_port or min(port + 1, 65535))
+        else:
+            target.rtcp.set_remote(address, 0)
+
+    def stats(self) -> dict[str, int]:
+        """Counters per leg, keys ``a_<name>`` and ``b_<name>``.
+
+        ``packets_in``/``bytes_in``: RTP received on that leg (from its phone);
+        ``packets_out``/``bytes_out``: RTP sent out of that leg (to its phone); ``lost``:
+        missing from the leg's incoming stream by RTP sequence gaps; ``late``: arrived more
+        than ``late_threshold`` behind the stream's recent transit minimum; ``dropped``:
+        received and not forwarded (no remote on the other side yet, a refused target, or a
+        rejected source); ``refused`` and ``rejected`` are those two causes; ``relatched``;
+        ``latched`` (0/1); ``rtcp_in``, ``rtcp_out``, ``rtcp_dropped``; ``errors`` (ICMP).
+        """
+        out: dict[str, int] = {}
+        for leg in (self.a, self.b):
+            rtp, rtcp = leg.rtp, leg.rtcp
+            p = leg.name + "_"
+            out[p + "packets_in"] = rtp.packets_in
+            out[p + "bytes_in"] = rtp.bytes_in
+            out[p + "packets_out"] = rtp.packets_out
+            out[p + "bytes_out"] = rtp.bytes_out
+            out[p + "lost"] = rtp.lost
+            out[p + "late"] = rtp.late
+            out[p + "dropped"] = rtp.dropped
+            out[p + "refused"] = rtp.refused
+            out[p + "rejected"] = rtp.rejected
+            out[p + "relatched"] = rtp.relatched
+            out[p + "latched"] = int(rtp.source is not None)
+            out[p + "rtcp_in"] = rtcp.packets_in
+            out[p + "rtcp_out"] = rtcp.packets_out
+            out[p + "rtcp_dropped"] = rtcp.dropped
+            out[p + "errors"] = rtp.errors + rtcp.errors
+        return out
+
+    def last_activity(self) -> float:
+        """Clock time of the last packet on any port (or of the opening)."""
+        return max(
+            self.opened_at,
+            self.a.rtp.last_rx,
+            self.b.rtp.last_rx,
+            self.a.rtcp.last_rx,
+            self.b.rtcp.last_rx,
+        )
+
+    def is_idle(self, now: float | None = None) -> bool:
+        """No packet for ``idle_timeout`` seconds (the call is probably gone: close it)."""
+        now = self._config.clock() if now is None else now
+        return now - self.last_activity() >= self._config.idle_timeout
+
+    def _endpoints(self) -> tuple[_Endpoint, ...]:
+        return (self.a.rtp, self.a.rtcp, self.b.rtp, self.b.rtcp)
+
+    async def close(self) -> None:
+        """Close the four sockets and give the ports back (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        endpoints = self._endpoints()
+        for endpoint in endpoints:
+            endpoint.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                for endpoint in endpoints:
+                    await endpoint.wait_closed()
+        if self._on_close is not None:
+            self._on_close(self)
+        log.info("rtp.session_closed", call_id=self.call_id, **self.stats())
+
+
+class MediaRelay:
+    """Opens relay sessions on port pairs of the configured range; see the module doc."""
+
+    def __init__(
+        self,
+        config: RelayConfig,
+        *,
+        on_idle: Callable[[RelaySession], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._ports = PortAllocator(config.port_min, config.port_max)
+        self._sessions: dict[str, RelaySession] = {}
+        self._on_idle = on_idle
+        self._sweeper: asyncio.Task[None] | None = None
+        self._started = False
+
+    @property
+    def sessions(self) -> dict[str, RelaySession]:
+        """Open sessions by call id (read it, do not change it)."""
+        return self._sessions
+
+    @property
+    def pairs_in_use(self) -> int:
+        return self._ports.in_use
+
+    def get(self, call_id: str) -> RelaySession | None:
+        return self._sessions.get(call_id)
+
+    async def start(self) -> None:
+        """Start (and, when ``on_idle`` was given, the sweeper that reports idle sessions)."""
+        self._started = True
+        if self._on_idle is not None and self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="rtp-idle-sweeper")
+
+    async def stop(self) -> None:
+        """Close every session and stop."""
+        self._started = False
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        for session in list(self._sessions.values()):
+            await session.close()
+
+    async def open(self, call_id: str) -> RelaySession:
+        """Bind RTP+RTCP port pairs for legs a and b of a new session.
+
+        :class:`PortRangeExhausted` when no pair is free (ports taken by other programs are
+        skipped), :class:`Conflict` when the call already has a session.
+        """
+        if not self._started:
+            raise RuntimeError("MediaRelay.open() before start()")
+        if call_id in self._sessions:
+            raise Conflict(f"call {call_id!r} already has a media relay session")
+        a_port, a_socks = self._bind_pair()
+        try:
+            b_port, b_socks = self._bind_pair()
+        except BaseException:
+            for sock in a_socks:
+                sock.close()
+            self._ports.release(a_port)
+            raise
+        session = RelaySession(call_id, self.config, a_port, b_port, on_close=self._closed)
+        loop = asyncio.get_running_loop()
+        socks = (*a_socks, *b_socks)
+        try:
+            for endpoint, sock in zip(session._endpoints(), socks, strict=True):
+                await loop.create_datagram_endpoint(_factory(endpoint), sock=sock)
+        except BaseException:
+            for sock in socks:
+                sock.close()
+            self._ports.release(a_port)
+            self._ports.release(b_port)
+            raise
+        self._sessions[call_id] = session
+        log.info("rtp.session_opened", call_id=call_id, a_port=a_port, b_port=b_port)
+        return session
+
+    def _bind_pair(self) -> tuple[int, tuple[socket.socket, socket.socket]]:
+        host = self.config.host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for _ in range(self._ports.pairs):
+            port = self._ports.allocate()
+            socks: list[socket.socket] = []
+            try:
+                for p in (port, port + 1):
+                    sock = socket.socket(family, socket.SOCK_DGRAM)
+                    socks.append(sock)
+                    sock.setblocking(False)
+                    if self.config.tos is not None and family == socket.AF_INET:
+                        with contextlib.suppress(OSError):
+                            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, self.config.tos)
+                    sock.bind((host, p))
+            except OSError as error:
+                for sock in socks:
+                    sock.close()
+                self._ports.release(port)
+                if error.errno != errno.EADDRINUSE:
+                    raise
+                continue  # another program holds it: try the next pair
+            return port, (socks[0], socks[1])
+        raise PortRangeExhausted(
+            f"no RTP/RTCP port pair could be bound in {self.config.port_min}-"
+            f"{self.config.port_max} on {host}: all are in use"
+        )
+
+    def _closed(self, session: RelaySession) -> None:
+        if self._sessions.get(session.call_id) is session:
+            del self._sessions[session.call_id]
+        self._ports.release(session.a.port)
+        self._ports.release(session.b.port)
+
+    def idle_sessions(self, now: float | None = None) -> list[RelaySession]:
+        """Sessions without a packet for ``idle_timeout`` seconds."""
+        now = self.config.clock() if now is None else now
+        return [s for s in self._sessions.values() if s.is_idle(now)]
+
+    async def _sweep(self) -> None:
+        interval = min(max(self.config.idle_timeout / 4, 0.05), 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            for session in self.idle_sessions():
+                if not session.idle_reported:
+                    session.idle_reported = True
+                    log.info("rtp.session_idle", call_id=session.call_id)
+                    try:
+                        self._on_idle(session)  # type: ignore[misc]  # set when sweeping
+                    except Exception:
+                        log.exception("rtp.on_idle_failed", call_id=session.call_id)
