@@ -17,6 +17,8 @@ Printed, one JSON line:
 
 - ``routed_per_s``: interactions taken through the whole lifecycle (create, offer, accept,
   complete, wrap-up end; every event built) per second of wall time;
+- ``routed_per_cpu_s`` / ``cpu_s``: the same per second of CPU time of this process (less
+  disturbed than wall time on a machine shared with other work; still not immune to it);
 - ``decisions_per_s``: routing decisions per second of time spent making them (1 / mean
   decision latency);
 - ``p50_us`` / ``p99_us``: latency of one routing decision, i.e. of the engine call that makes
@@ -158,6 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     gc.freeze()
     if args.no_gc:
         gc.disable()
+    cpu_start = time.process_time()
     start = perf()
     for n, (queue_id, channel, priority, skills) in enumerate(plan):
         clock.advance(step)
@@ -194,6 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         if n % 1000 == 0:
             max_waiting = max(max_waiting, len(engine.interaction_ids()) - len(active))
     elapsed = (perf() - start) / 1e9
+    cpu = time.process_time() - cpu_start
     gc.enable()
     latencies.sort()
     mean_decision_ns = sum(latencies) / len(latencies)
@@ -203,6 +207,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "queues": args.queues,
         "interactions": args.interactions,
         "routed_per_s": round(args.interactions / elapsed),
+        "routed_per_cpu_s": round(args.interactions / cpu),
         "decisions_per_s": round(1e9 / mean_decision_ns),
         "p50_us": round(latencies[len(latencies) // 2] / 1000, 2),
         "p99_us": round(latencies[int(len(latencies) * 0.99)] / 1000, 2),
@@ -211,6 +216,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "events_per_s": round(events / elapsed),
         "max_not_connected": max_waiting,
         "elapsed_s": round(elapsed, 2),
+        "cpu_s": round(cpu, 2),
         "setup_s": round(setup_s, 2),
         "gc": not args.no_gc,
         "reference": reference,

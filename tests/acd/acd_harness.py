@@ -95,7 +95,7 @@ CHANNELS = [Channel.VOICE, Channel.VOICE, Channel.CHAT, Channel.CALLBACK, Channe
 AGENT_IDS = [a.id for a in AGENTS]
 QUEUE_IDS = [q.id for q in QUEUES]
 
-N_OPS = 22
+N_OPS = 23
 ops = st.lists(
     st.tuples(st.integers(0, N_OPS - 1), st.integers(0, 9), st.integers(0, 9), st.integers(0, 9)),
     min_size=5,
@@ -232,6 +232,10 @@ class Driver:
                 members=base.members[: 1 + x % 3],
             )
             return ("update_queue", (changed,), {})
+        if code == 22:  # an agent joins or leaves a queue (often refused: already / not listed)
+            if x % 2:
+                return ("join_queue", (agent, queue), {"penalty": z % 2})
+            return ("leave_queue", (agent, queue), {})
         # 19: a command with arbitrary ids, usually invalid
         iid = f"i{x}"
         return (["accept", "reject", "complete", "hold", "end_wrapup"][z % 5], (iid, agent), {})
@@ -313,8 +317,7 @@ def check_invariants(engine: AcdEngine) -> None:
         routable = set(engine._routable_channels(agent))
         for qid, queue in queues.items():
             for ch in queue.channel_set:
-                index = queue.ready.get(ch)
-                present = index is not None and agent.id in index
+                present = queue.ready.has(agent.id, ch)
                 should = qid in agent.queues and ch in routable
                 assert present == should, (agent.id, qid, ch, present, should)
     # Eager routing: no waiting interaction could go to an available agent right now.

@@ -69,6 +69,11 @@ PINNED = {
         "(self, interaction_id: 'str', agent_id: 'str', target_agent_id: 'str') -> 'list[NewEvent]'"
     ),
     "leave": "(self, interaction_id: 'str', agent_id: 'str') -> 'list[NewEvent]'",
+    "join_queue": (
+        "(self, agent_id: 'str', queue_id: 'str', *, penalty: 'int' = 0, weight: 'int' = 1) "
+        "-> 'list[NewEvent]'"
+    ),
+    "leave_queue": "(self, agent_id: 'str', queue_id: 'str') -> 'list[NewEvent]'",
     "request_callback": (
         "(self, interaction_id: 'str', *, phone: 'str | None' = None, "
         "at: 'datetime | None' = None) -> 'list[NewEvent]'"

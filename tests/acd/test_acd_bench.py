@@ -32,6 +32,7 @@ def test_benchmark_smoke() -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert (result["agents"], result["queues"], result["interactions"]) == (60, 8, 600)
     assert result["routed_per_s"] > 0 and result["decisions"] >= 600
+    assert result["routed_per_cpu_s"] > 0 and result["cpu_s"] > 0
     assert result["agent_side_decisions"] > 0  # both routing paths ran
     assert 0 < result["p50_us"] <= result["p99_us"]
     assert result["reference"]["naive_scan_p50_us"] > 0

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable, Iterator
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import fields, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sparklecomm.core.clock import Clock
@@ -42,6 +43,7 @@ from .model import (
     EngineConfig,
     Interaction,
     InteractionState,
+    Member,
     Membership,
     Offer,
     Participant,
@@ -77,6 +79,11 @@ _RESERVED = AgentState.RESERVED
 _WRAP_UP = AgentState.WRAP_UP
 _BREAK = AgentState.BREAK
 _AVAILABLE = AgentState.AVAILABLE
+_LOAD_STRATEGIES = LOAD_STRATEGIES
+_LONGEST_IDLE = Strategy.LONGEST_IDLE
+_FEWEST = Strategy.FEWEST_INTERACTIONS
+_LEAST_TALK = Strategy.LEAST_TALK_TIME
+_WEIGHTED = Strategy.WEIGHTED_RANDOM
 _EXPRESSION_ORDER_BASE = 1_000_000  # expression members come after the listed members
 # Enum member -> its string, for event payloads (a dict lookup beats the ``.value`` property
 # on the hot path).
@@ -88,6 +95,26 @@ _NAME: dict[Any, str] = {
 
 def _sec(us: int) -> float:
     return us / US
+
+
+_object_new = object.__new__
+# The slot descriptors of the frozen, slotted NewEvent: setting them directly builds the very
+# same object as ``NewEvent(type, payload, time)`` without the frozen dataclass ``__init__``
+# (three ``object.__setattr__`` calls through a builtins lookup), about twice as fast.
+if [f.name for f in fields(NewEvent)] != ["type", "payload", "time"]:  # pragma: no cover
+    raise RuntimeError("NewEvent changed: update _new_event in sparklecomm.acd.engine.")
+_set_type: Callable[[NewEvent, str], None] = vars(NewEvent)["type"].__set__
+_set_payload: Callable[[NewEvent, Payload], None] = vars(NewEvent)["payload"].__set__
+_set_time: Callable[[NewEvent, datetime], None] = vars(NewEvent)["time"].__set__
+
+
+def _new_event(type_: str, payload: Payload, time: datetime) -> NewEvent:
+    """``NewEvent(type_, payload, time)``, built faster (events are the bulk of the work)."""
+    event: NewEvent = _object_new(NewEvent)
+    _set_type(event, type_)
+    _set_payload(event, payload)
+    _set_time(event, time)
+    return event
 
 
 class AcdEngine:
@@ -134,13 +161,15 @@ class AcdEngine:
             self._now = to_us(moment)
             self._now_dt = moment
         self._events = []
-        self._work.clear()
+        if self._work:
+            self._work.clear()
         if self._to_empty:
             self._to_empty.clear()
         return self._now
 
     def _finish(self) -> list[NewEvent]:
-        self._dispatch()
+        if self._work or self._to_empty:
+            self._dispatch()
         events = self._events
         self._events = []
         return events
@@ -155,7 +184,7 @@ class AcdEngine:
         return iso
 
     def _emit(self, type_: str, payload: Payload) -> None:
-        self._events.append(NewEvent(type_, payload, self._now_dt))
+        self._events.append(_new_event(type_, payload, self._now_dt))
 
     def _ievent(
         self,
@@ -173,7 +202,7 @@ class AcdEngine:
             "channel": _NAME[it.channel],
         }
         payload.update(extra)
-        self._events.append(NewEvent(type_, payload, self._now_dt))
+        self._events.append(_new_event(type_, payload, self._now_dt))
 
     # -- lookups that raise -------------------------------------------------------------------
 
@@ -278,7 +307,7 @@ class AcdEngine:
         queue.channel_set = fresh.channel_set
         queue.listed = fresh.listed
         self._track_listing(queue, add=True)
-        queue.ready = {}
+        queue.ready = ReadyIndex(cfg.strategy, cfg.channels)
         queue.waiting = {}
         queue.rr_last = -1
         for it, entry in entries:
@@ -357,8 +386,8 @@ class AcdEngine:
         if agent.queues != before:
             self._emit_agent_queues(agent)
         # Strategy keys (best-skill) may have changed: rebuild this agent's entries.
-        for key in list(agent.index_keys):
-            self._drop_index_entries(agent, key[0])
+        for qid in list(agent.index_keys):
+            self._drop_index_entries(agent, qid)
         self._reindex(agent)
         return self._finish()
 
@@ -374,6 +403,76 @@ class AcdEngine:
         self._emit("agent.removed", {"agent_id": agent_id})
         return self._finish()
 
+    def join_queue(
+        self, agent_id: str, queue_id: str, *, penalty: int = 0, weight: int = 1
+    ) -> list[NewEvent]:
+        """The agent becomes a listed member of the queue (``penalty`` = tier, ``weight`` for
+        weighted-random), after the members listed already.
+
+        The queue's configuration gains the member (``queue.updated`` carries it), so the
+        membership is kept like any other. An agent matched by the member expression becomes
+        listed with these terms.
+        """
+        self._begin()
+        agent = self._agent(agent_id)
+        queue = self._queue(queue_id)
+        if agent.id in queue.listed:
+            raise Conflict(
+                f"Agent {agent.id!r} is a member of queue {queue.id!r} already.", field="agent_id"
+            )
+        members = (*queue.config.members, Member(agent.id, penalty, weight))
+        cfg = replace(queue.config, members=members).normalized()  # checks penalty and weight
+        self._emit(
+            "agent.queue_joined",
+            {"agent_id": agent.id, "queue_id": queue.id, "penalty": penalty, "weight": weight},
+        )
+        self._relist(queue, cfg)
+        return self._finish()
+
+    def leave_queue(self, agent_id: str, queue_id: str) -> list[NewEvent]:
+        """The agent stops being a listed member of the queue. Work in progress is unaffected.
+
+        Refused when the agent is not listed, or would stay a member through the queue's member
+        expression (change the expression or the agent's skills instead).
+        """
+        self._begin()
+        agent = self._agent(agent_id)
+        queue = self._queue(queue_id)
+        if agent.id not in queue.listed:
+            raise Conflict(
+                f"Agent {agent.id!r} is not a listed member of queue {queue.id!r}.",
+                field="agent_id",
+            )
+        expr = queue.expression
+        if expr is not None and expr.matches(agent.config.skills, agent.config.attributes):
+            raise Conflict(
+                f"Agent {agent.id!r} matches the member expression of queue {queue.id!r} and "
+                "would stay a member; change the expression or the agent's skills.",
+                field="agent_id",
+            )
+        members = tuple(m for m in queue.config.members if m.agent_id != agent.id)
+        self._emit("agent.queue_left", {"agent_id": agent.id, "queue_id": queue.id})
+        self._relist(queue, replace(queue.config, members=members))
+        return self._finish()
+
+    def _relist(self, queue: Queue, cfg: QueueConfig) -> None:
+        """Swap in ``cfg`` (the same queue with other listed members), publish it, and bring
+        the memberships in step (members after a removed one move up in member order)."""
+        before = list(queue.listed)
+        self._track_listing(queue, add=False)
+        queue.config = cfg
+        queue.listed = {
+            m.agent_id: Membership(m.penalty, m.weight, n) for n, m in enumerate(cfg.members)
+        }
+        self._track_listing(queue, add=True)
+        self._emit(
+            "queue.updated",
+            {"queue_id": cfg.id, "config": persistence.queue_config_to_dict(cfg)},
+        )
+        affected = dict.fromkeys(before)
+        affected.update(dict.fromkeys(queue.listed))
+        self._sync_memberships(queue, [aid for aid in affected if aid in self._agents])
+
     # -- membership ---------------------------------------------------------------------------
 
     def _build_queue(self, cfg: QueueConfig, ordinal: int) -> Queue:
@@ -385,6 +484,7 @@ class AcdEngine:
             level_max_penalty=tuple(cfg.level_max_penalty(lv) for lv in range(cfg.levels)),
             level_relax=tuple(cfg.level_relax(lv) for lv in range(cfg.levels)),
             channel_set=frozenset(cfg.channels),
+            ready=ReadyIndex(cfg.strategy, cfg.channels),
             listed={
                 m.agent_id: Membership(m.penalty, m.weight, order)
                 for order, m in enumerate(cfg.members)
@@ -558,6 +658,12 @@ class AcdEngine:
         self._begin()
         agent = self._agent(agent_id)
         _check_reason(reason)
+        allowed = self._config.break_reasons
+        if allowed is not None and reason not in allowed:
+            raise InvalidInput(
+                f"Unknown break reason {reason!r}; allowed: {', '.join(sorted(allowed))}.",
+                field="reason",
+            )
         if agent.logged_in_at is None:
             raise Conflict(f"Agent {agent_id!r} is not logged in.", field="agent_id")
         if agent.aux_reason == reason:
@@ -613,7 +719,7 @@ class AcdEngine:
             iso = self._iso()
             load = agent.load
             self._events.append(
-                NewEvent(
+                _new_event(
                     "agent.state_changed",
                     {
                         "agent_id": agent.config.id,
@@ -665,56 +771,89 @@ class AcdEngine:
         return channel in self._routable_channels(agent)
 
     def _reindex(self, agent: Agent) -> None:
-        """Put the agent in exactly the ready indexes it belongs in now, with fresh keys."""
-        channels = self._routable_channels(agent)
+        """Put the agent in exactly the ready indexes it belongs in now, with fresh keys.
+
+        The hot path of routing (every offer, accept, wrap-up end): the strategy keys of
+        :func:`~sparklecomm.acd.strategies.strategy_key` are built inline, and an agent whose
+        entries are unchanged touches no index.
+        """
+        # _routable_channels, inlined.
+        channels: list[Channel]
+        if agent.logged_in_at is None or agent.aux_reason is not None or agent.offer is not None:
+            channels = []
+        else:
+            load = agent.load
+            cfg = agent.config
+            cap = cfg.capacity
+            if cfg.voice_blocks_other_channels and (load.get(_VOICE) or load.get(_CALLBACK)):
+                channels = [c for c in PHONE_CHANNELS if load.get(c) and load[c] < cap.get(c, 0)]
+            else:
+                channels = [ch for ch, n in cap.items() if load.get(ch, 0) < n]
         old = agent.index_keys
         queues = self._queues
+        aid = agent.id
         if not channels:
             if old:  # no longer available on any channel: leave every index
-                aid = agent.id
-                for qid, ch in old:
-                    queues[qid].ready[ch].remove(aid)
+                for qid in old:
+                    queues[qid].ready.remove(aid)
                 agent.index_keys = {}
             return
-        desired: dict[tuple[str, Channel], tuple[int, tuple[Any, ...]]] = {}
-        aid = agent.id
+        all_channels = tuple(channels)
+        desired: dict[str, tuple[int, tuple[Any, ...], tuple[Channel, ...]]] = {}
         load_sum = -1
+        idle = agent.idle_since
         for qid, member in agent.queues.items():
             queue = queues[qid]
             channel_set = queue.channel_set
-            entry: tuple[int, tuple[Any, ...]] | None = None
-            for ch in channels:
-                if ch in channel_set:
-                    if entry is None:
-                        config = queue.config
-                        if load_sum < 0 and config.strategy in LOAD_STRATEGIES:
-                            load_sum = sum(agent.load.values())
-                        entry = (member.penalty, strategy_key_for(config, agent, member, load_sum))
-                    desired[(qid, ch)] = entry
-                    if not old:  # in no index yet: add at once (else remove first, below)
-                        index = queue.ready.get(ch)
-                        if index is None:
-                            index = queue.ready[ch] = ReadyIndex(config.strategy)
-                        index.add(aid, entry[0], entry[1])
+            if channel_set.issuperset(all_channels):
+                chans = all_channels
+            else:
+                chans = tuple(ch for ch in all_channels if ch in channel_set)
+                if not chans:
+                    continue
+            strategy = queue.config.strategy
+            if strategy in _LOAD_STRATEGIES:
+                if load_sum < 0:
+                    load_sum = sum(agent.load.values())
+                if strategy is _LONGEST_IDLE:
+                    key: tuple[Any, ...] = (load_sum, idle, member.order, aid)
+                elif strategy is _FEWEST:
+                    key = (agent.handled, load_sum, idle, member.order, aid)
+                elif strategy is _LEAST_TALK:
+                    key = (agent.talk_us, load_sum, idle, member.order, aid)
+                else:
+                    key = strategy_key_for(queue.config, agent, member, load_sum)
+            elif strategy is _WEIGHTED:
+                key = (member.weight, member.order, aid)
+            else:
+                key = (member.order, aid)
+            desired[qid] = (member.penalty, key, chans)
         if old:
-            for where, entry in old.items():
-                if desired.get(where) != entry:
-                    queues[where[0]].ready[where[1]].remove(aid)
-            for where, entry in desired.items():
-                if old.get(where) != entry:
-                    queue = queues[where[0]]
-                    index = queue.ready.get(where[1])
-                    if index is None:
-                        index = queue.ready[where[1]] = ReadyIndex(queue.config.strategy)
-                    index.add(aid, entry[0], entry[1])
+            if old != desired:
+                for qid, entry in old.items():
+                    new = desired.get(qid)
+                    if new is None:
+                        queues[qid].ready.remove(aid)
+                    elif new != entry:
+                        ready = queues[qid].ready
+                        if new[1] == entry[1] and new[0] == entry[0]:
+                            ready.set_channels(aid, new[2])
+                        else:
+                            ready.remove(aid)
+                            ready.add(aid, new[0], new[1], new[2])
+                for qid, new in desired.items():
+                    if qid not in old:
+                        queues[qid].ready.add(aid, new[0], new[1], new[2])
+        else:
+            for qid, new in desired.items():
+                queues[qid].ready.add(aid, new[0], new[1], new[2])
         agent.index_keys = desired
         if desired:
             self._work.append((True, aid))
 
     def _drop_index_entries(self, agent: Agent, queue_id: str) -> None:
-        for where in [w for w in agent.index_keys if w[0] == queue_id]:
-            del agent.index_keys[where]
-            self._queues[queue_id].ready[where[1]].remove(agent.id)
+        if agent.index_keys.pop(queue_id, None) is not None:
+            self._queues[queue_id].ready.remove(agent.id)
 
     # ==========================================================================================
     # Interactions: arrival and queueing
@@ -755,10 +894,12 @@ class AcdEngine:
         _check_priority(priority)
         if not isinstance(required_skills, str):
             raise InvalidInput("required_skills must be a string.", field="required_skills")
-        expr = self._compile(required_skills, "required_skills")
+        expr = self._expressions.get(required_skills)
+        if expr is None:
+            expr = self._compile(required_skills, "required_skills")
         if customer_id is not None and (not isinstance(customer_id, str) or len(customer_id) > 200):
             raise InvalidInput("customer_id must be a string.", field="customer_id")
-        attrs = check_attributes(attributes)
+        attrs = check_attributes(attributes) if attributes is not None else {}
         it = Interaction(
             id=interaction_id,
             channel=ch,
@@ -774,7 +915,7 @@ class AcdEngine:
         )
         self._interactions[interaction_id] = it
         self._events.append(
-            NewEvent(
+            _new_event(
                 "interaction.created",
                 {
                     "interaction_id": interaction_id,
@@ -846,14 +987,24 @@ class AcdEngine:
         it.state = _QUEUED
         it.offer_kind = "queue"
         it.max_wait_reached = False
-        entry = self._new_entry(it, queue)
+        now = self._now
+        # _new_entry, _effective_priority and _wait_key, inlined.
+        priority = self._effective_priority(it, queue) if cfg.priority_rules else it.priority
+        base = (cfg.weight + priority * self._config.priority_points) * US
+        entry = QueueEntry(
+            queue.id,
+            now,
+            0,
+            priority,
+            (round(cfg.ageing_rate * it.queued_at - base), it.queued_at, it.seq, it.id),
+        )
         it.entries = {queue.id: entry}
         self._list_entry(it, entry)
-        self._schedule_entry_timers(it, queue, entry, primary=True)
+        if cfg.relaxation or cfg.max_wait_seconds is not None:
+            self._schedule_entry_timers(it, queue, entry, primary=True)
         position, same_channel = self._places(queue, entry.key, it.channel)
-        now = self._now
         self._events.append(
-            NewEvent(
+            _new_event(
                 "interaction.queued",
                 {
                     "interaction_id": it.id,
@@ -1027,33 +1178,33 @@ class AcdEngine:
         anyone = it.expression.is_empty and not it.excluded
         for qid, entry in it.entries.items():
             queue = queues[qid]
-            index = queue.ready.get(channel)
-            if not index:
+            index = queue.ready
+            if not index.serves(channel):
                 continue
             level = entry.level
             ring_all = queue.config.strategy is Strategy.RING_ALL
             if anyone and not ring_all:
-                # Tiers are never empty: the lowest one is the answer if it is allowed.
-                penalty, keys = index.lowest_tier()
+                # The lowest tier with agents on the channel is the answer if it is allowed.
+                penalty, keys = index.lowest_tier(channel)
                 limit = queue.level_max_penalty[level]
                 if limit is None or penalty <= limit:
-                    agent = agents[index.first(penalty, keys, rng, queue.rr_last)]
+                    agent = agents[index.first(penalty, keys, rng, queue.rr_last, channel)]
                     self._offer(it, [agent], queue, ring_all=False)
                     return
                 continue
             relax = queue.level_relax[level]
-            for penalty, keys in index.tiers(queue.level_max_penalty[level]):
+            for penalty, keys in index.tiers(queue.level_max_penalty[level], channel):
                 if ring_all:
                     chosen = [
                         agents[aid]
-                        for aid in index.candidates(penalty, keys, rng, queue.rr_last)
+                        for aid in index.candidates(penalty, keys, rng, queue.rr_last, channel)
                         if anyone or self._eligible(it, agents[aid], relax)
                     ]
                     if chosen:
                         self._offer(it, chosen, queue, ring_all=True)
                         return
                     continue
-                for aid in index.candidates(penalty, keys, rng, queue.rr_last):
+                for aid in index.candidates(penalty, keys, rng, queue.rr_last, channel):
                     agent = agents[aid]
                     if self._eligible(it, agent, relax):
                         self._offer(it, [agent], queue, ring_all=False)
@@ -1073,7 +1224,7 @@ class AcdEngine:
             if not queue.waiting_count:
                 continue
             if channels is None:
-                channels = {where[1] for where in agent.index_keys}
+                channels = {ch for entry in agent.index_keys.values() for ch in entry[2]}
             rate = queue.config.ageing_rate
             for ch, lists in queue.waiting.items():
                 if ch not in channels:
@@ -1102,12 +1253,14 @@ class AcdEngine:
     def _offer(self, it: Interaction, agents: list[Agent], queue: Queue, *, ring_all: bool) -> None:
         now = self._now
         ch = it.channel
-        self._unlist(it)
+        for listed in it.entries.values():  # _unlist, inlined
+            if listed.listed:
+                self._unlist_entry(it, listed)
         it.state = _OFFERED
         it.offer_attempts += 1
-        timeout = seconds_to_us(queue.config.offer_timeout_seconds)
+        timeout = round(queue.config.offer_timeout_seconds * US)  # seconds_to_us
         deadline = now + timeout
-        expires = from_us(deadline).isoformat()
+        expires = (EPOCH + timedelta(microseconds=deadline)).isoformat()  # from_us
         entry = it.entries.get(queue.id)
         for agent in agents:
             tid = self._schedule(deadline, "offer", it.id, agent.id)
@@ -1118,7 +1271,7 @@ class AcdEngine:
             if member is not None and it.offer_kind == "queue":
                 queue.rr_last = member.order
             self._events.append(
-                NewEvent(
+                _new_event(
                     "interaction.offered",
                     {
                         "interaction_id": it.id,
@@ -1132,8 +1285,8 @@ class AcdEngine:
                         "penalty": member.penalty if member is not None else None,
                         "level": entry.level if entry is not None else None,
                         "priority": entry.priority if entry is not None else it.priority,
-                        "wait_seconds": _sec(now - it.queued_at),
-                        "timeout_seconds": _sec(timeout),
+                        "wait_seconds": (now - it.queued_at) / US,
+                        "timeout_seconds": timeout / US,
                         "expires_at": expires,
                     },
                     self._now_dt,
@@ -1186,16 +1339,23 @@ class AcdEngine:
     def accept(self, interaction_id: str, agent_id: str) -> list[NewEvent]:
         """The agent accepts its offer; with ring-all the other offers are withdrawn."""
         now = self._begin()
-        it = self._interaction(interaction_id)
-        agent = self._agent(agent_id)
-        self._check_offer(it, agent)
+        it = self._interactions.get(interaction_id) if isinstance(interaction_id, str) else None
+        if it is None:
+            it = self._interaction(interaction_id)  # raises
+        agent = self._agents.get(agent_id) if isinstance(agent_id, str) else None
+        if agent is None:
+            agent = self._agent(agent_id)  # raises
+        offer = it.offers.get(agent.id) if it.state is _OFFERED else None
+        if offer is None:
+            self._check_offer(it, agent)  # raises
         offer = self._end_offer(it, agent)
         if it.offers:
             for other_id in list(it.offers):
                 self._withdraw(it, self._agents[other_id], "accepted_elsewhere")
         entry = it.entries.get(offer.queue_id)
         queue_wait = now - (entry.entered_at if entry is not None else it.queued_at)
-        self._leave_queues(it)
+        if it.entries or it.timers or it.excluded:
+            self._leave_queues(it)
         it.state = _ACTIVE
         it.agent_id = agent.id
         it.participants = {agent.id: Participant(Role.OWNER, now)}
@@ -1212,7 +1372,7 @@ class AcdEngine:
         sl = queue.config.service_level_seconds if queue is not None else 0.0
         queue_wait_seconds = queue_wait / US
         self._events.append(
-            NewEvent(
+            _new_event(
                 "interaction.accepted",
                 {
                     "interaction_id": it.id,
@@ -1350,7 +1510,9 @@ class AcdEngine:
         seconds = queue.config.wrapup_seconds if queue is not None else 0.0
         wrap = Wrapup(it.id, it.channel, queue_id, self._now, None, None, talk, hold)
         agent.wrapups[it.id] = wrap
-        if seconds > 0:
+        if seconds is None:  # until the agent ends it (end_wrapup)
+            self._refresh(agent, cause)
+        elif seconds > 0:
             wrap.deadline = self._now + seconds_to_us(seconds)
             wrap.timer_id = self._schedule(wrap.deadline, "wrapup", agent.id, it.id)
             self._refresh(agent, cause)
@@ -1367,7 +1529,7 @@ class AcdEngine:
         wrapup = self._now - wrap.started_at
         handle = wrap.talk_us + wrap.hold_us + wrapup
         self._events.append(
-            NewEvent(
+            _new_event(
                 "interaction.wrapup_ended",
                 {
                     "interaction_id": wrap.interaction_id,
@@ -1405,7 +1567,7 @@ class AcdEngine:
         talk, hold = self._close_leg(it)
         queue = self._queues.get(it.queue_id)
         self._events.append(
-            NewEvent(
+            _new_event(
                 "interaction.completed",
                 {
                     "interaction_id": it.id,
@@ -1860,7 +2022,8 @@ class AcdEngine:
                 self._on_unexclude(a, b)
             elif kind == "callback":
                 self._on_callback_due(a)
-            self._dispatch()
+            if self._work or self._to_empty:
+                self._dispatch()
         return self._finish()
 
     def _on_relax(self, interaction_id: str, queue_id: str) -> None:
@@ -1961,8 +2124,7 @@ class AcdEngine:
 
     def _ewt(self, queue: Queue, channel: Channel, position: int) -> float | None:
         """Estimated wait of the interaction at ``position`` (same channel) in ``queue``."""
-        index = queue.ready.get(channel)
-        ready = len(index) if index is not None else 0
+        ready = queue.ready.count(channel)
         if position <= ready:
             return 0.0
         staffed = queue.staffed_capacity.get(channel, 0)
@@ -2148,7 +2310,7 @@ class AcdEngine:
             queue.members = {}
             queue.staffed_agents = 0
             queue.staffed_capacity = {}
-            queue.ready = {}
+            queue.ready = ReadyIndex(queue.config.strategy, queue.config.channels)
             queue.waiting = {}
             queue.waiting_count = 0
             queue.scheduled = {}

@@ -212,7 +212,7 @@ class QueueConfig:
     best_skill: str | None = None  # the skill whose proficiency ranks agents for best-skill
     service_level_seconds: float = 20.0
     offer_timeout_seconds: float = 20.0
-    wrapup_seconds: float = 0.0
+    wrapup_seconds: float | None = 0.0  # None: wrap-up lasts until the agent ends it
     reoffer_delay_seconds: float = 10.0  # an agent who missed/rejected waits this long
     weight: float = 0.0  # score points added to this queue's interactions (cross-queue)
     ageing_rate: float = 1.0  # score points per second of waiting
@@ -264,9 +264,9 @@ class QueueConfig:
         _check_weight(self.member_expression_weight, "member_expression_weight")
         if strategy is Strategy.BEST_SKILL and not self.best_skill:
             raise _fail("The best-skill strategy needs best_skill (a skill name).", "best_skill")
+        _check_seconds(self.wrapup_seconds, "wrapup_seconds", allow_none=True)
         for name in (
             "service_level_seconds",
-            "wrapup_seconds",
             "reoffer_delay_seconds",
             "default_handle_seconds",
         ):
@@ -342,7 +342,7 @@ class QueueConfig:
             members=tuple(members),
             service_level_seconds=float(self.service_level_seconds),
             offer_timeout_seconds=float(self.offer_timeout_seconds),
-            wrapup_seconds=float(self.wrapup_seconds),
+            wrapup_seconds=opt(self.wrapup_seconds),
             reoffer_delay_seconds=float(self.reoffer_delay_seconds),
             weight=float(self.weight),
             ageing_rate=float(self.ageing_rate),
@@ -478,6 +478,9 @@ class EngineConfig:
     handle_time_window: int = 50  # recent handle times per queue and channel used for EWT
     max_overflow_hops: int = 8  # an interaction overflowing more often is diverted
     expression_cache_size: int = 4096
+    # Break (aux) reason codes agents may use (None: any non-empty code). The engine's own
+    # missed_offers_reason is always allowed.
+    break_reasons: frozenset[str] | None = None
 
     def normalized(self) -> EngineConfig:
         if not isinstance(self.rng, random.Random):
@@ -492,6 +495,18 @@ class EngineConfig:
             raise _fail("handle_time_window must be a positive integer.", "handle_time_window")
         if not isinstance(self.max_overflow_hops, int) or self.max_overflow_hops < 0:
             raise _fail("max_overflow_hops must be a non-negative integer.", "max_overflow_hops")
+        if self.break_reasons is not None:
+            if isinstance(self.break_reasons, str) or not isinstance(
+                self.break_reasons, (set, frozenset, list, tuple)
+            ):
+                raise _fail("break_reasons must be a set of reason codes.", "break_reasons")
+            for code in self.break_reasons:
+                if not isinstance(code, str) or not code or len(code) > 100:
+                    raise _fail(
+                        "Break reason codes must be non-empty strings of at most 100 characters.",
+                        "break_reasons",
+                    )
+            return replace(self, break_reasons=frozenset(self.break_reasons))
         return self
 
 
@@ -600,7 +615,10 @@ class Agent:
     talk_us: int = 0  # talk time since login
     idle_since: int = 0
     queues: dict[str, Membership] = field(default_factory=dict)
-    index_keys: dict[tuple[str, Channel], tuple[int, tuple[Any, ...]]] = field(default_factory=dict)
+    # Ready-index entry per queue: (penalty, strategy key, channels available on there).
+    index_keys: dict[str, tuple[int, tuple[Any, ...], tuple[Channel, ...]]] = field(
+        default_factory=dict
+    )
 
     @property
     def staffed(self) -> bool:
@@ -617,6 +635,7 @@ class Queue:
     level_max_penalty: tuple[int | None, ...]
     level_relax: tuple[int, ...]
     channel_set: frozenset[Channel]
+    ready: ReadyIndex  # available agents (derived: rebuilt from the records on restore)
     members: dict[str, Membership] = field(default_factory=dict)
     listed: dict[str, Membership] = field(default_factory=dict)  # from config.members
     rr_last: int = -1  # member order of the last agent offered (round-robin memory)
@@ -625,7 +644,6 @@ class Queue:
     staffed_capacity: dict[Channel, int] = field(default_factory=dict)
     scheduled: dict[str, None] = field(default_factory=dict)  # callbacks not yet due
     # Derived indexes (rebuilt from the records above on restore):
-    ready: dict[Channel, ReadyIndex] = field(default_factory=dict)  # available agents
     waiting: dict[Channel, list[SortedList[WaitKey]]] = field(default_factory=dict)  # per level
     waiting_count: int = 0
 

@@ -331,6 +331,7 @@ def dump_engine(engine: AcdEngine) -> dict[str, Any]:
             "handle_time_window": cfg.handle_time_window,
             "max_overflow_hops": cfg.max_overflow_hops,
             "expression_cache_size": cfg.expression_cache_size,
+            "break_reasons": None if cfg.break_reasons is None else sorted(cfg.break_reasons),
         },
         "rng": _rng_state(engine._rng),
         "counters": {

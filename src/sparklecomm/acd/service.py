@@ -101,6 +101,8 @@ COMMANDS = frozenset(
         "add_agent",
         "update_agent",
         "remove_agent",
+        "join_queue",
+        "leave_queue",
         "login",
         "logout",
         "set_break",
