@@ -89,8 +89,11 @@ def test_trusted_trunks_skip_the_rate_limit_but_not_blocks(clock: FakeClock) -> 
 
 
 def test_refusals_are_logged_with_the_source(clock: FakeClock) -> None:
-    guard = FraudGuard(clock, rate=1, burst=1, max_failures=1)
     with structlog.testing.capture_logs() as logs:
+        # A fresh logger: the module's one may have been cached by an earlier test's
+        # logging configuration, out of capture_logs' reach.
+        logger = structlog.get_logger("fraud-test")
+        guard = FraudGuard(clock, rate=1, burst=1, max_failures=1, logger=logger)
         guard.allow("192.0.2.9:5060")
         guard.allow("192.0.2.9:5060")
         guard.failed("192.0.2.10:5060")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -64,7 +65,9 @@ class FraudGuard:
         max_block_seconds: float = 86_400.0,
         forget_after: float = 3_600.0,
         max_sources: int = 100_000,
+        logger: Any = None,
     ) -> None:
+        """``logger`` defaults to this module's structlog logger (tests inject their own)."""
         if rate <= 0 or burst < 1 or max_failures < 1:
             raise ValueError("rate must be > 0, burst >= 1 and max_failures >= 1")
         self.clock = clock
@@ -78,6 +81,7 @@ class FraudGuard:
         self.max_sources = max_sources
         self._sources: dict[str, _SourceState] = {}
         self._trusted: dict[str, str] = {}
+        self._log = logger if logger is not None else log
         self.refused = 0
 
     # -- trunks -------------------------------------------------------------------------
@@ -154,7 +158,7 @@ class FraudGuard:
             state.blocks += 1
             state.blocked_until = now + period
             state.failures.clear()
-            log.warning(
+            self._log.warning(
                 "sip_source_blocked",
                 source=source,
                 host=host,
@@ -175,4 +179,4 @@ class FraudGuard:
 
     def _refuse(self, reason: str, source: str, **details: object) -> None:
         self.refused += 1
-        log.warning("sip_request_refused", reason=reason, source=source, **details)
+        self._log.warning("sip_request_refused", reason=reason, source=source, **details)
