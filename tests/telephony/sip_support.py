@@ -102,3 +102,21 @@ def loopback_namespace() -> Iterator[str]:
         os.close(original)
         os.close(target)
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+async def run_sipp(*args: str, limit: float = 30.0) -> tuple[int, str]:
+    """Run ``sipp ARGS`` to its end (killed after ``limit`` seconds: exit code -1); the exit
+    code and the output, stdout and stderr together."""
+    import asyncio
+
+    process = await asyncio.create_subprocess_exec(
+        "sipp", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), limit)
+    except TimeoutError:
+        process.kill()
+        out, _ = await process.communicate()
+        return -1, out.decode(errors="replace")
+    assert process.returncode is not None
+    return process.returncode, out.decode(errors="replace")

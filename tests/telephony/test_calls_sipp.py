@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.telephony.sip_support import loopback_namespace
+from tests.telephony.sip_support import loopback_namespace, run_sipp
 
 from sparklecomm.core.clock import SystemClock
 from sparklecomm.telephony import (
@@ -89,24 +89,7 @@ async def pbx() -> AsyncIterator[Pbx]:
 
 
 async def sipp(*args: str, limit: float = 25) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        "sipp",
-        *args,
-        "-i",
-        "127.0.0.1",
-        "-nostdin",
-        "-timeout_error",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), limit)
-    except TimeoutError:
-        process.kill()
-        out, _ = await process.communicate()
-        return -1, out.decode(errors="replace")
-    assert process.returncode is not None
-    return process.returncode, out.decode(errors="replace")
+    return await run_sipp(*args, "-i", "127.0.0.1", "-nostdin", "-timeout_error", limit=limit)
 
 
 def uas(scenario: str, port: int, calls: int = 1) -> asyncio.Task[tuple[int, str]]:

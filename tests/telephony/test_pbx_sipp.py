@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import World
-from tests.telephony.sip_support import loopback_namespace
+from tests.telephony.sip_support import loopback_namespace, run_sipp
 
 from sparklecomm.audit.store import Actor
 from sparklecomm.core.clock import SystemClock
@@ -70,8 +70,7 @@ async def server(sqlite_world: World) -> AsyncIterator[SipServer]:
 
 
 async def sipp(server: SipServer, *args: str, ip: str = "127.0.0.1") -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        "sipp",
+    return await run_sipp(
         f"127.0.0.1:{server.port}",
         *args,
         "-i",
@@ -82,17 +81,7 @@ async def sipp(server: SipServer, *args: str, ip: str = "127.0.0.1") -> tuple[in
         "-timeout",
         "15s",
         "-timeout_error",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
     )
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), 30)
-    except TimeoutError:
-        process.kill()
-        out, _ = await process.communicate()
-        return -1, out.decode(errors="replace")
-    assert process.returncode is not None
-    return process.returncode, out.decode(errors="replace")
 
 
 async def test_trunk_call_to_a_did_rings_the_extension(

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import World
-from tests.telephony.sip_support import loopback_namespace
+from tests.telephony.sip_support import loopback_namespace, run_sipp
 
 from sparklecomm.acd.service import AcdService
 from sparklecomm.core.clock import SystemClock
@@ -155,24 +155,7 @@ async def center(sqlite_world: World) -> AsyncIterator[Center]:
 
 
 async def sipp(*args: str, limit: float = 30) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        "sipp",
-        *args,
-        "-i",
-        "127.0.0.1",
-        "-nostdin",
-        "-timeout_error",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), limit)
-    except TimeoutError:
-        process.kill()
-        out, _ = await process.communicate()
-        return -1, out.decode(errors="replace")
-    assert process.returncode is not None
-    return process.returncode, out.decode(errors="replace")
+    return await run_sipp(*args, "-i", "127.0.0.1", "-nostdin", "-timeout_error", limit=limit)
 
 
 def phone(scenario: str, port: int, media_port: int) -> asyncio.Task[tuple[int, str]]:

@@ -296,33 +296,30 @@ class ClientTransaction:
         self.layer._forget_client(self)
 
 
-def build_ack(invite: SipRequest, response: SipResponse) -> SipRequest:
-    """The ACK for a non-2xx final response to ``invite`` (§17.1.1.3)."""
+def _same_transaction_request(invite: SipRequest, method: str, to: str) -> SipRequest:
+    """A request that shares the INVITE's top Via (branch), Route set, From, Call-ID and
+    CSeq number: an ACK for a non-2xx or a CANCEL."""
     headers = Headers()
     headers.add("Via", invite.headers.get_all("Via")[0])
     for value in invite.headers.get_all("Route"):
         headers.add("Route", value)
     headers.add("Max-Forwards", "70")
     headers.add("From", invite.headers.get("From") or "")
-    headers.add("To", response.headers.get("To") or "")
+    headers.add("To", to)
     headers.add("Call-ID", invite.call_id)
-    headers.add("CSeq", f"{invite.cseq.number} ACK")
-    return SipRequest("ACK", invite.uri, headers)
+    headers.add("CSeq", f"{invite.cseq.number} {method}")
+    return SipRequest(method, invite.uri, headers)
+
+
+def build_ack(invite: SipRequest, response: SipResponse) -> SipRequest:
+    """The ACK for a non-2xx final response to ``invite`` (§17.1.1.3): To of the response."""
+    return _same_transaction_request(invite, "ACK", response.headers.get("To") or "")
 
 
 def build_cancel(invite: SipRequest) -> SipRequest:
     """The CANCEL of a client INVITE (§9.1): same Request-URI, top Via (branch), Route,
     From, To, Call-ID and CSeq number as the INVITE; sent as its own transaction."""
-    headers = Headers()
-    headers.add("Via", invite.headers.get_all("Via")[0])
-    for value in invite.headers.get_all("Route"):
-        headers.add("Route", value)
-    headers.add("Max-Forwards", "70")
-    headers.add("From", invite.headers.get("From") or "")
-    headers.add("To", invite.headers.get("To") or "")
-    headers.add("Call-ID", invite.call_id)
-    headers.add("CSeq", f"{invite.cseq.number} CANCEL")
-    return SipRequest("CANCEL", invite.uri, headers)
+    return _same_transaction_request(invite, "CANCEL", invite.headers.get("To") or "")
 
 
 @dataclass(slots=True)
