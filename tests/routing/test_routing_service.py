@@ -173,6 +173,57 @@ def test_bad_routing_input_is_a_clear_4xx(client: TestClient, world: World) -> N
     r = ana.post("/interactions/none/accept", status=404)
 
 
+def test_agents_join_and_leave_a_queue_themselves(client: TestClient, world: World) -> None:
+    admin, sup, ana = setup_center(client, world)
+    admin.post("/queues", {"id": "sales", "name": "Sales"}, status=201)
+    joined = ana.send("PUT", f"/agents/{world.agent_id}/queues/sales", {"penalty": 2})
+    assert "agent.queue_joined" in types(joined)
+    members = admin.get("/queues/sales/config")["members"]
+    assert [(m["agent_id"], m["penalty"]) for m in members] == [(world.agent_id, 2)]
+    r = ana.send("PUT", f"/agents/{world.agent_id}/queues/sales", {}, status=409)
+    assert "sales" in r["detail"]
+    ana.send("PUT", f"/agents/{world.supervisor_id}/queues/sales", {}, status=403)
+    left = ana.send("DELETE", f"/agents/{world.agent_id}/queues/sales")
+    assert "agent.queue_left" in types(left)
+    assert admin.get("/queues/sales/config")["members"] == []
+    # a supervisor moving an agent is audited
+    sup.send("PUT", f"/agents/{world.agent_id}/queues/sales", {"penalty": 0})
+    with world.services.db.read() as s:
+        actions = s.scalars(
+            select(AuditLog.action).where(AuditLog.target_id == world.agent_id)
+        ).all()
+    assert "agent.queue_joined_by_supervisor" in actions
+    r = ana.send("PUT", f"/agents/{world.agent_id}/queues/sales", {"penalty": -1}, status=422)
+    assert r["errors"][0]["field"] == "penalty"
+
+
+def test_wrap_up_until_the_agent_ends_it(client: TestClient, world: World) -> None:
+    admin, sup, ana = setup_center(client, world)
+    admin.send(
+        "PUT",
+        "/queues/support",
+        {
+            "name": "Support",
+            "offer_timeout_seconds": 15,
+            "wrapup_seconds": None,
+            "members": [{"agent_id": world.agent_id}],
+        },
+    )
+    assert admin.get("/queues/support/config")["wrapup_seconds"] is None
+    ana.post(f"/agents/{world.agent_id}/login")
+    ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+    iid = sup.post("/interactions", {"queue_id": "support"}, status=201)["interaction"][
+        "interaction_id"
+    ]
+    ana.post(f"/interactions/{iid}/accept")
+    ana.post(f"/interactions/{iid}/complete")
+    world.clock.advance(3600)
+    world.services.extra["acd"].tick_due(world.tenant_id)
+    assert ana.get(f"/agents/{world.agent_id}")["state"] == "wrap_up"
+    ana.post(f"/interactions/{iid}/wrapup-end")
+    assert ana.get(f"/agents/{world.agent_id}")["state"] == "available"
+
+
 @pytest.mark.parametrize("snapshot_every", [1000, 2])
 def test_routing_state_survives_a_restart(
     database_url: str, tmp_path: Path, world: World, snapshot_every: int

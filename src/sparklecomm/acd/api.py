@@ -85,7 +85,12 @@ class QueueIn(Strict):
     best_skill: str | None = Field(default=None, max_length=50)
     service_level_seconds: float = Field(default=20, gt=0, le=3600)
     offer_timeout_seconds: float = Field(default=20, gt=0, le=600)
-    wrapup_seconds: float = Field(default=0, ge=0, le=3600)
+    wrapup_seconds: float | None = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description="After-interaction work in seconds (0: none); null: until the agent ends it",
+    )
     weight: float = Field(default=0, ge=-1000, le=1000)
     ageing_rate: float = Field(default=1, ge=0, le=100)
     initial_max_penalty: int | None = Field(default=None, ge=0, le=100)
@@ -210,6 +215,7 @@ def _acting_agent(principal: Principal, agent_id: str | None) -> str:
 def _queue_dict(body: QueueIn, queue_id: str) -> dict[str, Any]:
     data = body.model_dump(exclude_none=True, mode="json")
     data["id"] = queue_id
+    data["wrapup_seconds"] = body.wrapup_seconds  # null is meaningful here
     return data
 
 
@@ -445,6 +451,49 @@ def agent_login(agent_id: AnyId, principal: CurrentPrincipal, svc: ServicesDep) 
     _ensure_agent(svc, principal, target)
     note = _on_behalf(principal, target, "agent.logged_in_by_supervisor")
     return _events(_service(svc).execute(principal.tenant_id, "login", audit=note, agent_id=target))
+
+
+class JoinIn(Strict):
+    penalty: int = Field(default=0, ge=0, le=100, description="Tier: lower is offered first")
+    weight: int = Field(default=1, ge=1, le=100, description="Share for weighted-random")
+
+
+@router.put("/agents/{agent_id}/queues/{queue_id}")
+def agent_join_queue(
+    agent_id: AnyId,
+    queue_id: AnyId,
+    body: JoinIn,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+) -> EventsOut:
+    """The agent joins one queue (agents for themselves, supervisors for anyone)."""
+    target = _acting_agent(principal, agent_id)
+    note = _on_behalf(principal, target, "agent.queue_joined_by_supervisor", {"queue_id": queue_id})
+    return _events(
+        _service(svc).execute(
+            principal.tenant_id,
+            "join_queue",
+            audit=note,
+            agent_id=target,
+            queue_id=queue_id,
+            penalty=body.penalty,
+            weight=body.weight,
+        )
+    )
+
+
+@router.delete("/agents/{agent_id}/queues/{queue_id}")
+def agent_leave_queue(
+    agent_id: AnyId, queue_id: AnyId, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    """The agent leaves one queue; work in progress is not affected."""
+    target = _acting_agent(principal, agent_id)
+    note = _on_behalf(principal, target, "agent.queue_left_by_supervisor", {"queue_id": queue_id})
+    return _events(
+        _service(svc).execute(
+            principal.tenant_id, "leave_queue", audit=note, agent_id=target, queue_id=queue_id
+        )
+    )
 
 
 @router.post("/agents/{agent_id}/logout")
