@@ -40,6 +40,7 @@ PINNED = {
     "logout": "(self, agent_id: 'str', reason: 'str' = 'logout') -> 'list[NewEvent]'",
     "set_break": "(self, agent_id: 'str', reason: 'str') -> 'list[NewEvent]'",
     "set_available": "(self, agent_id: 'str', reason: 'str' = 'ready') -> 'list[NewEvent]'",
+    "set_break_reasons": "(self, reasons: 'Iterable[str] | None') -> 'list[NewEvent]'",
     "create_interaction": (
         "(self, interaction_id: 'str', queue_id: 'str', channel: 'Channel | str', *, "
         "priority: 'int' = 0, required_skills: 'str' = '', customer_id: 'str | None' = None, "
@@ -161,7 +162,7 @@ def test_bad_queue_configs_name_the_field(config: QueueConfig, field: str) -> No
     ("config", "field"),
     [
         (AgentConfig("a", skills={"x": 6}), "skills"),
-        (AgentConfig("a", skills={"x": True}), "skills"),  # type: ignore[dict-item]
+        (AgentConfig("a", skills={"x": True}), "skills"),
         (AgentConfig("a", capacity={"fax": 1}), "capacity"),  # type: ignore[dict-item]
         (AgentConfig("a", attributes={"x": object()}), "attributes"),
     ],
@@ -191,3 +192,25 @@ def test_queries_do_not_emit_or_change_state() -> None:
     engine.next_deadline()
     assert list(engine.iter_agent_states()) == [("a", "logged_out", "created")]
     assert engine.to_snapshot() == before
+
+
+def test_break_reasons_can_be_replaced_and_are_snapshotted() -> None:
+    engine = AcdEngine(FakeClock())
+    engine.add_agent(AgentConfig("ana"))
+    engine.login("ana")
+    assert engine.set_break_reasons(["lunch", "training"]) == []
+    assert engine.config.break_reasons == frozenset({"lunch", "training"})
+    with pytest.raises(InvalidInput, match="allowed: lunch, training") as info:
+        engine.set_break("ana", "nap")
+    assert info.value.field == "reason"
+    restored = AcdEngine.from_snapshot(engine.to_snapshot(), FakeClock())
+    assert restored.config.break_reasons == frozenset({"lunch", "training"})
+    before = engine.to_snapshot()
+    for bad in ("lunch", [""], [1]):
+        with pytest.raises(InvalidInput) as info:
+            engine.set_break_reasons(bad)  # type: ignore[arg-type]
+        assert info.value.field == "break_reasons"
+    assert engine.to_snapshot() == before  # a refused change changes nothing
+    engine.set_break_reasons(None)
+    engine.set_break("ana", "nap")
+    assert engine.agent_snapshot("ana").reason == "nap"

@@ -82,6 +82,7 @@ class QueueIn(Strict):
     members: list[MemberIn] = []
     member_expression: str | None = Field(default=None, max_length=500)
     member_expression_penalty: int = Field(default=0, ge=0, le=100)
+    member_expression_weight: int = Field(default=1, ge=1, le=100)
     best_skill: str | None = Field(default=None, max_length=50)
     service_level_seconds: float = Field(default=20, gt=0, le=3600)
     offer_timeout_seconds: float = Field(default=20, gt=0, le=600)
@@ -90,6 +91,12 @@ class QueueIn(Strict):
         ge=0,
         le=3600,
         description="After-interaction work in seconds (0: none); null: until the agent ends it",
+    )
+    reoffer_delay_seconds: float = Field(
+        default=10,
+        ge=0,
+        le=86400,
+        description="How long an agent who rejected or missed an interaction is not offered it",
     )
     weight: float = Field(default=0, ge=-1000, le=1000)
     ageing_rate: float = Field(default=1, ge=0, le=100)
@@ -101,8 +108,14 @@ class QueueIn(Strict):
     on_full: DiversionIn | None = None
     ewt_threshold_seconds: float | None = Field(default=None, gt=0, le=86400)
     on_ewt: DiversionIn | None = None
+    max_waiting_per_agent: float | None = Field(default=None, ge=0, le=100000)
+    on_ratio: DiversionIn | None = None
     join_when_empty: bool = True
     leave_when_empty: bool = False
+    on_empty: DiversionIn | None = None
+    default_handle_seconds: float = Field(
+        default=180, ge=0, le=86400, description="Handle time assumed for EWT before any is seen"
+    )
     callback: CallbackPolicyIn | None = None
     priority_rules: list[PriorityRuleIn] = []
 
@@ -113,6 +126,15 @@ class QueueCreate(QueueIn):
         max_length=64,
         pattern=ID_RE.pattern,
         description="Readable id such as 'support'; generated when omitted",
+    )
+
+
+class QueueUpdate(QueueIn):
+    """Everything ``GET /queues/{id}/config`` returns, so a client can change one field and
+    send the whole configuration back."""
+
+    id: str | None = Field(
+        default=None, max_length=64, description="Must match the path when given (as GET returns)"
     )
 
 
@@ -294,9 +316,17 @@ def get_queue_config(
 
 @router.put("/queues/{queue_id}")
 def update_queue(
-    queue_id: QueueId, body: QueueIn, principal: Admin, svc: ServicesDep
+    queue_id: QueueId, body: QueueUpdate, principal: Admin, svc: ServicesDep
 ) -> dict[str, Any]:
-    """Replace a queue's configuration (waiting interactions keep their place)."""
+    """Replace a queue's configuration (waiting interactions keep their place).
+
+    Accepts exactly what ``GET /queues/{id}/config`` returns (``id`` included, which must be
+    this queue's); omitted fields take their defaults.
+    """
+    if body.id is not None and body.id != queue_id:
+        raise InvalidInput(
+            f"id {body.id!r} does not match the queue in the path ({queue_id!r})", field="id"
+        )
     note = _note(principal, "queue.updated", "queue", queue_id, body.model_dump(mode="json"))
     _service(svc).execute(
         principal.tenant_id, "update_queue", audit=note, config=_queue_dict(body, queue_id)

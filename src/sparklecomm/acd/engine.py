@@ -696,6 +696,16 @@ class AcdEngine:
         self._refresh(agent, reason)
         return self._finish()
 
+    def set_break_reasons(self, reasons: Iterable[str] | None) -> list[NewEvent]:
+        """Replace the allowed break reason codes (None: any); emits nothing.
+
+        Agents already on break keep their reason; only later ``set_break`` calls are checked.
+        """
+        self._begin()
+        codes = reasons if reasons is None or isinstance(reasons, str) else frozenset(reasons)
+        self._config = replace(self._config, break_reasons=codes).normalized()  # type: ignore[arg-type]
+        return self._finish()
+
     # -- derived state, routability and the ready indexes --------------------------------------
 
     def _refresh(self, agent: Agent, reason: str) -> None:

@@ -41,6 +41,7 @@ from sparklecomm.audit.store import Actor, write_audit_txn
 from sparklecomm.core.clock import Clock
 from sparklecomm.core.errors import InvalidInput
 from sparklecomm.core.events import Event, NewEvent
+from sparklecomm.customers.store import list_codes
 from sparklecomm.store.db import Database
 
 log = structlog.get_logger(__name__)
@@ -87,6 +88,8 @@ def _apply(engine: AcdEngine, name: str, args: dict[str, Any]) -> list[NewEvent]
         )
     if name == "tick":
         return engine.tick()
+    if name == "set_break_reasons":
+        return engine.set_break_reasons(args["reasons"])
     if name not in COMMANDS:
         raise InvalidInput(f"unknown routing command {name!r}", field="command")
     method: Callable[..., list[NewEvent]] = getattr(engine, name)
@@ -107,6 +110,7 @@ COMMANDS = frozenset(
         "logout",
         "set_break",
         "set_available",
+        "set_break_reasons",
         "create_interaction",
         "accept",
         "reject",
@@ -230,12 +234,71 @@ class AcdService:
         return TenantRouting(tenant_id, engine, clock, seq=seq, since_snapshot=len(journal))
 
     def routing(self, tenant_id: str) -> TenantRouting:
-        """The tenant's engine, built on first use."""
+        """The tenant's engine, built on first use (then given the tenant's break codes)."""
         with self._tenants_lock:
             rt = self._tenants.get(tenant_id)
+            built = rt is None
             if rt is None:
                 rt = self._tenants[tenant_id] = self._build(tenant_id)
-            return rt
+        if built:
+            try:
+                self.sync_break_reasons(tenant_id)
+            except Exception:
+                # set_break syncs again before it runs, so a failure here costs nothing.
+                log.exception("acd_break_reasons_sync_failed", tenant_id=tenant_id)
+        return rt
+
+    # ---- the administrator's desk codes --------------------------------------------------
+
+    def desk_codes(self, tenant_id: str, kind: str) -> frozenset[str] | None:
+        """The tenant's active ``reason`` or ``disposition`` codes; None when it has none
+        (then any code is accepted, as before codes existed)."""
+        with self.db.read() as s:
+            rows = list_codes(s, tenant_id, kind)
+        active = frozenset(row.code for row in rows if row.active)
+        return active or None
+
+    def sync_break_reasons(self, tenant_id: str) -> list[Event]:
+        """Give the tenant's engine its administrator's break reason codes.
+
+        A change is applied as the journaled command ``set_break_reasons`` (so a replay sees
+        the same set at the same point of the command stream); no command when unchanged.
+        The engine's own ``missed-offers`` reason is always included.
+        """
+        rt = self.routing(tenant_id)
+        with rt.lock:
+            wanted = self._wanted_break_reasons(rt)
+            current = rt.engine.config.break_reasons
+            if (None if current is None else sorted(current)) == wanted:
+                return []
+            return self.execute(tenant_id, "set_break_reasons", reasons=wanted)
+
+    def codes_changed(self, tenant_id: str, kind: str) -> None:
+        """Called by the customer service after an administrator changed desk codes."""
+        if kind != "reason":
+            return  # dispositions are read from the database at each ``complete``
+        try:
+            self.sync_break_reasons(tenant_id)
+        except Exception:
+            # The change is committed; the next set_break syncs before it runs.
+            log.exception("acd_break_reasons_sync_failed", tenant_id=tenant_id)
+
+    def _wanted_break_reasons(self, rt: TenantRouting) -> list[str] | None:
+        codes = self.desk_codes(rt.tenant_id, "reason")
+        if codes is None:
+            return None
+        return sorted(codes | {rt.engine.config.missed_offers_reason})
+
+    def _check_disposition(self, tenant_id: str, disposition: Any) -> None:
+        """The engine has no list of dispositions: the service checks the desk's codes."""
+        if disposition is None:
+            return
+        allowed = self.desk_codes(tenant_id, "disposition")
+        if allowed is not None and disposition not in allowed:
+            raise InvalidInput(
+                f"Unknown disposition {disposition!r}; allowed: {', '.join(sorted(allowed))}.",
+                field="disposition",
+            )
 
     # ---- commands ------------------------------------------------------------------------
 
@@ -250,6 +313,12 @@ class AcdService:
         """
         rt = self.routing(tenant_id)
         with rt.lock:
+            if name == "set_break":
+                # Codes may have changed since (another process, a direct edit): catch up
+                # first, as its own journaled command, so the check below is current.
+                self.sync_break_reasons(tenant_id)
+            elif name == "complete":
+                self._check_disposition(tenant_id, args.get("disposition"))
             now = self.clock.now()
             rt.clock.set(now)
             new_events = _apply(rt.engine, name, args)

@@ -7,6 +7,7 @@ tenant's stream reaches every signed-in user, the record itself is read through 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +159,13 @@ class CustomerService:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        #: ``listener(tenant_id, kind)`` after codes of that kind changed (committed); the
+        #: routing service uses it to give the engine the new break reason codes.
+        self.code_listeners: list[Callable[[str, str], None]] = []
+
+    def _codes_changed(self, tenant_id: str, kind: str) -> None:
+        for listener in self.code_listeners:
+            listener(tenant_id, kind)
 
     # ---- customers -----------------------------------------------------------------------
 
@@ -433,6 +441,7 @@ class CustomerService:
                 {"label": row.label, "active": active},
             )
             tx.emit(principal.tenant_id, NewEvent(action, code_payload(row)))
+        self._codes_changed(principal.tenant_id, kind)
         return row
 
     def do_remove_code(self, principal: Principal, kind: str, code: str) -> None:
@@ -445,6 +454,7 @@ class CustomerService:
             tx.session.delete(row)
             self._audit(tx, principal, "code.removed", "code", f"{kind}:{code}", {})
             tx.emit(principal.tenant_id, NewEvent("code.removed", {"kind": kind, "code": code}))
+        self._codes_changed(principal.tenant_id, kind)
 
     def seed_default_codes(self, tenant_id: str) -> int:
         """Give a tenant the default codes it lacks (first start and the demo)."""
@@ -459,6 +469,9 @@ class CustomerService:
                             )
                         )
                         added += 1
+        if added:
+            for kind in DEFAULT_CODES:
+                self._codes_changed(tenant_id, kind)
         return added
 
     def _audit(
