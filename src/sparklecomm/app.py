@@ -32,14 +32,10 @@ from sparklecomm.logging import RequestIdMiddleware
 from sparklecomm.settings import Settings
 from sparklecomm.stats.service import StatsService
 from sparklecomm.store.db import Database
-from sparklecomm.telephony import (
-    InMemoryLocationStore,
-    JsonFilePersistence,
-    SipServer,
-    SipServerConfig,
-)
+from sparklecomm.telephony import SipServer, SipServerConfig
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.extensions import ExtensionService
+from sparklecomm.telephony.pbx.registration import TrunkRegistration, start_trunk_registrations
 from sparklecomm.telephony.voice_queue import VoiceQueue
 from sparklecomm.web import STATIC_DIR
 
@@ -96,7 +92,8 @@ def build_services(
     services.extra["pbx"] = PbxService(db, clock, extensions, secret=settings.effective_secret_key)
     if settings.sip_enabled:
         services.extra["sip"] = build_sip_server(settings, clock, extensions)
-    services.extra["customers"] = CustomerService(db, clock)
+    services.extra["customers"] = customers = CustomerService(db, clock)
+    customers.code_listeners.append(acd.codes_changed)
     services.extra["stats"] = StatsService(db, clock, acd)
     return services
 
@@ -108,13 +105,15 @@ def _users_state(auth: AuthService, principal: Principal) -> dict[str, Any] | No
 
 
 def build_sip_server(settings: Settings, clock: Clock, extensions: ExtensionService) -> SipServer:
-    """The SIP registrar and B2BUA: extensions' credentials from SQL, registrations kept on
-    disk, media anchored by the RTP relay, call events on the tenants' streams."""
+    """The SIP registrar and B2BUA: extensions' credentials and registrations in SQL (so every
+    node sees every phone and registrations survive a restart), media anchored by the RTP
+    relay, call events on the tenants' streams."""
     from starlette.concurrency import run_in_threadpool
 
     from sparklecomm.core.errors import InvalidInput
     from sparklecomm.core.events import NewEvent
     from sparklecomm.telephony.media.relay import MediaRelay, RelayConfig
+    from sparklecomm.telephony.pbx.locations import SqlLocationStore
     from sparklecomm.telephony.server import primary_address
 
     config = SipServerConfig(
@@ -124,7 +123,7 @@ def build_sip_server(settings: Settings, clock: Clock, extensions: ExtensionServ
         realm=settings.sip_realm,
         digest_algorithms=tuple(settings.sip_digest_algorithms),
     )
-    locations = InMemoryLocationStore(JsonFilePersistence(settings.data_dir / "sip-bindings.json"))
+    locations = SqlLocationStore(extensions.db)
     # Nonces are signed with a key derived from the platform's secret, so every node of a
     # cluster verifies the others' nonces.
     secret = hashlib.sha256(b"sip-nonce:" + settings.effective_secret_key().encode()).digest()
@@ -176,6 +175,7 @@ def build_app(services: Services) -> FastAPI:
         acd: AcdService = services.extra["acd"]
         await acd.start()
         sip: SipServer | None = services.extra.get("sip")
+        trunk_registrations: list[TrunkRegistration] = []
         if sip is not None:
             if services.extra.get("pbx") is not None:
                 sip.calls.use_pbx(services.extra["pbx"])  # DIDs, ring groups, trunks, fraud
@@ -185,6 +185,13 @@ def build_app(services: Services) -> FastAPI:
             services.extra["agent_phones"] = phones
             try:
                 await sip.start()
+                if services.extra.get("pbx") is not None:
+                    # Trunks that must register with their carrier (refreshed, retried);
+                    # on the loop: the registrations arm their timers there (one small read).
+                    try:
+                        trunk_registrations = start_trunk_registrations(sip, services.extra["pbx"])
+                    except Exception:  # calls still work; the log says why trunks are down
+                        log.exception("trunk_registrations_not_started")
                 log.info(
                     "sip_listening",
                     host=sip.config.host,
@@ -205,6 +212,8 @@ def build_app(services: Services) -> FastAPI:
         try:
             yield
         finally:
+            for registration in trunk_registrations:
+                registration.stop()  # unregisters (Expires: 0) while the transport is open
             if sip is not None:
                 await sip.stop()
             if "agent_phones" in services.extra:

@@ -536,9 +536,11 @@ async def test_busy_callee_gets_the_final_rejection(switch: Switch) -> None:
     bob = await switch.phone("1002")
     bob.answer = "busy"
     final = await (await alice.call("1002")).result()
-    assert final.status == 480  # the hunt's final answer
+    # The hunt's final answer (480) becomes 486 when its last step ended busy: the caller
+    # hears a busy tone.
+    assert (final.status, final.reason) == (486, "Busy Here")
     ended = await switch.wait_event("call.ended")
-    assert ended["reason"] == "unavailable"
+    assert ended["reason"] == "busy"
 
 
 async def test_an_unregistered_or_unknown_number(switch: Switch) -> None:
@@ -994,3 +996,185 @@ async def test_cancel_while_the_dial_plan_is_still_deciding(switch: Switch) -> N
     await asyncio.sleep(0.5)
     assert bob.incoming is None  # the callee never rang
     assert switch.server.calls.active_calls == 0
+
+
+# ---- forwarding on busy vs no answer, extensions in a call, trunk channels, long waits ----
+
+FORWARDS = Hunt(
+    "t1",
+    (
+        HuntStep((Target(extension="1002"),), ring_seconds=0.5),
+        HuntStep((Target(extension="1003"),), ring_seconds=5, when="no_answer"),
+        HuntStep((Target(extension="1004"),), ring_seconds=5, when="busy"),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    "router_holder", [{"router": HuntRouter(FORWARDS), "relay": None}], indirect=True
+)
+@pytest.mark.parametrize(
+    ("bob_does", "answered_by"),
+    [("busy", "1004"), ("ring", "1003"), ("unregistered", "1003")],
+)
+async def test_forward_on_busy_and_on_no_answer_are_told_apart(
+    switch: Switch, bob_does: str, answered_by: str
+) -> None:
+    alice = await switch.phone("1001")
+    bob = await switch.phone("1002", register=bob_does != "unregistered")
+    if bob_does != "unregistered":
+        bob.answer = "busy" if bob_does == "busy" else "ring"
+    carol = await switch.phone("1003", rtp_port=6000)
+    dave = await switch.phone("1004", rtp_port=7000)
+    call = await alice.call("1002")
+    final = await call.result()
+    assert final.status == 200
+    port = {"1003": 6000, "1004": 7000}[answered_by]
+    assert sdplib.media_target(sdplib.parse(final.body)) == ("127.0.0.1", port)
+    # Only the matching forward rang: the other one never saw an INVITE.
+    skipped = dave if answered_by == "1003" else carol
+    assert skipped.invites == []
+    assert len(bob.invites) == (0 if bob_does == "unregistered" else 1)
+    await call.hangup()
+
+
+@pytest.mark.parametrize(
+    "router_holder", [{"router": HuntRouter(FORWARDS), "relay": None}], indirect=True
+)
+async def test_every_forward_fails_busy_so_the_caller_hears_busy(switch: Switch) -> None:
+    alice = await switch.phone("1001")
+    for user in ("1002", "1004"):
+        (await switch.phone(user)).answer = "busy"
+    carol = await switch.phone("1003")
+    final = await (await alice.call("1002")).result()
+    assert (final.status, final.reason) == (486, "Busy Here")
+    assert carol.invites == []  # a busy extension does not take the no-answer forward
+
+
+CALL_WAITING = Hunt(
+    "t1",
+    (
+        HuntStep((Target(extension="1002"),), ring_seconds=5),
+        HuntStep((Target(extension="1004"),), ring_seconds=5, when="busy"),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    "router_holder", [{"router": HuntRouter(CALL_WAITING), "relay": None}], indirect=True
+)
+async def test_an_extension_in_a_call_through_us_counts_as_busy(switch: Switch) -> None:
+    """Bob's phone has call waiting (it would ring again): we forward on busy ourselves."""
+    alice = await switch.phone("1001")
+    bob = await switch.phone("1002", rtp_port=5000)
+    carol = await switch.phone("1003", rtp_port=6000)
+    dave = await switch.phone("1004", rtp_port=7000)
+    first = await alice.call("1002")
+    assert (await first.result()).status == 200
+    second = await carol.call("1002")
+    final = await second.result()
+    assert final.status == 200
+    assert sdplib.media_target(sdplib.parse(final.body)) == ("127.0.0.1", 7000)  # Dave
+    assert len(bob.invites) == 1  # Bob's phone did not ring a second time
+    await second.hangup()
+    await first.hangup()
+    await bob.next_request("BYE")
+    # Bob is free again: the next call rings him.
+    bob.answer = "busy"
+    third = await carol.call("1002")
+    assert (await third.result()).status == 200
+    assert len(bob.invites) == 2 and len(dave.invites) == 2
+
+
+def limited_trunk(port_holder: dict[str, int]) -> Any:
+    def lookup(trunk_id: str) -> Trunk | None:
+        if trunk_id != "carrier":
+            return None
+        return Trunk("127.0.0.1", port_holder["port"], id="carrier", max_channels=1)
+
+    return lookup
+
+
+LIMITED_PORT: dict[str, int] = {}
+
+
+@pytest.mark.parametrize(
+    "router_holder",
+    [
+        {
+            "router": HuntRouter(
+                Hunt("t1", (HuntStep((Target(external="+15550100", trunk_id="carrier"),)),))
+            ),
+            "relay": None,
+            "trunks": limited_trunk(LIMITED_PORT),
+        }
+    ],
+    indirect=True,
+)
+async def test_outbound_calls_beyond_the_trunks_max_channels_get_503(switch: Switch) -> None:
+    carrier = await switch.phone("1003", register=False, rtp_port=7000)
+    LIMITED_PORT["port"] = carrier.port
+    alice = await switch.phone("1001")
+    bob = await switch.phone("1002")
+    first = await alice.call("+15550100")
+    assert (await first.result()).status == 200
+    refused = await (await bob.call("+15550100")).result()
+    assert refused.status == 503
+    assert refused.reason == "Service Unavailable - Trunk Channels Full"
+    assert len(carrier.invites) == 1  # the second call never reached the carrier
+    ended = await switch.wait_event("call.ended")
+    assert ended["status"] == 503
+    await first.hangup()
+    await carrier.next_request("BYE")
+    again = await (await bob.call("+15550100")).result()
+    assert again.status == 200  # the channel is free again
+    assert len(carrier.invites) == 2
+
+
+@pytest.mark.parametrize(
+    "router_holder",
+    [
+        {
+            "router": ExtensionRouter(PASSWORDS.keys(), tenant_id="t1"),
+            "relay": None,
+            "trusted": lambda host: "carrier" if host == "127.0.0.1" else None,
+            "trunks": limited_trunk(LIMITED_PORT),
+        }
+    ],
+    indirect=True,
+)
+async def test_inbound_calls_beyond_the_trunks_max_channels_get_503(switch: Switch) -> None:
+    carrier = await switch.phone("1003", register=False)
+    LIMITED_PORT["port"] = carrier.port
+    await switch.phone("1002", rtp_port=5000)
+    await switch.phone("1004", rtp_port=6000)
+    first = await carrier.call("1002", auth=False)
+    assert (await first.result()).status == 200
+    refused = await (await carrier.call("1004", auth=False)).result()
+    assert refused.status == 503
+    assert refused.reason == "Service Unavailable - Trunk Channels Full"
+    await first.hangup()
+    again = await (await carrier.call("1004", auth=False)).result()
+    assert again.status == 200
+
+
+async def queue_waits(call: Any, route: ToQueue) -> None:
+    call.manager.ringback(call)  # and nobody answers: the caller waits
+
+
+@pytest.mark.parametrize(
+    "router_holder",
+    [{"router": HuntRouter(ToQueue("t1", "q1")), "relay": None, "queue": queue_waits}],
+    indirect=True,
+)
+async def test_a_long_wait_in_a_queue_repeats_the_180(switch: Switch) -> None:
+    switch.server.calls.ringback_interval = 0.2
+    alice = await switch.phone("1001")
+    call = await alice.call("5000")
+    await asyncio.sleep(1.0)
+    rang = call.statuses().count(180)
+    assert 4 <= rang <= 7, call.statuses()  # one at once, then one every 0.2 s
+    call.cancel()
+    assert (await call.result()).status == 487
+    await asyncio.sleep(0.6)
+    assert call.statuses().count(180) == rang  # stopped when the call ended

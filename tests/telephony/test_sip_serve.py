@@ -1,12 +1,13 @@
 """A phone registers with ``sparklecomm serve``: the real command, an extension created with
-the CLI, SIPp as the phone, all inside a loopback-only network namespace."""
+the CLI, SIPp as the phone, all inside a loopback-only network namespace. The registration
+lands in the SQL ``sip_bindings`` table (shared by every node, kept across restarts)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -148,8 +149,12 @@ def test_a_sipp_phone_registers_its_extension_with_serve(tmp_path: Path) -> None
             server.wait(timeout=15)
             log.close()
         del namespace
-    bindings = json.loads((tmp_path / "sip-bindings.json").read_text())
-    text = json.dumps(bindings)
-    assert "sip:1001@127.0.0.1" in text and "5071" in text and "5072" not in text
+    assert not (tmp_path / "sip-bindings.json").exists()  # no longer kept in a file
+    with sqlite3.connect(tmp_path / "sparklecomm.db") as db:
+        rows = db.execute("SELECT aor, contact, tenant_id, source FROM sip_bindings").fetchall()
+    assert len(rows) == 1, rows  # the wrong password registered nothing
+    aor, contact, tenant_id, source = rows[0]
+    assert aor == "sip:1001@127.0.0.1" and ":5071" in contact, rows
+    assert tenant_id is not None and source.endswith(":5071"), rows
     output = (tmp_path / "serve.log").read_text()
     assert "phones register as their extension" in output

@@ -62,6 +62,9 @@ from sparklecomm.telephony.sip.uri import SipUri, Uri, format_host, parse_uri
 
 log = structlog.get_logger("sparklecomm.sip.calls")
 
+BUSY_STATUSES = frozenset({486, 600})
+"""A hunt step whose phones all answered one of these ended busy (forward on busy)."""
+
 Side = Literal["a", "b"]
 
 
@@ -112,6 +115,10 @@ class Trunk:
     password: str | None = None
     domain: str | None = None
     """Host part of the Request-URI and To (defaults to ``host``)."""
+    id: str | None = None
+    """The trunk's id in the PBX (calls are counted per id for ``max_channels``)."""
+    max_channels: int = 0
+    """Concurrent calls allowed through the trunk, in and out together (0: no limit)."""
 
 
 Emit = Callable[[str, str, dict[str, Any]], Awaitable[None]]
@@ -231,6 +238,8 @@ class Leg:
     cancel_sent: bool = False
     agent_id: str | None = None
     """For a leg ringing an agent's phone for the ACD: the agent."""
+    extension: str | None = None
+    """For a leg ringing an extension's phone: the extension's number."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -275,6 +284,13 @@ class Call:
     pending_agents: dict[str, Leg] = field(default_factory=dict)
     """Agents' legs that answered and wait for the engine's accept before connecting."""
     ringback_sent: bool = False
+    ringback_timer: TimerHandle | None = None
+    """Re-sends the 180 to a caller waiting in a queue (RFC 3261 §13.3.1.1)."""
+    step_statuses: list[int] = field(default_factory=list)
+    """Why the current hunt step's targets failed: their final statuses, 486 for an
+    extension already in a call through us, 503 for a trunk at its ``max_channels``."""
+    trunk_full: bool = False
+    """A target was not dialled because its trunk had no free channel."""
 
     @property
     def a(self) -> Leg:
@@ -310,6 +326,7 @@ class CallManager:
         queue_handler: QueueHandler | None = None,
         tenant_of: TenantOf | None = None,
         user_agent: str = "SparkleComm",
+        ringback_interval: float = 60.0,
     ) -> None:
         self.host = host
         self.clock = clock
@@ -322,6 +339,8 @@ class CallManager:
         self.queue_handler = queue_handler
         self.tenant_of = tenant_of
         self.user_agent = user_agent
+        self.ringback_interval = ringback_interval
+        """Seconds between the 180s re-sent to a caller waiting in a queue."""
         self.agent_listener: AgentLegListener | None = None
         self._pending_events: deque[tuple[str, str, dict[str, Any]]] = deque()
         self._emitting = False
@@ -425,6 +444,20 @@ class CallManager:
                 self._respond(tx, response)
                 return None
             extension = result.username
+        elif self.trunks is not None:
+            trunk = self.trunks(trunk_id)
+            if trunk is not None and not self.trunk_has_channel(trunk):
+                log.warning(
+                    "sip.trunk_full",
+                    trunk_id=trunk_id,
+                    max_channels=trunk.max_channels,
+                    direction="in",
+                    source=str(tx.source),
+                )
+                self._respond(
+                    tx, build_response(request, 503, "Service Unavailable - Trunk Channels Full")
+                )
+                return None
         if tx.state is not State.PROCEEDING:
             return None  # cancelled while we authenticated
         offer: sdplib.SessionDescription | None = None
@@ -533,47 +566,117 @@ class CallManager:
         await self._hunt(call, route)
 
     async def _hunt(self, call: Call, hunt: Hunt) -> None:
+        # ``basis``: how the last unconditional step ended ("busy" or "no_answer"); a step
+        # with ``when`` busy / no_answer runs only when it matches, so the forward-on-busy
+        # and forward-on-no-answer steps that follow an extension are alternatives.
+        basis: str | None = None
+        outcome = ""
         for number, step in enumerate(hunt.steps):
             if self._caller_gone(call) or call.answered:
                 return
-            call.step = number
-            # Created before dialling: a phone may answer or refuse while we look up the
-            # next target's contacts.
-            call.step_done = asyncio.get_running_loop().create_future()
-            call.dialling = True
-            legs: list[Leg] = []
-            try:
-                for target in step.targets:
-                    legs += await self._dial(call, target, call.a.remote_sdp, side="b", step=number)
-            finally:
-                call.dialling = False
-            if not legs:
+            when = getattr(step, "when", "always")
+            if when in ("busy", "no_answer") and basis is not None and when != basis:
+                log.info("sip.hunt_step_skipped", call=call.id, step=number, when=when, basis=basis)
                 continue
-            if call.step_done.done():
-                outcome = call.step_done.result()
-            elif not any(leg.step == number for leg in call.ringing):
-                outcome = "failed"  # every phone of the step refused already
-            else:
-                try:
-                    outcome = await asyncio.wait_for(
-                        asyncio.shield(call.step_done), timeout=step.ring_seconds
-                    )
-                except TimeoutError:
-                    outcome = "timeout"
+            outcome = await self._hunt_step(call, number, step)
             if outcome in ("answered", "cancelled") or call.ended:
                 return
-            log.info(
-                "sip.hunt_step_over",
-                call=call.id,
-                step=number,
-                outcome=outcome,
-                legs=[f"{leg.label}: {leg.state}" for leg in legs],
-            )
-            for leg in legs:
-                self._cancel_leg(leg)
+            if when not in ("busy", "no_answer"):
+                basis = outcome
         if not (call.cancelled or call.ended or call.answered):
+            final = hunt.final
+            if call.trunk_full:
+                final = Reject(503, "Service Unavailable - Trunk Channels Full")
+            elif outcome == "busy" and final.status == 480:
+                final = Reject(486, "Busy Here")
             reason = "no_answer" if call.final_status is None else "unavailable"
-            self._reject(call, hunt.final.status, hunt.final.reason, reason)
+            if outcome == "busy":
+                reason = "busy"
+            self._reject(call, final.status, final.reason, reason)
+
+    async def _hunt_step(self, call: Call, number: int, step: HuntStep) -> str:
+        """Ring one step; ``answered``, ``cancelled``, ``busy`` (every phone busy or the
+        extensions already in a call) or ``no_answer`` (rang out, nobody registered, or
+        refused otherwise)."""
+        call.step = number
+        call.step_statuses = []
+        call.trunk_full = False
+        # Created before dialling: a phone may answer or refuse while we look up the
+        # next target's contacts.
+        call.step_done = asyncio.get_running_loop().create_future()
+        call.dialling = True
+        legs: list[Leg] = []
+        try:
+            for target in step.targets:
+                legs += await self._dial(call, target, call.a.remote_sdp, side="b", step=number)
+        finally:
+            call.dialling = False
+        if not legs:
+            return self._step_failure(call)
+        if call.step_done.done():
+            outcome = call.step_done.result()
+        elif not any(leg.step == number for leg in call.ringing):
+            outcome = "failed"  # every phone of the step refused already
+        else:
+            try:
+                outcome = await asyncio.wait_for(
+                    asyncio.shield(call.step_done), timeout=step.ring_seconds
+                )
+            except TimeoutError:
+                outcome = "timeout"
+        if outcome in ("answered", "cancelled") or call.ended:
+            return outcome
+        log.info(
+            "sip.hunt_step_over",
+            call=call.id,
+            step=number,
+            outcome=outcome,
+            legs=[f"{leg.label}: {leg.state}" for leg in legs],
+        )
+        for leg in legs:
+            self._cancel_leg(leg)
+        return "no_answer" if outcome == "timeout" else self._step_failure(call)
+
+    @staticmethod
+    def _step_failure(call: Call) -> str:
+        statuses = call.step_statuses
+        if statuses and all(status in BUSY_STATUSES for status in statuses):
+            return "busy"
+        return "no_answer"
+
+    def extension_busy(self, number: str) -> bool:
+        """Whether extension ``number`` is already in a call through us (a connected leg
+        to or from one of its phones): for forward-on-busy with phones that have call
+        waiting."""
+        for leg in self._legs.values():
+            if leg.state != "up" or leg.call.ended:
+                continue
+            if leg.extension == number:
+                return True
+            request = leg.call.request
+            if leg.side == "a" and request is not None and request.extension == number:
+                return True
+        return False
+
+    def trunk_calls(self, trunk_id: str) -> int:
+        """Calls in progress through trunk ``trunk_id``: inbound ones from it and legs out
+        through it (ringing or connected)."""
+        count = 0
+        for leg in self._legs.values():
+            if leg.state not in ("calling", "early", "up") or leg.call.ended:
+                continue
+            if leg.trunk is not None and leg.trunk.id == trunk_id:
+                count += 1
+            elif leg.side == "a" and leg.role == "uas":
+                request = leg.call.request
+                if request is not None and request.trunk_id == trunk_id:
+                    count += 1
+        return count
+
+    def trunk_has_channel(self, trunk: Trunk) -> bool:
+        if trunk.max_channels <= 0 or trunk.id is None:
+            return True
+        return self.trunk_calls(trunk.id) < trunk.max_channels
 
     async def _dial(
         self,
@@ -590,6 +693,10 @@ class CallManager:
         assert request is not None
         destinations: list[tuple[Uri, Peer, str, Trunk | None]] = []
         if target.extension is not None:
+            if agent_id is None and self.extension_busy(target.extension):
+                log.info("sip.extension_busy", call=call.id, extension=target.extension)
+                call.step_statuses.append(486)
+                return []
             hint = call.a.invite.uri.host if isinstance(call.a.invite.uri, SipUri) else None
             for binding in await self.host.locate(target.extension, hint):
                 try:
@@ -603,6 +710,16 @@ class CallManager:
             trunk = self.trunks(target.trunk_id) if self.trunks is not None else None
             if trunk is None:
                 log.warning("sip.unknown_trunk", trunk_id=target.trunk_id, call=call.id)
+            elif not self.trunk_has_channel(trunk):
+                log.warning(
+                    "sip.trunk_full",
+                    trunk_id=target.trunk_id,
+                    max_channels=trunk.max_channels,
+                    direction="out",
+                    call=call.id,
+                )
+                call.step_statuses.append(503)
+                call.trunk_full = True
             else:
                 domain = trunk.domain or trunk.host
                 trunk_uri = SipUri.build(domain, user=target.external, port=trunk.port)
@@ -623,6 +740,7 @@ class CallManager:
             )
             leg.step = step
             leg.agent_id = agent_id
+            leg.extension = target.extension
             call.ringing.append(leg)
             legs.append(leg)
             self._send_invite(leg)
@@ -727,6 +845,8 @@ class CallManager:
             call.ringing.remove(leg)
             if not leg.cancel_wanted:
                 call.final_status = status
+                if leg.step == call.step and leg.agent_id is None:
+                    call.step_statuses.append(status)
                 log.info("sip.leg_failed", call=call.id, leg=leg.label, status=status)
                 agent = leg.agent_id
                 listener = self.agent_listener
@@ -851,6 +971,7 @@ class CallManager:
 
     def _answer_caller(self, call: Call, answer: sdplib.SessionDescription | None) -> None:
         """200 OK to the caller (repeated until its ACK), with ``answer`` anchored for it."""
+        self._stop_ringback(call)
         a = call.a
         call.answered_at = self.clock.monotonic()
         self.stats["answered"] += 1
@@ -870,14 +991,34 @@ class CallManager:
     # ---- legs that ring agents for the ACD -------------------------------------------
 
     def ringback(self, call: Call) -> None:
-        """180 Ringing to a waiting caller (their phone plays ringback; no early media)."""
-        a = call.a
-        if call.ringback_sent or call.answered or a.server_tx is None or call.ended:
+        """180 Ringing to a waiting caller (their phone plays ringback; no early media),
+        repeated every ``ringback_interval`` seconds while the call waits unanswered: a
+        UAS should send a provisional response every minute (RFC 3261 §13.3.1.1) so that
+        proxies on the way (Timer C, 3 minutes) do not cancel a long wait in a queue."""
+        if call.ringback_sent:
             return
         call.ringback_sent = True
+        self._send_ringback(call)
+
+    def _send_ringback(self, call: Call) -> None:
+        call.ringback_timer = None
+        a = call.a
+        tx = a.server_tx
+        if call.answered or tx is None or call.ended or self._caller_gone(call):
+            return
         ringing = build_response(a.invite, 180, to_tag=a.local_tag)
         ringing.headers.add("Contact", a.dialog.local_contact if a.dialog else "")
-        self._respond(a.server_tx, ringing)
+        self._respond(tx, ringing)
+        if self.ringback_interval > 0:
+            call.ringback_timer = self.layer.scheduler.call_later(
+                self.ringback_interval, lambda: self._send_ringback(call)
+            )
+
+    @staticmethod
+    def _stop_ringback(call: Call) -> None:
+        if call.ringback_timer is not None:
+            call.ringback_timer.cancel()
+            call.ringback_timer = None
 
     async def ring_agent(self, call: Call, agent_id: str, extensions: Iterable[str]) -> int:
         """INVITE every registered phone of the agent's extensions; how many were rung."""
@@ -1386,6 +1527,7 @@ class CallManager:
         if call.ended:
             return
         call.ended = True
+        self._stop_ringback(call)
         self.calls.pop(call.id, None)
         for leg in [*call.legs.values(), *call.ringing, *call.transfer_legs]:
             self._stop_retransmit(leg)
@@ -1521,12 +1663,15 @@ def _pbx_trunk_lookup(pbx: Any) -> TrunkLookup:
             if row is None:
                 return None
             host, port, transport, username = row.host, row.port, row.transport, row.username
+            max_channels = row.max_channels or 0
         return Trunk(
             host=host,
             port=port,
             transport=transport.upper(),
             username=username,
             password=pbx.trunk_password(trunk_id) if username else None,
+            id=trunk_id,
+            max_channels=max_channels,
         )
 
     return lookup

@@ -61,9 +61,11 @@ class HuntStep:
     targets: tuple[Target, ...]
     ring_seconds: float = 20.0
     when: str = "always"
-    """Optional (added by the PBX): ``always``; ``busy`` — try this step only when the
-    previous step failed because its targets were busy, in DND or unregistered; ``no_answer``
-    — only when the previous step rang out. A B2BUA that ignores it treats it as ``always``."""
+    """``always``; ``busy`` — try this step only when the last unconditional step ended busy
+    (every phone answered 486/600, or the extension is already on a call through us);
+    ``no_answer`` — only when it rang out, nobody was registered, or the phones refused in
+    another way (the usual PBX meaning of "unavailable"). When one of the two is taken the
+    other is skipped."""
 
 
 @dataclass(frozen=True, slots=True)
