@@ -231,8 +231,37 @@ def ours_cmd(b2bua_cpus: list[int]) -> tuple[list[str], dict[str, str]]:
 
 
 def serve_ours() -> None:
-    """Our SIP server and B2BUA for the benchmark (runs in its own process)."""
-    asyncio.run(_serve(B2BUA_PORT, UAS_PORT))
+    """Our SIP server and B2BUA for the benchmark (runs in its own process).
+
+    ``BENCH_PROFILE=/path/file.prof`` runs it under cProfile and writes the stats there on
+    exit (``python -m pstats`` reads them).
+    """
+    profile_to = os.environ.get("BENCH_PROFILE")
+    if not profile_to:
+        asyncio.run(_serve(B2BUA_PORT, UAS_PORT))
+        _write_cpu_time()
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        asyncio.run(_serve(B2BUA_PORT, UAS_PORT))
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
+
+
+def _write_cpu_time() -> None:
+    """``BENCH_CPU=/path/file``: append the server's CPU seconds (user + system) there, a
+    measure of the work per call that other load on the machine disturbs less than cps."""
+    path = os.environ.get("BENCH_CPU")
+    if path:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        with open(path, "a") as out:
+            out.write(f"{usage.ru_utime + usage.ru_stime:.3f}\n")
 
 
 async def _serve(port: int, uas_port: int) -> None:

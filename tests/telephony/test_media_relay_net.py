@@ -161,20 +161,79 @@ async def test_refused_target_is_never_sent_to(
     assert stats["b_packets_out"] == 0
 
 
-async def test_close_frees_the_ports(relay: MediaRelay) -> None:
-    session = await relay.open("call-close")
-    ports = [session.a.port, session.a.rtcp_port, session.b.port, session.b.rtcp_port]
-    assert relay.pairs_in_use == 2
-    await session.close()
-    await session.close()  # idempotent
-    assert relay.pairs_in_use == 0
-    assert relay.get("call-close") is None
-    for port in ports:  # really unbound: a plain socket can take each one
+async def test_close_frees_the_ports() -> None:
+    relay = MediaRelay(
+        RelayConfig(port_min=31200, port_max=31299, allowed_target=loopback_only, spare_pairs=0)
+    )
+    await relay.start()
+    try:
+        session = await relay.open("call-close")
+        ports = [session.a.port, session.a.rtcp_port, session.b.port, session.b.rtcp_port]
+        assert relay.pairs_in_use == 2
+        await session.close()
+        await session.close()  # idempotent
+        assert relay.pairs_in_use == 0 and relay.spares == 0
+        assert relay.get("call-close") is None
+        for port in ports:  # really unbound: a plain socket can take each one
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            probe.bind((HOST, port))
+            probe.close()
+        again = await relay.open("call-close")
+        assert again.a.port not in ports  # round the range, not straight back
+    finally:
+        await relay.stop()
+
+
+async def test_closed_pairs_are_parked_and_reused_once_quiet(
+    phones: tuple[Phone, Phone],
+) -> None:
+    now = [100.0]
+    relay = MediaRelay(
+        RelayConfig(
+            port_min=31300,
+            port_max=31399,
+            allowed_target=loopback_only,
+            spare_pairs=2,
+            reuse_quiet=0.5,
+            clock=lambda: now[0],
+        )
+    )
+    await relay.start()
+    a, b = phones
+    try:
+        first = await relay.open("call-1")
+        ports = {first.a.port, first.b.port}
+        first.set_remote("a", *a.address)
+        first.set_remote("b", *b.address)
+        await first.close()
+        assert relay.pairs_in_use == 0 and relay.spares == 2
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        probe.bind((HOST, port))
+        with pytest.raises(OSError):  # still bound, parked
+            probe.bind((HOST, first.a.port))
         probe.close()
-    again = await relay.open("call-close")
-    assert again.a.port not in ports  # round the range, not straight back
+        # A late packet of the old call is dropped, and keeps the pair from reuse a while.
+        now[0] += 0.4
+        a.rtp.sendto(G711Stream(ssrc=1).next_packet(), (HOST, first.a.port))
+        await asyncio.sleep(0.05)
+        assert not b.pending()
+        now[0] += 0.3  # 0.7 s after closing, 0.3 s after the late packet: not quiet yet
+        second = await relay.open("call-2")
+        assert not {second.a.port, second.b.port} & ports
+        await second.close()  # the spare list is full: its pairs are closed
+        assert relay.spares == 2
+        now[0] += 1.0
+        third = await relay.open("call-3")
+        assert {third.a.port, third.b.port} == ports  # the parked pairs, in service again
+        assert relay.spares == 0 and relay.pairs_in_use == 2
+        third.set_remote("a", *a.address)
+        third.set_remote("b", *b.address)
+        packet = G711Stream(ssrc=7).next_packet()
+        a.rtp.sendto(packet, (HOST, third.a.port))
+        assert await b.recv() == packet
+        assert third.stats()["a_packets_in"] == 1  # fresh counters, not the old call's
+    finally:
+        await relay.stop()
+    assert relay.pairs_in_use == 0 and relay.spares == 0
 
 
 async def test_duplicate_call_is_a_conflict(relay: MediaRelay) -> None:
@@ -258,3 +317,12 @@ async def test_ipv6_loopback() -> None:
         probe.close()
         other.close()
         await relay.stop()
+
+
+def test_spare_settings_are_checked() -> None:
+    from sparklecomm.core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="spare_pairs"):
+        RelayConfig(spare_pairs=-1)
+    with pytest.raises(InvalidInput, match="reuse_quiet"):
+        RelayConfig(reuse_quiet=-0.1)

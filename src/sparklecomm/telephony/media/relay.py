@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import ipaddress
 import socket
 import struct
@@ -58,6 +59,7 @@ TOS_EF = 0xB8
 _unpack_seq_ts = struct.Struct("!HI").unpack_from
 
 
+@functools.lru_cache(maxsize=1024)
 def _ip(host: str, field: str) -> str:
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
@@ -74,6 +76,15 @@ class RelayConfig:
     :func:`sparklecomm.telephony.sip.transport.loopback_only`). ``late_threshold`` is the
     extra transit delay (seconds, over the stream's recent minimum) beyond which a packet
     counts as late. ``clock`` is injectable for tests.
+
+    ``spare_pairs``: how many port pairs of closed sessions stay bound (their sockets
+    parked, dropping what arrives) to be handed to the next sessions: binding and
+    registering four sockets is most of the cost of opening a session. A parked pair is
+    reused only once nothing has arrived on it for ``reuse_quiet`` seconds (late media of
+    its previous call must not latch the next one); otherwise a fresh pair is bound, and
+    when the range is exhausted (or the process is out of file descriptors) the spares are
+    closed first. 0 closes every pair with its session. The spares never take more than a
+    quarter of the process's file-descriptor limit (``RLIMIT_NOFILE``, 4 per pair).
     """
 
     host: str = "127.0.0.1"
@@ -86,6 +97,8 @@ class RelayConfig:
     advertise: str | None = None
     tos: int | None = TOS_EF
     clock: Callable[[], float] = time.monotonic
+    spare_pairs: int = 1024
+    reuse_quiet: float = 0.5
 
     def __post_init__(self) -> None:
         # Normalised ("[::1]" -> "::1") so that it binds and compares as asyncio reports it.
@@ -93,6 +106,15 @@ class RelayConfig:
         if self.advertise is not None:
             object.__setattr__(self, "advertise", _ip(self.advertise, "advertise"))
         PortAllocator(self.port_min, self.port_max)  # validates the range
+        if isinstance(self.spare_pairs, bool) or not (
+            isinstance(self.spare_pairs, int) and self.spare_pairs >= 0
+        ):
+            raise InvalidInput(
+                f"spare_pairs must be a whole number >= 0, not {self.spare_pairs!r}",
+                field="spare_pairs",
+            )
+        if not self.reuse_quiet >= 0:
+            raise InvalidInput("reuse_quiet must not be negative", field="reuse_quiet")
         for name in ("idle_timeout", "late_threshold"):
             if not getattr(self, name) > 0:
                 raise InvalidInput(f"{name} must be positive", field=name)
@@ -305,6 +327,16 @@ class _Endpoint(asyncio.DatagramProtocol):
         if self.transport is not None:
             self.transport.close()
 
+    def detach(self) -> asyncio.DatagramTransport | None:
+        """Let go of the transport without closing it (its socket is parked for reuse)."""
+        transport = self.transport
+        self.transport = None
+        self._sendto = None
+        self.target = None
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+        return transport
+
     async def wait_closed(self) -> None:
         if self._closed is not None:
             await self._closed
@@ -331,8 +363,52 @@ class _RtcpEndpoint(_Endpoint):
         self.peer._sendto(data, target)  # type: ignore[misc]  # set whenever target is
 
 
+def _descriptor_limit() -> int:
+    """The process's soft limit on open files (a generous guess where it cannot be read)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 65536
+    return 65536 if soft == resource.RLIM_INFINITY else int(soft)
+
+
 def _factory(endpoint: _Endpoint) -> Callable[[], _Endpoint]:
     return lambda: endpoint
+
+
+class _Parked(asyncio.DatagramProtocol):
+    """The protocol of a spare pair's sockets: drops what arrives, noting when."""
+
+    __slots__ = ("_clock", "last_rx")
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.last_rx = clock()
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.last_rx = self._clock()
+
+    def error_received(self, exc: Exception) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class _Pair:
+    """A bound RTP/RTCP port pair: its sockets and, once registered, their transports."""
+
+    port: int
+    socks: tuple[socket.socket, socket.socket]
+    transports: tuple[asyncio.DatagramTransport, asyncio.DatagramTransport] | None = None
+    parked: _Parked | None = None
+
+    def close(self) -> None:
+        if self.transports is not None:
+            for transport in self.transports:
+                transport.close()
+        for sock in self.socks:  # now, not on the loop's next turn: the port is free again
+            sock.close()
 
 
 class RelayLeg:
@@ -345,6 +421,7 @@ class RelayLeg:
         self.rtcp_port = port + 1
         self.rtp = _Endpoint(name, rtp=True, config=config)
         self.rtcp = _RtcpEndpoint(name, rtp=False, config=config)
+        self._socks: tuple[socket.socket, socket.socket] | None = None
 
     @property
     def remote(self) -> tuple[str, int] | None:
@@ -368,6 +445,7 @@ class RelaySession:
         b_port: int,
         *,
         on_close: Callable[[RelaySession], None] | None = None,
+        park: Callable[[RelayLeg], bool] | None = None,
     ) -> None:
         host = config.advertise or config.host
         self.call_id = call_id
@@ -377,6 +455,7 @@ class RelaySession:
         self.a.rtcp.peer, self.b.rtcp.peer = self.b.rtcp, self.a.rtcp
         self._config = config
         self._on_close = on_close
+        self._park = park
         self.opened_at = config.clock()
         self.closed = False
         self.idle_reported = False
@@ -475,11 +554,16 @@ class RelaySession:
         return (self.a.rtp, self.a.rtcp, self.b.rtp, self.b.rtcp)
 
     async def close(self) -> None:
-        """Close the four sockets and give the ports back (idempotent)."""
+        """Close the four sockets (or park them for reuse) and give the ports back
+        (idempotent)."""
         if self.closed:
             return
         self.closed = True
-        endpoints = self._endpoints()
+        endpoints: list[_Endpoint] = []
+        for leg in (self.a, self.b):
+            if self._park is not None and self._park(leg):
+                continue
+            endpoints += (leg.rtp, leg.rtcp)
         for endpoint in endpoints:
             endpoint.close()
         with contextlib.suppress(TimeoutError):
@@ -503,6 +587,8 @@ class MediaRelay:
         self.config = config
         self._ports = PortAllocator(config.port_min, config.port_max)
         self._sessions: dict[str, RelaySession] = {}
+        self._spares: dict[int, _Pair] = {}  # parked pairs by RTP port, oldest first
+        self._max_spares = min(config.spare_pairs, _descriptor_limit() // 16)
         self._on_idle = on_idle
         self._sweeper: asyncio.Task[None] | None = None
         self._started = False
@@ -514,7 +600,13 @@ class MediaRelay:
 
     @property
     def pairs_in_use(self) -> int:
-        return self._ports.in_use
+        """Port pairs held by open sessions (spares not counted)."""
+        return self._ports.in_use - len(self._spares)
+
+    @property
+    def spares(self) -> int:
+        """Port pairs of closed sessions kept bound for reuse (``RelayConfig.spare_pairs``)."""
+        return len(self._spares)
 
     def get(self, call_id: str) -> RelaySession | None:
         return self._sessions.get(call_id)
@@ -535,6 +627,7 @@ class MediaRelay:
             self._sweeper = None
         for session in list(self._sessions.values()):
             await session.close()
+        self._drop_spares()
 
     async def open(self, call_id: str) -> RelaySession:
         """Bind RTP+RTCP port pairs for legs a and b of a new session.
@@ -546,29 +639,87 @@ class MediaRelay:
             raise RuntimeError("MediaRelay.open() before start()")
         if call_id in self._sessions:
             raise Conflict(f"call {call_id!r} already has a media relay session")
-        a_port, a_socks = self._bind_pair()
+        a = self._pair()
         try:
-            b_port, b_socks = self._bind_pair()
+            b = self._pair()
         except BaseException:
-            for sock in a_socks:
-                sock.close()
-            self._ports.release(a_port)
+            self._discard(a)
             raise
-        session = RelaySession(call_id, self.config, a_port, b_port, on_close=self._closed)
+        a_port, b_port = a.port, b.port
+        session = RelaySession(
+            call_id, self.config, a_port, b_port, on_close=self._closed, park=self._park
+        )
         loop = asyncio.get_running_loop()
-        socks = (*a_socks, *b_socks)
         try:
-            for endpoint, sock in zip(session._endpoints(), socks, strict=True):
-                await loop.create_datagram_endpoint(_factory(endpoint), sock=sock)
+            for leg, pair in ((session.a, a), (session.b, b)):
+                leg._socks = pair.socks
+                if pair.transports is not None:  # a spare: swap in the new endpoints
+                    for endpoint, transport in zip(
+                        (leg.rtp, leg.rtcp), pair.transports, strict=True
+                    ):
+                        transport.set_protocol(endpoint)
+                        endpoint.connection_made(transport)
+                    continue
+                for endpoint, sock in zip((leg.rtp, leg.rtcp), pair.socks, strict=True):
+                    await loop.create_datagram_endpoint(_factory(endpoint), sock=sock)
         except BaseException:
-            for sock in socks:
-                sock.close()
-            self._ports.release(a_port)
-            self._ports.release(b_port)
+            self._discard(a)
+            self._discard(b)
             raise
         self._sessions[call_id] = session
         log.info("rtp.session_opened", call_id=call_id, a_port=a_port, b_port=b_port)
         return session
+
+    def _pair(self) -> _Pair:
+        """A quiet spare pair, else a newly bound one (closing the spares when the range
+        has no other pair left)."""
+        if self._spares:
+            port = next(iter(self._spares))
+            spare = self._spares[port]
+            quiet = self.config.clock() - spare.parked.last_rx if spare.parked else 0.0
+            if quiet >= self.config.reuse_quiet:
+                del self._spares[port]
+                if spare.transports is not None and not any(
+                    t.is_closing() for t in spare.transports
+                ):
+                    return spare
+                self._discard(spare)
+        try:
+            return _Pair(*self._bind_pair())
+        except PortRangeExhausted:
+            if not self._spares:
+                raise
+        except OSError as error:
+            if error.errno not in (errno.EMFILE, errno.ENFILE) or not self._spares:
+                raise
+        self._drop_spares()
+        return _Pair(*self._bind_pair())
+
+    def _discard(self, pair: _Pair) -> None:
+        pair.close()
+        self._ports.release(pair.port)
+
+    def _drop_spares(self) -> None:
+        spares, self._spares = list(self._spares.values()), {}
+        for pair in spares:
+            self._discard(pair)
+
+    def _park(self, leg: RelayLeg) -> bool:
+        """Keep a closing session's leg bound as a spare; whether it was taken."""
+        if not self._started or len(self._spares) >= self._max_spares:
+            return False
+        rtp, rtcp = leg.rtp.transport, leg.rtcp.transport
+        if leg._socks is None or rtp is None or rtcp is None:
+            return False
+        if rtp.is_closing() or rtcp.is_closing():
+            return False
+        parked = _Parked(self.config.clock)
+        leg.rtp.detach()
+        leg.rtcp.detach()
+        rtp.set_protocol(parked)
+        rtcp.set_protocol(parked)
+        self._spares[leg.port] = _Pair(leg.port, leg._socks, (rtp, rtcp), parked)
+        return True
 
     def _bind_pair(self) -> tuple[int, tuple[socket.socket, socket.socket]]:
         host = self.config.host
@@ -601,8 +752,9 @@ class MediaRelay:
     def _closed(self, session: RelaySession) -> None:
         if self._sessions.get(session.call_id) is session:
             del self._sessions[session.call_id]
-        self._ports.release(session.a.port)
-        self._ports.release(session.b.port)
+        for port in (session.a.port, session.b.port):
+            if port not in self._spares:
+                self._ports.release(port)
 
     def idle_sessions(self, now: float | None = None) -> list[RelaySession]:
         """Sessions without a packet for ``idle_timeout`` seconds."""

@@ -36,6 +36,14 @@ from sparklecomm.telephony.sip.uri import (
 _PARAM_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")
 _DIGITS_RE = re.compile(r"[0-9]+")
 _SENT_BY_HOST_RE = re.compile(r"\[[^\]]*\]|[A-Za-z0-9_\-.]+")
+_TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]+"  # noqa: S105 (a regex, not a secret)
+_VIA_FAST_RE = re.compile(
+    rf"({_TOKEN_CLASS})/({_TOKEN_CLASS})/({_TOKEN_CLASS}) ([A-Za-z0-9_\-.]+)(?::([0-9]+))?"
+    rf"((?:;{_TOKEN_CLASS}(?:={_TOKEN_CLASS})?)*)"
+)
+"""The usual Via (one space, a host name or IPv4 address, token parameters): parsed in one
+match; anything else (IPv6, quoted or bracketed values, extra whitespace) takes the
+scanner, which gives the same result for this subset."""
 _DISPLAY_TOKENS_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*")
 _BARE_URI_RE = re.compile(r"[^ \t;]+")
 _QVALUE_RE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)")
@@ -148,6 +156,25 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        fast = _VIA_FAST_RE.fullmatch(text)
+        if fast is not None:
+            name, version, transport, host_text, digits, param_text = fast.groups()
+            host = check_host(host_text, "Via")
+            fast_port = None if digits is None else parse_uint(digits, "Via", maximum=65535)
+            items: list[tuple[str, str | None]] = []
+            if param_text:
+                for part in param_text[1:].split(";"):
+                    key, equals, value = part.partition("=")
+                    items.append((key, value if equals else None))
+            via = cls(
+                transport.upper(),
+                host,
+                fast_port,
+                Params(tuple(items)),
+                f"{name.upper()}/{version}",
+            )
+            via._validate()
+            return via
         scanner = Scanner(text, "Via")
         scanner.skip_ws()
         name = scanner.token()

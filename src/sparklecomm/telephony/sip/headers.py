@@ -163,6 +163,8 @@ LIST_HEADERS = frozenset(
 )
 """Headers whose grammar is ``1#element`` (or ``#element``): values are split on commas."""
 
+_MISSING = object()
+
 _NAME_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 
 
@@ -176,6 +178,12 @@ def canonical_name(name: str) -> str:
         if compact is not None:
             return compact
     return _CANONICAL.get(lowered, name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _key(name: str) -> str:
+    """The lookup key of a header name: its canonical form, lower-cased."""
+    return canonical_name(name).lower()
 
 
 def compact_name(name: str) -> str | None:
@@ -193,6 +201,29 @@ def split_values(name: str, value: str) -> list[str]:
     return [value.strip()]
 
 
+@functools.lru_cache(maxsize=8192)
+def _parse_values(parser: Callable[[list[str]], Any], values: tuple[str, ...]) -> Any:
+    """``parser(list(values))``, memoised across messages.
+
+    The parsers are pure and return immutable values (frozen dataclasses, tuples, str,
+    int), and the same raw values recur in every message of a dialog (From, To, Call-ID,
+    Contact, CSeq of retransmissions ...), so a parse is shared rather than repeated. A
+    value that fails to parse raises every time (exceptions are not cached).
+    """
+    return parser(list(values))
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_name(name: str) -> str:
+    """The canonical form of a header name a caller may set (``ValueError`` otherwise)."""
+    if _NAME_RE.fullmatch(name) is None:
+        raise ValueError(f"invalid header name {name!r}")
+    canonical = canonical_name(name)
+    if canonical == "Content-Length":
+        raise ValueError("Content-Length is computed from the body; set .body instead")
+    return canonical
+
+
 class Headers:
     """The header fields of a message, in order, one list element per entry."""
 
@@ -208,13 +239,9 @@ class Headers:
 
     @staticmethod
     def _check(name: str, value: str) -> str:
-        if _NAME_RE.fullmatch(name) is None:
-            raise ValueError(f"invalid header name {name!r}")
+        canonical = _checked_name(name)
         if "\r" in value or "\n" in value:
             raise ValueError(f"header {name} value contains CR or LF")
-        canonical = canonical_name(name)
-        if canonical == "Content-Length":
-            raise ValueError("Content-Length is computed from the body; set .body instead")
         return canonical
 
     def _invalidate(self, lowered: str) -> None:
@@ -223,7 +250,9 @@ class Headers:
                 del self._cache[key]
 
     def _entries(self, canonical: str, value: str) -> list[tuple[str, str, str]]:
-        lowered = canonical.lower()
+        lowered = _key(canonical)
+        if canonical not in LIST_HEADERS or "," not in value:
+            return [(lowered, canonical, value.strip())]
         return [(lowered, canonical, element) for element in split_values(canonical, value)]
 
     def _append_parsed(self, canonical: str, value: str) -> None:
@@ -236,13 +265,13 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         """Append a header (list headers are split into their elements)."""
         canonical = self._check(name, value)
-        self._invalidate(canonical.lower())
+        self._invalidate(_key(canonical))
         self._append_parsed(canonical, value)
 
     def prepend(self, name: str, value: str) -> None:
         """Insert before the first header of that name, or at the top (a proxy's new Via)."""
         canonical = self._check(name, value)
-        lowered = canonical.lower()
+        lowered = _key(canonical)
         self._invalidate(lowered)
         index = self._index(lowered, 0)
         self._fields[index:index] = self._entries(canonical, value)
@@ -250,14 +279,14 @@ class Headers:
     def set(self, name: str, value: str) -> None:
         """Replace every header of that name by ``value`` (where the first one was)."""
         canonical = self._check(name, value)
-        lowered = canonical.lower()
+        lowered = _key(canonical)
         index = self._index(lowered, len(self._fields))
         self.remove(canonical)
         self._fields[index:index] = self._entries(canonical, value)
 
     def remove(self, name: str) -> int:
         """Remove every header of that name; return how many entries went."""
-        lowered = canonical_name(name).lower()
+        lowered = _key(name)
         self._invalidate(lowered)
         before = len(self._fields)
         self._fields = [entry for entry in self._fields if entry[0] != lowered]
@@ -265,7 +294,7 @@ class Headers:
 
     def remove_first(self, name: str) -> str | None:
         """Remove and return the first entry of that name (a proxy popping its Via)."""
-        lowered = canonical_name(name).lower()
+        lowered = _key(name)
         index = self._index(lowered, -1)
         if index < 0:
             return None
@@ -274,7 +303,7 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of that name."""
-        lowered = canonical_name(name).lower()
+        lowered = _key(name)
         for key, _, value in self._fields:
             if key == lowered:
                 return value
@@ -282,20 +311,22 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of that name, in order."""
-        lowered = canonical_name(name).lower()
+        lowered = _key(name)
         return [value for key, _, value in self._fields if key == lowered]
 
     def count(self, name: str) -> int:
-        lowered = canonical_name(name).lower()
+        lowered = _key(name)
         return sum(1 for entry in self._fields if entry[0] == lowered)
 
     def parsed(self, name: str, parser: Callable[[list[str]], T]) -> T:
         """``parser(get_all(name))``, cached until a header of that name changes."""
-        lowered = canonical_name(name).lower()
+        lowered = _key(name)
         key = (lowered, parser)
-        if key in self._cache:
-            return cast(T, self._cache[key])
-        result = parser([value for k, _, value in self._fields if k == lowered])
+        cached = self._cache.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cast(T, cached)
+        values = tuple([value for k, _, value in self._fields if k == lowered])
+        result: T = _parse_values(parser, values)
         self._cache[key] = result
         return result
 

@@ -253,9 +253,9 @@ class _MessageBase:
 
     def check_headers(self) -> None:
         """Parse every present header that has an accessor; raise the first error found."""
-        present = {name.lower() for name, _ in self.headers}
-        for header, accessor in _CHECKED_ACCESSORS:
-            if header.lower() in present:
+        present = {key for key, _, _ in self.headers._fields}
+        for key, accessor in _CHECKED_KEYS:
+            if key in present:
                 getattr(self, accessor)
 
     def start_line(self) -> str:
@@ -264,11 +264,13 @@ class _MessageBase:
     def to_bytes(self, *, compact: bool = False) -> bytes:
         """The message on the wire; see :func:`serialize`."""
         start = self.start_line()
-        lines = [start]
-        for name, value in self.headers:
-            written = (compact_name(name) or name) if compact else name
-            lines.append(f"{written}: {value}")
-        lines.append(f"{'l' if compact else 'Content-Length'}: {len(self.body)}")
+        fields = self.headers._fields  # (key, name, value): no copy on this hot path
+        if compact:
+            lines = [start, *[f"{compact_name(n) or n}: {v}" for _, n, v in fields]]
+            lines.append(f"l: {len(self.body)}")
+        else:
+            lines = [start, *[f"{n}: {v}" for _, n, v in fields]]
+            lines.append(f"Content-Length: {len(self.body)}")
         head = "\r\n".join(lines) + "\r\n\r\n"
         return head.encode("utf-8", "surrogateescape") + self.body
 
@@ -297,6 +299,7 @@ _CHECKED_ACCESSORS = (
     ("Proxy-Authenticate", "proxy_authenticate"),
 )
 """(header, accessor) pairs that parsing checks."""
+_CHECKED_KEYS = tuple((header.lower(), accessor) for header, accessor in _CHECKED_ACCESSORS)
 
 
 @dataclass(eq=True)

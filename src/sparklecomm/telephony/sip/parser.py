@@ -19,6 +19,7 @@ Unknown headers are kept as opaque text. Header text is decoded as UTF-8 with
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from sparklecomm.telephony.sip.errors import ParseErrorKind, SipParseError, malformed
@@ -315,11 +316,12 @@ def _check_headers(
     headers: Headers, content_lengths: list[str], message: SipMessage | None
 ) -> list[SipParseError]:
     problems: list[SipParseError] = []
+    counts = Counter([key for key, _, _ in headers._fields])
     for name in _MANDATORY:
-        if name not in headers:
+        if not counts[name.lower()]:
             problems.append(SipParseError(f"Bad Request - Missing {name}"))
     for name in _SINGLE:
-        if headers.count(name) > 1:
+        if counts[name.lower()] > 1:
             problems.append(SipParseError(f"Bad Request - Duplicate {name}"))
     if len(content_lengths) > 1:
         problems.append(SipParseError("Bad Request - Duplicate Content-Length"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import secrets
 import socket
@@ -81,6 +82,7 @@ class Sender(Protocol):
     def send(self, message: SipMessage, peer: Peer) -> None: ...
 
 
+@functools.lru_cache(maxsize=1024)
 def loopback_only(host: str) -> bool:
     """An ``allowed_target`` that only lets packets go to loopback addresses."""
     try:
@@ -89,6 +91,7 @@ def loopback_only(host: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=1024)
 def _same_host(via_host: str, address: str) -> bool:
     try:
         return ipaddress.ip_address(via_host) == ipaddress.ip_address(address)

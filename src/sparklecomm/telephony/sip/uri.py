@@ -10,6 +10,7 @@ plain structural equality so that URIs remain hashable and transitive.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import string
@@ -117,6 +118,7 @@ def check_host(host: str, what: str) -> str:
     return host
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_hostname(host: str) -> bool:
     """RFC 3261 hostname or IPv4address (labels may also carry "_", seen in the wild)."""
     labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
@@ -412,6 +414,7 @@ class AbsoluteUri:
 Uri = SipUri | TelUri | AbsoluteUri
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_uri(text: str, what: str = "URI") -> Uri:
     """Parse a SIP, SIPS, tel or other absolute URI (no surrounding angle brackets).
 
