@@ -17,7 +17,7 @@ from sparklecomm.acd.service import AcdService
 from sparklecomm.core.errors import NotFound
 from sparklecomm.store.db import read_events
 from sparklecomm.telephony.pbx.routes import ToQueue
-from sparklecomm.telephony.voice_queue import VoiceQueue
+from sparklecomm.telephony.voice_queue import VoiceCall, VoiceQueue
 
 OTHER = "agent-b"
 
@@ -86,6 +86,16 @@ def bridge(acd: AcdService) -> tuple[VoiceQueue, Phones]:
     counter = itertools.count(1)
     phones = Phones()
     return VoiceQueue(acd, phones, ids=lambda: str(next(counter))), phones
+
+
+async def connected_call(world: World, acd: AcdService) -> tuple[VoiceQueue, Phones, VoiceCall]:
+    """Call ``c1`` offered to and answered by the world's agent; the phones' log emptied."""
+    vq, phones = bridge(acd)
+    call = await vq.enqueue("c1", route(world), caller="100")
+    await settle()
+    assert await vq.agent_answered("c1", world.agent_id) is True
+    phones.take()
+    return vq, phones, call
 
 
 def interaction_events(world: World, interaction_id: str) -> list[str]:
@@ -231,11 +241,7 @@ def test_caller_hanging_up_when_connected_completes_for_the_agent(sqlite_world: 
     login(world, acd, world.agent_id)
 
     async def scenario() -> None:
-        vq, phones = bridge(acd)
-        call = await vq.enqueue("c1", route(world), caller="100")
-        await settle()
-        await vq.agent_answered("c1", world.agent_id)
-        phones.take()
+        vq, phones, call = await connected_call(world, acd)
         await vq.caller_hung_up("c1")
         await settle()
         assert phones.take() == [("drop", "c1", world.agent_id, "caller_hung_up")]
@@ -250,11 +256,7 @@ def test_completing_on_the_desktop_hangs_up_the_call(sqlite_world: World) -> Non
     login(world, acd, world.agent_id)
 
     async def scenario() -> None:
-        vq, phones = bridge(acd)
-        call = await vq.enqueue("c1", route(world), caller="100")
-        await settle()
-        await vq.agent_answered("c1", world.agent_id)
-        phones.take()
+        vq, phones, call = await connected_call(world, acd)
         # What the REST API does when the agent clicks "Complete" (from another thread).
         await asyncio.to_thread(
             acd.execute,
@@ -276,11 +278,7 @@ def test_blind_transfer_drops_the_agent_and_rings_the_next(sqlite_world: World) 
     login(world, acd, world.agent_id, OTHER)
 
     async def scenario() -> None:
-        vq, phones = bridge(acd)
-        call = await vq.enqueue("c1", route(world), caller="100")
-        await settle()
-        await vq.agent_answered("c1", world.agent_id)
-        phones.take()
+        vq, phones, call = await connected_call(world, acd)
         await asyncio.to_thread(
             acd.execute,
             world.tenant_id,
@@ -364,3 +362,21 @@ def test_an_agents_phones_are_the_extensions_of_that_user(sqlite_world: World) -
         )
 
     assert asyncio.run(lookup()) == (("2001", "2002"), (), ())
+
+
+def test_a_closed_bridge_stops_following_the_engine(sqlite_world: World) -> None:
+    world = sqlite_world
+    acd = center(world, world.agent_id)
+    login(world, acd, world.agent_id)
+
+    async def scenario() -> None:
+        vq, phones = bridge(acd)
+        await vq.enqueue("c1", route(world), caller="100")
+        await settle()
+        assert phones.take() == [("ring", "c1", world.agent_id)]
+        vq.close()
+        await asyncio.to_thread(acd.execute, world.tenant_id, "abandon", interaction_id="call-1")
+        await settle()
+        assert phones.take() == []
+
+    asyncio.run(scenario())

@@ -176,6 +176,11 @@ class AcdService:
         """
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[str, list[Event]], None]) -> None:
+        """Stop calling ``listener`` (no-op when it was not added)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     # ---- lifecycle -----------------------------------------------------------------------
 
     def load_all(self) -> int:

@@ -153,6 +153,8 @@ class SipAgentPhones:
             log.error("voice.task_failed", error=repr(task.exception()))
 
     async def close(self) -> None:
+        if self.queue is not None:
+            self.queue.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -81,6 +81,8 @@ class Routing(Protocol):
 
     def add_listener(self, listener: Callable[[str, list[Event]], None]) -> None: ...
 
+    def remove_listener(self, listener: Callable[[str, list[Event]], None]) -> None: ...
+
 
 class Phase(enum.Enum):
     QUEUED = "queued"  # waiting or being offered
@@ -222,6 +224,10 @@ class VoiceQueue:
 
     def calls(self) -> list[VoiceCall]:
         return list(self._by_call.values())
+
+    def close(self) -> None:
+        """Stop following the engine (the B2BUA is shutting down)."""
+        self.routing.remove_listener(self._listener)
 
     # ---- engine events ---------------------------------------------------------------------
 
