@@ -44,11 +44,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
 import logging
 import os
 import resource
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -64,6 +67,9 @@ MARK = "@@"
 _HEADER = struct.Struct("!BBHII")
 _STAMP = struct.Struct("!QB")  # send time (ns), measured flag
 _READ = struct.Struct("!12xQB")
+_TIMESPEC = struct.Struct("@qq")  # struct timespec: tv_sec, tv_nsec
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # 35 on Linux
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 def _run(coro: Coroutine[Any, Any, Any], loop_name: str) -> Any:
@@ -74,11 +80,28 @@ def _run(coro: Coroutine[Any, Any, Any], loop_name: str) -> Any:
     return asyncio.run(coro)
 
 
-def _pin(cpu: int | None, priority: int | None = None) -> None:
+def _pin(cpu: int | None, priority: int | None = None, realtime: int | None = None) -> None:
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
     if priority is not None:  # a nice value; below 0 needs root (CAP_SYS_NICE)
         os.setpriority(os.PRIO_PROCESS, 0, priority)
+    if realtime:  # SCHED_FIFO at this priority (root): ordinary processes cannot preempt it
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(realtime))
+
+
+def _cpu_times(cpu: int) -> tuple[float, float]:
+    """(busy, stolen) seconds of one CPU so far, from /proc/stat ((0, 0) if unreadable)."""
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith(f"cpu{cpu} "):
+                    ticks = [int(x) for x in line.split()[1:]]
+                    hz = os.sysconf("SC_CLK_TCK")
+                    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+                    return busy / hz, ticks[7] / hz
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0, 0.0
 
 
 def _raise_nofile() -> None:
@@ -95,59 +118,97 @@ def _cpu_seconds() -> float:
 # -- the load generator ------------------------------------------------------------------------
 
 
-class _Phone(asyncio.DatagramProtocol):
-    """One phone: sends one G.711 stream to its relay leg, records latency of what it gets."""
+def _kernel_stamps(sock: socket.socket) -> bool:
+    """Ask the kernel to stamp each datagram's arrival (SO_TIMESTAMPNS, CLOCK_REALTIME)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
 
-    def __init__(self, ssrc: int, target: Address, sink: list[int], counts: list[int]) -> None:
+
+class _Phone:
+    """One phone: sends one G.711 stream to its relay leg, records latency of what it gets.
+
+    A plain non-blocking socket read by a reader callback (``loop.add_reader``) that drains
+    every queued datagram per wakeup with ``recvmsg``, so that the kernel's arrival stamp
+    (``SO_TIMESTAMPNS``) comes with each one. Both clocks are CLOCK_REALTIME: the send
+    stamp (``time.time_ns()`` right before ``sendto``), the kernel's arrival stamp, and the
+    user-space receive time (``time.time_ns()`` when this process got round to reading it).
+    """
+
+    __slots__ = ("buffer", "counts", "kernel", "seq", "sink", "sock", "ssrc", "target", "ts")
+
+    def __init__(
+        self,
+        ssrc: int,
+        target: Address,
+        sink: tuple[list[int], list[int]],
+        counts: list[int],
+    ) -> None:
         self.ssrc = ssrc
         self.target = target
-        self.sink = sink
+        self.sink = sink  # (user-space latencies, kernel-stamp latencies), ns
         self.counts = counts  # [received measured, received warm-up]
         self.buffer = bytearray(PACKET)
         self.seq = 0
         self.ts = 0
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.bind(("127.0.0.1", 0))
+        self.kernel = _kernel_stamps(self.sock)
 
     def send(self, measured: int) -> None:
         buffer = self.buffer
         _HEADER.pack_into(buffer, 0, 0x80, 0, self.seq, self.ts, self.ssrc)
-        _STAMP.pack_into(buffer, 12, time.monotonic_ns(), measured)
-        self.transport.sendto(buffer, self.target)  # type: ignore[union-attr]
+        _STAMP.pack_into(buffer, 12, time.time_ns(), measured)
+        with contextlib.suppress(OSError):  # ICMP refused earlier, or a full buffer: lost
+            self.sock.sendto(buffer, self.target)
         self.seq = (self.seq + 1) & 0xFFFF
         self.ts = (self.ts + PAYLOAD) & 0xFFFFFFFF
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        now = time.monotonic_ns()
-        sent, measured = _READ.unpack_from(data)
-        if measured:
-            self.sink.append(now - sent)
-            self.counts[0] += 1
-        else:
-            self.counts[1] += 1
+    def readable(self) -> None:
+        recvmsg = self.sock.recvmsg
+        user, kernel = self.sink
+        counts = self.counts
+        while True:
+            try:
+                data, ancillary, _flags, _addr = recvmsg(_READ.size, _ANCILLARY)
+            except BlockingIOError:
+                return
+            except OSError:  # ICMP errors queued on the socket
+                continue
+            now = time.time_ns()
+            if len(data) < _READ.size:
+                continue
+            sent, measured = _READ.unpack_from(data)
+            if not measured:
+                counts[1] += 1
+                continue
+            counts[0] += 1
+            user.append(now - sent)
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                    kernel.append(seconds * 1_000_000_000 + nanoseconds - sent)
+                    break
 
-    def error_received(self, exc: Exception) -> None:
-        pass
+    def close(self) -> None:
+        self.sock.close()
 
 
 async def _load(
     targets: Sequence[tuple[Address, Address]], seconds: float, warmup: float, late_ms: float
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    latencies: list[int] = []
+    user: list[int] = []
+    kernel: list[int] = []
     counts = [0, 0]
     phones: list[_Phone] = []
-    transports = []
     for index, (leg_a, leg_b) in enumerate(targets):
         for side, target in enumerate((leg_a, leg_b)):
-            phone = _Phone(index * 2 + side, (target[0], int(target[1])), latencies, counts)
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda phone=phone: phone,  # type: ignore[misc]
-                local_addr=("127.0.0.1", 0),
-            )
-            transports.append(transport)
+            phone = _Phone(index * 2 + side, (target[0], int(target[1])), (user, kernel), counts)
+            loop.add_reader(phone.sock.fileno(), phone.readable)
             phones.append(phone)
     slots = [phones[k::SLOTS] for k in range(SLOTS)]
     sent = [0, 0]  # measured, warm-up
@@ -177,18 +238,23 @@ async def _load(
     cpu = _cpu_seconds() - cpu_before
     wall = time.monotonic() - wall_before
     await asyncio.sleep(0.5)  # let the last packets arrive
-    for transport in transports:
-        transport.close()
-    summary = _summarise(latencies, sent[0], counts[0], late_ms)
+    for phone in phones:
+        loop.remove_reader(phone.sock.fileno())
+        phone.close()
+    summary = _summarise(latencies=user, packets=sent[0], received=counts[0], late_ms=late_ms)
+    stamped = _summarise(latencies=kernel, packets=sent[0], received=len(kernel), late_ms=late_ms)
     summary.update(
         streams=len(phones),
         warmup_sent=sent[1],
         warmup_received=counts[1],
+        kernel_stamped=len(kernel),
         load_cpu_util=round(cpu / wall, 3) if wall else 0.0,
         load_wall_s=round(wall, 2),
         send_lag_p99_ms=round(sorted(lags)[int(0.99 * len(lags))] * 1e3, 2) if lags else 0.0,
     )
-    summary["_latencies"] = latencies
+    summary["kernel"] = stamped
+    summary["_latencies"] = user
+    summary["_kernel_latencies"] = kernel
     return summary
 
 
@@ -229,6 +295,7 @@ def run_rtp_load(
     loop: str = "uvloop",
     cpu: int | None = None,
     priority: int | None = None,
+    realtime: int | None = None,
     keep_latencies: bool = False,
 ) -> dict[str, Any]:
     """Play both phones of every call against a relay; return latency, late and lost figures.
@@ -237,13 +304,13 @@ def run_rtp_load(
     packets/s from its own loopback socket for ``warmup`` seconds (not counted: the relay
     latches on them) and then ``seconds`` measured. Runs its own event loop (call it from
     synchronous code, e.g. another benchmark), pinned to ``cpu`` and at nice value
-    ``priority`` when given.
+    ``priority`` when given (and SCHED_FIFO at ``realtime``).
     """
-    _pin(cpu, priority)
+    _pin(cpu, priority, realtime)
     _raise_nofile()
     result = dict(_run(_load(targets, seconds, warmup, late_ms), loop))
     if not keep_latencies:
-        del result["_latencies"]
+        del result["_latencies"], result["_kernel_latencies"]
     return result
 
 
@@ -272,7 +339,20 @@ class _Forwarder(asyncio.DatagramProtocol):
             peer.transport.sendto(data, peer.remote)
 
 
-async def _serve(kind: str, calls: int, port_min: int, port_max: int) -> None:
+def _run_delay() -> float:
+    """Seconds this process spent runnable but not running (0 where not available)."""
+    try:
+        with open("/proc/self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _involuntary_switches() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+
+
+async def _serve(kind: str, calls: int, port_min: int, port_max: int, gc_mode: str) -> None:
     from sparklecomm.telephony.media import MediaRelay, RelayConfig
     from sparklecomm.telephony.sip.transport import loopback_only
 
@@ -301,11 +381,37 @@ async def _serve(kind: str, calls: int, port_min: int, port_max: int) -> None:
                 forwarders.append(forwarder)
             pair[0].peer, pair[1].peer = pair[1], pair[0]
             targets.append([list(f.transport.get_extra_info("sockname")[:2]) for f in pair])
+    pauses: list[float] = []
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - gc_started[0])
+
+    if gc_mode == "freeze":  # what exists now is never scanned again
+        gc.collect()
+        gc.freeze()
+    elif gc_mode == "off":
+        gc.disable()
+    gc.callbacks.append(on_gc)
     cpu0, wall0 = _cpu_seconds(), time.monotonic()
+    delay0, switches0 = _run_delay(), _involuntary_switches()
     print(MARK + json.dumps({"targets": targets}), flush=True)
     await stop.wait()
     cpu, wall = _cpu_seconds() - cpu0, time.monotonic() - wall0
-    result: dict[str, Any] = {"cpu_s": round(cpu, 3), "wall_s": round(wall, 3)}
+    gc.callbacks.remove(on_gc)
+    result: dict[str, Any] = {
+        "cpu_s": round(cpu, 3),
+        "wall_s": round(wall, 3),
+        # Time the process was ready to run but waited for the CPU (the scheduler's
+        # run-queue delay, /proc/self/schedstat), and how often it was preempted.
+        "run_delay_s": round(_run_delay() - delay0, 3),
+        "involuntary_switches": _involuntary_switches() - switches0,
+        "gc_collections": len(pauses),
+        "gc_pause_max_ms": round(max(pauses, default=0.0) * 1e3, 3),
+    }
     if kind == "relay":
         totals: dict[str, int] = {}
         for session in sessions:
@@ -329,9 +435,9 @@ def _quiet() -> None:
 
 def _serve_main(args: argparse.Namespace) -> None:
     _quiet()
-    _pin(args.relay_cpu, args.priority)
+    _pin(args.relay_cpu, args.priority, args.realtime)
     _raise_nofile()
-    _run(_serve(args.serve, args.calls, args.port_min, args.port_max), args.loop)
+    _run(_serve(args.serve, args.calls, args.port_min, args.port_max, args.gc), args.loop)
 
 
 def _read_marked(proc: subprocess.Popen[str]) -> dict[str, Any]:
@@ -359,11 +465,15 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         str(args.port_min),
         "--port-max",
         str(args.port_max),
+        "--gc",
+        args.gc,
         *(["--priority", str(args.priority)] if args.priority is not None else []),
+        *(["--realtime", str(args.realtime)] if args.realtime else []),
     ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         targets = [((a[0], int(a[1])), (b[0], int(b[1]))) for a, b in _read_marked(proc)["targets"]]
+        busy0, steal0 = _cpu_times(args.relay_cpu)
         load = run_rtp_load(
             targets,
             args.seconds,
@@ -372,10 +482,15 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             loop=args.loop,
             cpu=args.load_cpu,
             priority=args.priority,
+            realtime=args.realtime,
             keep_latencies=True,
         )
+        busy1, steal1 = _cpu_times(args.relay_cpu)
         proc.send_signal(signal.SIGTERM)
         server = _read_marked(proc)
+        # What ran on the server's CPU besides the server, and what the hypervisor took.
+        server["cpu_others_s"] = round(max(0.0, busy1 - busy0 - server["cpu_s"]), 2)
+        server["cpu_steal_s"] = round(steal1 - steal0, 2)
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -447,6 +562,18 @@ def main() -> None:
         type=int,
         help="nice value for the relay and the load generator (e.g. -10 on a busy machine)",
     )
+    parser.add_argument(
+        "--realtime",
+        type=int,
+        metavar="PRIO",
+        help="SCHED_FIFO priority (1-99, root) for the server and the load generator",
+    )
+    parser.add_argument(
+        "--gc",
+        choices=("default", "freeze", "off"),
+        default="default",
+        help="the server's garbage collector: as is, gc.freeze() after set-up, or disabled",
+    )
     parser.add_argument("--serve", choices=("relay", "reference"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -465,23 +592,43 @@ def main() -> None:
     report = {
         "concurrent_calls": args.calls,
         "packets": relay["load"]["packets"],
-        "rtp_late_ratio": relay["load"]["late_ratio"],
+        # Latency from the send stamp (taken right before sendto) to the kernel's arrival
+        # stamp on the receiving phone's socket: the relay's delay, not the generator's.
+        "receive_stamp": "kernel SO_TIMESTAMPNS",
+        "rtp_late_ratio": relay["load"]["kernel"]["late_ratio"],
         "rtp_lost_ratio": relay["load"]["lost_ratio"],
-        "p50_ms": relay["load"]["p50_ms"],
-        "p99_ms": relay["load"]["p99_ms"],
-        "max_ms": relay["load"]["max_ms"],
-        "reference_p50_ms": reference["load"]["p50_ms"],
-        "reference_p99_ms": reference["load"]["p99_ms"],
-        "reference_late_ratio": reference["load"]["late_ratio"],
+        "p50_ms": relay["load"]["kernel"]["p50_ms"],
+        "p99_ms": relay["load"]["kernel"]["p99_ms"],
+        "max_ms": relay["load"]["kernel"]["max_ms"],
+        "reference_late_ratio": reference["load"]["kernel"]["late_ratio"],
         "reference_lost_ratio": reference["load"]["lost_ratio"],
+        "reference_p50_ms": reference["load"]["kernel"]["p50_ms"],
+        "reference_p99_ms": reference["load"]["kernel"]["p99_ms"],
+        "reference_max_ms": reference["load"]["kernel"]["max_ms"],
+        # The same packets timed when the generator read them (what earlier versions of
+        # this benchmark reported): includes the generator's own scheduling delay.
+        "userspace_late_ratio": relay["load"]["late_ratio"],
+        "userspace_p99_ms": relay["load"]["p99_ms"],
+        "reference_userspace_late_ratio": reference["load"]["late_ratio"],
+        "reference_userspace_p99_ms": reference["load"]["p99_ms"],
         "late_threshold_ms": args.late_ms,
         "seconds": args.seconds,
         "rounds": args.rounds,
         "loop": args.loop,
+        "gc": args.gc,
         "relay_cpu_util": relay["server"]["cpu_util"],
         "relay_cpu_us_per_packet": relay["server"]["cpu_us_per_packet"],
+        "relay_run_delay_s": relay["server"]["run_delay_s"],
+        "relay_involuntary_switches": relay["server"]["involuntary_switches"],
+        "relay_gc_collections": relay["server"]["gc_collections"],
+        "relay_gc_pause_max_ms": relay["server"]["gc_pause_max_ms"],
         "reference_cpu_util": reference["server"]["cpu_util"],
         "reference_cpu_us_per_packet": reference["server"]["cpu_us_per_packet"],
+        "reference_run_delay_s": reference["server"]["run_delay_s"],
+        "relay_cpu_others_s": relay["server"]["cpu_others_s"],
+        "relay_cpu_steal_s": relay["server"]["cpu_steal_s"],
+        "reference_cpu_others_s": reference["server"]["cpu_others_s"],
+        "reference_cpu_steal_s": reference["server"]["cpu_steal_s"],
         "load_cpu_util": relay["load"]["load_cpu_util"],
         "reference_load_cpu_util": reference["load"]["load_cpu_util"],
         "load_wall_s": relay["load"]["load_wall_s"],
@@ -491,6 +638,7 @@ def main() -> None:
         "relay_stats": relay["server"]["stats"],
         **costs,
         "priority": args.priority,
+        "realtime": args.realtime,
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
@@ -500,12 +648,10 @@ def main() -> None:
 def _combine(runs: list[dict[str, Any]], late_ms: float) -> dict[str, Any]:
     """One result from several rounds: figures over all packets, the worst CPU and lag."""
     latencies = [x for run in runs for x in run["load"].pop("_latencies")]
-    load = _summarise(
-        latencies,
-        sum(run["load"]["packets"] for run in runs),
-        sum(run["load"]["received"] for run in runs),
-        late_ms,
-    )
+    kernel = [x for run in runs for x in run["load"].pop("_kernel_latencies")]
+    packets = sum(run["load"]["packets"] for run in runs)
+    load = _summarise(latencies, packets, sum(run["load"]["received"] for run in runs), late_ms)
+    load["kernel"] = _summarise(kernel, packets, len(kernel), late_ms)
     for key in ("load_cpu_util", "send_lag_p99_ms"):
         load[key] = max(run["load"][key] for run in runs)
     load["load_wall_s"] = round(sum(run["load"]["load_wall_s"] for run in runs), 2)
@@ -518,12 +664,23 @@ def _combine(runs: list[dict[str, Any]], late_ms: float) -> dict[str, Any]:
             2,
         ),
     }
+    keys = ("run_delay_s", "involuntary_switches", "gc_pause_max_ms", "gc_collections")
+    for key in (*keys, "cpu_others_s", "cpu_steal_s"):
+        if key in runs[0]["server"]:
+            server[key] = _add(run["server"][key] for run in runs)
+    if "gc_pause_max_ms" in server:
+        server["gc_pause_max_ms"] = max(run["server"]["gc_pause_max_ms"] for run in runs)
     if "stats" in runs[0]["server"]:
         server["stats"] = {
             key: sum(run["server"]["stats"][key] for run in runs)
             for key in runs[0]["server"]["stats"]
         }
     return {"load": load, "server": server}
+
+
+def _add(values: Any) -> Any:
+    total = sum(values)
+    return round(total, 3) if isinstance(total, float) else total
 
 
 def _default_loop() -> str:
