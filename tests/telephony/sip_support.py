@@ -120,3 +120,105 @@ async def run_sipp(*args: str, limit: float = 30.0) -> tuple[int, str]:
         return -1, out.decode(errors="replace")
     assert process.returncode is not None
     return process.returncode, out.decode(errors="replace")
+
+
+def free_port(kind: int) -> int:
+    """A port that was free on 127.0.0.1 a moment ago (``socket.SOCK_STREAM`` or ``_DGRAM``)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServeApi:
+    """A JSON client of a running ``sparklecomm serve`` that logs in like the browser does
+    (session cookie + CSRF header)."""
+
+    def __init__(self, http_port: int) -> None:
+        import urllib.request
+
+        self.base = f"http://127.0.0.1:{http_port}/api/v1"
+        self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        self._csrf: str | None = None
+
+    def login(self, username: str, password: str) -> dict[str, object]:
+        out = self.call("POST", "/auth/login", {"username": username, "password": password})
+        assert isinstance(out, dict)
+        self._csrf = str(out["csrf_token"])
+        return out
+
+    def call(self, method: str, path: str, body: object | None = None) -> object:
+        import json
+        import urllib.error
+        import urllib.request
+
+        headers = {"Content-Type": "application/json"}
+        if self._csrf is not None:
+            headers["X-CSRF-Token"] = self._csrf
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
+            self.base + path, data=data, headers=headers, method=method
+        )
+        try:
+            with self._opener.open(request, timeout=15) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")
+            raise AssertionError(f"{method} {path}: {error.code} {detail}") from None
+        return json.loads(raw) if raw else None
+
+
+@contextmanager
+def running_serve(
+    data_dir: str | os.PathLike[str], admin_password: str, **env_extra: str
+) -> Iterator[tuple[int, int]]:
+    """``sparklecomm serve`` (the real command) on free HTTP and SIP ports of 127.0.0.1;
+    yields ``(http_port, sip_port)`` once it answers /health. Its output is in
+    ``data_dir/serve.log``. Call it inside :func:`loopback_namespace`."""
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    log_path = Path(data_dir) / "serve.log"
+    exe = Path(sys.executable).with_name("sparklecomm")
+    http_port, sip_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKLECOMM_")}
+    env.update(env_extra)
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [
+                str(exe),
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(http_port),
+                "--sip-port",
+                str(sip_port),
+                "--admin-password",
+                admin_password,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 60  # `serve` takes 5-20 s to start on a busy box
+            while True:
+                try:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{http_port}/api/v1/health", timeout=1
+                    ):
+                        break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise AssertionError(log_path.read_text()[-3000:]) from None
+                    time.sleep(0.2)
+            yield http_port, sip_port
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=5)
