@@ -6,6 +6,7 @@ temporary database, then :func:`build_app`, and get the whole server in-process.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,7 +36,7 @@ from sparklecomm.store.db import Database
 from sparklecomm.telephony import SipServer, SipServerConfig
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.extensions import ExtensionService
-from sparklecomm.telephony.pbx.registration import TrunkRegistration, start_trunk_registrations
+from sparklecomm.telephony.pbx.registration import TrunkRegistrations
 from sparklecomm.telephony.voice_queue import VoiceQueue
 from sparklecomm.web import STATIC_DIR
 
@@ -166,6 +167,22 @@ class Health(BaseModel):
     database: str
 
 
+async def _sip_housekeeping(sip: SipServer, interval: float = 300.0) -> None:
+    """Delete expired phone registrations now and then. Lookups already ignore them; this
+    keeps the table (shared by every node) from growing with phones that went away."""
+    purge = getattr(sip.locations, "purge_expired", None)
+    if purge is None:
+        return
+    while True:
+        try:
+            removed = await asyncio.to_thread(purge, sip.clock.now())
+            if removed:
+                log.info("sip_registrations_expired", removed=removed)
+        except Exception:  # the database may be briefly away: try again next time
+            log.exception("sip_registrations_not_purged")
+        await asyncio.sleep(interval)
+
+
 def build_app(services: Services) -> FastAPI:
     """The ASGI application: HTTP API, WebSocket, web pages and static files."""
 
@@ -175,7 +192,8 @@ def build_app(services: Services) -> FastAPI:
         acd: AcdService = services.extra["acd"]
         await acd.start()
         sip: SipServer | None = services.extra.get("sip")
-        trunk_registrations: list[TrunkRegistration] = []
+        trunk_registrations: TrunkRegistrations | None = None
+        housekeeping: asyncio.Task[None] | None = None
         if sip is not None:
             if services.extra.get("pbx") is not None:
                 sip.calls.use_pbx(services.extra["pbx"])  # DIDs, ring groups, trunks, fraud
@@ -186,12 +204,17 @@ def build_app(services: Services) -> FastAPI:
             try:
                 await sip.start()
                 if services.extra.get("pbx") is not None:
-                    # Trunks that must register with their carrier (refreshed, retried);
-                    # on the loop: the registrations arm their timers there (one small read).
+                    # Trunks that must register with their carrier (refreshed, retried, and
+                    # following trunks added, changed or removed while we run).
+                    pbx = services.extra["pbx"]
+                    trunk_registrations = TrunkRegistrations(sip, pbx)
                     try:
-                        trunk_registrations = start_trunk_registrations(sip, services.extra["pbx"])
+                        await trunk_registrations.start()
+                        pbx.trunk_listeners.append(trunk_registrations.changed)
                     except Exception:  # calls still work; the log says why trunks are down
                         log.exception("trunk_registrations_not_started")
+                        trunk_registrations = None
+                housekeeping = asyncio.get_running_loop().create_task(_sip_housekeeping(sip))
                 log.info(
                     "sip_listening",
                     host=sip.config.host,
@@ -212,8 +235,11 @@ def build_app(services: Services) -> FastAPI:
         try:
             yield
         finally:
-            for registration in trunk_registrations:
-                registration.stop()  # unregisters (Expires: 0) while the transport is open
+            if housekeeping is not None:
+                housekeeping.cancel()
+            if trunk_registrations is not None:
+                services.extra["pbx"].trunk_listeners.remove(trunk_registrations.changed)
+                await trunk_registrations.stop()  # unregisters while the transport is open
             if sip is not None:
                 await sip.stop()
             if "agent_phones" in services.extra:

@@ -42,3 +42,32 @@ async def test_bindings_are_shared_replaced_and_purged(world: World) -> None:
         assert await node_b.bindings(aor) == []
     finally:
         node_b.db.dispose()
+
+
+async def test_serve_purges_expired_registrations_in_the_background(world: World) -> None:
+    """The application's SIP housekeeping deletes bindings whose time ran out."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from sparklecomm.app import _sip_housekeeping
+
+    extensions: ExtensionService = world.services.extra["extensions"]
+    extensions.do_create(world.tenant_id, Actor.cli(), number="1001", password="pw-1001-secret")
+    store = SqlLocationStore(world.services.db)
+    now = world.clock.now()
+    aor = "sip:1001@sparklecomm"
+    gone = Binding(aor, "<sip:1001@127.0.0.1:5080>", now - timedelta(seconds=1), "c1", 1)
+    live = Binding(aor, "<sip:1001@127.0.0.1:5090>", now + timedelta(seconds=600), "c2", 1)
+    await store.replace(aor, [gone, live])
+    assert store.all_bindings() == [gone, live]
+    sip = SimpleNamespace(locations=store, clock=world.clock)
+    housekeeping = _sip_housekeeping(sip, interval=0.05)  # type: ignore[arg-type]
+    task = asyncio.get_running_loop().create_task(housekeeping)
+    try:
+        for _ in range(200):
+            if store.all_bindings() == [live]:
+                break
+            await asyncio.sleep(0.02)
+        assert store.all_bindings() == [live]
+    finally:
+        task.cancel()

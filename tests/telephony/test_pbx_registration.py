@@ -223,3 +223,79 @@ def test_trunks_with_register_set_are_started(sqlite_world: World) -> None:
     assert reg.name == "registered" and reg.password == "pw-123456"
     ((request, _),) = host.transactions.sent
     assert request.method == "REGISTER" and str(request.uri) == "sip:127.0.0.9:5099"
+
+
+def _register_ok(host: FakeHost, index: int = -1) -> None:
+    request, respond = host.transactions.sent[index]
+    ok = build_response(request, 200)
+    ok.headers.add("Contact", f"{request.headers.get('Contact')};expires=600")
+    respond(ok)
+
+
+def _expires(request: SipRequest) -> str:
+    return str(request.headers.get("Expires"))
+
+
+async def test_trunk_registrations_follow_trunks_added_changed_and_removed(
+    sqlite_world: World,
+) -> None:
+    """No restart needed: the API's changes reach the carrier at once (``changed``)."""
+    from sparklecomm.audit.store import Actor
+    from sparklecomm.telephony.pbx.registration import TrunkRegistrations
+
+    pbx = sqlite_world.services.extra["pbx"]
+    tenant, actor = sqlite_world.tenant_id, Actor.cli()
+    host = FakeHost()
+    sent = host.transactions.sent
+    manager = TrunkRegistrations(host, pbx, interval=3600)  # type: ignore[arg-type]
+    pbx.trunk_listeners.append(manager.changed)
+    await manager.start()
+    assert manager.running == {} and sent == []
+
+    async def settle(count: int) -> None:
+        for _ in range(200):
+            if len(sent) >= count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{count} requests expected, {len(sent)} sent")
+
+    values = {"host": "127.0.0.9", "port": 5099, "username": "acme", "password": "pw-123456"}
+    await asyncio.to_thread(
+        pbx.do_create_trunk, tenant, actor, {"name": "carrier", "register": True, **values}
+    )
+    await settle(1)
+    assert sent[0][0].method == "REGISTER" and str(sent[0][0].uri) == "sip:127.0.0.9:5099"
+    _register_ok(host)
+    ((_, first),) = manager.running.values()
+    assert first.state == "registered"
+
+    # A new password: the old registration is withdrawn (Expires: 0), the new one registers.
+    await asyncio.to_thread(
+        pbx.do_update_trunk, tenant, actor, "carrier", {"password": "pw-654321"}
+    )
+    await settle(3)
+    assert _expires(sent[1][0]) == "0" and first.state == "stopped"
+    ((_, second),) = manager.running.values()
+    assert second.password == "pw-654321" and _expires(sent[2][0]) != "0"
+    _register_ok(host)
+
+    # Turning registration off, then deleting the trunk: unregistered once, then nothing.
+    await asyncio.to_thread(pbx.do_update_trunk, tenant, actor, "carrier", {"register": False})
+    await settle(4)
+    assert _expires(sent[3][0]) == "0" and manager.running == {}
+    await asyncio.to_thread(pbx.do_delete_trunk, tenant, actor, "carrier")
+    await asyncio.sleep(0.1)
+    assert len(sent) == 4
+
+    # A trunk added behind our back (the CLI, another node) is found by the periodic re-read.
+    manager.interval = 0.05
+    manager.changed()  # wakes the loop so that the shorter interval takes effect
+    pbx.trunk_listeners.remove(manager.changed)
+    await asyncio.to_thread(
+        pbx.do_create_trunk, tenant, actor, {"name": "other", "register": True, **values}
+    )
+    await settle(5)
+    assert manager.running and _expires(sent[4][0]) != "0"
+    _register_ok(host)
+    await manager.stop()
+    assert _expires(sent[5][0]) == "0" and manager.running == {}

@@ -7,14 +7,18 @@ A refused or unanswered registration is retried with a growing pause (30 s doubl
 15 min, :func:`retry_delay`). ``stop()`` unregisters (``Expires: 0``).
 
 It runs on the SIP server's transaction layer (``host.transactions``, with its scheduler),
-so every timer is injectable in tests. :func:`start_trunk_registrations` starts one per
-trunk that has ``register`` set.
+so every timer is injectable in tests. :class:`TrunkRegistrations` keeps one per trunk that
+has ``register`` set, in step with the database: a trunk added, changed or removed through
+the API or the CLI registers, re-registers or unregisters without a restart.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -217,30 +221,121 @@ class TrunkRegistration:
             self._timer = None
 
 
-def start_trunk_registrations(host: RegistrationHost, pbx: Any) -> list[TrunkRegistration]:
-    """Start a registration for every trunk with ``register`` set (``pbx``: a
-    :class:`~sparklecomm.telephony.pbx.service.PbxService`). Stop them with ``stop()``."""
+@dataclass(frozen=True)
+class TrunkLogin:
+    """What a trunk's registration depends on; a change of any of it re-registers."""
+
+    trunk_id: str
+    name: str
+    registrar: str
+    port: int
+    transport: str
+    username: str
+    password: str
+
+
+def trunk_logins(pbx: Any) -> dict[str, TrunkLogin]:
+    """The trunks that must register (``pbx``: a
+    :class:`~sparklecomm.telephony.pbx.service.PbxService`), by trunk id. Trunks without a
+    username or password are left out, with a warning."""
     from sqlalchemy import select
 
     from sparklecomm.telephony.pbx.models import Trunk
 
     with pbx.db.read() as s:
         trunks = list(s.scalars(select(Trunk).where(Trunk.register.is_(True))))
-    started = []
+    out: dict[str, TrunkLogin] = {}
     for trunk in trunks:
         password = pbx.trunk_password(trunk.id)
         if not trunk.username or not password:
             log.warning("trunk_registration_skipped", trunk=trunk.name, reason="no credentials")
             continue
-        registration = TrunkRegistration(
-            host,
-            name=trunk.name,
-            registrar=trunk.host,
-            port=trunk.port,
-            transport=trunk.transport,
-            username=trunk.username,
-            password=password,
+        out[trunk.id] = TrunkLogin(
+            trunk.id, trunk.name, trunk.host, trunk.port, trunk.transport, trunk.username, password
         )
+    return out
+
+
+def _registration(host: RegistrationHost, login: TrunkLogin) -> TrunkRegistration:
+    return TrunkRegistration(
+        host,
+        name=login.name,
+        registrar=login.registrar,
+        port=login.port,
+        transport=login.transport,
+        username=login.username,
+        password=login.password,
+    )
+
+
+def start_trunk_registrations(host: RegistrationHost, pbx: Any) -> list[TrunkRegistration]:
+    """Start a registration for every trunk with ``register`` set, once (see
+    :class:`TrunkRegistrations` for the kind that follows changes). Stop them with
+    ``stop()``."""
+    started = [_registration(host, login) for login in trunk_logins(pbx).values()]
+    for registration in started:
         registration.start()
-        started.append(registration)
     return started
+
+
+class TrunkRegistrations:
+    """The registrations of every trunk with ``register`` set, kept in step with the
+    database: re-read every ``interval`` seconds (changes made by the CLI or another node)
+    and at once when :meth:`changed` is called (changes made through this process's API).
+    A new trunk starts registering, a removed one (or one whose ``register`` was turned off)
+    unregisters, and a changed host, port, transport, username or password unregisters
+    the old registration and registers the new one."""
+
+    def __init__(self, host: RegistrationHost, pbx: Any, *, interval: float = 30.0) -> None:
+        self.host = host
+        self.pbx = pbx
+        self.interval = interval
+        self.running: dict[str, tuple[TrunkLogin, TrunkRegistration]] = {}
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def apply(self, wanted: dict[str, TrunkLogin]) -> None:
+        """Make the running registrations match ``wanted`` (on the SIP server's loop)."""
+        for trunk_id, (login, registration) in list(self.running.items()):
+            if wanted.get(trunk_id) != login:
+                registration.stop()
+                del self.running[trunk_id]
+                log.info("trunk_registration_stopped", trunk=login.name)
+        for trunk_id, login in wanted.items():
+            if trunk_id not in self.running:
+                registration = _registration(self.host, login)
+                registration.start()
+                self.running[trunk_id] = (login, registration)
+
+    async def start(self) -> None:
+        """Register the trunks now, then follow changes in the background."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self.apply(await asyncio.to_thread(trunk_logins, self.pbx))
+        self._task = self._loop.create_task(self._follow())
+
+    def changed(self) -> None:
+        """A trunk was created, changed or deleted: re-read soon. Safe from any thread."""
+        if self._loop is not None and self._wake is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _follow(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            try:
+                self.apply(await asyncio.to_thread(trunk_logins, self.pbx))
+            except Exception:  # the database may be briefly away: keep what runs, retry later
+                log.exception("trunk_registrations_not_refreshed")
+
+    async def stop(self) -> None:
+        """Stop following and unregister every trunk (while the transport is still open)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.apply({})

@@ -278,6 +278,9 @@ class PbxService:
         # Bumped by every invalidation: a snapshot loaded while a change committed is not
         # cached (it may predate the change).
         self._generation = 0
+        # Called after a trunk is created, changed or deleted (the SIP side re-reads which
+        # trunks must register): see TrunkRegistrations.changed.
+        self.trunk_listeners: list[Callable[[], None]] = []
 
     @property
     def box(self) -> SecretBox:
@@ -870,6 +873,7 @@ class PbxService:
             return trunk
 
         result: Trunk = self._write(tenant_id, do)
+        self._trunks_changed()
         return result
 
     def _get_trunk(self, s: Session, tenant_id: str, name: str) -> Trunk:
@@ -895,6 +899,7 @@ class PbxService:
             return trunk
 
         result: Trunk = self._write(tenant_id, do)
+        self._trunks_changed()
         return result
 
     def do_delete_trunk(self, tenant_id: str, actor: Actor, name: str) -> None:
@@ -913,6 +918,11 @@ class PbxService:
             self._record(tx, tenant_id, actor, "trunk.deleted", trunk.id, payload)
 
         self._write(tenant_id, do)
+        self._trunks_changed()
+
+    def _trunks_changed(self) -> None:
+        for listener in self.trunk_listeners:
+            listener()
 
     # -- call settings ------------------------------------------------------------------
     def _own_extension(self, s: Session, tenant_id: str, number: str) -> Extension:
