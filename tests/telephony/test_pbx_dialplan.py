@@ -138,6 +138,21 @@ def test_busy_and_no_answer_forwards_are_extra_steps_with_conditions() -> None:
     assert [s.when for s in route.steps] == ["always", "no_answer", "busy"]
 
 
+def test_a_forward_targets_follow_me_is_part_of_the_same_alternative() -> None:
+    """1002 forwards to 1003 on no answer and to 1004 when busy; 1003 has a follow-me to a
+    mobile. The mobile belongs to the no-answer branch: a busy 1002 must not ring it."""
+    cfg = config(
+        settings={
+            "1002": CallSettings(forward_no_answer="1003", forward_busy="1004"),
+            "1003": CallSettings(follow_me=(FollowMeStep(("+4917699999",), 25),)),
+        }
+    )
+    route = decide(cfg, from_ext("1002"))
+    assert isinstance(route, Hunt)
+    assert plan(route) == [["1002"], ["1003"], ["+4917699999"], ["1004"]]
+    assert [s.when for s in route.steps] == ["always", "no_answer", "no_answer", "busy"]
+
+
 def test_follow_me_sequence_with_external_number_and_voicemail_placeholder() -> None:
     cfg = config(
         settings={

@@ -288,14 +288,10 @@ class _Planner:
                 steps.append(HuntStep(tuple(targets), fm.ring_seconds))
         if s.forward_no_answer:
             extra, _ = self.target_steps(s.forward_no_answer, depth)
-            if extra:
-                steps.append(_when(extra[0], "no_answer" if s.forward_busy else "always"))
-                steps.extend(extra[1:])
+            steps += _only_when(extra, "no_answer" if s.forward_busy else "always")
         if s.forward_busy and s.forward_busy != s.forward_no_answer:
             extra, _ = self.target_steps(s.forward_busy, depth)
-            if extra:
-                steps.append(_when(extra[0], "busy" if s.forward_no_answer else "always"))
-                steps.extend(extra[1:])
+            steps += _only_when(extra, "busy" if s.forward_no_answer else "always")
         return steps, None
 
     def ring_group_steps(self, name: str, depth: int) -> tuple[list[HuntStep], Reject | None]:
@@ -338,8 +334,14 @@ class _Planner:
         )
 
 
-def _when(step: HuntStep, when: str) -> HuntStep:
-    return HuntStep(step.targets, step.ring_seconds, when)
+def _only_when(steps: list[HuntStep], when: str) -> list[HuntStep]:
+    """A forward target's whole hunt (its phone, then its own follow-me) as the alternative
+    taken on ``when``: every unconditional step gets the condition, so a busy extension
+    never rings the follow-me of its forward-on-no-answer target. (Conditions inside the
+    target's hunt keep their own value; they are judged by the first extension's outcome.)"""
+    if when == "always":
+        return steps
+    return [HuntStep(s.targets, s.ring_seconds, when) if s.when == "always" else s for s in steps]
 
 
 def _to_destination(planner: _Planner, did: DidConfig, ani: str) -> Route:
