@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, bindparam, create_engine, event, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, create_engine, event, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -68,14 +68,14 @@ class Tx:
         return appended
 
 
-_TENANTS = Tenant.__table__
+_TENANTS = cast(Table, Tenant.__table__)
 _BUMP_LAST_EVENT_ID = (
     update(_TENANTS)
     .where(_TENANTS.c.tenant_id == bindparam("t"))
     .values(last_event_id=_TENANTS.c.last_event_id + bindparam("n"))
     .returning(_TENANTS.c.last_event_id)
 )
-_INSERT_EVENTS = insert(EventRecord.__table__)
+_INSERT_EVENTS = insert(cast(Table, EventRecord.__table__))
 
 
 def append_events_txn(
