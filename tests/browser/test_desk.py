@@ -11,6 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from tests.browser.conftest import ADMIN_PASSWORD, LiveServer, screenshot
+from tests.browser.test_accessibility import static_problems
 from tests.browser.test_web_shell import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -135,6 +136,7 @@ def test_agent_handles_an_interaction_and_the_wallboard_follows(
     countdown = int(offer.get_by_test_id("offer-countdown").inner_text().split()[0])
     assert 50 <= countdown <= 60
     expect(state).to_have_text("Offered")
+    assert static_problems(agent) == []  # labels and contrast with the offer open, too
     screenshot(agent, "agent-desktop-offer")
 
     # a reload does not restart the countdown: it runs on the offer's expiry (server time)
@@ -165,6 +167,8 @@ def test_agent_handles_an_interaction_and_the_wallboard_follows(
     card.get_by_role("button", name="Add note").click()
     expect(card.get_by_test_id("notes")).to_contain_text("yearly plan")
     card.get_by_label("Disposition").select_option("sale")
+    assert static_problems(agent) == []
+    assert static_problems(board) == []
     screenshot(agent, "agent-desktop-interaction")
     screenshot(board, "wallboard")
     card.get_by_role("button", name="Complete").click()
@@ -174,6 +178,7 @@ def test_agent_handles_an_interaction_and_the_wallboard_follows(
     expect(state).to_have_text("Wrap-up")
     expect(wrap.get_by_test_id("wrapup-timer")).to_contain_text("left")
     wrap.get_by_label("Wrap-up notes").fill("Sent the yearly offer by e-mail")
+    assert static_problems(agent) == []
     screenshot(agent, "agent-desktop-wrapup")
     wrap.get_by_role("button", name="End wrap-up").click()
     expect(state).to_have_text("Ready")

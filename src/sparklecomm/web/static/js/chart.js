@@ -22,7 +22,7 @@ export function dayChart(rows, { width = 640, height = 220 } = {}) {
     const y = pad.t + hgt - (hgt * i) / 4;
     svg.append(el("line", { x1: pad.l, x2: pad.l + w, y1: y, y2: y, stroke: "#e9ecef" }));
     svg.append(el("text", { x: pad.l - 6, y: y + 4, "text-anchor": "end", "font-size": 10, fill: "#5b6478" }, String(Math.round((max * i) / 4))));
-    svg.append(el("text", { x: pad.l + w + 6, y: y + 4, "font-size": 10, fill: "#2b8a3e" }, `${25 * i}%`));
+    svg.append(el("text", { x: pad.l + w + 6, y: y + 4, "font-size": 10, fill: "#237a35" }, `${25 * i}%`));
   }
   const pts = [];
   shown.forEach((r, i) => {
@@ -39,8 +39,8 @@ export function dayChart(rows, { width = 640, height = 220 } = {}) {
     if (i % every === 0) svg.append(el("text", { x: x + 2, y: height - 8, "font-size": 10, fill: "#5b6478" },
       new Date(r.start).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" })));
   });
-  if (pts.length > 1) svg.append(el("polyline", { points: pts.join(" "), fill: "none", stroke: "#2b8a3e", "stroke-width": 2.5 }));
-  for (const p of pts) { const [cx, cy] = p.split(","); svg.append(el("circle", { cx, cy, r: 3, fill: "#2b8a3e" })); }
+  if (pts.length > 1) svg.append(el("polyline", { points: pts.join(" "), fill: "none", stroke: "#237a35", "stroke-width": 2.5 }));
+  for (const p of pts) { const [cx, cy] = p.split(","); svg.append(el("circle", { cx, cy, r: 3, fill: "#237a35" })); }
   svg.append(el("line", { x1: pad.l, x2: pad.l + w, y1: pad.t + hgt, y2: pad.t + hgt, stroke: "#adb5bd" }));
   return svg;
 }
