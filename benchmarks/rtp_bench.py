@@ -8,8 +8,13 @@ relay. 300 calls are 30,000 packets/s into the relay and 30,000 out. The first
 ``--warmup`` seconds latch the legs (the relay learns the phones from their first packets,
 no SDP is given) and are not counted; then ``--seconds`` are measured.
 
-Each packet carries its send time (CLOCK_MONOTONIC, ns) in the payload, so the generator
-measures one-way latency through the relay itself. **Late** means a one-way latency above
+Each packet carries its send time (CLOCK_REALTIME, ns, taken right before ``sendto``) in
+the payload. Its arrival is taken from the kernel: every phone socket has ``SO_TIMESTAMPNS``
+on and is read with ``recvmsg`` (all queued datagrams per wakeup), so the one-way latency is
+from the send stamp to the moment the packet reached the receiving phone's socket, whatever
+the (busy) generator was doing then. The same packets are also timed when the generator got
+round to reading them (``userspace_*`` keys: what earlier versions reported, which charged
+the generator's own scheduling delay to the relay). **Late** means a one-way latency above
 ``--late-ms`` (20 ms by default: one packetisation interval of extra delay, since the
 loopback base latency is well under 1 ms); **lost** means sent in the measured window and not
 received within 0.5 s after sending stopped. The sending is spread evenly over each 20 ms
@@ -26,15 +31,27 @@ transport whose ``sendto`` does nothing).
 
 The generator is as busy as the relay (it receives and sends as many packets), so on a
 busy machine it can fall behind its own schedule: ``load_wall_s`` (how long the measured
-sending took, against ``--seconds``) and ``send_lag_p99_ms`` say when that happened, and
-then the latency figures describe the machine more than the relay. ``--rounds`` alternates
-relay and reference runs so that a busy spell hits both alike; ``--priority`` gives both
-processes a nice value (negative needs root).
+sending took, against ``--seconds``) and ``send_lag_p99_ms`` say when that happened (a late
+*send* is not counted as latency: the stamp is taken when the packet really leaves).
+``--rounds`` alternates relay and reference runs so that a busy spell hits both alike.
+
+Scheduling: on a machine shared with other work the server is mostly delayed by waiting for
+its CPU (``relay_run_delay_s``: time runnable but not running, from ``/proc/self/schedstat``;
+``relay_cpu_others_s``: CPU time others used on the relay's core during the run). Linux's
+autogroup shares the CPU between sessions first, so ``--priority`` (a nice value) only
+orders the benchmark's own processes; ``--realtime PRIO`` runs the server and the generator
+SCHED_FIFO (root), the nearest to a dedicated core that a shared machine gives
+(``--realtime-load 0`` leaves the generator out). ``--slice-us`` asks EEVDF for a shorter
+slice, ``--gc freeze|off`` changes the server's garbage collector (its collections and
+longest pause are reported).
 
 Run:  .venv/bin/python benchmarks/rtp_bench.py [--calls 300] [--seconds 20] [--rounds 1]
           [--loop uvloop|asyncio] [--relay-cpu 0] [--load-cpu 1] [--priority N]
-Ends with one JSON line: concurrent_calls, packets, rtp_late_ratio, rtp_lost_ratio, p99_ms,
-reference_p99_ms, reference_late_ratio, and more (see the docs/performance.md section).
+          [--realtime PRIO] [--realtime-load PRIO] [--slice-us N] [--gc default|freeze|off]
+Ends with one JSON line: concurrent_calls, packets, rtp_late_ratio, rtp_lost_ratio, p99_ms
+(kernel arrival stamps), reference_late_ratio, reference_p99_ms, userspace_late_ratio,
+userspace_p99_ms (the generator's read time), the scheduling figures, and more (see the
+docs/performance.md section).
 
 :func:`run_rtp_load` is reusable (e.g. by a SIP benchmark): give it the relay's
 ``(leg a address, leg b address)`` per call and it plays both phones and returns the figures.
@@ -80,13 +97,36 @@ def _run(coro: Coroutine[Any, Any, Any], loop_name: str) -> Any:
     return asyncio.run(coro)
 
 
-def _pin(cpu: int | None, priority: int | None = None, realtime: int | None = None) -> None:
+def _pin(
+    cpu: int | None,
+    priority: int | None = None,
+    realtime: int | None = None,
+    slice_us: int | None = None,
+) -> None:
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
     if priority is not None:  # a nice value; below 0 needs root (CAP_SYS_NICE)
         os.setpriority(os.PRIO_PROCESS, 0, priority)
     if realtime:  # SCHED_FIFO at this priority (root): ordinary processes cannot preempt it
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(realtime))
+    elif slice_us:
+        _set_slice(slice_us, priority or 0)
+
+
+def _set_slice(slice_us: int, nice: int) -> None:
+    """Ask the fair scheduler (EEVDF, Linux 6.12+) for a short time slice: an earlier
+    virtual deadline, so a waking process preempts the running one sooner (no privilege;
+    the kernel clamps it to 0.1-100 ms). ``sched_setattr(2)``, x86-64 only here."""
+    import ctypes
+    import platform
+
+    if platform.machine() != "x86_64":
+        raise OSError("--slice-us: sched_setattr is wired for x86-64 only")
+    # struct sched_attr (VER1, 56 bytes): size, policy, flags, nice, priority, runtime, ...
+    attr = struct.pack("IIQiIQQQII", 56, 0, 0, nice, 0, slice_us * 1000, 0, 0, 0, 0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(314, 0, ctypes.create_string_buffer(attr), 0) != 0:
+        raise OSError(ctypes.get_errno(), "sched_setattr failed")
 
 
 def _cpu_times(cpu: int) -> tuple[float, float]:
@@ -296,6 +336,7 @@ def run_rtp_load(
     cpu: int | None = None,
     priority: int | None = None,
     realtime: int | None = None,
+    slice_us: int | None = None,
     keep_latencies: bool = False,
 ) -> dict[str, Any]:
     """Play both phones of every call against a relay; return latency, late and lost figures.
@@ -306,7 +347,7 @@ def run_rtp_load(
     synchronous code, e.g. another benchmark), pinned to ``cpu`` and at nice value
     ``priority`` when given (and SCHED_FIFO at ``realtime``).
     """
-    _pin(cpu, priority, realtime)
+    _pin(cpu, priority, realtime, slice_us)
     _raise_nofile()
     result = dict(_run(_load(targets, seconds, warmup, late_ms), loop))
     if not keep_latencies:
@@ -435,7 +476,7 @@ def _quiet() -> None:
 
 def _serve_main(args: argparse.Namespace) -> None:
     _quiet()
-    _pin(args.relay_cpu, args.priority, args.realtime)
+    _pin(args.relay_cpu, args.priority, args.realtime, args.slice_us)
     _raise_nofile()
     _run(_serve(args.serve, args.calls, args.port_min, args.port_max, args.gc), args.loop)
 
@@ -469,6 +510,7 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         args.gc,
         *(["--priority", str(args.priority)] if args.priority is not None else []),
         *(["--realtime", str(args.realtime)] if args.realtime else []),
+        *(["--slice-us", str(args.slice_us)] if args.slice_us else []),
     ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
@@ -482,7 +524,8 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             loop=args.loop,
             cpu=args.load_cpu,
             priority=args.priority,
-            realtime=args.realtime,
+            realtime=args.realtime if args.realtime_load is None else args.realtime_load,
+            slice_us=args.slice_us,
             keep_latencies=True,
         )
         busy1, steal1 = _cpu_times(args.relay_cpu)
@@ -569,6 +612,17 @@ def main() -> None:
         help="SCHED_FIFO priority (1-99, root) for the server and the load generator",
     )
     parser.add_argument(
+        "--realtime-load",
+        type=int,
+        metavar="PRIO",
+        help="the load generator's own SCHED_FIFO priority (0: none), overriding --realtime",
+    )
+    parser.add_argument(
+        "--slice-us",
+        type=int,
+        help="EEVDF time slice (µs) asked for the server and the generator (sched_setattr)",
+    )
+    parser.add_argument(
         "--gc",
         choices=("default", "freeze", "off"),
         default="default",
@@ -639,6 +693,8 @@ def main() -> None:
         **costs,
         "priority": args.priority,
         "realtime": args.realtime,
+        "slice_us": args.slice_us,
+        "realtime_load": args.realtime if args.realtime_load is None else args.realtime_load,
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
     }

@@ -1,6 +1,7 @@
 """SIP call throughput: SIPp UAC → B2BUA → SIPp UAS, ours against sippy's B2BUA, one run.
 
     sudo .venv/bin/python benchmarks/sip_bench.py [--rates 25,50,100,200] [--seconds 10]
+        [--rtp-calls 300] [--rtp-seconds 10] [--rtp-realtime PRIO]
 
 Each B2BUA runs pinned to CPU 0 (one core), the SIPp caller and callee on the other CPUs.
 For each call rate (calls per second) SIPp places ``rate × seconds`` short calls (INVITE,
@@ -19,9 +20,24 @@ scenario is the stock one with a lower-case ``transport=udp`` for both.
 
 Everything runs inside a fresh network namespace with only loopback (the script re-executes
 itself under ``ip netns exec``; root needed), so no packet can leave the machine whatever a
-B2BUA does with the addresses in the messages. Ends with one JSON line: ``cps``,
-``failed_ratio``, ``sippy_cps``, ``sippy_failed_ratio``, ``concurrent_calls``,
-``rtp_late_ratio`` and the per-rate details.
+B2BUA does with the addresses in the messages.
+
+Then the RTP stage (ours only; ``--rtp-calls``, 300 by default, 0 skips it): a fresh B2BUA
+(the same server, on uvloop as under ``sparklecomm serve``, ``--rtp-loop``; pinned to the
+B2BUA core, its relay in the same process) and a fresh SIPp callee; SIPp's caller sets up
+``--rtp-calls`` calls at ``--rtp-setup-rate`` cps and holds them. The relay ports are read
+from the SDP the B2BUA sent (SIPp's ``-trace_msg`` logs: the 200 OK to the caller, the INVITE
+to the callee), and rtp_bench's generator (imported; a child process pinned to the load
+core) plays both phones of every call: G.711, 50 packets/s each way, ``--rtp-warmup`` s of
+latching and then ``--rtp-seconds`` measured. ``rtp_late_ratio``: packets more than
+``--rtp-late-ms`` from the send stamp to the kernel's arrival stamp at the receiving phone's
+socket, over packets sent; ``rtp_lost_ratio``; ``concurrent_calls``: the calls set up and
+relayed at once. ``--rtp-realtime PRIO`` runs the B2BUA and the generator SCHED_FIFO (on a
+machine shared with other work, the nearest to a dedicated core; see rtp_bench).
+
+Ends with one JSON line: ``cps``, ``failed_ratio``, ``sippy_cps``, ``sippy_failed_ratio``,
+``concurrent_calls``, ``rtp_late_ratio``, ``rtp_stage`` (what the RTP stage is), and the
+per-rate and RTP details.
 """
 
 from __future__ import annotations
@@ -84,11 +100,13 @@ def pinned(cpu_list: list[int]) -> list[str]:
 
 
 @contextlib.contextmanager
-def process(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
+def process(
+    cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         try:
-            yield
+            yield proc
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -234,11 +252,17 @@ def serve_ours() -> None:
     """Our SIP server and B2BUA for the benchmark (runs in its own process).
 
     ``BENCH_PROFILE=/path/file.prof`` runs it under cProfile and writes the stats there on
-    exit (``python -m pstats`` reads them).
+    exit (``python -m pstats`` reads them). ``BENCH_LOOP=uvloop`` runs it on uvloop (the
+    RTP stage does, as ``sparklecomm serve`` does); otherwise asyncio's own loop.
     """
     profile_to = os.environ.get("BENCH_PROFILE")
+    run: Any = asyncio.run
+    if os.environ.get("BENCH_LOOP") == "uvloop":  # as under `sparklecomm serve` (uvicorn's)
+        import uvloop
+
+        run = uvloop.run
     if not profile_to:
-        asyncio.run(_serve(B2BUA_PORT, UAS_PORT))
+        run(_serve(B2BUA_PORT, UAS_PORT))
         _write_cpu_time()
         return
     import cProfile
@@ -246,7 +270,7 @@ def serve_ours() -> None:
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        asyncio.run(_serve(B2BUA_PORT, UAS_PORT))
+        run(_serve(B2BUA_PORT, UAS_PORT))
     finally:
         profiler.disable()
         profiler.dump_stats(profile_to)
@@ -359,6 +383,225 @@ def measure(
         return ramp(name, sub, args.rates, args.seconds, args.call_ms, load)
 
 
+# ---- RTP stage: concurrent bridged calls with media through the relay ------------------------
+
+RTP_STAGE = (
+    "bridged calls: SIPp UAC -> our B2BUA -> SIPp UAS, held up while RTP flows; the media is "
+    "anchored by the B2BUA's own relay (sparklecomm.telephony.media, in the B2BUA process, "
+    "pinned to one core); rtp_bench's generator (pinned to another core) plays both phones of "
+    "every call, sending to the relay ports of the SDP the B2BUA sent (200 OK to the caller, "
+    "INVITE to the callee); late/lost from the send stamp to the kernel's arrival stamp "
+    "(SO_TIMESTAMPNS) at the receiving phone's socket"
+)
+
+
+def _sdp_ports(log_text: str, *, responses: bool) -> dict[str, tuple[str, int]]:
+    """Per Call-ID, the (address, port) of the audio in the SDP of each received INVITE
+    (``responses=False``) or 2xx answer to an INVITE (``responses=True``) in a SIPp
+    ``-trace_msg`` log."""
+    found: dict[str, tuple[str, int]] = {}
+    for block in log_text.split("message received")[1:]:
+        text = block.split("\n", 1)[1] if "\n" in block else ""
+        lines = [line.rstrip("\r") for line in text.lstrip("\r\n").split("\n")]
+        if not lines:
+            continue
+        start = lines[0]
+        if responses and not start.startswith("SIP/2.0 2"):
+            continue
+        if not responses and not start.startswith("INVITE "):
+            continue
+        headers: dict[str, str] = {}
+        address, port = "", 0
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep and name.strip().lower() in ("call-id", "i", "cseq"):
+                headers["call-id" if name.strip().lower() in ("call-id", "i") else "cseq"] = (
+                    value.strip()
+                )
+            elif line.startswith("c=IN IP4 "):
+                address = line.split()[2]
+            elif line.startswith("m=audio "):
+                port = int(line.split()[1])
+                break
+        if responses and not headers.get("cseq", "").upper().endswith("INVITE"):
+            continue
+        if "call-id" in headers and address and port:
+            found[headers["call-id"]] = (address, port)
+    return found
+
+
+def _process_times(pid: int) -> tuple[float, float]:
+    """(CPU seconds, seconds runnable but waiting for a CPU) of a process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with open(f"/proc/{pid}/schedstat") as f:
+            delay = int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0, 0.0
+    return cpu, delay
+
+
+def _read_traces(directory: Path) -> str:
+    return "".join(
+        path.read_text(errors="replace") for path in sorted(directory.glob("*_messages.log"))
+    )
+
+
+def _drive_rtp(
+    targets: list[tuple[tuple[str, int], tuple[str, int]]], args: argparse.Namespace, cpu: int
+) -> dict[str, Any]:
+    """rtp_bench's generator in a child process (it pins itself and runs its own loop)."""
+    import multiprocessing
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import rtp_bench
+
+    def child(conn: Any) -> None:
+        try:
+            conn.send(
+                rtp_bench.run_rtp_load(
+                    targets,
+                    args.rtp_seconds,
+                    warmup=args.rtp_warmup,
+                    late_ms=args.rtp_late_ms,
+                    loop=rtp_bench._default_loop(),
+                    cpu=cpu,
+                    realtime=args.rtp_realtime,
+                )
+            )
+        except BaseException as error:  # report, do not hang the parent
+            conn.send({"error": repr(error)})
+        finally:
+            conn.close()
+
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    worker = context.Process(target=child, args=(sender,))
+    worker.start()
+    sender.close()
+    result = dict(receiver.recv())
+    worker.join()
+    if "error" in result:
+        raise RuntimeError(f"RTP load generator failed: {result['error']}")
+    return result
+
+
+def rtp_stage(work: Path, args: argparse.Namespace, uas: Path) -> dict[str, Any]:
+    """``--rtp-calls`` concurrent calls set up through our B2BUA, RTP relayed while they last."""
+    calls = args.rtp_calls
+    b2bua_cpus, load = cpus()
+    sub = work / "rtp"
+    sub.mkdir()
+    setup_s = calls / args.rtp_setup_rate
+    # Held long enough for the set-up, the generator's start, warm-up, measure and drain.
+    hold_ms = int((setup_s * 2 + args.rtp_warmup + args.rtp_seconds + 15) * 1000)
+    b2bua_cmd, env = ours_cmd(b2bua_cpus)
+    if args.rtp_loop == "uvloop":
+        env["BENCH_LOOP"] = "uvloop"
+    if args.rtp_realtime:
+        b2bua_cmd = ["chrt", "-f", str(args.rtp_realtime), *b2bua_cmd]
+    uas_cmd = [
+        *pinned(load),
+        "sipp",
+        "-sf",
+        str(uas),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(UAS_PORT),
+        "-nostdin",
+        "-trace_msg",
+    ]
+    uac_cmd = [
+        *pinned(load),
+        "sipp",
+        "-sn",
+        "uac",
+        f"127.0.0.1:{B2BUA_PORT}",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(UAC_PORT),
+        "-s",
+        "2000",
+        "-r",
+        str(args.rtp_setup_rate),
+        "-m",
+        str(calls),
+        "-l",
+        str(calls),
+        "-d",
+        str(hold_ms),
+        "-nostdin",
+        "-timeout",
+        f"{int(hold_ms / 1000 + setup_s * 3 + 30)}s",
+        "-timeout_error",
+        "-trace_msg",
+        "-trace_stat",
+        "-stf",
+        str(sub / "uac.csv"),
+        "-fd",
+        "1",
+    ]
+    result: dict[str, Any] = {"rtp_stage": RTP_STAGE, "rtp_calls_requested": calls}
+    with (
+        process(uas_cmd, sub / "uas.log", cwd=sub),
+        process(b2bua_cmd, sub / "b2bua.log", env) as b2bua,
+    ):
+        wait_for_sip(B2BUA_PORT)
+        uac_dir = sub / "uac"
+        uac_dir.mkdir()
+        with (sub / "uac.log").open("wb") as out:
+            uac = subprocess.Popen(uac_cmd, stdout=out, stderr=subprocess.STDOUT, cwd=uac_dir)
+            try:
+                deadline = time.monotonic() + setup_s * 2 + 20
+                legs_a: dict[str, tuple[str, int]] = {}
+                legs_b: dict[str, tuple[str, int]] = {}
+                while time.monotonic() < deadline and uac.poll() is None:
+                    time.sleep(0.5)
+                    legs_a = _sdp_ports(_read_traces(uac_dir), responses=True)
+                    legs_b = _sdp_ports(_read_traces(sub), responses=False)
+                    if len(legs_a) >= calls and len(legs_b) >= calls:
+                        break
+                set_up = min(len(legs_a), len(legs_b))
+                result["rtp_calls_set_up"] = set_up
+                # Each phone sends to one relay leg; which caller leg is paired with which
+                # callee leg in this list does not matter (every packet carries its own send
+                # stamp), only that each leg of each call has one phone.
+                a_ports = sorted(set(legs_a.values()))[:set_up]
+                b_ports = sorted(set(legs_b.values()))[:set_up]
+                if set_up:
+                    before = _process_times(b2bua.pid), time.monotonic()
+                    try:
+                        load_result = _drive_rtp(
+                            list(zip(a_ports, b_ports, strict=True)), args, load[0]
+                        )
+                    except RuntimeError as error:  # reported in the JSON, the rest stands
+                        result["rtp_error"] = str(error)
+                    else:
+                        after = _process_times(b2bua.pid), time.monotonic()
+                        result["rtp"] = load_result
+                        wall = after[1] - before[1]
+                        # The B2BUA process (SIP + relay) over the RTP run (generator start,
+                        # warm-up, measure, drain): share of its core, time waiting for it.
+                        used = after[0][0] - before[0][0]
+                        result["rtp_b2bua_cpu_util"] = round(used / wall, 3)
+                        result["rtp_b2bua_run_delay_s"] = round(after[0][1] - before[0][1], 3)
+                uac.wait(timeout=hold_ms / 1000 + setup_s * 3 + 60)
+            finally:
+                if uac.poll() is None:
+                    uac.terminate()
+                    uac.wait()
+    with contextlib.suppress(OSError, IndexError):
+        with (sub / "uac.csv").open() as f:
+            last = list(csv.DictReader(f, delimiter=";"))[-1]
+        result["rtp_calls_successful"] = int(last.get("SuccessfulCall(C)", 0) or 0)
+        result["rtp_calls_failed"] = int(last.get("FailedCall(C)", 0) or 0)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="25,50,100,150,200,300,400,600,800")
@@ -369,6 +612,30 @@ def main() -> None:
     parser.add_argument("--skip-ours", action="store_true")
     parser.add_argument(
         "--no-relay", action="store_true", help="our B2BUA without media anchoring (as sippy)"
+    )
+    parser.add_argument(
+        "--rtp-calls",
+        type=int,
+        default=300,
+        help="concurrent bridged calls of the RTP stage (0 skips it)",
+    )
+    parser.add_argument("--rtp-seconds", type=float, default=10.0, help="measured RTP time")
+    parser.add_argument("--rtp-warmup", type=float, default=1.0)
+    parser.add_argument(
+        "--rtp-loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="event loop of the B2BUA in the RTP stage (uvloop: as `sparklecomm serve`)",
+    )
+    parser.add_argument("--rtp-late-ms", type=float, default=20.0)
+    parser.add_argument(
+        "--rtp-setup-rate", type=int, default=100, help="cps at which the RTP stage's calls start"
+    )
+    parser.add_argument(
+        "--rtp-realtime",
+        type=int,
+        metavar="PRIO",
+        help="SCHED_FIFO priority for the B2BUA and the RTP generator in the RTP stage",
     )
     parser.add_argument("--serve-ours", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -403,6 +670,23 @@ def main() -> None:
             else:
                 cps, failed, details = measure("sippy", sippy_cmd(site, cpus()[0]), work, args, uas)
                 result.update(sippy_cps=cps, sippy_failed_ratio=failed, sippy=details)
+        if args.skip_ours or args.no_relay or args.rtp_calls <= 0:
+            result["rtp_stage"] = "skipped (--skip-ours, --no-relay or --rtp-calls 0)"
+        else:
+            stage = rtp_stage(work, args, uas)
+            rtp = stage.get("rtp", {})
+            result.update(
+                concurrent_calls=stage.get("rtp_calls_set_up"),
+                rtp_late_ratio=rtp.get("kernel", {}).get("late_ratio"),
+                rtp_lost_ratio=rtp.get("lost_ratio"),
+                rtp_p99_ms=rtp.get("kernel", {}).get("p99_ms"),
+                rtp_userspace_late_ratio=rtp.get("late_ratio"),
+                rtp_send_lag_p99_ms=rtp.get("send_lag_p99_ms"),
+                rtp_realtime=args.rtp_realtime,
+                rtp_loop=args.rtp_loop,
+                **{k: v for k, v in stage.items() if k != "rtp"},
+                rtp=rtp,
+            )
     print(json.dumps(result))
 
 
