@@ -11,6 +11,14 @@ The pure :class:`~sparklecomm.acd.engine.AcdEngine` decides; this shell
   background task on the event loop, and
 * rebuilds each tenant's engine on start from its snapshot and journal.
 
+Several processes ("nodes") may route the same tenant on one database. Each command claims
+the next journal ``seq`` *before* the engine runs it (expected version): a node that is
+behind finds ``seq`` taken, catches its engine up from the journal (or the newer snapshot)
+and runs the command again on the current state, up to ``max_attempts`` times, then gives
+up with :class:`~sparklecomm.core.errors.Conflict`. Reads and the timer loop check the
+journal's head (at most every ``freshness_seconds``) so a node that only reads still sees
+what the others decided.
+
 If writing a command fails after the engine accepted it, the tenant's engine is rebuilt from
 the database, so memory never runs ahead of what was stored.
 """
@@ -20,18 +28,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from sparklecomm.acd.engine import AcdEngine
 from sparklecomm.acd.persistence import agent_config_from_dict, queue_config_from_dict
 from sparklecomm.acd.store import (
+    AcdCommand,
+    JournalConflict,
     journal_command_txn,
+    journal_head,
     load_journal,
     load_snapshot,
     save_snapshot_txn,
@@ -39,7 +51,7 @@ from sparklecomm.acd.store import (
 )
 from sparklecomm.audit.store import Actor, write_audit_txn
 from sparklecomm.core.clock import Clock
-from sparklecomm.core.errors import InvalidInput
+from sparklecomm.core.errors import Conflict, InvalidInput
 from sparklecomm.core.events import Event, NewEvent
 from sparklecomm.customers.store import list_codes
 from sparklecomm.store.db import Database
@@ -48,7 +60,12 @@ log = structlog.get_logger(__name__)
 
 
 class EngineClock:
-    """The engine's clock: set by the service to each command's time (never backwards)."""
+    """The engine's clock: set by the service to each command's time (never backwards).
+
+    Between commands it shows the time of the last stored command: a read or a refused
+    command moves it to "now" only while it runs (:meth:`reset` puts it back), so commands
+    another node stored meanwhile replay here at their recorded times, as in a rebuild.
+    """
 
     def __init__(self, start: datetime) -> None:
         self._now = start
@@ -62,6 +79,10 @@ class EngineClock:
     def set(self, when: datetime) -> None:
         if when > self._now:
             self._now = when
+
+    def reset(self, when: datetime) -> None:
+        """Back to ``when`` (a value :meth:`now` gave before), even if earlier."""
+        self._now = when
 
 
 def _parse_time(value: Any, name: str) -> datetime | None:
@@ -94,6 +115,13 @@ def _apply(engine: AcdEngine, name: str, args: dict[str, Any]) -> list[NewEvent]
         raise InvalidInput(f"unknown routing command {name!r}", field="command")
     method: Callable[..., list[NewEvent]] = getattr(engine, name)
     return method(**args)
+
+
+def _replay(engine: AcdEngine, clock: EngineClock, commands: Iterable[AcdCommand]) -> None:
+    """Apply stored commands at their recorded times (a rebuild and a catch-up alike)."""
+    for command in commands:
+        clock.set(command.time)
+        _apply(engine, command.name, command.args)
 
 
 COMMANDS = frozenset(
@@ -151,15 +179,32 @@ class TenantRouting:
     seq: int = 0
     since_snapshot: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
+    checked_at: float | None = None  # service clock's monotonic time of the last head check
 
 
 class AcdService:
-    """Routing for all tenants of this process. See the module docstring."""
+    """Routing for all tenants of this process. See the module docstring.
 
-    def __init__(self, db: Database, clock: Clock, *, snapshot_every: int = 500) -> None:
+    ``freshness_seconds``: how old a tenant's view of the journal head may be before a read
+    (or the timer loop) checks it again (one indexed query; 0 = before every read).
+    ``max_attempts``: how many times a command is tried when other nodes keep storing
+    commands first.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        snapshot_every: int = 500,
+        freshness_seconds: float = 0.5,
+        max_attempts: int = 3,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.snapshot_every = snapshot_every
+        self.freshness_seconds = freshness_seconds
+        self.max_attempts = max_attempts
         self._tenants: dict[str, TenantRouting] = {}
         self._tenants_lock = threading.Lock()
         self._timer_task: asyncio.Task[None] | None = None
@@ -205,18 +250,30 @@ class AcdService:
         await run_in_threadpool(self.snapshot_all)
 
     def snapshot_all(self) -> None:
+        """Snapshot every tenant with commands since its last snapshot (at a clean stop).
+
+        Only an engine at the journal's head is written: a node that is behind must not
+        replace another node's newer snapshot (nor would its state be worth keeping).
+        """
         for rt in list(self._tenants.values()):
             with rt.lock:
-                if rt.since_snapshot:
+                if not rt.since_snapshot:
+                    continue
+                try:
                     with self.db.write() as tx:
-                        save_snapshot_txn(
-                            tx.session,
-                            rt.tenant_id,
-                            rt.seq,
-                            rt.clock.now(),
-                            rt.engine.to_snapshot(),
-                        )
-                    rt.since_snapshot = 0
+                        if journal_head(tx.session, rt.tenant_id) == rt.seq:
+                            save_snapshot_txn(
+                                tx.session,
+                                rt.tenant_id,
+                                rt.seq,
+                                rt.clock.now(),
+                                rt.engine.to_snapshot(),
+                            )
+                except Exception:
+                    # A snapshot only saves replay time; another node may be writing one.
+                    log.exception("acd_snapshot_failed", tenant_id=rt.tenant_id)
+                    continue
+                rt.since_snapshot = 0
 
     def _build(self, tenant_id: str) -> TenantRouting:
         with self.db.read() as s:
@@ -230,13 +287,62 @@ class AcdService:
             clock = EngineClock(journal[0].time if journal else self.clock.now())
             engine = AcdEngine(clock)
             seq = 0
-        for command in journal:
-            clock.set(command.time)
-            _apply(engine, command.name, command.args)
-            seq = command.seq
+        _replay(engine, clock, journal)
         if journal:
+            seq = journal[-1].seq
             log.info("acd_replayed", tenant_id=tenant_id, commands=len(journal))
-        return TenantRouting(tenant_id, engine, clock, seq=seq, since_snapshot=len(journal))
+        return TenantRouting(
+            tenant_id,
+            engine,
+            clock,
+            seq=seq,
+            since_snapshot=len(journal),
+            checked_at=self.clock.monotonic(),
+        )
+
+    def _rebuild(self, rt: TenantRouting) -> None:
+        """Replace ``rt``'s engine with one built from the database (same lock, in place)."""
+        fresh = self._build(rt.tenant_id)
+        rt.engine, rt.clock, rt.seq = fresh.engine, fresh.clock, fresh.seq
+        rt.since_snapshot, rt.checked_at = fresh.since_snapshot, fresh.checked_at
+
+    def _catch_up(self, rt: TenantRouting) -> None:
+        """Apply the commands other nodes stored after ``rt.seq`` (under ``rt.lock``).
+
+        Incremental when the journal still holds ``rt.seq + 1``; a full rebuild when a newer
+        snapshot already dropped it (or the database is behind this engine: a restore).
+        """
+        with self.db.read() as s:
+            commands = load_journal(s, rt.tenant_id, rt.seq)
+            head = commands[-1].seq if commands else journal_head(s, rt.tenant_id)
+        rt.checked_at = self.clock.monotonic()
+        if head == rt.seq:
+            return
+        if not commands or commands[0].seq != rt.seq + 1:
+            log.info("acd_rebuild_behind_snapshot", tenant_id=rt.tenant_id, seq=rt.seq, head=head)
+            self._rebuild(rt)
+            return
+        try:
+            _replay(rt.engine, rt.clock, commands)
+        except Exception:
+            # Cannot happen with a deterministic engine; never leave a half-applied catch-up.
+            log.exception("acd_catch_up_failed", tenant_id=rt.tenant_id, seq=rt.seq)
+            self._rebuild(rt)
+            return
+        rt.seq = head
+        rt.since_snapshot += len(commands)
+
+    def _refresh(self, rt: TenantRouting) -> None:
+        """Catch up when other nodes stored commands; checks the head at most every
+        ``freshness_seconds`` (under ``rt.lock``)."""
+        now = self.clock.monotonic()
+        if rt.checked_at is not None and now - rt.checked_at < self.freshness_seconds:
+            return
+        with self.db.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+            head = journal_head(conn, rt.tenant_id)
+        rt.checked_at = now
+        if head != rt.seq:
+            self._catch_up(rt)
 
     def routing(self, tenant_id: str) -> TenantRouting:
         """The tenant's engine, built on first use (then given the tenant's break codes)."""
@@ -273,10 +379,16 @@ class AcdService:
         rt = self.routing(tenant_id)
         with rt.lock:
             wanted = self._wanted_break_reasons(rt)
-            current = rt.engine.config.break_reasons
-            if (None if current is None else sorted(current)) == wanted:
+
+            def differs() -> bool:  # checked again after catching up with other nodes
+                current = rt.engine.config.break_reasons
+                return (None if current is None else sorted(current)) != wanted
+
+            if not differs():
                 return []
-            return self.execute(tenant_id, "set_break_reasons", reasons=wanted)
+            events = self._execute(rt, "set_break_reasons", {"reasons": wanted}, guard=differs)
+        self._poke()
+        return events
 
     def codes_changed(self, tenant_id: str, kind: str) -> None:
         """Called by the customer service after an administrator changed desk codes."""
@@ -324,62 +436,120 @@ class AcdService:
                 self.sync_break_reasons(tenant_id)
             elif name == "complete":
                 self._check_disposition(tenant_id, args.get("disposition"))
-            now = self.clock.now()
-            rt.clock.set(now)
-            new_events = _apply(rt.engine, name, args)
-            try:
-                events = self._store(rt, name, args, new_events, audit)
-            except BaseException:
-                log.exception("acd_store_failed", tenant_id=tenant_id, command=name)
-                with self._tenants_lock:
-                    self._tenants[tenant_id] = self._build(tenant_id)
-                raise
-            for listener in self._listeners:
-                try:
-                    listener(tenant_id, events)
-                except Exception:
-                    log.exception("acd_listener_failed", tenant_id=tenant_id, command=name)
+            events = self._execute(rt, name, args, audit)
         self._poke()
         return events
+
+    def _execute(
+        self,
+        rt: TenantRouting,
+        name: str,
+        args: dict[str, Any],
+        audit: AuditNote | None = None,
+        guard: Callable[[], bool] | None = None,
+    ) -> list[Event]:
+        """Store and run one command (under ``rt.lock``), catching up with other nodes.
+
+        When another node stored the ``seq`` this node wanted, the engine catches up and the
+        command runs again on the current state, so the engine validates it again (an offer
+        the other node withdrew is now the engine's usual error). ``guard``, when given, is
+        asked again after each catch-up: False means the command is no longer needed (a
+        timer another node already fired) and nothing is stored.
+        """
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                events = self._store(rt, name, args, audit)
+            except JournalConflict:
+                pass
+            except IntegrityError:
+                with self.db.read() as s:
+                    head = journal_head(s, rt.tenant_id)
+                if head <= rt.seq:
+                    raise  # not the journal's key: a real error
+            else:
+                for listener in self._listeners:
+                    try:
+                        listener(rt.tenant_id, events)
+                    except Exception:
+                        log.exception("acd_listener_failed", tenant_id=rt.tenant_id, command=name)
+                return events
+            log.info("acd_conflict", tenant_id=rt.tenant_id, command=name, attempt=attempt)
+            self._catch_up(rt)
+            if guard is not None and not guard():
+                return []
+        raise Conflict(
+            f"Routing changed on another server {self.max_attempts} times while applying "
+            f"{name!r}; nothing was changed, try again."
+        )
 
     def _store(
         self,
         rt: TenantRouting,
         name: str,
         args: dict[str, Any],
-        new: list[NewEvent],
         audit: AuditNote | None = None,
     ) -> list[Event]:
+        """Claim the next ``seq``, run the command on the engine, store its events.
+
+        The engine runs inside the transaction, after the journal row is in: a node that is
+        behind fails on that row before its engine changes (so it can catch up instead of
+        rebuilding). A refused command rolls the transaction back and leaves no trace.
+        """
         seq = rt.seq + 1
         snapshot = rt.since_snapshot + 1 >= self.snapshot_every
-        with self.db.write() as tx:
-            journal_command_txn(tx.session, rt.tenant_id, seq, rt.clock.now(), name, args)
-            events = tx.emit(rt.tenant_id, new)
-            if audit is not None:
-                write_audit_txn(
-                    tx.session,
-                    self.clock,
-                    tenant_id=rt.tenant_id,
-                    actor=audit.actor,
-                    action=audit.action,
-                    target_type=audit.target_type,
-                    target_id=audit.target_id,
-                    details=audit.details,
-                )
-            if snapshot:
-                save_snapshot_txn(
-                    tx.session, rt.tenant_id, seq, rt.clock.now(), rt.engine.to_snapshot()
-                )
+        before = rt.clock.now()
+        rt.clock.set(self.clock.now())
+        applied = False
+        try:
+            with self.db.write() as tx:
+                now = rt.clock.now()
+                journal_command_txn(tx.session, rt.tenant_id, seq, now, name, args)
+                new = _apply(rt.engine, name, args)
+                applied = True
+                events = tx.emit(rt.tenant_id, new)
+                if audit is not None:
+                    write_audit_txn(
+                        tx.session,
+                        self.clock,
+                        tenant_id=rt.tenant_id,
+                        actor=audit.actor,
+                        action=audit.action,
+                        target_type=audit.target_type,
+                        target_id=audit.target_id,
+                        details=audit.details,
+                    )
+                if snapshot:
+                    save_snapshot_txn(tx.session, rt.tenant_id, seq, now, rt.engine.to_snapshot())
+        except BaseException:
+            if not applied:
+                rt.clock.reset(before)  # nothing ran: the clock stays at the last command
+            else:
+                log.exception("acd_store_failed", tenant_id=rt.tenant_id, command=name)
+                self._rebuild(rt)  # the engine ran a command that was not stored
+            raise
         rt.seq = seq
         rt.since_snapshot = 0 if snapshot else rt.since_snapshot + 1
         return events
 
     def read(self, tenant_id: str, fn: Callable[[AcdEngine], Any]) -> Any:
-        """Run a read-only function of the engine under the tenant's lock (at "now")."""
+        """Run a read-only function of the engine under the tenant's lock (at "now").
+
+        The engine first catches up with commands other nodes stored, when its view of the
+        journal is older than ``freshness_seconds`` (best effort: when the database cannot be
+        reached the read answers from memory, as before several nodes existed).
+        """
         rt = self.routing(tenant_id)
         with rt.lock:
+            try:
+                self._refresh(rt)
+            except SQLAlchemyError:
+                log.warning("acd_refresh_failed", tenant_id=tenant_id, exc_info=True)
+            before = rt.clock.now()
             rt.clock.set(self.clock.now())
-            return fn(rt.engine)
+            try:
+                return fn(rt.engine)
+            finally:
+                rt.clock.reset(before)
 
     # ---- timers --------------------------------------------------------------------------
 
@@ -387,15 +557,26 @@ class AcdService:
         """Run the tenant's timers that are due now (no-op when none is)."""
         rt = self.routing(tenant_id)
         with rt.lock:
-            deadline = rt.engine.next_deadline()
-            if deadline is None or deadline > self.clock.now():
+
+            def due() -> bool:  # asked again after catching up: another node may have ticked
+                deadline = rt.engine.next_deadline()
+                return deadline is not None and deadline <= self.clock.now()
+
+            if not due():
                 return []
-            return self.execute(tenant_id, "tick")
+            events = self._execute(rt, "tick", {}, guard=due)
+        self._poke()
+        return events
 
     def next_deadline(self) -> datetime | None:
+        """The earliest timer of all tenants (each caught up first, see ``_refresh``)."""
         deadlines = []
         for rt in list(self._tenants.values()):
             with rt.lock:
+                try:
+                    self._refresh(rt)
+                except Exception:
+                    log.exception("acd_refresh_failed", tenant_id=rt.tenant_id)
                 d = rt.engine.next_deadline()
             if d is not None:
                 deadlines.append(d)
