@@ -196,7 +196,7 @@ class AnyExtensionRouter(ExtensionRouter):
 # ---- state ---------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Leg:
     """One of the two dialogs of a call."""
 
@@ -251,7 +251,7 @@ class Leg:
         return f"SIP/2.0/{self.peer.transport.upper()} {format_host(host)}:{port}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call:
     """A call: the caller's leg, the legs being rung, and the answered one."""
 
@@ -619,9 +619,10 @@ class CallManager:
             outcome = "failed"  # every phone of the step refused already
         else:
             try:
-                outcome = await asyncio.wait_for(
-                    asyncio.shield(call.step_done), timeout=step.ring_seconds
-                )
+                # (asyncio.timeout rather than wait_for: one loop timer and no extra
+                # waiter future per call; shield keeps step_done itself uncancelled.)
+                async with asyncio.timeout(step.ring_seconds):
+                    outcome = await asyncio.shield(call.step_done)
             except TimeoutError:
                 outcome = "timeout"
         if outcome in ("answered", "cancelled") or call.ended:

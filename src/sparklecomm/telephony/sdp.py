@@ -15,6 +15,7 @@ Malformed input raises :class:`SdpError` (a ``ValueError``) naming the offending
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -24,7 +25,6 @@ TELEPHONE_EVENT = "telephone-event"
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 MAX_SDP_BYTES = 16 * 1024
 
-_LINE_RE = re.compile(r"^([a-z])=(.*)$")
 _MEDIA_RE = re.compile(r"^(\S+) (\d+)(?:/(\d+))? (\S+)((?: \S+)*)$")
 _CONN_RE = re.compile(r"^IN (IP4|IP6) (\S+)$")
 _RTPMAP_RE = re.compile(r"^(\d+) ([^/\s]+)/(\d+)(?:/\S+)?$")
@@ -125,6 +125,7 @@ class SessionDescription:
         )
 
 
+@functools.lru_cache(maxsize=256)
 def _connection_host(value: str) -> str:
     match = _CONN_RE.match(value.strip())
     if match is None:
@@ -152,10 +153,11 @@ def parse(body: bytes | str) -> SessionDescription:
     session: list[tuple[str, str]] = []
     media: list[Media] = []
     for number, line in enumerate(raw_lines, 1):
-        match = _LINE_RE.match(line)
-        if match is None:
+        # <type>=<value>: one lower-case ASCII letter, "=", the rest of the line.
+        key = line[:1]
+        if line[1:2] != "=" or not "a" <= key <= "z":
             raise SdpError(f"SDP line {number} is not '<letter>=<value>': {line[:60]!r}")
-        key, value = match.group(1), match.group(2)
+        value = line[2:]
         if number == 1 and (key, value.strip()) != ("v", "0"):
             raise SdpError("SDP must start with v=0")
         if key == "m":
@@ -179,10 +181,16 @@ def parse(body: bytes | str) -> SessionDescription:
         else:
             session.append((key, value))
     description = SessionDescription(session, media)
+    origin: str | None = None
+    letters = set()
+    for key, value in session:
+        letters.add(key)
+        if key == "o" and origin is None:
+            origin = value
     for letter in ("o", "s", "t"):
-        if not description.session_values(letter):
+        if letter not in letters:
             raise SdpError(f"SDP lacks its {letter}= line")
-    if len(description.session_values("o")[0].split()) != 6:
+    if origin is None or len(origin.split()) != 6:
         raise SdpError("bad o= line: expected 6 fields")
     for item in media:
         if description.connection(item) is None and item.port != 0:
@@ -272,24 +280,47 @@ def anchor(
     """Point the audio at ``host:port`` (the relay): session and audio c= lines and the
     first audio m= port; a ``0.0.0.0`` hold address is kept as it is. ``origin`` =
     (session id, version) replaces the o= line's id, version and address."""
-    result = sdp.copy()
     family = "IP6" if ":" in host else "IP4"
     connection = f"IN {family} {host}"
     held = sdp.connection(sdp.audio()) == "0.0.0.0"  # noqa: S104
-    if not held:
-        result.session = [(k, connection if k == "c" else v) for k, v in result.session]
-    audio = result.audio()
-    for media in result.media:
-        if media is audio:
-            media.port = port
-            if not held:
-                media.lines = [(k, connection if k == "c" else v) for k, v in media.lines]
+    new_origin: str | None = None
     if origin is not None:
-        fields = result.origin.split()
+        fields = sdp.origin.split()
         fields[1], fields[2] = origin[0], str(origin[1])
         fields[4], fields[5] = family, host
-        result.session = [(k, " ".join(fields) if k == "o" else v) for k, v in result.session]
-    return result
+        new_origin = " ".join(fields)
+    # One pass building the result (rather than a copy edited line by line): the session
+    # lines with c= and o= replaced, then the media, the first audio one re-pointed.
+    session = []
+    for key, value in sdp.session:
+        if key == "c" and not held:
+            value = connection
+        elif key == "o" and new_origin is not None:
+            value = new_origin
+        session.append((key, value))
+    audio = sdp.audio()
+    media = []
+    for item in sdp.media:
+        if item is audio:
+            if held:
+                lines = list(item.lines)
+            else:
+                lines = [(k, connection if k == "c" else v) for k, v in item.lines]
+            media.append(
+                Media(item.kind, port, item.proto, list(item.formats), lines, item.port_count)
+            )
+        else:
+            media.append(
+                Media(
+                    item.kind,
+                    item.port,
+                    item.proto,
+                    list(item.formats),
+                    list(item.lines),
+                    item.port_count,
+                )
+            )
+    return SessionDescription(session, media)
 
 
 def answer(

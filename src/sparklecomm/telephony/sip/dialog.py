@@ -50,6 +50,11 @@ class Dialog:
     state: DialogState = DialogState.EARLY
     secure: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    _from_to: tuple[Address, str, Address, str, str, str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """(local URI, local tag, remote URI, remote tag, From value, To value): the From and
+    To written for the last request, reused while the addresses and tags stay the same."""
 
     @property
     def id(self) -> tuple[str, str, str]:
@@ -176,8 +181,25 @@ class Dialog:
         for route in routes:
             out.add("Route", str(route))
         out.add("Max-Forwards", "70")
-        out.add("From", str(self.local_uri.with_tag(self.local_tag)))
-        out.add("To", str(self.remote_uri.with_tag(self.remote_tag)))
+        from_to = self._from_to
+        if (
+            from_to is None
+            or from_to[0] is not self.local_uri
+            or from_to[1] != self.local_tag
+            or from_to[2] is not self.remote_uri
+            or from_to[3] != self.remote_tag
+        ):
+            from_to = (
+                self.local_uri,
+                self.local_tag,
+                self.remote_uri,
+                self.remote_tag,
+                str(self.local_uri.with_tag(self.local_tag)),
+                str(self.remote_uri.with_tag(self.remote_tag)),
+            )
+            self._from_to = from_to
+        out.add("From", from_to[4])
+        out.add("To", from_to[5])
         out.add("Call-ID", self.call_id)
         out.add("CSeq", f"{number} {method}")
         if method not in ("ACK", "CANCEL", "BYE") and self.local_contact:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from sparklecomm.telephony.sip.errors import SipParseError, malformed
@@ -45,10 +45,19 @@ _VIA_FAST_RE = re.compile(
 match; anything else (IPv6, quoted or bracketed values, extra whitespace) takes the
 scanner, which gives the same result for this subset."""
 _DISPLAY_TOKENS_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*")
+_ADDRESS_FAST_RE = re.compile(
+    rf'(?:"([^"\\\x00-\x1f\x7f]*)" ?|({_TOKEN_CLASS}(?: {_TOKEN_CLASS})*) )?<([^<>"\s]+)>'
+    rf"((?:;{_TOKEN_CLASS}(?:={_TOKEN_CLASS})?)*)"
+)
+"""The usual name-addr (an optional display name, quoted without escapes or of tokens
+separated by single spaces, a URI in angle brackets, token parameters): parsed in one
+match; anything else takes the scanner."""
 _BARE_URI_RE = re.compile(r"[^ \t;]+")
 _QVALUE_RE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)")
 _AUTH_VALUE_RE = re.compile(r'[^\s,"]+')
 _TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_ABSENT: str | None = "\x00absent"  # a sentinel no parameter value can equal
+_VIA_LOWER_NAMES = frozenset({"branch", "rport", "received", "ttl", "maddr"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +73,20 @@ class Params:
     def _find(self, name: str) -> int:
         wanted = name.lower()
         for index, (key, _) in enumerate(self.items):
-            if key.lower() == wanted:
+            if key == wanted or key.lower() == wanted:
                 return index
         return -1
 
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._find(name) >= 0
-
     def get(self, name: str) -> str | None:
         """The unquoted value; ``None`` if absent or valueless (use ``in`` for presence)."""
-        raw = self.raw(name)
-        return None if raw is None else unquote(raw)
+        wanted = name.lower()
+        for key, value in self.items:
+            if key == wanted or key.lower() == wanted:
+                return None if value is None else unquote(value)
+        return None
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._find(name) >= 0
 
     def raw(self, name: str) -> str | None:
         """The value as written (quotes included)."""
@@ -115,13 +127,17 @@ class Params:
         return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in self.items)
 
 
+NO_PARAMS = Params()
+"""The empty parameter list, shared (a ``Params`` is immutable)."""
+
+
 def read_params(scanner: Scanner) -> Params:
     """``*( SEMI generic-param )`` up to the end of the scanner's text."""
     items: list[tuple[str, str | None]] = []
     while True:
         scanner.skip_ws()
         if scanner.at_end():
-            return Params(tuple(items))
+            return Params(tuple(items)) if items else NO_PARAMS
         scanner.expect(";")
         scanner.skip_ws()
         name = scanner.token()
@@ -151,7 +167,7 @@ class Via:
     transport: str
     host: str
     port: int | None = None
-    params: Params = field(default_factory=Params)
+    params: Params = NO_PARAMS
     protocol: str = "SIP/2.0"
 
     @classmethod
@@ -160,7 +176,11 @@ class Via:
         if fast is not None:
             name, version, transport, host_text, digits, param_text = fast.groups()
             host = check_host(host_text, "Via")
-            fast_port = None if digits is None else parse_uint(digits, "Via", maximum=65535)
+            fast_port: int | None = None
+            if digits is not None:
+                fast_port = int(digits) if len(digits) <= 5 else 65536
+                if fast_port > 65535:
+                    fast_port = parse_uint(digits, "Via", maximum=65535)  # its error
             items: list[tuple[str, str | None]] = []
             if param_text:
                 for part in param_text[1:].split(";"):
@@ -170,7 +190,7 @@ class Via:
                 transport.upper(),
                 host,
                 fast_port,
-                Params(tuple(items)),
+                Params(tuple(items)) if items else NO_PARAMS,
                 f"{name.upper()}/{version}",
             )
             via._validate()
@@ -208,22 +228,36 @@ class Via:
         return via
 
     def _validate(self) -> None:
-        ttl = self.params.raw("ttl")
-        if "ttl" in self.params and (ttl is None or _DIGITS_RE.fullmatch(ttl) is None):
-            raise malformed("Via", f"bad ttl {ttl!r}")
-        if ttl is not None:
+        # One pass for the first value of each checked name (what ``Params.raw`` would
+        # find), then the checks in a fixed order, so the error reported does not depend
+        # on the order of the parameters.
+        ttl = rport = maddr = branch = _ABSENT
+        for key, value in self.params.items:
+            name = key if key in _VIA_LOWER_NAMES else key.lower()
+            if name == "branch":
+                if branch is _ABSENT:
+                    branch = value
+            elif name == "rport":
+                if rport is _ABSENT:
+                    rport = value
+            elif name == "ttl":
+                if ttl is _ABSENT:
+                    ttl = value
+            elif name == "maddr" and maddr is _ABSENT:
+                maddr = value
+        if ttl is not _ABSENT:
+            if ttl is None or _DIGITS_RE.fullmatch(ttl) is None:
+                raise malformed("Via", f"bad ttl {ttl!r}")
             parse_uint(ttl, "Via", maximum=255)
-        rport = self.params.raw("rport")
-        if rport is not None:
+        if rport is not _ABSENT and rport is not None:
             if _DIGITS_RE.fullmatch(rport) is None:
                 raise malformed("Via", f"bad rport {rport!r}")
             parse_uint(rport, "Via", maximum=65535)
-        maddr = self.params.raw("maddr")
-        if "maddr" in self.params:
+        if maddr is not _ABSENT:
             if maddr is None:
                 raise malformed("Via", "maddr without a value")
             check_host(maddr, "Via")
-        if "branch" in self.params and self.params.raw("branch") is None:
+        if branch is None:
             raise malformed("Via", "branch without a value")
 
     @property
@@ -263,10 +297,12 @@ class Via:
 
     def with_received(self, address: str) -> Via:
         """A copy with ``received`` set (written without brackets, RFC 3261 grammar)."""
-        return replace(self, params=self.params.with_param("received", address))
+        params = self.params.with_param("received", address)
+        return Via(self.transport, self.host, self.port, params, self.protocol)
 
     def with_rport(self, port: int) -> Via:
-        return replace(self, params=self.params.with_param("rport", str(port)))
+        params = self.params.with_param("rport", str(port))
+        return Via(self.transport, self.host, self.port, params, self.protocol)
 
     def __str__(self) -> str:
         return f"{self.protocol}/{self.transport} {self.sent_by}{self.params}"
@@ -283,7 +319,7 @@ class Address:
 
     uri: Uri
     display_name: str | None = None
-    params: Params = field(default_factory=Params)
+    params: Params = NO_PARAMS
 
     def __post_init__(self) -> None:
         if self.display_name is not None and (
@@ -293,6 +329,18 @@ class Address:
 
     @classmethod
     def parse(cls, text: str, what: str = "Address") -> Address:
+        fast = _ADDRESS_FAST_RE.fullmatch(text)
+        if fast is not None:
+            # ``[token ...] <uri>;token=token...``: the scanner below gives the same value.
+            quoted, tokens, uri_text, param_text = fast.groups()
+            shown = tokens if quoted is None else quoted
+            items: list[tuple[str, str | None]] = []
+            if param_text:
+                for part in param_text[1:].split(";"):
+                    key, equals, value = part.partition("=")
+                    items.append((key, value if equals else None))
+            params = Params(tuple(items)) if items else NO_PARAMS
+            return cls(parse_uri(uri_text, what), shown, params)
         scanner = Scanner(text, what)
         scanner.skip_ws()
         display_name: str | None = None
@@ -330,7 +378,7 @@ class Address:
         return self.params.get("tag")
 
     def with_tag(self, tag: str) -> Address:
-        return replace(self, params=self.params.with_param("tag", tag))
+        return Address(self.uri, self.display_name, self.params.with_param("tag", tag))
 
     @property
     def q(self) -> float | None:
@@ -386,7 +434,7 @@ class MediaType:
 
     type: str
     subtype: str
-    params: Params = field(default_factory=Params)
+    params: Params = NO_PARAMS
 
     @classmethod
     def parse(cls, text: str, what: str = "Content-Type") -> MediaType:

@@ -60,6 +60,10 @@ def parse_uint(text: str, what: str, *, maximum: int = UINT32_MAX, clamp: bool =
     Above ``maximum`` the value is an error, or ``maximum`` itself when ``clamp`` is set
     (RFC 3261 delta-seconds are read as at most 2**32-1).
     """
+    if len(text) < 10 and text.isascii() and text.isdigit():
+        value = int(text)  # at most 9 digits: no giant integer
+        if value <= maximum:
+            return value
     if _DIGITS_RE.fullmatch(text) is None:
         raise malformed(what, f"not a number: {text[:40]!r}")
     significant = text.lstrip("0") or "0"

@@ -201,6 +201,13 @@ def split_values(name: str, value: str) -> list[str]:
     return [value.strip()]
 
 
+@functools.lru_cache(maxsize=1024)
+def _split_cached(name: str, value: str) -> tuple[str, ...]:
+    """:func:`split_values`, memoised: the same lists come back in every message (our own
+    Allow, a phone's Supported, a Contact set)."""
+    return tuple(split_values(name, value))
+
+
 @functools.lru_cache(maxsize=8192)
 def _parse_values(parser: Callable[[list[str]], Any], values: tuple[str, ...]) -> Any:
     """``parser(list(values))``, memoised across messages.
@@ -253,20 +260,30 @@ class Headers:
         lowered = _key(canonical)
         if canonical not in LIST_HEADERS or "," not in value:
             return [(lowered, canonical, value.strip())]
-        return [(lowered, canonical, element) for element in split_values(canonical, value)]
+        return [(lowered, canonical, element) for element in _split_cached(canonical, value)]
 
     def _append_parsed(self, canonical: str, value: str) -> None:
         """Append without checks: for the parser, which has validated name and value."""
-        self._fields.extend(self._entries(canonical, value))
+        if canonical in LIST_HEADERS and "," in value:
+            self._fields.extend(self._entries(canonical, value))
+        else:
+            self._fields.append((_key(canonical), canonical, value.strip()))
 
     def _index(self, lowered: str, default: int) -> int:
         return next((i for i, entry in enumerate(self._fields) if entry[0] == lowered), default)
 
     def add(self, name: str, value: str) -> None:
         """Append a header (list headers are split into their elements)."""
-        canonical = self._check(name, value)
-        self._invalidate(_key(canonical))
-        self._append_parsed(canonical, value)
+        canonical = _checked_name(name)
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header {name} value contains CR or LF")
+        key = _key(canonical)
+        if self._cache:
+            self._invalidate(key)
+        if "," in value and canonical in LIST_HEADERS:
+            self._fields += [(key, canonical, item) for item in _split_cached(canonical, value)]
+        else:
+            self._fields.append((key, canonical, value.strip()))
 
     def prepend(self, name: str, value: str) -> None:
         """Insert before the first header of that name, or at the top (a proxy's new Via)."""
@@ -320,13 +337,17 @@ class Headers:
 
     def parsed(self, name: str, parser: Callable[[list[str]], T]) -> T:
         """``parser(get_all(name))``, cached until a header of that name changes."""
-        lowered = _key(name)
-        key = (lowered, parser)
+        return self.parsed_key((_key(name), parser))
+
+    def parsed_key(self, key: tuple[str, Callable[[list[str]], T]]) -> T:
+        """:meth:`parsed` with the lookup key ready: ``(lower-case canonical name,
+        parser)``; for the typed accessors, which keep theirs in constants."""
         cached = self._cache.get(key, _MISSING)
         if cached is not _MISSING:
             return cast(T, cached)
+        lowered = key[0]
         values = tuple([value for k, _, value in self._fields if k == lowered])
-        result: T = _parse_values(parser, values)
+        result: T = _parse_values(key[1], values)
         self._cache[key] = result
         return result
 

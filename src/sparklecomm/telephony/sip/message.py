@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sparklecomm.telephony.sip.errors import SipParseError
@@ -47,7 +48,7 @@ from sparklecomm.telephony.sip.fields import (
     parse_www_authenticates,
 )
 from sparklecomm.telephony.sip.grammar import is_token
-from sparklecomm.telephony.sip.headers import Headers, compact_name
+from sparklecomm.telephony.sip.headers import Headers, _parse_values, compact_name
 from sparklecomm.telephony.sip.uri import Uri
 
 SIP_VERSION = "SIP/2.0"
@@ -141,12 +142,38 @@ REASON_PHRASES: dict[int, str] = {
     608: "Rejected",
 }
 """Standard reason phrases, by status code."""
+_STANDARD_REASONS = frozenset(REASON_PHRASES.values())
 
 _BAD_START_LINE_TEXT = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+# (lower-case header name, parser): the keys of the typed accessors' parse cache
+_K_VIA = ("via", parse_vias)
+_K_FROM = ("from", parse_from)
+_K_TO = ("to", parse_to)
+_K_CALL_ID = ("call-id", parse_call_id)
+_K_CSEQ = ("cseq", parse_cseq)
+_K_MAX_FORWARDS = ("max-forwards", parse_max_forwards)
+_K_CONTACT = ("contact", parse_contacts)
+_K_EXPIRES = ("expires", parse_expires)
+_K_CONTENT_TYPE = ("content-type", parse_content_type)
+_K_ACCEPT = ("accept", parse_accept)
+_K_ROUTE = ("route", parse_routes)
+_K_RECORD_ROUTE = ("record-route", parse_record_routes)
+_K_ALLOW = ("allow", parse_allow)
+_K_SUPPORTED = ("supported", parse_supported)
+_K_REQUIRE = ("require", parse_require)
+_K_PROXY_REQUIRE = ("proxy-require", parse_proxy_require)
+_K_UNSUPPORTED = ("unsupported", parse_unsupported)
+_K_AUTHORIZATION = ("authorization", parse_authorizations)
+_K_PROXY_AUTHORIZATION = ("proxy-authorization", parse_proxy_authorizations)
+_K_WWW_AUTHENTICATE = ("www-authenticate", parse_www_authenticates)
+_K_PROXY_AUTHENTICATE = ("proxy-authenticate", parse_proxy_authenticates)
 
 
 class _MessageBase:
     """Typed access to the headers the stack needs; shared by requests and responses."""
+
+    __slots__ = ()
 
     headers: Headers
     body: bytes
@@ -154,7 +181,7 @@ class _MessageBase:
     @property
     def via(self) -> tuple[Via, ...]:
         """Every Via value, top first."""
-        return self.headers.parsed("Via", parse_vias)
+        return self.headers.parsed_key(_K_VIA)
 
     @property
     def top_via(self) -> Via:
@@ -165,98 +192,107 @@ class _MessageBase:
 
     @property
     def from_(self) -> Address:
-        return self.headers.parsed("From", parse_from)
+        return self.headers.parsed_key(_K_FROM)
 
     @property
     def to(self) -> Address:
-        return self.headers.parsed("To", parse_to)
+        return self.headers.parsed_key(_K_TO)
 
     @property
     def call_id(self) -> str:
-        return self.headers.parsed("Call-ID", parse_call_id)
+        return self.headers.parsed_key(_K_CALL_ID)
 
     @property
     def cseq(self) -> CSeq:
-        return self.headers.parsed("CSeq", parse_cseq)
+        return self.headers.parsed_key(_K_CSEQ)
 
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards (0 to 255), ``None`` when absent (RFC 2543 peers)."""
-        return self.headers.parsed("Max-Forwards", parse_max_forwards)
+        return self.headers.parsed_key(_K_MAX_FORWARDS)
 
     @property
     def contacts(self) -> tuple[Address, ...]:
         """Contact values; empty for ``Contact: *`` (see :attr:`contact_is_wildcard`)."""
-        return self.headers.parsed("Contact", parse_contacts)[0]
+        return self.headers.parsed_key(_K_CONTACT)[0]
 
     @property
     def contact_is_wildcard(self) -> bool:
         """Whether the Contact is ``*`` (remove all bindings, RFC 3261 §10.2.2)."""
-        return self.headers.parsed("Contact", parse_contacts)[1]
+        return self.headers.parsed_key(_K_CONTACT)[1]
 
     @property
     def expires(self) -> int | None:
         """The Expires header in seconds (at most 2**32-1)."""
-        return self.headers.parsed("Expires", parse_expires)
+        return self.headers.parsed_key(_K_EXPIRES)
 
     @property
     def content_type(self) -> MediaType | None:
-        return self.headers.parsed("Content-Type", parse_content_type)
+        return self.headers.parsed_key(_K_CONTENT_TYPE)
 
     @property
     def accept(self) -> tuple[MediaType, ...]:
-        return self.headers.parsed("Accept", parse_accept)
+        return self.headers.parsed_key(_K_ACCEPT)
 
     @property
     def routes(self) -> tuple[Address, ...]:
-        return self.headers.parsed("Route", parse_routes)
+        return self.headers.parsed_key(_K_ROUTE)
 
     @property
     def record_routes(self) -> tuple[Address, ...]:
-        return self.headers.parsed("Record-Route", parse_record_routes)
+        return self.headers.parsed_key(_K_RECORD_ROUTE)
 
     @property
     def allow(self) -> tuple[str, ...]:
-        return self.headers.parsed("Allow", parse_allow)
+        return self.headers.parsed_key(_K_ALLOW)
 
     @property
     def supported(self) -> tuple[str, ...]:
-        return self.headers.parsed("Supported", parse_supported)
+        return self.headers.parsed_key(_K_SUPPORTED)
 
     @property
     def require(self) -> tuple[str, ...]:
-        return self.headers.parsed("Require", parse_require)
+        return self.headers.parsed_key(_K_REQUIRE)
 
     @property
     def proxy_require(self) -> tuple[str, ...]:
-        return self.headers.parsed("Proxy-Require", parse_proxy_require)
+        return self.headers.parsed_key(_K_PROXY_REQUIRE)
 
     @property
     def unsupported(self) -> tuple[str, ...]:
-        return self.headers.parsed("Unsupported", parse_unsupported)
+        return self.headers.parsed_key(_K_UNSUPPORTED)
 
     @property
     def authorization(self) -> tuple[Credentials, ...]:
-        return self.headers.parsed("Authorization", parse_authorizations)
+        return self.headers.parsed_key(_K_AUTHORIZATION)
 
     @property
     def proxy_authorization(self) -> tuple[Credentials, ...]:
-        return self.headers.parsed("Proxy-Authorization", parse_proxy_authorizations)
+        return self.headers.parsed_key(_K_PROXY_AUTHORIZATION)
 
     @property
     def www_authenticate(self) -> tuple[Challenge, ...]:
-        return self.headers.parsed("WWW-Authenticate", parse_www_authenticates)
+        return self.headers.parsed_key(_K_WWW_AUTHENTICATE)
 
     @property
     def proxy_authenticate(self) -> tuple[Challenge, ...]:
-        return self.headers.parsed("Proxy-Authenticate", parse_proxy_authenticates)
+        return self.headers.parsed_key(_K_PROXY_AUTHENTICATE)
 
     def check_headers(self) -> None:
         """Parse every present header that has an accessor; raise the first error found."""
-        present = {key for key, _, _ in self.headers._fields}
-        for key, accessor in _CHECKED_KEYS:
-            if key in present:
-                getattr(self, accessor)
+        headers = self.headers
+        present = {key for key, _, _ in headers._fields}
+        for key in _CHECKED_KEYS:
+            if key[0] in present:
+                headers.parsed_key(key)
+
+    def _check_grouped(self, grouped: dict[str, list[str]]) -> None:
+        """:meth:`check_headers` given the values by lower-case name (the parser has them)."""
+        cache = self.headers._cache
+        for key in _CHECKED_KEYS:
+            values = grouped.get(key[0])
+            if values is not None and key not in cache:
+                cache[key] = _parse_values(key[1], tuple(values))
 
     def start_line(self) -> str:
         raise NotImplementedError
@@ -275,34 +311,34 @@ class _MessageBase:
         return head.encode("utf-8", "surrogateescape") + self.body
 
 
-_CHECKED_ACCESSORS = (
-    ("Via", "via"),
-    ("From", "from_"),
-    ("To", "to"),
-    ("Call-ID", "call_id"),
-    ("CSeq", "cseq"),
-    ("Max-Forwards", "max_forwards"),
-    ("Contact", "contacts"),
-    ("Expires", "expires"),
-    ("Content-Type", "content_type"),
-    ("Accept", "accept"),
-    ("Route", "routes"),
-    ("Record-Route", "record_routes"),
-    ("Allow", "allow"),
-    ("Supported", "supported"),
-    ("Require", "require"),
-    ("Proxy-Require", "proxy_require"),
-    ("Unsupported", "unsupported"),
-    ("Authorization", "authorization"),
-    ("Proxy-Authorization", "proxy_authorization"),
-    ("WWW-Authenticate", "www_authenticate"),
-    ("Proxy-Authenticate", "proxy_authenticate"),
+_CHECKED_KEYS: tuple[tuple[str, Callable[[list[str]], object]], ...] = (
+    _K_VIA,
+    _K_FROM,
+    _K_TO,
+    _K_CALL_ID,
+    _K_CSEQ,
+    _K_MAX_FORWARDS,
+    _K_CONTACT,
+    _K_EXPIRES,
+    _K_CONTENT_TYPE,
+    _K_ACCEPT,
+    _K_ROUTE,
+    _K_RECORD_ROUTE,
+    _K_ALLOW,
+    _K_SUPPORTED,
+    _K_REQUIRE,
+    _K_PROXY_REQUIRE,
+    _K_UNSUPPORTED,
+    _K_AUTHORIZATION,
+    _K_PROXY_AUTHORIZATION,
+    _K_WWW_AUTHENTICATE,
+    _K_PROXY_AUTHENTICATE,
 )
-"""(header, accessor) pairs that parsing checks."""
-_CHECKED_KEYS = tuple((header.lower(), accessor) for header, accessor in _CHECKED_ACCESSORS)
+"""The parse-cache keys of the headers that parsing checks (every typed accessor's), in
+the order they are checked."""
 
 
-@dataclass(eq=True)
+@dataclass(eq=True, slots=True)
 class SipRequest(_MessageBase):
     """A SIP request. ``method`` is case-sensitive and may be one we do not implement
     (the stack answers 501 for it, see :data:`KNOWN_METHODS`)."""
@@ -318,12 +354,20 @@ class SipRequest(_MessageBase):
 
     def start_line(self) -> str:
         target = str(self.uri)
-        if not is_token(self.method) or not target or any(c in target for c in " \t\r\n"):
+        method = self.method
+        if (
+            (method not in KNOWN_METHODS and not is_token(method))
+            or not target
+            or " " in target
+            or "\t" in target
+            or "\r" in target
+            or "\n" in target
+        ):
             raise ValueError(f"cannot write request line {self.method!r} {target!r}")
         return f"{self.method} {target} {SIP_VERSION}"
 
 
-@dataclass(eq=True)
+@dataclass(eq=True, slots=True)
 class SipResponse(_MessageBase):
     """A SIP response."""
 
@@ -341,7 +385,10 @@ class SipResponse(_MessageBase):
         return self.status >= 200
 
     def start_line(self) -> str:
-        if not 100 <= self.status <= 699 or _BAD_START_LINE_TEXT.search(self.reason):
+        reason = self.reason
+        if not 100 <= self.status <= 699 or (
+            reason not in _STANDARD_REASONS and _BAD_START_LINE_TEXT.search(reason)
+        ):
             raise ValueError(f"cannot write status line {self.status} {self.reason!r}")
         return f"{SIP_VERSION} {self.status} {self.reason}"
 
@@ -372,28 +419,42 @@ def response_for_headers(
     Values are copied as received. A To without a tag gets ``to_tag`` (a random one when
     not given), except in a 100 Trying; a 100 also copies Timestamp (§8.2.6.1).
     """
-    headers = Headers()
-    for value in request_headers.get_all("Via"):
-        headers.add("Via", value)
-    for name in ("From", "To", "Call-ID", "CSeq"):
-        found = request_headers.get(name)
+    # The request's entries are copied as they are: they were checked and split when they
+    # were parsed or added, so adding them again would give the same entries.
+    fields = request_headers._fields
+    out = [entry for entry in fields if entry[0] == "via"]
+    firsts: dict[str, tuple[str, str, str]] = {}
+    for entry in fields:
+        if entry[0] in _RESPONSE_COPIED and entry[0] not in firsts:
+            firsts[entry[0]] = entry
+    for key in ("from", "to", "call-id", "cseq"):
+        found = firsts.get(key)
         if found is None:
             continue
-        headers.add(name, _with_to_tag(found, to_tag) if name == "To" and status != 100 else found)
+        if key == "to" and status != 100:
+            value = _with_to_tag(found[2], to_tag, request_headers)
+            if value is not found[2]:
+                found = (key, found[1], value)
+        out.append(found)
     if status == 100:
-        timestamp = request_headers.get("Timestamp")
+        timestamp = firsts.get("timestamp")
         if timestamp is not None:
-            headers.add("Timestamp", timestamp)
+            out.append(timestamp)
     if copy_record_route:
-        for value in request_headers.get_all("Record-Route"):
-            headers.add("Record-Route", value)
+        out += [entry for entry in fields if entry[0] == "record-route"]
+    headers = Headers()
+    headers._fields = out
     phrase = REASON_PHRASES.get(status, "Unknown") if reason is None else reason
     return SipResponse(status, phrase, headers)
 
 
-def _with_to_tag(raw_to: str, to_tag: str | None) -> str:
+_RESPONSE_COPIED = frozenset({"from", "to", "call-id", "cseq", "timestamp"})
+
+
+def _with_to_tag(raw_to: str, to_tag: str | None, request_headers: Headers) -> str:
     try:
-        has_tag = "tag" in Address.parse(raw_to, "To").params
+        # The request's own parse of its To (cached), which is of this same first value.
+        has_tag = "tag" in request_headers.parsed_key(_K_TO).params
     except SipParseError:
         return raw_to  # answering a malformed request: echo what it sent
     if has_tag:

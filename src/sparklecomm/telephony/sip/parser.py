@@ -19,15 +19,15 @@ Unknown headers are kept as opaque text. Header text is decoded as UTF-8 with
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
 
 from sparklecomm.telephony.sip.errors import ParseErrorKind, SipParseError, malformed
 from sparklecomm.telephony.sip.fields import Via
 from sparklecomm.telephony.sip.grammar import TOKEN_RE, UINT32_MAX, parse_uint
-from sparklecomm.telephony.sip.headers import Headers, canonical_name
+from sparklecomm.telephony.sip.headers import LIST_HEADERS, Headers, canonical_name
 from sparklecomm.telephony.sip.message import (
     KNOWN_METHODS,
+    REASON_PHRASES,
     SipMessage,
     SipRequest,
     SipResponse,
@@ -72,12 +72,17 @@ _WSP = " \t"
 
 _MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
 _SINGLE = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires")
+_STANDARD_REASONS = frozenset(REASON_PHRASES.values())
+_MANDATORY_KEYS = tuple((name, name.lower()) for name in _MANDATORY)
+_SINGLE_KEYS = tuple((name, name.lower()) for name in _SINGLE)
 
 
 def is_keepalive(datagram: bytes | bytearray | memoryview) -> bool:
     """Whether a datagram is only keep-alive filler (CRLFs, spaces, NULs) to be ignored."""
     octets = bytes(datagram)
-    return bool(octets) and all(octet in _KEEPALIVE_OCTETS for octet in octets)
+    if not octets or octets[0] not in _KEEPALIVE_OCTETS:
+        return False  # a message: it starts with a letter
+    return all(octet in _KEEPALIVE_OCTETS for octet in octets)
 
 
 def parse_datagram(
@@ -92,15 +97,15 @@ def parse_datagram(
     data = bytes(data)
     if len(data) > limits.max_message_size:
         raise _too_large(f"datagram of {len(data)} octets")
-    start = len(data) - len(data.lstrip(b"\r\n"))
+    start = 0 if data[:1] not in (b"\r", b"\n") else len(data) - len(data.lstrip(b"\r\n"))
     if start == len(data):
         raise SipParseError("Bad Request - Empty message")
-    end = _HEADER_END_RE.search(data, start)
-    if end is None:
+    bounds = _header_end(data, start)
+    if bounds is None:
         # An unclosed header section: the end of the datagram ends it (RFC 4475 baddn).
         head, rest = data[start:].rstrip(b"\r\n"), b""
     else:
-        head, rest = data[start : end.start()], data[end.end() :]
+        head, rest = data[start : bounds[0]], data[bounds[1] :]
     parts = _split_head(head, limits)
     lengths = parts.content_lengths
     body = rest
@@ -119,6 +124,31 @@ def parse_datagram(
             else:
                 body = rest[:length]
     return _build(parts, body, framing_error)
+
+
+def _header_end(data: bytes, start: int) -> tuple[int, int] | None:
+    """Where the first empty line (``\\r?\\n\\r?\\n``) at or after ``start`` begins and
+    ends, as ``_HEADER_END_RE.search`` finds it; ``None`` when there is none.
+
+    The usual case, CRLF line ends throughout, is found with plain substring searches (no
+    LF without its CR before the first CRLFCRLF); anything else takes the regex.
+    """
+    found = data.find(b"\r\n\r\n", start)
+    if (
+        found >= 0
+        and data.find(b"\n\n", start, found + 1) < 0
+        and data.find(b"\n\r\n", start, found + 2) < 0
+    ):
+        return found, found + 4
+    match = _HEADER_END_RE.search(data, start)
+    return None if match is None else (match.start(), match.end())
+
+
+def _split_lines(text: str) -> list[str]:
+    """``_LINE_END_RE.split(text)``: with CRLF line ends only, a plain split."""
+    if text.count("\n") == text.count("\r\n"):
+        return text.split("\r\n")
+    return _LINE_END_RE.split(text)
 
 
 def parse_stream(
@@ -190,51 +220,92 @@ class _Head:
     fields: list[tuple[str, str]]
     content_lengths: list[str]
     problems: list[SipParseError]
+    infos: list[tuple[str, str, bool]]
+    """For each of ``fields``: its name's (canonical name, lower-case key, list header)."""
+
+
+_FIELD_NAMES: dict[str, tuple[str, tuple[str, str, bool]]] = {}
+"""Header names as they appear before the colon (``"Via"``, ``"v "``) → the name without
+trailing whitespace and its (canonical name, lower-case key, list header), for names
+already seen to be tokens; bounded (see :data:`_FIELD_NAMES_MAX`). Saves a regex match and
+the name folding per header line."""
+_FIELD_NAMES_MAX = 1024
+
+
+def _field_name(raw: str) -> tuple[str, tuple[str, str, bool]] | None:
+    """``raw`` (the text before a header line's colon) without trailing whitespace, and
+    its :func:`_info`; ``None`` when that is not a token."""
+    found = _FIELD_NAMES.get(raw)
+    if found is not None:
+        return found
+    name = raw.rstrip(" \t")
+    if TOKEN_RE.fullmatch(name) is None:
+        return None
+    found = (name, _info(name))
+    if len(_FIELD_NAMES) < _FIELD_NAMES_MAX:
+        _FIELD_NAMES[raw] = found
+    return found
+
+
+def _info(name: str) -> tuple[str, str, bool]:
+    """(canonical name, lower-case key, whether a list header) of a header name."""
+    canonical = canonical_name(name)
+    return (canonical, canonical.lower(), canonical in LIST_HEADERS)
 
 
 def _split_head(head: bytes, limits: ParseLimits) -> _Head:
     text = head.decode("utf-8", "surrogateescape")
-    lines = _LINE_END_RE.split(text)
+    lines = _split_lines(text)
     start_line = lines[0]
     problems: list[SipParseError] = []
     if len(start_line) > limits.max_header_length:
         raise _too_large("start line too long")
     fields: list[tuple[str, str]] = []
+    infos: list[tuple[str, str, bool]] = []
+    lengths_at: list[int] = []
+    max_headers = limits.max_headers
+    max_length = limits.max_header_length
     for line in lines[1:]:
+        if not line:
+            continue
         if "\r" in line:
             problems.append(malformed("header line", "bare CR"))
             continue
-        if line[:1] in (" ", "\t"):
+        first = line[0]
+        if first == " " or first == "\t":
             if not fields:
                 problems.append(malformed("header line", "continuation without a header"))
                 continue
             name, value = fields[-1]
-            fields[-1] = (name, value.rstrip(_WSP) + " " + line.strip(_WSP))
-        elif line:
-            name, colon, value = line.partition(":")
-            name = name.rstrip(" \t")
-            if not colon or TOKEN_RE.fullmatch(name) is None:
+            value = value.rstrip(_WSP) + " " + line.strip(_WSP)
+            fields[-1] = (name, value)
+        else:
+            raw, colon, value = line.partition(":")
+            found = _field_name(raw) if colon else None
+            if found is None:
                 problems.append(malformed("header line", f"{line[:40]!r}"))
                 continue
+            name, info = found
+            if info[0] == "Content-Length":
+                lengths_at.append(len(fields))
             fields.append((name, value))
-            if len(fields) > limits.max_headers:
-                raise _too_large(f"more than {limits.max_headers} header lines")
-        else:
-            continue
-        if len(fields[-1][1]) > limits.max_header_length:
-            raise _too_large(f"header {fields[-1][0]} too long")
-    content_lengths = [
-        value.strip() for name, value in fields if canonical_name(name) == "Content-Length"
-    ]
-    return _Head(start_line, fields, content_lengths, problems)
+            infos.append(info)
+            if len(fields) > max_headers:
+                raise _too_large(f"more than {max_headers} header lines")
+        if len(value) > max_length:
+            raise _too_large(f"header {name} too long")
+    content_lengths = [fields[index][1].strip() for index in lengths_at]
+    return _Head(start_line, fields, content_lengths, problems, infos)
 
 
 def _build(parts: _Head, body: bytes, framing_error: SipParseError | None) -> SipMessage:
     headers = Headers()
-    for name, value in parts.fields:
-        canonical = canonical_name(name)
-        if canonical != "Content-Length":
+    entries = headers._fields
+    for (_, value), (canonical, key, is_list) in zip(parts.fields, parts.infos, strict=True):
+        if is_list and "," in value:
             headers._append_parsed(canonical, value)
+        elif canonical != "Content-Length":
+            entries.append((key, canonical, value.strip()))
     problems = list(parts.problems)
     message: SipMessage | None = None
     method: str | None = None
@@ -274,7 +345,7 @@ def _build(parts: _Head, body: bytes, framing_error: SipParseError | None) -> Si
 
 def _request_line(line: str) -> tuple[str, Uri, tuple[int, int]]:
     parts = line.split(" ")
-    if len(parts) != 3 or TOKEN_RE.fullmatch(parts[0]) is None:
+    if len(parts) != 3 or (parts[0] not in KNOWN_METHODS and TOKEN_RE.fullmatch(parts[0]) is None):
         raise malformed("Request-Line", f"{line[:80]!r}")
     method, target, version_text = parts
     version = _version(version_text, "Request-Line")
@@ -291,12 +362,14 @@ def _status_line(line: str) -> tuple[tuple[int, int], int, str]:
     if len(parts) < 2 or _STATUS_CODE_RE.fullmatch(parts[1]) is None:
         raise malformed("Status-Line", f"{line[:80]!r}")
     reason = parts[2] if len(parts) == 3 else ""
-    if _REASON_BAD_RE.search(reason):
+    if reason not in _STANDARD_REASONS and _REASON_BAD_RE.search(reason):
         raise malformed("Status-Line", "control character in reason phrase")
     return version, int(parts[1]), reason
 
 
 def _version(text: str, what: str) -> tuple[int, int]:
+    if text == "SIP/2.0":
+        return (2, 0)
     match = _VERSION_RE.fullmatch(text)
     if match is None:
         raise malformed(what, f"bad SIP version {text[:20]!r}")
@@ -316,19 +389,26 @@ def _check_headers(
     headers: Headers, content_lengths: list[str], message: SipMessage | None
 ) -> list[SipParseError]:
     problems: list[SipParseError] = []
-    counts = Counter([key for key, _, _ in headers._fields])
-    for name in _MANDATORY:
-        if not counts[name.lower()]:
+    grouped: dict[str, list[str]] = {}
+    for key, _, value in headers._fields:
+        values = grouped.get(key)
+        if values is None:
+            grouped[key] = [value]
+        else:
+            values.append(value)
+    for name, key in _MANDATORY_KEYS:
+        if key not in grouped:
             problems.append(SipParseError(f"Bad Request - Missing {name}"))
-    for name in _SINGLE:
-        if counts[name.lower()] > 1:
+    for name, key in _SINGLE_KEYS:
+        values = grouped.get(key)
+        if values is not None and len(values) > 1:
             problems.append(SipParseError(f"Bad Request - Duplicate {name}"))
     if len(content_lengths) > 1:
         problems.append(SipParseError("Bad Request - Duplicate Content-Length"))
     if problems or message is None:
         return problems
     try:
-        message.check_headers()
+        message._check_grouped(grouped)
     except SipParseError as error:
         return [error]
     if isinstance(message, SipRequest) and message.cseq.method != message.method:

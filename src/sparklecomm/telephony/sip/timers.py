@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -28,15 +29,72 @@ class Scheduler(Protocol):
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle: ...
 
 
-class LoopScheduler:
-    """The real scheduler: ``loop.call_later`` on the running asyncio loop."""
+class _CoarseTimer:
+    """A timer in one of :class:`LoopScheduler`'s slots; cancelling drops the callback."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback: Callable[[], None] | None = callback
+
+    def cancel(self) -> None:
+        self.callback = None
+
+
+class LoopScheduler:
+    """The real scheduler, on the running asyncio loop.
+
+    Delays below ``coarse_from`` seconds (retransmissions, 100 Trying) are
+    ``loop.call_later`` timers. Longer ones (the 64*T1 timeouts B, F, H, J, L, M, and D,
+    I, K) go into slots of ``resolution`` seconds, one loop timer per slot, and fire at
+    most ``resolution`` late, never early: every transaction arms one or two of them and
+    most are cancelled, so a loop timer each would keep tens of thousands of handles in
+    the loop's heap under load, every push and pop comparing them in Python.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        coarse_from: float = 5.0,
+        resolution: float = 0.1,
+    ) -> None:
         self._loop = loop
+        self.coarse_from = coarse_from
+        self.resolution = resolution
+        self._slots: dict[int, list[_CoarseTimer]] = {}
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         loop = self._loop or asyncio.get_running_loop()
-        return loop.call_later(delay, callback)
+        if delay < self.coarse_from:
+            return loop.call_later(delay, callback)
+        if loop is not self._slots_loop:
+            self._slots = {}  # slots armed on another (closed) loop will never fire
+            self._slots_loop = loop
+        slot = math.ceil((loop.time() + delay) / self.resolution)
+        timer = _CoarseTimer(callback)
+        timers = self._slots.get(slot)
+        if timers is None:
+            self._slots[slot] = timers = []
+            loop.call_at(slot * self.resolution, self._fire, loop, slot)
+        timers.append(timer)
+        return timer
+
+    def _fire(self, loop: asyncio.AbstractEventLoop, slot: int) -> None:
+        for timer in self._slots.pop(slot, ()):
+            callback = timer.callback
+            if callback is None:
+                continue
+            timer.callback = None
+            try:
+                callback()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # as asyncio's Handle does: report, go on
+                loop.call_exception_handler(
+                    {"message": f"Exception in SIP timer {callback!r}", "exception": exc}
+                )
 
 
 @dataclass(order=True)

@@ -76,6 +76,23 @@ def client_key(message: SipMessage, *, method: str | None = None) -> ClientKey:
 class ServerTransaction:
     """A request received, and the responses the TU sends to it."""
 
+    # Slots: thousands live for 64*T1 under load, and each __dict__ is one more object
+    # for the garbage collector to walk.
+    __slots__ = (
+        "_g_interval",
+        "_timers",
+        "is_invite",
+        "key",
+        "last_response",
+        "layer",
+        "on_ack",
+        "on_terminated",
+        "reply_to",
+        "request",
+        "source",
+        "state",
+    )
+
     def __init__(
         self,
         layer: TransactionLayer,
@@ -97,8 +114,13 @@ class ServerTransaction:
         self.on_terminated: Callable[[ServerTransaction], None] | None = None
         self._timers: dict[str, TimerHandle] = {}
         self._g_interval = layer.timers.t1
-        if self.is_invite:
-            self._arm("trying", layer.timers.trying_delay, self._send_trying)
+
+    def _arm_trying(self) -> None:
+        """For an INVITE the TU has not answered yet: 100 Trying after ``trying_delay``
+        (armed after the TU has seen the request: most answer at once, and a timer armed
+        and cancelled for every call costs the loop for nothing)."""
+        if self.is_invite and self.state is State.PROCEEDING and self.last_response is None:
+            self._arm("trying", self.layer.timers.trying_delay, self._send_trying)
 
     @property
     def reliable(self) -> bool:
@@ -192,6 +214,19 @@ class ClientTransaction:
 
     A timeout or transport failure reaches the TU as a locally made 408 (§8.1.3.1).
     """
+
+    __slots__ = (
+        "_interval",
+        "_timers",
+        "ack",
+        "is_invite",
+        "key",
+        "layer",
+        "on_response",
+        "peer",
+        "request",
+        "state",
+    )
 
     def __init__(
         self,
@@ -396,6 +431,7 @@ class TransactionLayer:
         self._servers[key] = transaction
         self.stats.requests += 1
         self.on_request(transaction)
+        transaction._arm_trying()
 
     def find_invite(self, cancel: SipRequest) -> ServerTransaction | None:
         """The INVITE server transaction a CANCEL targets (§9.2)."""

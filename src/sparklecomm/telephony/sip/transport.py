@@ -137,6 +137,7 @@ def reply_peer(via: Via, source: Peer) -> Peer:
     return Peer(source.transport, host, via.port or DEFAULT_PORT)
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

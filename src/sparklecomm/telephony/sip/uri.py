@@ -15,7 +15,7 @@ import ipaddress
 import re
 import string
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sparklecomm.telephony.sip.errors import malformed
 from sparklecomm.telephony.sip.grammar import RESERVED, parse_uint
@@ -196,6 +196,9 @@ class SipUri:
     params: ParamPairs = ()
     headers: tuple[tuple[str, str], ...] = ()
     secure: bool = False
+    _text: str | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    """The written form, once :meth:`__str__` has made it (the same URI objects come back
+    from the parse cache in every message of a dialog)."""
 
     @classmethod
     def build(
@@ -326,6 +329,13 @@ class SipUri:
         return _header_multiset(self.headers) == _header_multiset(other.headers)
 
     def __str__(self) -> str:
+        text = self._text
+        if text is None:
+            text = self._write()
+            object.__setattr__(self, "_text", text)
+        return text
+
+    def _write(self) -> str:
         parts = [self.scheme, ":"]
         if self.user_raw is not None:
             parts.append(self.user_raw)
