@@ -255,6 +255,10 @@ def serve_ours() -> None:
     exit (``python -m pstats`` reads them). ``BENCH_LOOP=uvloop`` runs it on uvloop (the
     RTP stage does, as ``sparklecomm serve`` does); otherwise asyncio's own loop.
     """
+    from sparklecomm.runtime import tune_gc
+    from sparklecomm.settings import Settings
+
+    tune_gc(Settings().gc_threshold)  # as `sparklecomm serve` does
     profile_to = os.environ.get("BENCH_PROFILE")
     run: Any = asyncio.run
     if os.environ.get("BENCH_LOOP") == "uvloop":  # as under `sparklecomm serve` (uvicorn's)

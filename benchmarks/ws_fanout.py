@@ -130,6 +130,9 @@ def serve(port: int, data_dir: Path) -> None:
         return out
 
     (data_dir / "ready.json").write_text(json.dumps({"tenant_id": tenant.tenant_id}))
+    from sparklecomm.runtime import tune_gc
+
+    tune_gc(services.settings.gc_threshold)  # as `sparklecomm serve` does
     uvicorn.run(
         app, host="127.0.0.1", port=port, log_level="warning", ws_ping_interval=None, ws="auto"
     )

@@ -148,6 +148,7 @@ def serve(
     from sparklecomm.app import build_app
     from sparklecomm.bootstrap import PASSWORD_FILE, prepare
     from sparklecomm.logging import configure_logging
+    from sparklecomm.runtime import tune_gc
 
     for key, value in (
         ("host", host),
@@ -180,8 +181,10 @@ def serve(
             "(sparklecomm extension add)"
         )
     sys.stdout.flush()
+    application = build_app(services)
+    tune_gc(settings.gc_threshold)
     uvicorn.run(
-        build_app(services),
+        application,
         host=settings.host,
         port=settings.port,
         log_config=None,

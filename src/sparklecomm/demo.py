@@ -406,6 +406,7 @@ async def serve_with_traffic(
     import uvicorn
 
     from sparklecomm.app import build_app
+    from sparklecomm.runtime import tune_gc
 
     settings = services.settings
     server = uvicorn.Server(
@@ -419,6 +420,7 @@ async def serve_with_traffic(
         )
     )
     traffic = Traffic(services, demo, speed=speed, load=load)
+    tune_gc(settings.gc_threshold)
 
     async def feed() -> None:
         while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
