@@ -152,6 +152,16 @@ def uas_scenario(work: Path) -> Path:
     return path
 
 
+def uac_command(cpus: list[int], rate: int, calls: int) -> list[str]:
+    """SIPp's built-in caller (pinned to ``cpus``) placing ``calls`` calls to number 2000
+    through the B2BUA at ``rate`` per second."""
+    return [
+        *pinned(cpus),
+        *("sipp", "-sn", "uac", f"127.0.0.1:{B2BUA_PORT}", "-i", "127.0.0.1"),
+        *("-p", str(UAC_PORT), "-s", "2000", "-r", str(rate), "-m", str(calls)),
+    ]
+
+
 def run_rate(
     work: Path, rate: int, seconds: float, call_ms: int, load_cpus: list[int]
 ) -> dict[str, Any]:
@@ -159,21 +169,7 @@ def run_rate(
     calls = max(1, int(rate * seconds))
     stat = work / f"uac-{rate}.csv"
     cmd = [
-        *pinned(load_cpus),
-        "sipp",
-        "-sn",
-        "uac",
-        f"127.0.0.1:{B2BUA_PORT}",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(UAC_PORT),
-        "-s",
-        "2000",
-        "-r",
-        str(rate),
-        "-m",
-        str(calls),
+        *uac_command(load_cpus, rate, calls),
         "-d",
         str(call_ms),
         "-l",
@@ -519,21 +515,7 @@ def rtp_stage(work: Path, args: argparse.Namespace, uas: Path) -> dict[str, Any]
         "-trace_msg",
     ]
     uac_cmd = [
-        *pinned(load),
-        "sipp",
-        "-sn",
-        "uac",
-        f"127.0.0.1:{B2BUA_PORT}",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(UAC_PORT),
-        "-s",
-        "2000",
-        "-r",
-        str(args.rtp_setup_rate),
-        "-m",
-        str(calls),
+        *uac_command(load, args.rtp_setup_rate, calls),
         "-l",
         str(calls),
         "-d",

@@ -6,20 +6,15 @@ caller losing 10 % of its packets."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.telephony.sip_support import loopback_namespace, run_sipp
+from tests.telephony.sip_support import ServeApi, loopback_namespace, run_sipp, running_serve
 
 from sparklecomm.core.clock import SystemClock
 from sparklecomm.telephony import (
@@ -212,34 +207,11 @@ async def test_sipp_caller_with_packet_loss_completes(pbx: Pbx) -> None:
     assert reasons == ["caller_hangup"] * calls
 
 
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def create_extensions(http_port: int) -> None:
-    base = f"http://127.0.0.1:{http_port}/api/v1"
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
-
-    def post(path: str, body: dict[str, str], csrf: str | None = None) -> dict[str, Any]:
-        headers = {"Content-Type": "application/json"}
-        if csrf is not None:
-            headers["X-CSRF-Token"] = csrf
-        request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
-            base + path, data=json.dumps(body).encode(), headers=headers, method="POST"
-        )
-        with opener.open(request, timeout=10) as response:
-            data: dict[str, Any] = json.loads(response.read() or b"{}")
-            return data
-
-    login = post("/auth/login", {"username": "admin", "password": "serve-test-pass"})
+    api = ServeApi(http_port)
+    api.login("admin", "serve-test-pass")
     for number, password in PASSWORDS.items():
-        post(
-            "/telephony/extensions",
-            {"number": number, "password": password},
-            csrf=login["csrf_token"],
-        )
+        api.call("POST", "/telephony/extensions", {"number": number, "password": password})
 
 
 @pytest.mark.timeout(120)  # `serve` itself takes 5-20 s to start on a busy box
@@ -247,114 +219,83 @@ def test_two_sipp_phones_call_through_sparklecomm_serve(tmp_path: Path) -> None:
     """The real command: extensions from the CLI, the PBX dial plan, the media relay."""
     if shutil.which("sipp") is None:
         pytest.skip("sipp is not installed (Debian package sip-tester)")
-    exe = Path(sys.executable).with_name("sparklecomm")
-    with loopback_namespace():
-        http_port, sip_port = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKLECOMM_")}
-        env["SPARKLECOMM_SIP_DIGEST_ALGORITHMS"] = '["MD5", "SHA-256"]'
-        log = (tmp_path / "serve.log").open("w")
-        server = subprocess.Popen(
-            [
-                str(exe),
-                "serve",
-                "--data-dir",
-                str(tmp_path),
-                "--port",
-                str(http_port),
-                "--sip-port",
-                str(sip_port),
-                "--admin-password",
-                "serve-test-pass",
-            ],
-            stdout=log,
+    with (
+        loopback_namespace(),
+        running_serve(
+            tmp_path,
+            "serve-test-pass",
+            # SIPp 3.6 answers only the first challenge, and knows only MD5.
+            SPARKLECOMM_SIP_DIGEST_ALGORITHMS='["MD5", "SHA-256"]',
+        ) as (http_port, sip_port),
+    ):
+        # Through the REST API: the CLI costs 10-20 s of start-up per call on a busy CI box.
+        create_extensions(http_port)
+        target = f"127.0.0.1:{sip_port}"
+        common = ["-i", "127.0.0.1", "-nostdin", "-timeout_error", "-m", "1", "-timeout", "15s"]
+        callee = subprocess.Popen(
+            ["sipp", "-sf", str(SIPP / "call_uas.xml"), "-p", "5080", "-mp", "16000", *common],
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=env,
+            text=True,
         )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(
-                        f"http://127.0.0.1:{http_port}/api/v1/health", timeout=1
-                    ):
-                        break
-                except OSError:
-                    assert server.poll() is None and time.monotonic() < deadline, (
-                        tmp_path / "serve.log"
-                    ).read_text()
-                    time.sleep(0.2)
-            # Through the REST API: the CLI costs 10-20 s of start-up per call on a busy CI box.
-            create_extensions(http_port)
-            target = f"127.0.0.1:{sip_port}"
-            common = ["-i", "127.0.0.1", "-nostdin", "-timeout_error", "-m", "1", "-timeout", "15s"]
-            callee = subprocess.Popen(
-                ["sipp", "-sf", str(SIPP / "call_uas.xml"), "-p", "5080", "-mp", "16000", *common],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            time.sleep(0.3)
-            registered = subprocess.run(
-                [
-                    "sipp",
-                    target,
-                    "-sf",
-                    str(SIPP / "call_register.xml"),
-                    "-s",
-                    "1002",
-                    "-au",
-                    "1002",
-                    "-ap",
-                    PASSWORDS["1002"],
-                    "-key",
-                    "contact_port",
-                    "5080",
-                    "-p",
-                    "5070",
-                    *common,
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=30,
-            )
-            assert registered.returncode == 0, registered.stdout[-2000:]
-            caller = subprocess.run(
-                [
-                    "sipp",
-                    target,
-                    "-sf",
-                    str(SIPP / "call_uac.xml"),
-                    "-s",
-                    "1002",
-                    "-au",
-                    "1001",
-                    "-ap",
-                    PASSWORDS["1001"],
-                    "-auth_uri",
-                    f"1002@{target}",
-                    "-key",
-                    "caller",
-                    "1001",
-                    "-p",
-                    "5071",
-                    "-mp",
-                    "17000",
-                    *common,
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=30,
-            )
-            assert caller.returncode == 0, (
-                caller.stdout[-3000:] + (tmp_path / "serve.log").read_text()[-3000:]
-            )
-            out, _ = callee.communicate(timeout=20)
-            assert callee.returncode == 0, out[-3000:]
-        finally:
-            server.terminate()
-            server.wait(timeout=15)
-            log.close()
+        time.sleep(0.3)
+        registered = subprocess.run(
+            [
+                "sipp",
+                target,
+                "-sf",
+                str(SIPP / "call_register.xml"),
+                "-s",
+                "1002",
+                "-au",
+                "1002",
+                "-ap",
+                PASSWORDS["1002"],
+                "-key",
+                "contact_port",
+                "5080",
+                "-p",
+                "5070",
+                *common,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        assert registered.returncode == 0, registered.stdout[-2000:]
+        caller = subprocess.run(
+            [
+                "sipp",
+                target,
+                "-sf",
+                str(SIPP / "call_uac.xml"),
+                "-s",
+                "1002",
+                "-au",
+                "1001",
+                "-ap",
+                PASSWORDS["1001"],
+                "-auth_uri",
+                f"1002@{target}",
+                "-key",
+                "caller",
+                "1001",
+                "-p",
+                "5071",
+                "-mp",
+                "17000",
+                *common,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        assert caller.returncode == 0, (
+            caller.stdout[-3000:] + (tmp_path / "serve.log").read_text()[-3000:]
+        )
+        out, _ = callee.communicate(timeout=20)
+        assert callee.returncode == 0, out[-3000:]
     output = (tmp_path / "serve.log").read_text()
     assert "sip.call_ended" in output and "caller_hangup" in output
