@@ -191,6 +191,7 @@ def build_app(services: Services) -> FastAPI:
         await services.bus.start()
         acd: AcdService = services.extra["acd"]
         await acd.start()
+        acd.follow(services.bus)  # other nodes' routing decisions (with the Redis bus)
         sip: SipServer | None = services.extra.get("sip")
         trunk_registrations: TrunkRegistrations | None = None
         housekeeping: asyncio.Task[None] | None = None
@@ -244,6 +245,7 @@ def build_app(services: Services) -> FastAPI:
                 await sip.stop()
             if "agent_phones" in services.extra:
                 await services.extra.pop("agent_phones").close()
+            acd.unfollow()
             await acd.stop()
             await services.bus.stop()
 

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import World
+from fastapi.testclient import TestClient
+from tests.conftest import FAST_PASSWORDS, REDIS_URL, World, make_world
 
 from sparklecomm.acd.service import AcdService, AuditNote
 from sparklecomm.acd.store import load_journal
+from sparklecomm.app import build_app, build_services
 from sparklecomm.audit.store import Actor
+from sparklecomm.bus.redis import RedisBus
 from sparklecomm.core.errors import Conflict, DomainError
 from sparklecomm.core.events import Event
+from sparklecomm.settings import Settings
 from sparklecomm.store.db import Database
 
 QUEUE = {"id": "support", "name": "Support", "offer_timeout_seconds": 15, "wrapup_seconds": 30}
@@ -91,7 +97,7 @@ def test_node_b_acts_on_what_node_a_created(nodes: Nodes) -> None:
         tid, "create_interaction", interaction_id="i1", queue_id="support", channel="chat"
     )
     assert "interaction.offered" in [e.type for e in created]
-    assert seen_by_b == []  # listeners hear only their own node's commits
+    assert seen_by_b == []  # without the shared bus, only this node's commits are heard
     # B's engine has never seen the queue: storing "accept" conflicts, B catches up, retries
     accepted = b.execute(tid, "accept", interaction_id="i1", agent_id="ana")
     assert [e.type for e in accepted][:1] == ["interaction.accepted"]
@@ -327,3 +333,61 @@ def test_concurrent_commands_from_both_nodes_end_consistent(nodes: Nodes) -> Non
     with nodes.world.services.db.read() as s:
         seqs = [c.seq for c in load_journal(s, tid, 0)]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="SPARKLECOMM_TEST_REDIS_URL is not set")
+def test_with_the_redis_bus_a_node_hears_the_offers_another_node_made(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Two running apps on one database and one Redis: a call waits on node B (its voice
+    bridge holds the SIP legs); the agent goes available through node A, whose engine makes
+    the offer; B's listeners (the voice bridge) hear it, and B's engine is current at once."""
+    assert REDIS_URL is not None
+    prefix = f"sparklecomm-test-{uuid.uuid4().hex}:"
+    world = make_world(database_url, tmp_path)
+    world.services.bus = RedisBus(REDIS_URL, prefix=prefix)
+    world.services.db.publisher = world.services.bus.publish
+    node_b = build_services(
+        Settings(data_dir=tmp_path, database_url=database_url),
+        passwords=FAST_PASSWORDS,
+        bus=RedisBus(REDIS_URL, prefix=prefix),
+    )
+    a: AcdService = world.services.extra["acd"]
+    b: AcdService = node_b.extra["acd"]
+    b.freshness_seconds = 3600  # only the bus can make B catch up in time
+    tid = world.tenant_id
+    heard: list[Event] = []
+    offered = threading.Event()
+
+    def listener(tenant_id: str, events: list[Event]) -> None:
+        assert tenant_id == tid
+        heard.extend(events)
+        if any(e.type == "interaction.offered" for e in events):
+            offered.set()
+
+    b.add_listener(listener)
+    with TestClient(build_app(world.services)), TestClient(build_app(node_b)):
+        a.execute(tid, "add_queue", config=QUEUE)
+        a.execute(tid, "add_agent", config={"id": "ana", "name": "Ana"})
+        a.execute(tid, "join_queue", agent_id="ana", queue_id="support")
+        a.execute(tid, "login", agent_id="ana")
+        a.execute(tid, "set_break", agent_id="ana", reason="lunch")
+        local = b.execute(
+            tid, "create_interaction", interaction_id="call-1", queue_id="support", channel="voice"
+        )
+        assert [e.type for e in local][-1] == "interaction.queued"  # nobody available
+        heard.clear()
+        a.execute(tid, "set_available", agent_id="ana")  # A's engine offers B's call
+        assert offered.wait(5), f"node B heard {[e.type for e in heard]}"
+        offer = next(e for e in heard if e.type == "interaction.offered")
+        assert offer.payload["interaction_id"] == "call-1"
+        assert offer.payload["agent_id"] == "ana"
+        assert all(e.id > local[-1].id for e in heard)  # committed events, with their ids
+        # B's next read catches up despite freshness_seconds: the bus said it is behind.
+        assert offer_of(b, tid, "ana") == "call-1"
+        accepted = b.execute(tid, "accept", interaction_id="call-1", agent_id="ana")
+        assert accepted[0].type == "interaction.accepted"
+    b.remove_listener(listener)
+    world.services.db.dispose()
+    node_b.db.dispose()

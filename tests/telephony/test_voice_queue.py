@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -378,5 +379,38 @@ def test_a_closed_bridge_stops_following_the_engine(sqlite_world: World) -> None
         await asyncio.to_thread(acd.execute, world.tenant_id, "abandon", interaction_id="call-1")
         await settle()
         assert phones.take() == []
+
+    asyncio.run(scenario())
+
+
+def test_an_event_older_than_one_already_handled_is_dropped(sqlite_world: World) -> None:
+    """With several nodes, another node's events reach the bridge through the bus and may
+    arrive after newer ones committed here: an offer that was already answered must not
+    ring the phone again, while newer events still act."""
+    world = sqlite_world
+    acd = center(world, world.agent_id)
+    login(world, acd, world.agent_id)
+
+    async def scenario() -> None:
+        vq, phones, call = await connected_call(world, acd)
+        with world.services.db.read() as s:
+            events = read_events(s, world.tenant_id, after=0, limit=1000)
+        mine = [
+            e
+            for e in events
+            if isinstance(e.payload, dict) and e.payload.get("interaction_id") == "call-1"
+        ]
+        offered = next(e for e in mine if e.type == "interaction.offered")
+        assert call.last_event_id > offered.id
+        vq.handle([offered])  # a late copy of the offer the agent already answered
+        assert phones.take() == []
+        completed = replace(
+            offered,
+            id=call.last_event_id + 1,
+            type="interaction.completed",
+            payload=mine[-1].payload,
+        )
+        vq.handle([completed])
+        assert phones.take() == [("end", "c1", "completed")]
 
     asyncio.run(scenario())

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,6 +50,7 @@ from sparklecomm.acd.store import (
     tenants_with_routing,
 )
 from sparklecomm.audit.store import Actor, write_audit_txn
+from sparklecomm.bus.base import EventBus
 from sparklecomm.core.clock import Clock
 from sparklecomm.core.errors import Conflict, InvalidInput
 from sparklecomm.core.events import Event, NewEvent
@@ -123,6 +124,9 @@ def _replay(engine: AcdEngine, clock: EngineClock, commands: Iterable[AcdCommand
         clock.set(command.time)
         _apply(engine, command.name, command.args)
 
+
+ROUTING_EVENT_PREFIXES = ("interaction.", "agent.", "queue.", "callback.")
+"""The types of the events the routing engine emits (see docs/routing.md's catalogue)."""
 
 COMMANDS = frozenset(
     {
@@ -211,13 +215,18 @@ class AcdService:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[str, list[Event]], None]] = []
+        self._bus: EventBus | None = None
 
     def add_listener(self, listener: Callable[[str, list[Event]], None]) -> None:
-        """Call ``listener(tenant_id, events)`` after each command commits (timers included).
+        """Call ``listener(tenant_id, events)`` after each command commits (timers included),
+        and, once :meth:`follow` was given the shared bus, with the routing events other
+        nodes committed.
 
-        It runs in the committing thread, under the tenant's lock: keep it short and hand the
-        events to your own loop (``loop.call_soon_threadsafe``). Used by the voice bridge to
-        ring agents' phones when the engine offers them a call.
+        For this node's commands it runs in the committing thread, under the tenant's lock;
+        for other nodes' events on the event loop's thread: keep it short and hand the events
+        to your own loop (``loop.call_soon_threadsafe``). Events of one interaction may reach
+        it out of order across nodes (compare ``Event.id``). Used by the voice bridge to ring
+        agents' phones when the engine (of any node) offers them a call.
         """
         self._listeners.append(listener)
 
@@ -225,6 +234,50 @@ class AcdService:
         """Stop calling ``listener`` (no-op when it was not added)."""
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    # ---- other nodes -----------------------------------------------------------------------
+
+    def follow(self, bus: EventBus) -> None:
+        """Hear the routing decisions of the other nodes sharing the database, through the
+        shared bus (Redis): their events go to this service's listeners, an organisation
+        this node has loaded catches up at its next read or timer check, and one it has not
+        loaded yet is loaded (so its timers run here too)."""
+        self.unfollow()
+        self._bus = bus
+        bus.add_remote_listener(self._remote_events)
+
+    def unfollow(self) -> None:
+        if self._bus is not None:
+            self._bus.remove_remote_listener(self._remote_events)
+            self._bus = None
+
+    def _remote_events(self, events: Sequence[Event]) -> None:
+        """Events another node committed (event loop thread, see :meth:`follow`)."""
+        by_tenant: dict[str, list[Event]] = {}
+        for event in events:
+            if event.type.startswith(ROUTING_EVENT_PREFIXES):
+                by_tenant.setdefault(event.tenant_id, []).append(event)
+        for tenant_id, batch in by_tenant.items():
+            rt = self._tenants.get(tenant_id)
+            if rt is not None:
+                rt.checked_at = None  # the next read or timer check catches up first
+            elif self._loop is not None:
+                # Build it off the loop (a replay); the timer loop picks it up afterwards.
+                self._loop.run_in_executor(None, self._load_quietly, tenant_id)
+            for listener in self._listeners:
+                try:
+                    listener(tenant_id, batch)
+                except Exception:
+                    log.exception("acd_listener_failed", tenant_id=tenant_id, command="remote")
+        if by_tenant:
+            self._poke()
+
+    def _load_quietly(self, tenant_id: str) -> None:
+        try:
+            self.routing(tenant_id)
+        except Exception:
+            log.exception("acd_load_failed", tenant_id=tenant_id)
+        self._poke()
 
     # ---- lifecycle -----------------------------------------------------------------------
 

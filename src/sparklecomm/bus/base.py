@@ -10,12 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
+
+import structlog
 
 from sparklecomm.core.events import Event
 
+log = structlog.get_logger(__name__)
+
 SUBSCRIBER_BUFFER = 10_000
+
+RemoteListener = Callable[[Sequence[Event]], None]
+"""Called on the event loop's thread with events that other nodes committed."""
 
 
 class Subscription:
@@ -82,6 +89,10 @@ class EventBus(Protocol):
 
     def subscribe(self, tenant_id: str) -> Subscription: ...
 
+    def add_remote_listener(self, listener: RemoteListener) -> None: ...
+
+    def remove_remote_listener(self, listener: RemoteListener) -> None: ...
+
 
 class LocalFanout:
     """Subscriptions of this process, fed on the event loop's thread."""
@@ -90,6 +101,30 @@ class LocalFanout:
         self._subs: dict[str, set[Subscription]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        self._remote_listeners: list[RemoteListener] = []
+
+    def add_remote_listener(self, listener: RemoteListener) -> None:
+        """Also hand ``listener`` every batch of events that *another node* committed (as
+        they arrive from the broker, on the loop's thread; never this node's own events).
+
+        Services that act on events in memory (the routing service and, through it, the
+        voice bridge) use it to hear decisions made elsewhere. Like every live delivery it
+        is best effort: a message the broker lost is not repeated (the database has it).
+        """
+        self._remote_listeners.append(listener)
+
+    def remove_remote_listener(self, listener: RemoteListener) -> None:
+        if listener in self._remote_listeners:
+            self._remote_listeners.remove(listener)
+
+    def _deliver_remote(self, events: Sequence[Event]) -> None:
+        """Events from another node: to the subscriptions, then to the remote listeners."""
+        self._deliver_now(events)
+        for listener in list(self._remote_listeners):
+            try:
+                listener(events)
+            except Exception:
+                log.exception("remote_listener_failed")
 
     def bind_loop(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -98,4 +98,4 @@ class RedisBus(LocalFanout):
             except (ValueError, KeyError, TypeError):
                 log.warning("redis_bad_message", channel=message.get("channel"))
                 continue
-            self._deliver_now(events)
+            self._deliver_remote(events)

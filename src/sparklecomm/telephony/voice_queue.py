@@ -31,7 +31,11 @@ without media) while waiting; music on hold comes with the media issue.
 
 The engine delivers its events through :meth:`AcdService.add_listener` in whatever thread
 committed them; this bridge hops onto its own event loop before acting, and it ignores
-interactions it does not own (chat, e-mail, other nodes' calls).
+interactions it does not own (chat, e-mail, other nodes' calls). With several nodes the
+offer for a call held here may be made by another node (an agent went available there):
+the routing service hears it through the shared bus; since those events can arrive after
+later ones committed here, an event older than the newest one already handled for the call
+is dropped (it is superseded).
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ class VoiceCall:
     phase: Phase = Phase.QUEUED
     agent_id: str | None = None
     ringing: set[str] = field(default_factory=set)
+    last_event_id: int = 0  # events of this call come from several nodes: drop older ones
 
 
 FAILURE_REASONS = {486: "busy", 600: "busy", 603: "declined", 403: "declined"}
@@ -259,6 +264,10 @@ class VoiceQueue:
             call = self._by_interaction.get(str(payload.get("interaction_id")))
             if call is None or call.phase is Phase.ENDED:
                 continue
+            if event.id <= call.last_event_id:
+                log.info("voice.stale_event", call_id=call.call_id, type=event.type, id=event.id)
+                continue
+            call.last_event_id = event.id
             agent_id = payload.get("agent_id")
             kind = event.type
             if kind == "interaction.offered" and isinstance(agent_id, str):
