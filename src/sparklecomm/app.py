@@ -83,7 +83,13 @@ def build_services(
         "role": p.role,
     }
     services.state_providers["users"] = lambda p: _users_state(auth, p)
-    acd = AcdService(db, clock)
+    acd = AcdService(
+        db,
+        clock,
+        snapshot_every=settings.routing_snapshot_every,
+        freshness_seconds=settings.routing_freshness_seconds,
+        max_attempts=settings.routing_max_attempts,
+    )
     services.extra["acd"] = acd
     services.state_providers["routing"] = lambda p: routing_state(acd, p)
     extensions = ExtensionService(db, settings.sip_realm)

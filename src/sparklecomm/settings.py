@@ -74,6 +74,28 @@ class Settings(BaseSettings):
         "per SIP call.",
     )
 
+    routing_freshness_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=60,
+        description="With several serve processes on one database: how old a process's view "
+        "of another's routing decisions may be before a read checks the journal again "
+        "(0: before every read)",
+    )
+    routing_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Tries of a routing command while other serve processes keep storing "
+        "commands for the same organisation first (then 409 Conflict)",
+    )
+    routing_snapshot_every: int = Field(
+        default=500,
+        ge=1,
+        description="Routing commands between snapshots of an organisation's engine "
+        "(fewer: faster start, more writes)",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, v: Any) -> Any:

@@ -45,3 +45,20 @@ def test_unknown_or_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> N
         Settings(port=70000)
     with pytest.raises(ValidationError, match="log_level"):
         Settings(log_level="loud")  # type: ignore[arg-type]
+
+
+def test_routing_settings_reach_the_routing_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sparklecomm.app import build_services
+
+    monkeypatch.delenv("SPARKLECOMM_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SPARKLECOMM_ROUTING_FRESHNESS_SECONDS", "0")
+    monkeypatch.setenv("SPARKLECOMM_ROUTING_MAX_ATTEMPTS", "5")
+    monkeypatch.setenv("SPARKLECOMM_ROUTING_SNAPSHOT_EVERY", "100")
+    services = build_services(Settings(data_dir=tmp_path))
+    acd = services.extra["acd"]
+    assert (acd.freshness_seconds, acd.max_attempts, acd.snapshot_every) == (0, 5, 100)
+    services.db.dispose()
+    with pytest.raises(ValidationError, match="routing_max_attempts"):
+        Settings(routing_max_attempts=0)
