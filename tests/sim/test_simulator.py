@@ -281,3 +281,25 @@ def test_replications_summary_has_confidence_intervals() -> None:
     assert "occupancy" not in summary["queues"]["q"]
     single = summarize(sc, results[:1])
     assert "ci95" not in single and single["offered"] == results[0].report.overall.offered
+
+
+def test_replications_in_parallel_processes_give_the_same_results_and_events() -> None:
+    import io
+
+    sc = one_queue(duration=1800)
+    serial_events, parallel_events = io.StringIO(), io.StringIO()
+    serial = run_replications(sc, 3, events_to=serial_events)
+    shares: list[float] = []
+    parallel = run_replications(sc, 3, jobs=3, events_to=parallel_events, progress=shares.append)
+    assert [r.replication for r in parallel] == [0, 1, 2]
+    assert [r.report.to_dict() for r in parallel] == [r.report.to_dict() for r in serial]
+    assert [r.events for r in parallel] == [r.events for r in serial]
+    assert parallel_events.getvalue() == serial_events.getvalue()
+    lines = parallel_events.getvalue().splitlines()
+    assert len(lines) == sum(r.events for r in serial)
+    assert [json.loads(lines[0])["replication"], json.loads(lines[-1])["replication"]] == [1, 3]
+    assert shares == pytest.approx([1 / 3, 2 / 3, 1.0])
+    with pytest.raises(ValueError, match="jobs"):
+        run_replications(sc, 2, jobs=0)
+    with pytest.raises(ValueError, match="on_event needs jobs=1"):
+        run_replications(sc, 2, jobs=2, on_event=lambda r: None)

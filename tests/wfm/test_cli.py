@@ -446,3 +446,29 @@ def test_simulate_bad_scenario_exits_2(
 def test_simulate_missing_file(tmp_path: Path) -> None:
     code, _, err = run("simulate", str(tmp_path / "nope.yaml"))
     assert code == 2 and "cannot read" in err
+
+
+def test_simulate_jobs_do_not_change_the_figures(tmp_path: Path) -> None:
+    outputs = []
+    for jobs in ("1", "2"):
+        events = tmp_path / f"events-{jobs}.jsonl"
+        code, out, err = run(
+            "simulate",
+            str(_scenario(tmp_path)),
+            "-r",
+            "2",
+            "--jobs",
+            jobs,
+            "--json",
+            "--events",
+            str(events),
+            "--duration",
+            "1800",
+        )
+        assert code == 0, err
+        data = json.loads(out)
+        data.pop("wall_seconds")
+        outputs.append((data, events.read_text(encoding="utf-8")))
+    assert outputs[0] == outputs[1]
+    code, _out, err = run("simulate", str(_scenario(tmp_path)), "--jobs", "-1")
+    assert code == 2 and "--jobs must not be negative (got -1)" in err

@@ -8,11 +8,19 @@ the correlation inside a run.
 
 from __future__ import annotations
 
+import json
 import math
+import multiprocessing
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import IO, Any, Final
 
 from sparklecomm.analytics import Kpis
+from sparklecomm.core.events import NewEvent
 from sparklecomm.sim.scenario import Scenario
 from sparklecomm.sim.simulator import EventSink, SimResult, simulate
 
@@ -122,20 +130,81 @@ def summarize(scenario: Scenario, results: Sequence[SimResult]) -> dict[str, Any
     return out
 
 
+def event_line_writer(out: IO[str], replication: int) -> EventSink:
+    """An event sink writing one JSON object per line (``simulate --events``): the
+    replication's number (1-based), the event's type, time and payload."""
+    write = out.write
+    number = replication + 1
+
+    def sink(event: NewEvent) -> None:
+        write(
+            json.dumps(
+                {
+                    "replication": number,
+                    "type": event.type,
+                    "time": event.time.isoformat() if event.time else None,
+                    "payload": event.payload,
+                }
+            )
+            + "\n"
+        )
+
+    return sink
+
+
+def default_jobs(replications: int) -> int:
+    """Worker processes used when not told: one per CPU this process may use, at most one
+    per replication."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(replications, cpus))
+
+
+def _replicate(scenario: Scenario, replication: int, events: str | None) -> SimResult:
+    """One replication in a worker process; its events go to the file ``events``."""
+    if events is None:
+        return simulate(scenario, replication)
+    with open(events, "w", encoding="utf-8") as out:
+        return simulate(scenario, replication, on_event=event_line_writer(out, replication))
+
+
 def run_replications(
     scenario: Scenario,
     replications: int = 1,
     *,
     on_event: Callable[[int], EventSink | None] | None = None,
     progress: Callable[[float], None] | None = None,
+    jobs: int = 1,
+    events_to: IO[str] | None = None,
 ) -> list[SimResult]:
-    """Run ``replications`` independent replications one after the other.
+    """Run ``replications`` independent replications; returns them in replication order.
 
-    ``on_event(r)`` may return an event sink for replication ``r`` (0-based); ``progress`` is
-    called with the share of the whole job done.
+    ``jobs`` > 1 runs them in that many worker processes at once (each replication has its
+    own random streams, so the results are identical to a run with ``jobs=1``). Events:
+    ``on_event(r)`` may return an event sink for replication ``r`` (0-based; one process
+    only), or ``events_to`` receives every event as a JSON line (:func:`event_line_writer`,
+    replication after replication, whatever ``jobs``). ``progress`` is called with the share
+    of the whole job done (per replication finished when ``jobs`` > 1).
     """
     if replications < 1:
         raise ValueError("replications must be at least 1")
+    if jobs < 1:
+        raise ValueError("jobs must be at least 1")
+    if on_event is not None and events_to is not None:
+        raise ValueError("give on_event or events_to, not both")
+    jobs = min(jobs, replications)
+    if jobs > 1:
+        if on_event is not None:
+            raise ValueError("on_event needs jobs=1 (its sinks live in this process)")
+        return _run_parallel(scenario, replications, jobs, progress, events_to)
+    if events_to is not None:
+        writer = events_to
+
+        def on_event(r: int) -> EventSink | None:
+            return event_line_writer(writer, r)
+
     results: list[SimResult] = []
     for r in range(replications):
         tick = None
@@ -148,3 +217,34 @@ def run_replications(
         sink = on_event(r) if on_event is not None else None
         results.append(simulate(scenario, r, on_event=sink, progress=tick))
     return results
+
+
+def _run_parallel(
+    scenario: Scenario,
+    replications: int,
+    jobs: int,
+    progress: Callable[[float], None] | None,
+    events_to: IO[str] | None,
+) -> list[SimResult]:
+    # "spawn": fresh interpreters, safe whatever threads this process runs (a progress bar).
+    context = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="sparklecomm-sim-") as tmp:
+        paths = [
+            str(Path(tmp) / f"events-{r}.jsonl") if events_to is not None else None
+            for r in range(replications)
+        ]
+        results: list[SimResult | None] = [None] * replications
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {
+                pool.submit(_replicate, scenario, r, paths[r]): r for r in range(replications)
+            }
+            for finished, future in enumerate(as_completed(futures), start=1):
+                results[futures[future]] = future.result()
+                if progress is not None:
+                    progress(finished / replications)
+        if events_to is not None:
+            for path in paths:
+                assert path is not None
+                with open(path, encoding="utf-8") as part:
+                    shutil.copyfileobj(part, events_to)
+    return [r for r in results if r is not None]

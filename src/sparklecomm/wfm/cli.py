@@ -951,6 +951,15 @@ def simulate(
     replications: Annotated[
         int, typer.Option("--replications", "-r", help="Independent replications to run.")
     ] = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Replications run at once, each in its own process (0: one per CPU). "
+            "The figures do not depend on it.",
+        ),
+    ] = 0,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Override the scenario's seed.")
     ] = None,
@@ -988,10 +997,14 @@ def simulate(
     skills of the scenario's agent group named like the row's shift, else of its first).
     """
     from sparklecomm.sim import ScenarioError, load_scenario, run_replications, summarize
+    from sparklecomm.sim.results import default_jobs
     from sparklecomm.sim.scenario import apply_roster, read_roster
 
     if replications < 1:
         _fail(f"--replications must be at least 1 (got {replications})")
+    if jobs < 0:
+        _fail(f"--jobs must not be negative (got {jobs})")
+    workers = jobs or default_jobs(replications)
     if seed is not None and seed < 0:
         _fail(f"--seed must not be negative (got {seed})")
     if duration is not None:
@@ -1018,27 +1031,6 @@ def simulate(
         except OSError as exc:
             _fail(f"cannot write --events {events}: {exc.strerror}")
 
-    def sink_for(replication: int) -> Any:
-        if event_file is None:
-            return None
-        write = event_file.write
-        number = replication + 1
-
-        def sink(event: Any) -> None:
-            write(
-                json.dumps(
-                    {
-                        "replication": number,
-                        "type": event.type,
-                        "time": event.time.isoformat() if event.time else None,
-                        "payload": event.payload,
-                    }
-                )
-                + "\n"
-            )
-
-        return sink
-
     show = progress if progress is not None else sys.stderr.isatty()
     try:
         if show:
@@ -1050,11 +1042,12 @@ def simulate(
                 results = run_replications(
                     sc,
                     replications,
-                    on_event=sink_for,
+                    jobs=workers,
+                    events_to=event_file,
                     progress=lambda share: bar.update(task, completed=share),
                 )
         else:
-            results = run_replications(sc, replications, on_event=sink_for)
+            results = run_replications(sc, replications, jobs=workers, events_to=event_file)
     finally:
         if event_file is not None:
             event_file.close()
