@@ -124,6 +124,25 @@ def make_world(database_url: str, data_dir: Path, **settings: object) -> World:
     return World(svc, clock, tenant.tenant_id, ids["admin"], ids["supervisor"], ids["agent"])
 
 
+def redis_nodes(database_url: str, data_dir: Path) -> tuple[World, Services]:
+    """Two nodes on one database sharing live events through the real Redis server: the
+    world's services (node A) and a second process's services (node B), each with its own
+    :class:`RedisBus` on a channel prefix of its own test."""
+    from sparklecomm.bus.redis import RedisBus
+
+    assert REDIS_URL is not None
+    prefix = f"sparklecomm-test-{uuid.uuid4().hex}:"
+    world = make_world(database_url, data_dir)
+    world.services.bus = RedisBus(REDIS_URL, prefix=prefix)
+    world.services.db.publisher = world.services.bus.publish
+    node_b = build_services(
+        Settings(data_dir=data_dir, database_url=database_url),
+        passwords=FAST_PASSWORDS,
+        bus=RedisBus(REDIS_URL, prefix=prefix),
+    )
+    return world, node_b
+
+
 @pytest.fixture
 def world(database_url: str, tmp_path: Path) -> Iterator[World]:
     w = make_world(database_url, tmp_path)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from sparklecomm.app import build_app, build_services
-from sparklecomm.bus.redis import RedisBus
-from sparklecomm.settings import Settings
-from tests.conftest import FAST_PASSWORDS, PASSWORD, REDIS_URL, make_world
+from sparklecomm.app import build_app
+from tests.conftest import PASSWORD, REDIS_URL, redis_nodes
 
 pytestmark = [
     pytest.mark.redis,
@@ -25,16 +22,7 @@ pytestmark = [
 def test_an_event_committed_on_one_node_reaches_a_websocket_on_another(
     database_url: str, tmp_path: Path
 ) -> None:
-    assert REDIS_URL is not None
-    prefix = f"sparklecomm-test-{uuid.uuid4().hex}:"
-    world = make_world(database_url, tmp_path)  # node A owns the world's services
-    world.services.bus = RedisBus(REDIS_URL, prefix=prefix)
-    world.services.db.publisher = world.services.bus.publish
-    node_b = build_services(
-        Settings(data_dir=tmp_path, database_url=database_url),
-        passwords=FAST_PASSWORDS,
-        bus=RedisBus(REDIS_URL, prefix=prefix),
-    )
+    world, node_b = redis_nodes(database_url, tmp_path)  # node A owns the world's services
     with TestClient(build_app(world.services)) as a, TestClient(build_app(node_b)) as b:
         csrf = a.post(
             "/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}

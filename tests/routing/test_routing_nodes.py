@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import FAST_PASSWORDS, REDIS_URL, World, make_world
+from tests.conftest import REDIS_URL, World, redis_nodes
 
 from sparklecomm.acd.service import AcdService, AuditNote
 from sparklecomm.acd.store import load_journal
-from sparklecomm.app import build_app, build_services
+from sparklecomm.app import build_app
 from sparklecomm.audit.store import Actor
-from sparklecomm.bus.redis import RedisBus
 from sparklecomm.core.errors import Conflict, DomainError
 from sparklecomm.core.events import Event
-from sparklecomm.settings import Settings
 from sparklecomm.store.db import Database
 
 QUEUE = {"id": "support", "name": "Support", "offer_timeout_seconds": 15, "wrapup_seconds": 30}
@@ -343,16 +340,7 @@ def test_with_the_redis_bus_a_node_hears_the_offers_another_node_made(
     """Two running apps on one database and one Redis: a call waits on node B (its voice
     bridge holds the SIP legs); the agent goes available through node A, whose engine makes
     the offer; B's listeners (the voice bridge) hear it, and B's engine is current at once."""
-    assert REDIS_URL is not None
-    prefix = f"sparklecomm-test-{uuid.uuid4().hex}:"
-    world = make_world(database_url, tmp_path)
-    world.services.bus = RedisBus(REDIS_URL, prefix=prefix)
-    world.services.db.publisher = world.services.bus.publish
-    node_b = build_services(
-        Settings(data_dir=tmp_path, database_url=database_url),
-        passwords=FAST_PASSWORDS,
-        bus=RedisBus(REDIS_URL, prefix=prefix),
-    )
+    world, node_b = redis_nodes(database_url, tmp_path)
     a: AcdService = world.services.extra["acd"]
     b: AcdService = node_b.extra["acd"]
     b.freshness_seconds = 3600  # only the bus can make B catch up in time
