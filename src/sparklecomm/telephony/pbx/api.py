@@ -1,5 +1,5 @@
-"""HTTP routes of the PBX: extensions, DIDs, ring groups, trunks, call settings, blocked
-numbers and dial rules, under ``/api/v1/telephony``.
+"""HTTP routes of the PBX: extensions, DIDs, business hours, ring groups, trunks, call
+settings, blocked numbers and dial rules, under ``/api/v1/telephony``.
 
 Supervisors read, administrators change. Every change is audited and appears on the event
 stream (``pbx.did.created`` ...). A trunk's password is write-only.
@@ -19,6 +19,7 @@ from sparklecomm.telephony.pbx.service import (
     PbxService,
     blocked_payload,
     did_payload,
+    hours_payload,
     ring_group_payload,
     trunk_payload,
 )
@@ -151,12 +152,25 @@ class DidIn(Strict):
         default_factory=dict, description="Interaction attributes for the ACD (campaign ...)"
     )
     description: str = Field(default="", max_length=200)
+    hours: str | None = Field(
+        default=None, max_length=50, description="Business hours (by name) the DID follows"
+    )
+    closed_destination: str | None = Field(
+        default=None,
+        max_length=120,
+        description="Where calls go while the business hours are closed (same forms as "
+        "destination); unset: the caller gets 480 (closed)",
+    )
 
 
 class DidPatch(Strict):
     destination: str | None = Field(default=None, max_length=120)
     attributes: dict[str, Scalar] | None = None
     description: str | None = Field(default=None, max_length=200)
+    hours: str | None = Field(default=None, max_length=50, description='"" stops following')
+    closed_destination: str | None = Field(
+        default=None, max_length=120, description='"": the caller gets 480 while closed'
+    )
 
 
 @router.get("/dids")
@@ -173,6 +187,8 @@ def create_did(body: DidIn, principal: Admin, svc: ServicesDep) -> dict[str, Any
         destination=body.destination,
         attributes=body.attributes,
         description=body.description,
+        hours=body.hours,
+        closed_destination=body.closed_destination,
     )
     return did_payload(did)
 
@@ -188,6 +204,8 @@ def update_did(
         destination=body.destination,
         attributes=body.attributes,
         description=body.description,
+        hours=body.hours,
+        closed_destination=body.closed_destination,
     )
     return did_payload(did)
 
@@ -195,6 +213,71 @@ def update_did(
 @router.delete("/dids/{number}", status_code=204)
 def delete_did(number: Number, principal: Admin, svc: ServicesDep) -> Response:
     pbx(svc).do_delete_did(principal.tenant_id, principal.actor, number)
+    return Response(status_code=204)
+
+
+# -- business hours --------------------------------------------------------------------------
+class BusinessHoursBody(Strict):
+    timezone: str = Field(max_length=64, description="IANA time zone, e.g. Europe/Berlin")
+    weekly: dict[str, Any] = Field(
+        description='Opening ranges per day (mon … sun), e.g. {"mon": ["08:00-18:00"]}; a day '
+        "left out is closed; an end not after the start runs past midnight"
+    )
+    exceptions: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description='Dated exceptions: {"date": "2026-12-25", "name": "Christmas"} (closed) '
+        'or with "hours": ["09:00-12:00"]',
+    )
+    description: str = Field(default="", max_length=200)
+
+
+class BusinessHoursIn(BusinessHoursBody):
+    name: str = Field(max_length=50)
+
+
+class BusinessHoursPatch(Strict):
+    timezone: str | None = Field(default=None, max_length=64)
+    weekly: dict[str, Any] | None = None
+    exceptions: list[dict[str, Any]] | None = None
+    description: str | None = Field(default=None, max_length=200)
+
+
+@router.get("/business-hours")
+def list_business_hours(principal: Supervisor, svc: ServicesDep) -> list[dict[str, Any]]:
+    """Every business hours of the organisation, with ``open_now`` and ``next_change``."""
+    now = svc.clock.now()
+    return [hours_payload(h, now) for h in pbx(svc).business_hours(principal.tenant_id)]
+
+
+@router.post("/business-hours", status_code=201)
+def create_business_hours(
+    body: BusinessHoursIn, principal: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    row = pbx(svc).do_create_business_hours(
+        principal.tenant_id, principal.actor, **body.model_dump()
+    )
+    return hours_payload(row, svc.clock.now())
+
+
+@router.get("/business-hours/{name}")
+def get_business_hours(name: Name, principal: Supervisor, svc: ServicesDep) -> dict[str, Any]:
+    row = pbx(svc).get_business_hours(principal.tenant_id, name)
+    return hours_payload(row, svc.clock.now())
+
+
+@router.patch("/business-hours/{name}")
+def update_business_hours(
+    name: Name, body: BusinessHoursPatch, principal: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    row = pbx(svc).do_update_business_hours(
+        principal.tenant_id, principal.actor, name, **body.model_dump()
+    )
+    return hours_payload(row, svc.clock.now())
+
+
+@router.delete("/business-hours/{name}", status_code=204)
+def delete_business_hours(name: Name, principal: Admin, svc: ServicesDep) -> Response:
+    pbx(svc).do_delete_business_hours(principal.tenant_id, principal.actor, name)
     return Response(status_code=204)
 
 

@@ -1,4 +1,4 @@
-"""``sparklecomm did|trunk|ringgroup|block|dialrule ...`` and ``sparklecomm extension
+"""``sparklecomm did|hours|trunk|ringgroup|block|dialrule ...`` and ``sparklecomm extension
 forward|dnd``: PBX configuration from the command line, straight on the database (like
 ``sparklecomm extension add``).
 
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from sparklecomm.telephony.pbx.service import PbxService
 
 did_app = typer.Typer(help="Inbound numbers (DIDs) and where they go.", no_args_is_help=True)
+hours_app = typer.Typer(
+    help="Business hours: when numbers are open (DIDs follow them).", no_args_is_help=True
+)
 trunk_app = typer.Typer(help="Carrier SIP trunks.", no_args_is_help=True)
 ringgroup_app = typer.Typer(help="Ring groups (several extensions).", no_args_is_help=True)
 block_app = typer.Typer(help="Blocked inbound callers.", no_args_is_help=True)
@@ -74,6 +77,13 @@ def did_add(
         list[str] | None, typer.Option("--attr", help="Attribute for the ACD, KEY=VALUE")
     ] = None,
     description: Annotated[str, typer.Option(help="A note")] = "",
+    hours: Annotated[
+        str | None, typer.Option("--hours", help="Follow these business hours (by name)")
+    ] = None,
+    closed_to: Annotated[
+        str | None,
+        typer.Option("--closed-to", help="Where calls go while closed (else: 480, closed)"),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Route an inbound number to an extension, a ring group, a queue, or reject it."""
@@ -88,9 +98,51 @@ def did_add(
             destination=to,
             attributes=_attributes(attr),
             description=description,
+            hours=hours,
+            closed_destination=closed_to,
         )
         data = did_payload(did)
-        _emit(as_json, data, [f"DID {did.number} → {data['destination']}"])
+        _emit(as_json, data, [_did_line(data)])
+
+
+def _did_line(data: dict[str, Any]) -> str:
+    line = f"DID {data['number']} → {data['destination']}"
+    if data.get("hours"):
+        closed = data.get("closed_destination") or "480 (closed)"
+        line += f" during {data['hours']}, else → {closed}"
+    return line
+
+
+@did_app.command("update")
+def did_update(
+    number: Annotated[str, typer.Argument(help="The DID to change")],
+    tenant: Tenant = "demo",
+    to: Annotated[str | None, typer.Option("--to", help="New destination")] = None,
+    hours: Annotated[
+        str | None, typer.Option("--hours", help='Business hours to follow ("" to stop)')
+    ] = None,
+    closed_to: Annotated[
+        str | None, typer.Option("--closed-to", help='Where calls go while closed ("": 480)')
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="A note")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change where a DID goes, and when."""
+    from sparklecomm.telephony.pbx.service import did_payload
+
+    with _cli()._errors():
+        pbx, tenant_id = _pbx(tenant)
+        did = pbx.do_update_did(
+            tenant_id,
+            Actor.cli(),
+            number,
+            destination=to,
+            description=description,
+            hours=hours,
+            closed_destination=closed_to,
+        )
+        data = did_payload(did)
+        _emit(as_json, data, [_did_line(data)])
 
 
 @did_app.command("list")
@@ -101,7 +153,7 @@ def did_list(tenant: Tenant = "demo", as_json: JsonFlag = False) -> None:
     with _cli()._errors():
         pbx, tenant_id = _pbx(tenant)
         rows = [did_payload(d) for d in pbx.dids(tenant_id)]
-        _emit(as_json, rows, [f"{r['number']:<18} {r['destination']}" for r in rows])
+        _emit(as_json, rows, [_did_line(r) for r in rows])
 
 
 @did_app.command("remove")
@@ -111,6 +163,138 @@ def did_remove(number: str, tenant: Tenant = "demo") -> None:
         pbx, tenant_id = _pbx(tenant)
         pbx.do_delete_did(tenant_id, Actor.cli(), number)
         typer.echo(f"removed DID {number}")
+
+
+# -- business hours --------------------------------------------------------------------------
+OpenOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--open",
+        help='Days and ranges, e.g. "mon-fri 08:00-18:00", "sat 09:00-13:00,14:00-16:00" '
+        '(repeat; a day not given is closed; "22:00-06:00" runs past midnight)',
+    ),
+]
+HolidayOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--holiday", help='A date closed all day, optionally named: "2026-12-25 Christmas Day"'
+    ),
+]
+SpecialOpt = Annotated[
+    list[str] | None,
+    typer.Option("--special", help='A date with its own hours: "2026-12-24 09:00-12:00"'),
+]
+
+
+def _exceptions(holidays: list[str] | None, specials: list[str] | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for text in holidays or []:
+        day, _, name = text.strip().partition(" ")
+        out.append({"date": day, "name": name.strip()})
+    for text in specials or []:
+        day, _, ranges = text.strip().partition(" ")
+        if not ranges.strip():
+            raise InvalidInput(
+                f'--special {text!r}: give a date then ranges, e.g. "2026-12-24 09:00-12:00"',
+                field="special",
+            )
+        out.append({"date": day, "hours": [r.strip() for r in ranges.split(",") if r.strip()]})
+    return out
+
+
+def _hours_lines(data: dict[str, Any]) -> list[str]:
+    state = "open" if data.get("open_now") else "closed"
+    change = data.get("next_change")
+    lines = [
+        f"business hours {data['name']} ({data['timezone']}): {state} now"
+        + (f", changes at {change}" if change else "")
+    ]
+    for day, ranges in data["weekly"].items():
+        lines.append(f"  {day} {', '.join(ranges)}")
+    for e in data["exceptions"]:
+        what = ", ".join(e["hours"]) if e["hours"] else "closed"
+        lines.append(f"  {e['date']} {what}" + (f" ({e['name']})" if e["name"] else ""))
+    return lines
+
+
+@hours_app.command("add")
+def hours_add(
+    name: Annotated[str, typer.Argument(help="A name such as support-hours")],
+    timezone: Annotated[str, typer.Option("--timezone", help="IANA zone, e.g. Europe/Berlin")],
+    open_: OpenOpt = None,
+    holiday: HolidayOpt = None,
+    special: SpecialOpt = None,
+    tenant: Tenant = "demo",
+    description: Annotated[str, typer.Option(help="A note")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create business hours (a weekly timetable with holidays) for DIDs to follow."""
+    from sparklecomm.telephony.pbx.hours import parse_week_spec
+    from sparklecomm.telephony.pbx.service import hours_payload
+
+    with _cli()._errors():
+        pbx, tenant_id = _pbx(tenant)
+        row = pbx.do_create_business_hours(
+            tenant_id,
+            Actor.cli(),
+            name=name,
+            timezone=timezone,
+            weekly=parse_week_spec(open_ or []),
+            exceptions=_exceptions(holiday, special),
+            description=description,
+        )
+        data = hours_payload(row, pbx.clock.now())
+        _emit(as_json, data, _hours_lines(data))
+
+
+@hours_app.command("update")
+def hours_update(
+    name: Annotated[str, typer.Argument(help="The business hours to change")],
+    timezone: Annotated[str | None, typer.Option("--timezone", help="IANA zone")] = None,
+    open_: OpenOpt = None,
+    holiday: HolidayOpt = None,
+    special: SpecialOpt = None,
+    tenant: Tenant = "demo",
+    as_json: JsonFlag = False,
+) -> None:
+    """Change business hours: --open replaces the whole week; --holiday/--special replace
+    all the dated exceptions."""
+    from sparklecomm.telephony.pbx.hours import parse_week_spec
+    from sparklecomm.telephony.pbx.service import hours_payload
+
+    with _cli()._errors():
+        pbx, tenant_id = _pbx(tenant)
+        row = pbx.do_update_business_hours(
+            tenant_id,
+            Actor.cli(),
+            name,
+            timezone=timezone,
+            weekly=parse_week_spec(open_) if open_ else None,
+            exceptions=_exceptions(holiday, special) if (holiday or special) else None,
+        )
+        data = hours_payload(row, pbx.clock.now())
+        _emit(as_json, data, _hours_lines(data))
+
+
+@hours_app.command("list")
+def hours_list(tenant: Tenant = "demo", as_json: JsonFlag = False) -> None:
+    """The organisation's business hours, open or closed now."""
+    from sparklecomm.telephony.pbx.service import hours_payload
+
+    with _cli()._errors():
+        pbx, tenant_id = _pbx(tenant)
+        now = pbx.clock.now()
+        rows = [hours_payload(r, now) for r in pbx.business_hours(tenant_id)]
+        _emit(as_json, rows, [line for r in rows for line in _hours_lines(r)])
+
+
+@hours_app.command("remove")
+def hours_remove(name: str, tenant: Tenant = "demo") -> None:
+    """Remove business hours (refused while a DID follows them)."""
+    with _cli()._errors():
+        pbx, tenant_id = _pbx(tenant)
+        pbx.do_delete_business_hours(tenant_id, Actor.cli(), name)
+        typer.echo(f"removed business hours {name}")
 
 
 # -- trunk -----------------------------------------------------------------------------------
@@ -398,6 +582,7 @@ def extension_dnd(
 def register(app: typer.Typer, extension_app: typer.Typer) -> None:
     """Mount the PBX commands on the ``sparklecomm`` app."""
     app.add_typer(did_app, name="did")
+    app.add_typer(hours_app, name="hours")
     app.add_typer(trunk_app, name="trunk")
     app.add_typer(ringgroup_app, name="ringgroup")
     app.add_typer(block_app, name="block")

@@ -1,8 +1,8 @@
 """The dial plan: one tenant's PBX configuration + one call request → a :data:`Route`.
 
-Pure and deterministic (no I/O, no clock): :class:`PbxConfig` is a snapshot that the
-:class:`~sparklecomm.telephony.pbx.service.PbxService` reads from SQL and caches, and
-:func:`decide` is what it runs for every new INVITE. The rules, in order:
+Pure and deterministic (no I/O, no clock: the call's time is an argument): :class:`PbxConfig`
+is a snapshot that the :class:`~sparklecomm.telephony.pbx.service.PbxService` reads from SQL
+and caches, and :func:`decide` is what it runs for every new INVITE. The rules, in order:
 
 * From a carrier trunk (``trunk_id`` set): a blocked caller gets ``403``; the dialled number
   must be a DID of the trunk's tenant (else ``404``) and the call goes to the DID's
@@ -13,6 +13,8 @@ Pure and deterministic (no I/O, no clock): :class:`PbxConfig` is a snapshot that
   (DND, forwarding, follow-me resolved into steps); a DID of the tenant → the DID's
   destination; anything else is an outbound call, allowed only by a dial rule of the
   tenant (none by default) and sent through the rule's trunk.
+* A DID that follows business hours goes to its *closed* destination while they are closed
+  (none set: ``480`` "closed"); queues then also get the attribute ``hours=closed``.
 
 Another tenant's extensions, DIDs, ring groups and trunks are never reachable: the snapshot
 only holds one tenant's configuration.
@@ -23,7 +25,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from sparklecomm.telephony.pbx.hours import BusinessHours
 from sparklecomm.telephony.pbx.routes import (
     CallRequest,
     Hunt,
@@ -51,6 +55,7 @@ AUTH_REQUIRED = Reject(403, "Forbidden (authentication required)")
 BLOCKED = Reject(403, "Forbidden (caller blocked)")
 NO_SUCH_NUMBER = Reject(404, "Not Found")
 DECLINED = Reject(603, "Decline")
+CLOSED = Reject(480, "Temporarily Unavailable (closed)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,9 @@ class DidConfig:
     number: str
     destination: Destination
     attributes: Mapping[str, str] = field(default_factory=dict)
+    hours: BusinessHours | None = None
+    """Open: ``destination``; closed: ``closed`` (None: :data:`CLOSED`)."""
+    closed: Destination | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,21 +352,30 @@ def _only_when(steps: list[HuntStep], when: str) -> list[HuntStep]:
     return [HuntStep(s.targets, s.ring_seconds, when) if s.when == "always" else s for s in steps]
 
 
-def _to_destination(planner: _Planner, did: DidConfig, ani: str) -> Route:
+def _to_destination(planner: _Planner, did: DidConfig, ani: str, at: datetime | None) -> Route:
     dest = did.destination
+    closed = did.hours is not None and at is not None and not did.hours.is_open(at)
+    if closed:
+        if did.closed is None:
+            return CLOSED
+        dest = did.closed
     if dest.kind == "queue":
         attributes = {**did.attributes, "dnis": did.number, "ani": ani}
+        if closed:
+            attributes["hours"] = "closed"
         return ToQueue(
             tenant_id=planner.config.tenant_id, queue_id=dest.value, attributes=attributes
         )
     if dest.kind == "reject":
         return DECLINED
     steps, final = planner.destination_steps(dest, 0)
-    return planner.hunt(steps, final, f"DID {did.number} → {dest.describe()}")
+    state = " (closed)" if closed else ""
+    return planner.hunt(steps, final, f"DID {did.number}{state} → {dest.describe()}")
 
 
-def decide(config: PbxConfig, request: CallRequest) -> Route:
-    """Where ``request`` goes, given its tenant's ``config``."""
+def decide(config: PbxConfig, request: CallRequest, at: datetime | None = None) -> Route:
+    """Where ``request`` goes, given its tenant's ``config``, at the instant ``at`` (for
+    business hours; None: as if open)."""
     if request.tenant_id is not None and request.tenant_id != config.tenant_id:
         return Reject(403, "Forbidden (wrong organisation)")
     planner = _Planner(config, request)
@@ -371,7 +388,7 @@ def decide(config: PbxConfig, request: CallRequest) -> Route:
         did = find_did(config, dialled)
         if did is None:
             return NO_SUCH_NUMBER
-        return _to_destination(planner, did, normalise_number(request.caller))
+        return _to_destination(planner, did, normalise_number(request.caller), at)
     if request.extension is None or request.extension not in config.extensions:
         return AUTH_REQUIRED
     caller = request.extension
@@ -383,7 +400,7 @@ def decide(config: PbxConfig, request: CallRequest) -> Route:
         return planner.hunt(steps, final, f"extension {dialled}")
     did = find_did(config, dialled)
     if did is not None:
-        return _to_destination(planner, did, caller)
+        return _to_destination(planner, did, caller, at)
     target = planner.outbound(dialled)
     if isinstance(target, Reject):
         return target

@@ -1,4 +1,5 @@
-"""Tables of the PBX: DIDs, ring groups, trunks, call settings, blocked numbers, dial rules.
+"""Tables of the PBX: DIDs, ring groups, trunks, call settings, blocked numbers, dial rules,
+business hours.
 
 Every row belongs to one tenant. A DID's number is unique across the platform (a carrier
 delivers it to exactly one organisation); names of ring groups and trunks are unique within
@@ -29,6 +30,27 @@ class Did(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     description: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Business hours (by name) and where calls go while they are closed (kind None: the
+    # PBX answers 480 "closed").
+    hours: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    closed_destination_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    closed_destination: Mapped[str] = mapped_column(String(100), default="")
+
+
+class BusinessHoursRow(Base):
+    """A named weekly timetable with dated exceptions, in a time zone (see ``hours.py``)."""
+
+    __tablename__ = "pbx_business_hours"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"), index=True)
+    name: Mapped[str] = mapped_column(String(50))
+    timezone: Mapped[str] = mapped_column(String(64))
+    weekly: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
+    exceptions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_pbx_business_hours_name"),)
 
 
 class RingGroup(Base):

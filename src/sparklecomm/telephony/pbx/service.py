@@ -13,10 +13,11 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -48,8 +49,17 @@ from sparklecomm.telephony.pbx.dialplan import (
     normalise_number,
 )
 from sparklecomm.telephony.pbx.fraud import FraudGuard
+from sparklecomm.telephony.pbx.hours import (
+    BusinessHours,
+    check_timezone,
+    exceptions_payload,
+    parse_exceptions,
+    parse_weekly,
+    weekly_payload,
+)
 from sparklecomm.telephony.pbx.models import (
     BlockedNumber,
+    BusinessHoursRow,
     CallSettingsRow,
     DialRuleRow,
     Did,
@@ -78,13 +88,49 @@ MIN_RING, MAX_RING = 5.0, 300.0
 
 # -- public forms -------------------------------------------------------------------------
 def did_payload(d: Did) -> dict[str, Any]:
+    closed = (
+        Destination(d.closed_destination_kind, d.closed_destination).describe()
+        if d.closed_destination_kind
+        else None
+    )
     return {
         "id": d.id,
         "number": d.number,
         "destination": Destination(d.destination_kind, d.destination).describe(),
         "attributes": dict(d.attributes or {}),
         "description": d.description,
+        "hours": d.hours,
+        "closed_destination": closed,
     }
+
+
+def hours_of(row: BusinessHoursRow) -> BusinessHours:
+    """The pure timetable of a stored row (checked when it was written)."""
+    return BusinessHours(
+        row.name,
+        row.timezone,
+        parse_weekly(row.weekly or {}),
+        parse_exceptions(row.exceptions or []),
+    )
+
+
+def hours_payload(row: BusinessHoursRow, at: datetime | None = None) -> dict[str, Any]:
+    """A business hours' configuration; with ``at``, also whether it is open then and when
+    that changes next."""
+    out: dict[str, Any] = {
+        "id": row.id,
+        "name": row.name,
+        "timezone": row.timezone,
+        "weekly": dict(row.weekly or {}),
+        "exceptions": list(row.exceptions or []),
+        "description": row.description,
+    }
+    if at is not None:
+        hours = hours_of(row)
+        change = hours.next_change(at)
+        out["open_now"] = hours.is_open(at)
+        out["next_change"] = change.isoformat() if change is not None else None
+    return out
 
 
 def ring_group_payload(g: RingGroup) -> dict[str, Any]:
@@ -372,9 +418,23 @@ class PbxService:
                 select(CallSettingsRow).where(CallSettingsRow.tenant_id == tenant_id)
             )
         }
+        hours = {
+            row.name: hours_of(row)
+            for row in s.scalars(
+                select(BusinessHoursRow).where(BusinessHoursRow.tenant_id == tenant_id)
+            )
+        }
         dids = {
             d.number: DidConfig(
-                d.number, Destination(d.destination_kind, d.destination), dict(d.attributes or {})
+                d.number,
+                Destination(d.destination_kind, d.destination),
+                dict(d.attributes or {}),
+                hours=hours.get(d.hours) if d.hours else None,
+                closed=(
+                    Destination(d.closed_destination_kind, d.closed_destination)
+                    if d.closed_destination_kind
+                    else None
+                ),
             )
             for d in s.scalars(select(Did).where(Did.tenant_id == tenant_id).order_by(Did.number))
         }
@@ -439,7 +499,11 @@ class PbxService:
 
     def route_sync(self, request: CallRequest) -> Route:
         tenant = self._tenant_of(request)
-        route = tenant if isinstance(tenant, Reject) else decide(self.config(tenant), request)
+        route = (
+            tenant
+            if isinstance(tenant, Reject)
+            else decide(self.config(tenant), request, self.clock.now())
+        )
         if isinstance(route, Reject):
             if route.status == 403:
                 self.guard.refuse(
@@ -556,6 +620,32 @@ class PbxService:
         ):
             raise InvalidInput(f"no ring group {dest.value!r} here", field=field)
 
+    @staticmethod
+    def _did_to(s: Session, tenant_id: str, kind: str, value: str) -> Did | None:
+        """A DID of the tenant whose destination (open or closed) is ``kind:value``."""
+        return s.scalars(
+            select(Did).where(
+                Did.tenant_id == tenant_id,
+                or_(
+                    (Did.destination_kind == kind) & (Did.destination == value),
+                    (Did.closed_destination_kind == kind) & (Did.closed_destination == value),
+                ),
+            )
+        ).first()
+
+    def _check_did_hours(
+        self, s: Session, tenant_id: str, hours: str | None, closed: Destination | None
+    ) -> None:
+        if closed is not None:
+            self._check_destination(s, tenant_id, closed, "closed_destination")
+            if not hours:
+                raise InvalidInput(
+                    "closed_destination needs business hours (hours) to know when it is closed",
+                    field="closed_destination",
+                )
+        if hours and self._hours_row(s, tenant_id, hours) is None:
+            raise InvalidInput(f"no business hours {hours!r} here", field="hours")
+
     # -- DIDs ---------------------------------------------------------------------------
     def dids(self, tenant_id: str) -> list[Did]:
         with self.db.read() as s:
@@ -580,6 +670,8 @@ class PbxService:
         destination: str,
         attributes: dict[str, Any] | None = None,
         description: str = "",
+        hours: str | None = None,
+        closed_destination: str | None = None,
     ) -> Did:
         given, number = number, normalise_number(number)
         if not DID_RE.match(number):
@@ -589,12 +681,19 @@ class PbxService:
         dest = parse_destination(destination, "destination", DESTINATION_KINDS)
         attrs = check_attributes(attributes or {}, "attributes")
         check_text(description, "description")
+        hours_name = check_name_id(hours, "hours") if hours else None
+        closed = (
+            parse_destination(closed_destination, "closed_destination", DESTINATION_KINDS)
+            if closed_destination
+            else None
+        )
 
         def do(tx: Tx) -> Did:
             s = tx.session
             if s.scalar(select(Did.id).where(Did.number == number)):
                 raise Conflict(f"the number {number} is in use already", field="number")
             self._check_destination(s, tenant_id, dest, "destination")
+            self._check_did_hours(s, tenant_id, hours_name, closed)
             did = Did(
                 id=new_id(),
                 tenant_id=tenant_id,
@@ -604,6 +703,9 @@ class PbxService:
                 attributes=attrs,
                 description=description,
                 created_at=tx.clock.now(),
+                hours=hours_name,
+                closed_destination_kind=closed.kind if closed else None,
+                closed_destination=closed.value if closed else "",
             )
             s.add(did)
             s.flush()
@@ -622,7 +724,10 @@ class PbxService:
         destination: str | None = None,
         attributes: dict[str, Any] | None = None,
         description: str | None = None,
+        hours: str | None = None,
+        closed_destination: str | None = None,
     ) -> Did:
+        """Change what is given; ``hours=""`` / ``closed_destination=""`` clear them."""
         dest = (
             parse_destination(destination, "destination", DESTINATION_KINDS)
             if destination is not None
@@ -631,6 +736,12 @@ class PbxService:
         attrs = check_attributes(attributes, "attributes") if attributes is not None else None
         if description is not None:
             check_text(description, "description")
+        hours_name = check_name_id(hours, "hours") if hours else hours
+        closed = (
+            parse_destination(closed_destination, "closed_destination", DESTINATION_KINDS)
+            if closed_destination
+            else None
+        )
 
         def do(tx: Tx) -> Did:
             did = self._get_did(tx.session, tenant_id, number)
@@ -641,6 +752,17 @@ class PbxService:
                 did.attributes = attrs
             if description is not None:
                 did.description = description
+            if hours_name is not None:
+                did.hours = hours_name or None
+            if closed_destination is not None:
+                did.closed_destination_kind = closed.kind if closed else None
+                did.closed_destination = closed.value if closed else ""
+            current_closed = (
+                Destination(did.closed_destination_kind, did.closed_destination)
+                if did.closed_destination_kind
+                else None
+            )
+            self._check_did_hours(tx.session, tenant_id, did.hours, current_closed)
             tx.session.flush()
             self._record(tx, tenant_id, actor, "did.updated", did.id, did_payload(did))
             return did
@@ -654,6 +776,133 @@ class PbxService:
             payload = did_payload(did)
             tx.session.delete(did)
             self._record(tx, tenant_id, actor, "did.deleted", did.id, payload)
+
+        self._write(tenant_id, do)
+
+    # -- business hours -------------------------------------------------------------------
+    @staticmethod
+    def _hours_row(s: Session, tenant_id: str, name: str) -> BusinessHoursRow | None:
+        return s.scalar(
+            select(BusinessHoursRow).where(
+                BusinessHoursRow.tenant_id == tenant_id, BusinessHoursRow.name == name
+            )
+        )
+
+    def _get_hours(self, s: Session, tenant_id: str, name: str) -> BusinessHoursRow:
+        row = self._hours_row(s, tenant_id, name.strip().lower())
+        if row is None:
+            raise NotFound(f"no business hours {name!r} here", field="name")
+        return row
+
+    def business_hours(self, tenant_id: str) -> list[BusinessHoursRow]:
+        with self.db.read() as s:
+            return list(
+                s.scalars(
+                    select(BusinessHoursRow)
+                    .where(BusinessHoursRow.tenant_id == tenant_id)
+                    .order_by(BusinessHoursRow.name)
+                )
+            )
+
+    def get_business_hours(self, tenant_id: str, name: str) -> BusinessHoursRow:
+        with self.db.read() as s:
+            return self._get_hours(s, tenant_id, name)
+
+    @staticmethod
+    def _checked_hours(
+        timezone: Any, weekly: Any, exceptions: Any
+    ) -> tuple[str, dict[str, list[str]], list[dict[str, Any]]]:
+        """Checked and in canonical form (sorted ranges ``HH:MM-HH:MM``, sorted dates)."""
+        zone = check_timezone(timezone)
+        week = weekly_payload(parse_weekly(weekly))
+        dated = exceptions_payload(parse_exceptions(exceptions))
+        return zone, week, dated
+
+    def do_create_business_hours(
+        self,
+        tenant_id: str,
+        actor: Actor,
+        *,
+        name: str,
+        timezone: str,
+        weekly: dict[str, Any],
+        exceptions: list[dict[str, Any]] | None = None,
+        description: str = "",
+    ) -> BusinessHoursRow:
+        name = check_name_id(name, "name")
+        zone, week, dated = self._checked_hours(timezone, weekly, exceptions or [])
+        check_text(description, "description")
+
+        def do(tx: Tx) -> BusinessHoursRow:
+            s = tx.session
+            if self._hours_row(s, tenant_id, name) is not None:
+                raise Conflict(f"business hours {name!r} exist already", field="name")
+            row = BusinessHoursRow(
+                id=new_id(),
+                tenant_id=tenant_id,
+                name=name,
+                timezone=zone,
+                weekly=week,
+                exceptions=dated,
+                description=description,
+                created_at=tx.clock.now(),
+            )
+            s.add(row)
+            s.flush()
+            self._record(tx, tenant_id, actor, "hours.created", row.id, hours_payload(row))
+            return row
+
+        result: BusinessHoursRow = self._write(tenant_id, do)
+        return result
+
+    def do_update_business_hours(
+        self,
+        tenant_id: str,
+        actor: Actor,
+        name: str,
+        *,
+        timezone: str | None = None,
+        weekly: dict[str, Any] | None = None,
+        exceptions: list[dict[str, Any]] | None = None,
+        description: str | None = None,
+    ) -> BusinessHoursRow:
+        """Change what is given (``weekly`` and ``exceptions`` are replaced whole)."""
+        if description is not None:
+            check_text(description, "description")
+
+        def do(tx: Tx) -> BusinessHoursRow:
+            row = self._get_hours(tx.session, tenant_id, name)
+            zone, week, dated = self._checked_hours(
+                row.timezone if timezone is None else timezone,
+                row.weekly if weekly is None else weekly,
+                row.exceptions if exceptions is None else exceptions,
+            )
+            row.timezone, row.weekly, row.exceptions = zone, week, dated
+            if description is not None:
+                row.description = description
+            tx.session.flush()
+            self._record(tx, tenant_id, actor, "hours.updated", row.id, hours_payload(row))
+            return row
+
+        result: BusinessHoursRow = self._write(tenant_id, do)
+        return result
+
+    def do_delete_business_hours(self, tenant_id: str, actor: Actor, name: str) -> None:
+        """Refused while a DID follows them."""
+
+        def do(tx: Tx) -> None:
+            s = tx.session
+            row = self._get_hours(s, tenant_id, name)
+            did = s.scalars(
+                select(Did).where(Did.tenant_id == tenant_id, Did.hours == row.name)
+            ).first()
+            if did is not None:
+                raise Conflict(
+                    f"DID {did.number} follows business hours {row.name!r}", field="name"
+                )
+            payload = hours_payload(row)
+            s.delete(row)
+            self._record(tx, tenant_id, actor, "hours.deleted", row.id, payload)
 
         self._write(tenant_id, do)
 
@@ -727,13 +976,8 @@ class PbxService:
             )
             if group is None:
                 raise NotFound(f"no ring group {name!r} here", field="name")
-            for did in s.scalars(
-                select(Did).where(
-                    Did.tenant_id == tenant_id,
-                    Did.destination_kind == "ring_group",
-                    Did.destination == name,
-                )
-            ):
+            did = self._did_to(s, tenant_id, "ring_group", name)
+            if did is not None:
                 raise Conflict(f"DID {did.number} goes to ring group {name!r}", field="name")
             for other in s.scalars(
                 select(RingGroup).where(
@@ -1206,13 +1450,7 @@ class PbxService:
         def do(tx: Tx) -> None:
             s = tx.session
             ext = self._own_extension(s, tenant_id, number)
-            did = s.scalar(
-                select(Did).where(
-                    Did.tenant_id == tenant_id,
-                    Did.destination_kind == "extension",
-                    Did.destination == ext.number,
-                )
-            )
+            did = self._did_to(s, tenant_id, "extension", ext.number)
             if did is not None:
                 raise Conflict(f"DID {did.number} goes to extension {ext.number}", field="number")
             for group in s.scalars(select(RingGroup).where(RingGroup.tenant_id == tenant_id)):
