@@ -282,7 +282,10 @@ def test_business_hours_over_http_and_a_did_following_them(
     )
     assert bad["errors"][0]["field"] == "weekly.mon[0]"
     assert [d["number"] for d in sup.get("/telephony/dids")] == ["+4930100"]
-    admin.send("PATCH", "/telephony/dids/+4930100", {"hours": ""})
+    admin.send("PATCH", "/telephony/dids/+4930100", {"closed_destination": "reject"})
+    cleared = admin.send("PATCH", "/telephony/dids/+4930100", {"hours": ""})
+    assert cleared["hours"] is None and cleared["closed_destination"] is None
+    assert isinstance(route(pbx, request), Hunt)  # no hours: always open
     admin.send("DELETE", "/telephony/business-hours/support-hours", status=204)
     assert sup.get("/telephony/business-hours") == []
 

@@ -727,7 +727,8 @@ class PbxService:
         hours: str | None = None,
         closed_destination: str | None = None,
     ) -> Did:
-        """Change what is given; ``hours=""`` / ``closed_destination=""`` clear them."""
+        """Change what is given; ``hours=""`` / ``closed_destination=""`` clear them
+        (clearing the hours also clears the closed destination)."""
         dest = (
             parse_destination(destination, "destination", DESTINATION_KINDS)
             if destination is not None
@@ -754,6 +755,9 @@ class PbxService:
                 did.description = description
             if hours_name is not None:
                 did.hours = hours_name or None
+                if not hours_name and closed_destination is None:
+                    # No business hours, never closed: the closed destination goes too.
+                    did.closed_destination_kind, did.closed_destination = None, ""
             if closed_destination is not None:
                 did.closed_destination_kind = closed.kind if closed else None
                 did.closed_destination = closed.value if closed else ""
