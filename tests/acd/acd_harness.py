@@ -196,7 +196,7 @@ class Driver:
             snap = self._pick(self._interactions("active"), x)
             if snap is None:
                 return None
-            verb = ["consult", "conference", "leave"][z % 3]
+            verb = ["consult", "conference", "leave", "end_consult"][z % 4]
             if verb == "leave":
                 return ("leave", (snap.interaction_id, agent), {})
             return (verb, (snap.interaction_id, snap.agent_id, agent), {})

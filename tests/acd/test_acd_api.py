@@ -69,7 +69,12 @@ PINNED = {
     "conference": (
         "(self, interaction_id: 'str', agent_id: 'str', target_agent_id: 'str') -> 'list[NewEvent]'"
     ),
-    "leave": "(self, interaction_id: 'str', agent_id: 'str') -> 'list[NewEvent]'",
+    "leave": (
+        "(self, interaction_id: 'str', agent_id: 'str', reason: 'str' = 'left') -> 'list[NewEvent]'"
+    ),
+    "end_consult": (
+        "(self, interaction_id: 'str', agent_id: 'str', target_agent_id: 'str') -> 'list[NewEvent]'"
+    ),
     "join_queue": (
         "(self, agent_id: 'str', queue_id: 'str', *, penalty: 'int' = 0, weight: 'int' = 1) "
         "-> 'list[NewEvent]'"

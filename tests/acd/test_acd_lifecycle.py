@@ -343,6 +343,31 @@ def test_conference_and_leave() -> None:
     assert engine.agent_snapshot("c").state == "available"
 
 
+def test_the_owner_ends_a_consultation() -> None:
+    engine, clock = two_queue_engine()
+    engine.accept(*one_offer(engine.create_interaction("i", "sales", "voice")))
+    engine.consult("i", "a", "b")
+    clock.advance(15)
+    with pytest.raises(PermissionDenied):
+        engine.end_consult("i", "b", "b")  # only the owner ends it
+    events = engine.end_consult("i", "a", "b")
+    left = of(events, "interaction.participant_left")[0]
+    assert (left["agent_id"], left["role"], left["reason"], left["seconds"]) == (
+        "b",
+        "consult",
+        "consult_ended",
+        15.0,
+    )
+    assert states(events, "b") == ["available"]
+    snap = engine.interaction_snapshot("i")
+    assert snap.agent_id == "a" and snap.participants == {"a": "owner"}
+    with pytest.raises(Conflict):
+        engine.end_consult("i", "a", "b")  # no longer consulted
+    engine.conference("i", "a", "c")
+    with pytest.raises(Conflict):
+        engine.end_consult("i", "a", "c")  # a conference member leaves, not "ends"
+
+
 def test_consult_needs_a_free_agent() -> None:
     engine, _ = two_queue_engine()
     engine.accept(*one_offer(engine.create_interaction("i", "sales", "voice")))

@@ -259,3 +259,81 @@ def test_alert_thresholds_are_kept_on_the_server_and_follow_live(
         sup.call("POST", f"/interactions/{iid}/abandon", {})
     for p in (editor, other):
         p.context.close()
+
+
+def test_an_agent_consults_an_expert_and_hands_the_customer_over(
+    browser: Browser, live_server: LiveServer, center: dict[str, Any]
+) -> None:
+    admin, sup = center["admin"], center["sup"]
+    expert = admin.call(
+        "POST",
+        "/users",
+        {
+            "username": "expert",
+            "password": ADMIN_PASSWORD,
+            "role": "agent",
+            "display_name": "Eli Expert",
+        },
+    )
+    admin.call("PUT", f"/agents/{expert['id']}", {"capacity": {"voice": 1, "chat": 3}})
+    owner_id = center["agent_id"]
+    sup.call("POST", f"/agents/{expert['id']}/login")
+    sup.call("POST", f"/agents/{owner_id}/login", ok=(200, 409))
+    sup.call("POST", f"/agents/{owner_id}/state", {"state": "available"})
+
+    owner = open_as(browser, live_server, "agent", "/agent")
+    helper = open_as(browser, live_server, "expert", "/agent")
+    created = sup.call(
+        "POST", "/interactions", {"queue_id": "support", "channel": "chat", "customer_id": "c-100"}
+    )
+    iid = created["interaction"]["interaction_id"]
+    owner.get_by_test_id("offer").get_by_role("button", name="Accept").click()
+    card = owner.get_by_test_id("interaction")
+    expect(card).to_be_visible()
+
+    # consult: the expert's desk shows the consultation, for the owner, with the customer
+    card.get_by_label("Consult an agent").select_option(label="Eli Expert")
+    card.get_by_role("button", name="Consult", exact=True).click()
+    consulting = card.get_by_test_id("consulting")
+    expect(consulting).to_contain_text("Consulting Eli Expert")
+    consultation = helper.get_by_test_id("participant")
+    expect(consultation).to_have_attribute("data-role", "consult")
+    expect(consultation).to_contain_text("Consultation · Chat with Lena Ruiz")
+    expect(consultation.get_by_test_id("owner")).to_have_text("for Ana Agent")
+    expect(consultation.get_by_role("button", name="Complete")).to_have_count(0)
+    expect(helper.get_by_test_id("agent-state")).to_have_text("Busy")
+    assert static_problems(helper) == []
+    assert static_problems(owner) == []
+    screenshot(owner, "agent-desktop-consulting")
+
+    # the owner ends it: the expert is free again and the owner alone with the customer
+    consulting.get_by_role("button", name="End consultation").click()
+    expect(card.get_by_test_id("consulting")).to_have_count(0)
+    expect(helper.get_by_test_id("participant")).to_have_count(0)
+    expect(helper.get_by_test_id("agent-state")).to_have_text("Ready")
+
+    # consult again, then hand the customer over: the expert owns it, the owner wraps up
+    card.get_by_label("Consult an agent").select_option(label="Eli Expert")
+    card.get_by_role("button", name="Consult", exact=True).click()
+    card.get_by_test_id("consulting").get_by_role("button", name="Transfer to Eli Expert").click()
+    expect(owner.get_by_test_id("wrapup")).to_be_visible()
+    mine = helper.get_by_test_id("interaction")
+    expect(mine).to_be_visible()
+    expect(mine).to_contain_text("Chat with Lena Ruiz")
+    mine.get_by_role("button", name="Complete").click()
+    expect(helper.get_by_test_id("wrapup")).to_be_visible()
+
+    events = sup.call("GET", "/events?after=0&limit=1000")["events"]
+    story = [e for e in events if e["payload"].get("interaction_id") == iid]
+    kinds = [e["type"] for e in story]
+    assert kinds.count("interaction.consult_started") == 2
+    left = next(e for e in story if e["type"] == "interaction.participant_left")
+    assert left["payload"]["reason"] == "consult_ended"
+    transferred = next(e for e in story if e["type"] == "interaction.transferred")
+    assert transferred["payload"]["kind"] == "consult"
+    assert transferred["payload"]["to_agent_id"] == expert["id"]
+    completed = next(e for e in story if e["type"] == "interaction.completed")
+    assert completed["payload"]["agent_id"] == expert["id"]
+    owner.get_by_test_id("wrapup").get_by_role("button", name="End wrap-up").click()
+    for p in (owner, helper):
+        p.context.close()

@@ -688,6 +688,16 @@ def consult(
     )
 
 
+@router.post("/interactions/{interaction_id}/end-consult")
+def end_consult(
+    interaction_id: AnyId, body: TargetIn, principal: CurrentPrincipal, svc: ServicesDep
+) -> EventsOut:
+    """The owner ends a consultation: the consulted agent leaves."""
+    return _act(
+        svc, principal, "end_consult", interaction_id, body, target_agent_id=body.target_agent_id
+    )
+
+
 @router.post("/interactions/{interaction_id}/conference")
 def conference(
     interaction_id: AnyId, body: TargetIn, principal: CurrentPrincipal, svc: ServicesDep
@@ -697,11 +707,17 @@ def conference(
     )
 
 
+class LeaveIn(ActAs):
+    reason: Reason = "left"
+
+
 @router.post("/interactions/{interaction_id}/leave")
 def leave(
-    interaction_id: AnyId, body: ActAs, principal: CurrentPrincipal, svc: ServicesDep
+    interaction_id: AnyId, body: LeaveIn, principal: CurrentPrincipal, svc: ServicesDep
 ) -> EventsOut:
-    return _act(svc, principal, "leave", interaction_id, body)
+    """A consulted or conference agent leaves (the owner leaving hands the interaction to
+    the earliest other participant)."""
+    return _act(svc, principal, "leave", interaction_id, body, reason=body.reason)
 
 
 @router.post("/interactions/{interaction_id}/callback-failed")

@@ -1809,8 +1809,10 @@ class AcdEngine:
         target.interactions[it.id] = it.channel
         target.load[it.channel] = target.load.get(it.channel, 0) + 1
 
-    def leave(self, interaction_id: str, agent_id: str) -> list[NewEvent]:
-        """A participant leaves. If the owner leaves, the earliest other participant takes over."""
+    def leave(self, interaction_id: str, agent_id: str, reason: str = "left") -> list[NewEvent]:
+        """A participant leaves (``participant_left`` with ``reason``: ``left``, or why, e.g.
+        ``busy`` when a consulted agent's phone could not take the call). If the owner
+        leaves, the earliest other participant takes over."""
         self._begin()
         it = self._interaction(interaction_id)
         agent = self._agent(agent_id)
@@ -1826,7 +1828,24 @@ class AcdEngine:
                 )
             self._hand_over(it, agent, self._agents[others[0]])
         else:
-            self._remove_participant(it, agent, "left")
+            self._remove_participant(it, agent, reason)
+        return self._finish()
+
+    def end_consult(
+        self, interaction_id: str, agent_id: str, target_agent_id: str
+    ) -> list[NewEvent]:
+        """The owner ends a consultation: the consulted agent leaves (``participant_left``,
+        reason ``consult_ended``) and the owner is alone with the customer again."""
+        self._begin()
+        it, _owner = self._owned_active(interaction_id, agent_id)
+        target = self._agent(target_agent_id, "target_agent_id")
+        part = it.participants.get(target.id)
+        if part is None or part.role is not Role.CONSULT:
+            raise Conflict(
+                f"Agent {target.id!r} is not being consulted on interaction {it.id!r}.",
+                field="target_agent_id",
+            )
+        self._remove_participant(it, target, "consult_ended")
         return self._finish()
 
     def _remove_participant(self, it: Interaction, agent: Agent, reason: str) -> None:

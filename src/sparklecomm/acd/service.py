@@ -153,6 +153,7 @@ COMMANDS = frozenset(
         "abandon",
         "transfer",
         "consult",
+        "end_consult",
         "conference",
         "leave",
         "request_callback",

@@ -21,11 +21,14 @@ const offers = new Map();   // interaction id -> interaction.offered payload + a
 const wraps = new Map();    // interaction id -> {seconds, at}
 const talkSince = new Map();// interaction id -> Date accepted
 const onHold = new Map();   // interaction id -> bool
+const roles = new Map();    // interaction id -> {owner, participants: {agent id: role}}
 const drafts = new Map();   // element id -> text typed, kept across re-renders
 const CHANNEL = { voice: "Call", chat: "Chat", email: "E-mail", callback: "Callback", task: "Task" };
 
 const queueName = (id) => queues.find((q) => q.queue_id === id)?.name ?? id;
 const mine = (iid) => agent && (agent.offer === iid || agent.interactions.includes(iid) || agent.wrapups.includes(iid));
+const owns = (iid) => (roles.get(iid)?.owner ?? ME) === ME;
+const agentName = (id) => presence.find((p) => p.agent_id === id)?.name ?? id;
 
 async function act(label, fn) {
   try { return await fn(); }
@@ -55,8 +58,16 @@ async function refreshNow() {
   const ids = [agent.offer, ...agent.interactions, ...agent.wrapups].filter(Boolean);
   await Promise.all(ids.map(loadContext));
   await Promise.all(agent.interactions.map(async (iid) => {
-    try { onHold.set(iid, (await api("GET", `/api/v1/interactions/${iid}`)).on_hold); } catch { /* ended */ }
+    try {
+      const snap = await api("GET", `/api/v1/interactions/${iid}`);
+      onHold.set(iid, snap.on_hold);
+      roles.set(iid, { owner: snap.agent_id, participants: snap.participants ?? {} });
+    } catch { /* ended */ }
   }));
+  for (const iid of roles.keys()) if (!agent.interactions.includes(iid)) roles.delete(iid);
+  // Who is free to consult or take a transfer, and the names of the other agents on an
+  // interaction (consultation, conference).
+  if (agent.interactions.length) await loadPresence();
   if (!agent.interactions.includes(selected)) selected = agent.interactions[0] ?? null;
   render();
   loadToday();
@@ -211,6 +222,60 @@ function transferPanel(iid) {
   return h("div", { class: "row" }, sel, go);
 }
 
+function consultPanel(iid) {
+  // The owner brings in another agent privately (a call's customer is on hold meanwhile),
+  // then hands the customer over, makes it a conference, or ends the consultation.
+  const parts = Object.entries(roles.get(iid)?.participants ?? {}).filter(([id]) => id !== ME);
+  // Calls are not mixed yet (no audio conference): a conference is offered on text channels.
+  const channel = contexts.get(iid)?.interaction.channel;
+  const mixable = channel !== "voice" && channel !== "callback";
+  const rows = parts.map(([id, role]) => role === "consult"
+    ? h("div", { class: "row consulting", "data-testid": "consulting", "data-agent": id },
+      h("span", {}, "Consulting ", h("strong", {}, agentName(id))), h("span", { class: "spacer" }),
+      h("button", { class: "btn small primary", type: "button", onclick: () =>
+        act("Transfer", () => api("POST", `/api/v1/interactions/${iid}/transfer`, { to_agent_id: id })) }, `Transfer to ${agentName(id)}`),
+      mixable ? h("button", { class: "btn small", type: "button", onclick: () =>
+        act("Conference", () => api("POST", `/api/v1/interactions/${iid}/conference`, { target_agent_id: id })) }, "Conference") : null,
+      h("button", { class: "btn small bad", type: "button", onclick: () =>
+        act("End consultation", () => api("POST", `/api/v1/interactions/${iid}/end-consult`, { target_agent_id: id })) }, "End consultation"))
+    : h("div", { class: "row", "data-testid": "conference-member", "data-agent": id },
+      h("span", {}, "In the conference: ", h("strong", {}, agentName(id)))));
+  const sel = h("select", { id: `consult-${iid}`, class: "compact", "aria-label": "Consult an agent" },
+    h("option", { value: "" }, "— consult an agent —"),
+    presence.filter((p) => p.agent_id !== ME && p.state === "available").map((p) => h("option", { value: p.agent_id }, p.name)));
+  sel.addEventListener("focus", () => loadPresence().then(() => {
+    const keep = sel.value;
+    sel.replaceChildren(h("option", { value: "" }, "— consult an agent —"),
+      ...presence.filter((p) => p.agent_id !== ME && p.state === "available").map((p) => h("option", { value: p.agent_id }, p.name)));
+    sel.value = keep;
+  }), { once: true });
+  const go = h("button", { class: "btn small", type: "button", onclick: () => {
+    if (!sel.value) { sel.focus(); return; }
+    act("Consult", () => api("POST", `/api/v1/interactions/${iid}/consult`, { target_agent_id: sel.value }));
+  } }, "Consult");
+  return h("div", {}, ...rows, h("div", { class: "row" }, sel, go));
+}
+
+function participantCard(iid) {
+  // This agent was brought in by the owner: a consultation (private) or a conference.
+  const c = contexts.get(iid);
+  const r = roles.get(iid);
+  const role = r?.participants?.[ME] ?? "consult";
+  const channel = c?.interaction.channel ?? "chat";
+  const what = role === "consult" ? "Consultation" : "Conference";
+  return h("article", { class: "icard participant", "data-testid": "participant", "data-interaction": iid, "data-role": role },
+    h("header", {}, h("h2", {}, `${what} · ${CHANNEL[channel] ?? channel} with ${c?.customer?.name ?? "unknown caller"}`),
+      h("span", { class: "muted", "data-testid": "owner" }, `for ${agentName(r?.owner ?? "")}`)),
+    h("div", { class: "body" }, customerPanel(iid, { editable: false }), h("div", {}, notesPanel(iid))),
+    h("div", { class: "actions" },
+      h("span", { class: "muted" }, role === "consult"
+        ? "The customer does not hear you. The owner transfers the customer to you, makes it a conference or ends the consultation."
+        : "You are in the conference with the customer."),
+      h("span", { class: "spacer" }),
+      h("button", { class: "btn bad", type: "button", onclick: () =>
+        act("Leave", () => api("POST", `/api/v1/interactions/${iid}/leave`, {})) }, "Leave")));
+}
+
 function voiceBanner(c) {
   // A call rings the agent's phone (SIP) while it is offered here: say so, with who calls
   // (ANI) and which number they dialled (DNIS).
@@ -243,6 +308,7 @@ function offerCard(iid) {
 }
 
 function activeCard(iid) {
+  if (!owns(iid)) return participantCard(iid);
   const c = contexts.get(iid);
   const held = onHold.get(iid);
   const channel = c?.interaction.channel ?? "chat";
@@ -254,7 +320,8 @@ function activeCard(iid) {
       h("span", { class: "spacer" }),
       since ? h("span", { class: "num timer", "data-since": since.toISOString(), "data-testid": "talk-timer", title: "Time connected" }, "") : null),
     h("div", { class: "body" }, customerPanel(iid, { editable: true }),
-      h("div", {}, notesPanel(iid), h("div", { class: "section-title" }, "Transfer"), transferPanel(iid))),
+      h("div", {}, notesPanel(iid), h("div", { class: "section-title" }, "Transfer"), transferPanel(iid),
+        h("div", { class: "section-title" }, "Consult"), consultPanel(iid))),
     h("div", { class: "actions" },
       h("button", { class: "btn", type: "button", "aria-keyshortcuts": "Alt+H", onclick: () => holdToggle(iid) },
         held ? "Resume " : "Hold ", h("kbd", {}, "Alt H")),
@@ -387,8 +454,8 @@ document.addEventListener("keydown", (e) => {
   const handlers = {
     a: () => agent.offer && accept(agent.offer),
     r: () => agent.offer && reject(agent.offer),
-    h: () => current && holdToggle(current),
-    c: () => current && complete(current),
+    h: () => current && owns(current) && holdToggle(current),
+    c: () => current && owns(current) && complete(current),
     w: () => agent.wrapups[0] && endWrap(agent.wrapups[0]),
     y: () => !$("btn-ready").disabled && ready(),
     b: () => !$("btn-break").disabled && takeBreak(),
