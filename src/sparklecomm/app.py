@@ -96,7 +96,13 @@ def build_services(
     services.extra["extensions"] = extensions
     from sparklecomm.telephony.pbx.service import PbxService
 
-    services.extra["pbx"] = PbxService(db, clock, extensions, secret=settings.effective_secret_key)
+    services.extra["pbx"] = PbxService(
+        db,
+        clock,
+        extensions,
+        secret=settings.effective_secret_key,
+        queue_ids=lambda tenant_id: acd.read(tenant_id, lambda engine: engine.queue_ids()),
+    )
     if settings.sip_enabled:
         services.extra["sip"] = build_sip_server(settings, clock, extensions)
     services.extra["customers"] = customers = CustomerService(db, clock)
@@ -121,14 +127,14 @@ def build_sip_server(settings: Settings, clock: Clock, extensions: ExtensionServ
     from sparklecomm.core.events import NewEvent
     from sparklecomm.telephony.media.relay import MediaRelay, RelayConfig
     from sparklecomm.telephony.pbx.locations import SqlLocationStore
-    from sparklecomm.telephony.server import primary_address
+    from sparklecomm.telephony.server import primary_address, tls_options
 
     config = SipServerConfig(
         host=settings.sip_host or settings.host,
         port=settings.sip_port,
-        transports=tuple(settings.sip_transports),
         realm=settings.sip_realm,
         digest_algorithms=tuple(settings.sip_digest_algorithms),
+        **tls_options(settings),  # transports (TLS added with a certificate) and tls_*
     )
     locations = SqlLocationStore(extensions.db)
     # Nonces are signed with a key derived from the platform's secret, so every node of a
@@ -235,7 +241,8 @@ def build_app(services: Services) -> FastAPI:
                     host=sip.config.host,
                     port=sip.config.port,
                     error=str(exc),
-                    hint="choose another --sip-port or set SPARKLECOMM_SIP_ENABLED=false",
+                    hint="choose another SIP port (serve --sip-port, or SPARKLECOMM_SIP_PORT; "
+                    "0 picks a free one) or set SPARKLECOMM_SIP_ENABLED=false",
                 )
                 services.extra.pop("sip")
                 sip = None

@@ -141,6 +141,16 @@ def serve(
         str | None, typer.Option(help="SIP address (default: the HTTP address)")
     ] = None,
     sip_port: Annotated[int | None, typer.Option(help="SIP port, UDP and TCP (5060)")] = None,
+    sip_tls_port: Annotated[
+        int | None, typer.Option(help="SIP over TLS port (5061; 0 picks a free port)")
+    ] = None,
+    sip_tls_certificate: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate chain for SIP over TLS (with --sip-tls-private-key)"),
+    ] = None,
+    sip_tls_private_key: Annotated[
+        Path | None, typer.Option(help="PEM private key of --sip-tls-certificate")
+    ] = None,
 ) -> None:
     """Run the platform: web pages, HTTP API, real-time events and SIP."""
     import uvicorn
@@ -155,6 +165,9 @@ def serve(
         ("port", port),
         ("sip_host", sip_host),
         ("sip_port", sip_port),
+        ("sip_tls_port", sip_tls_port),
+        ("sip_tls_certificate", sip_tls_certificate),
+        ("sip_tls_private_key", sip_tls_private_key),
     ):
         if value is not None:
             _overrides[key] = value
@@ -162,6 +175,7 @@ def serve(
         services = _services(data_dir, migrate=False)
         settings = services.settings
         configure_logging(settings.log_level, settings.log_format)
+        tls = _check_sip_tls(settings)
         first = prepare(services, admin_password=admin_password)
     url = f"http://{'localhost' if settings.host in ('0.0.0.0', '127.0.0.1') else settings.host}"  # noqa: S104
     url += f":{settings.port}/login"
@@ -180,6 +194,11 @@ def serve(
             f"{settings.sip_realm}: phones register as their extension "
             "(sparklecomm extension add)"
         )
+        if tls:
+            typer.echo(
+                f"SIP over TLS on {settings.sip_host or settings.host}:{settings.sip_tls_port} "
+                f"(certificate {settings.sip_tls_certificate}); media stays RTP (no SRTP)"
+            )
     sys.stdout.flush()
     application = build_app(services)
     tune_gc(settings.gc_threshold)
@@ -191,6 +210,24 @@ def serve(
         ws_ping_interval=20,
         lifespan="on",
     )
+
+
+def _check_sip_tls(settings: Any) -> bool:
+    """Whether SIP over TLS is on; a certificate, key or CA file that cannot be used ends
+    ``serve`` here with one line naming it (not later, in the server's start-up)."""
+    from sparklecomm.telephony.server import SipServerConfig, tls_contexts, tls_options
+
+    if not settings.sip_enabled:
+        return False
+    options = tls_options(settings)
+    wanted = "TLS" in options["transports"]
+    if not (wanted or settings.sip_tls_certificate or settings.sip_tls_private_key):
+        return False
+    try:
+        tls_contexts(SipServerConfig(**options))
+    except OSError as error:
+        _fail(f"SIP over TLS: {error}", 2)
+    return True
 
 
 @app.command()

@@ -56,7 +56,31 @@ class Settings(BaseSettings):
     sip_enabled: bool = Field(default=True, description="Listen for SIP phones and trunks")
     sip_host: str | None = Field(default=None, description="SIP address (default: host)")
     sip_port: int = Field(default=5060, ge=0, le=65535, description="0 picks a free port")
-    sip_transports: list[Literal["UDP", "TCP"]] = ["UDP", "TCP"]
+    sip_transports: list[Literal["UDP", "TCP", "TLS"]] = Field(
+        default=["UDP", "TCP"],
+        description="TLS is added when sip_tls_certificate and sip_tls_private_key are set",
+    )
+    sip_tls_port: int = Field(
+        default=5061, ge=0, le=65535, description="SIP over TLS port; 0 picks a free port"
+    )
+    sip_tls_certificate: Path | None = Field(
+        default=None,
+        description="PEM certificate chain of SIP over TLS (server certificate first); "
+        "TLS listens when this and sip_tls_private_key are set",
+    )
+    sip_tls_private_key: Path | None = Field(
+        default=None, description="PEM private key of sip_tls_certificate (not encrypted)"
+    )
+    sip_tls_min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    sip_tls_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CAs trusted for TLS connections SparkleComm opens (trunks, phones "
+        "whose connection is gone); default: the system's CAs",
+    )
+    sip_tls_verify_peer: bool = Field(
+        default=True,
+        description="Check the certificate (CA and name/address) of TLS peers we connect to",
+    )
     sip_realm: str = Field(default="sparklecomm", min_length=1, max_length=100)
     sip_digest_algorithms: list[Literal["SHA-256", "MD5"]] = Field(
         default=["SHA-256", "MD5"],

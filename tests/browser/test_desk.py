@@ -129,7 +129,7 @@ def test_agent_handles_an_interaction_and_the_wallboard_follows(
     # a call: the phone rings, with who calls (ANI) and the number dialled (DNIS)
     expect(offer).to_have_attribute("data-channel", "voice")
     ringing = offer.get_by_test_id("ringing")
-    expect(ringing).to_contain_text("Your phone is ringing")
+    expect(ringing).to_contain_text("Incoming call")  # no phone call behind it: Accept takes it
     expect(ringing.get_by_test_id("ani")).to_have_text("+15550142")
     expect(ringing.get_by_test_id("offer-dnis")).to_have_text("+18005550100")
     expect(offer.get_by_test_id("offer-countdown")).to_have_text(re.compile(r"^\d+ s$"))
@@ -323,6 +323,30 @@ def test_an_agent_consults_an_expert_and_hands_the_customer_over(
     mine.get_by_role("button", name="Complete").click()
     expect(helper.get_by_test_id("wrapup")).to_be_visible()
 
+    # a phone call held by the PBX (it has a call_id) is taken on the phone, not on the desk
+    owner.get_by_test_id("wrapup").get_by_role("button", name="End wrap-up").click()
+    expect(owner.get_by_test_id("agent-state")).to_have_text("Ready")
+    phoned = sup.call(
+        "POST",
+        "/interactions",
+        {
+            "queue_id": "support",
+            "channel": "voice",
+            "attributes": {"ani": "+15550199", "dnis": "+18005550100", "call_id": "c-77"},
+        },
+    )["interaction"]["interaction_id"]
+    offer = owner.get_by_test_id("offer")
+    expect(offer.get_by_test_id("ringing")).to_contain_text("Your phone is ringing")
+    expect(offer.get_by_test_id("answer-on-phone")).to_be_visible()
+    expect(offer.get_by_role("button", name="Accept")).to_have_count(0)
+    expect(offer).not_to_contain_text("c-77")  # the PBX's own id is not a customer attribute
+    refused = center["admin"].http.post(
+        f"/interactions/{phoned}/accept", json={"agent_id": owner_id}
+    )
+    assert refused.status_code == 409 and "answer it there" in refused.json()["detail"]
+    offer.get_by_role("button", name="Reject").click()
+    sup.call("POST", f"/interactions/{phoned}/abandon", {"reason": "hangup"})
+
     events = sup.call("GET", "/events?after=0&limit=1000")["events"]
     story = [e for e in events if e["payload"].get("interaction_id") == iid]
     kinds = [e["type"] for e in story]
@@ -334,6 +358,5 @@ def test_an_agent_consults_an_expert_and_hands_the_customer_over(
     assert transferred["payload"]["to_agent_id"] == expert["id"]
     completed = next(e for e in story if e["type"] == "interaction.completed")
     assert completed["payload"]["agent_id"] == expert["id"]
-    owner.get_by_test_id("wrapup").get_by_role("button", name="End wrap-up").click()
     for p in (owner, helper):
         p.context.close()

@@ -222,3 +222,105 @@ def running_serve(
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait(timeout=5)
+
+
+def make_tls_certificate(
+    directory: str | os.PathLike[str], name: str = "server", ip: str = "127.0.0.1"
+) -> tuple[str, str]:
+    """A self-signed certificate for ``ip`` (CN and subjectAltName) and its unencrypted key,
+    made with the ``openssl`` CLI in ``directory``: ``(certificate path, key path)``.
+    Skips the test when openssl is not installed."""
+    from pathlib import Path
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    certificate = Path(directory) / f"{name}-cert.pem"
+    key = Path(directory) / f"{name}-key.pem"
+    made = subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={ip}",
+            "-addext",
+            f"subjectAltName=IP:{ip}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    return str(certificate), str(key)
+
+
+class StreamPeer:
+    """A SIP client (or phone) on one TCP or TLS connection: writes raw messages, reads
+    framed ones (keep-alives skipped)."""
+
+    def __init__(self, reader: object, writer: object) -> None:
+        import asyncio
+
+        assert isinstance(reader, asyncio.StreamReader)
+        assert isinstance(writer, asyncio.StreamWriter)
+        self.reader = reader
+        self.writer = writer
+        self.buffer = bytearray()
+
+    @classmethod
+    async def connect(
+        cls, port: int, *, cafile: str | None = None, host: str = "127.0.0.1"
+    ) -> StreamPeer:
+        """To ``host:port``: over TLS, trusting ``cafile``, when it is given; else TCP."""
+        import asyncio
+        import ssl
+
+        context = ssl.create_default_context(cafile=cafile) if cafile else None
+        reader, writer = await asyncio.open_connection(host, port, ssl=context)
+        return cls(reader, writer)
+
+    @property
+    def local_port(self) -> int:
+        return int(self.writer.get_extra_info("sockname")[1])
+
+    def send(self, text: str | bytes) -> None:
+        self.writer.write(text.encode() if isinstance(text, str) else text)
+
+    async def receive(self, limit: float = 5.0) -> SipMessage:
+        """The next message on the connection (AssertionError if none comes in time)."""
+        import asyncio
+
+        from sparklecomm.telephony.sip.parser import KeepAlive, parse_stream
+
+        while True:
+            framed = parse_stream(self.buffer)
+            if framed is not None:
+                item, consumed = framed
+                del self.buffer[:consumed]
+                if isinstance(item, KeepAlive):
+                    continue
+                return item
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(65536), limit)
+            except TimeoutError:
+                raise AssertionError("no SIP message arrived in time") from None
+            if not chunk:
+                raise AssertionError("the connection was closed")
+            self.buffer += chunk
+
+    async def close(self) -> None:
+        import contextlib
+
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()

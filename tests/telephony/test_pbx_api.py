@@ -50,6 +50,8 @@ def call(dialled: str, ext: str | None = "1001", **kw: object) -> CallRequest:
 
 
 def setup(client: TestClient) -> tuple[Api, Api, Api]:
+    """Extensions 1001-1003 and the routing queues ``support`` and ``q`` (DIDs may only name
+    queues that exist)."""
     admin, sup, ana = Api(client, "admin"), Api(client, "sup"), Api(client, "ana")
     for number in ("1001", "1002", "1003"):
         admin.post(
@@ -57,6 +59,8 @@ def setup(client: TestClient) -> tuple[Api, Api, Api]:
             {"number": number, "password": SIP_PASSWORD, "display_name": f"Ext {number}"},
             status=201,
         )
+    for queue in ("support", "q"):
+        admin.post("/queues", {"id": queue, "name": queue.title()}, status=201)
     return admin, sup, ana
 
 
@@ -93,6 +97,7 @@ def test_validation_errors_name_the_field(client: TestClient, world: World) -> N
         ("/telephony/dids", {"number": "abc", "destination": "reject"}, "number"),
         ("/telephony/dids", {"number": "+4930100", "destination": "mars:1"}, "destination"),
         ("/telephony/dids", {"number": "+4930100", "destination": "extension:4711"}, "destination"),
+        ("/telephony/dids", {"number": "+4930100", "destination": "queue:nosuch"}, "destination"),
         (
             "/telephony/dids",
             {"number": "+4930100", "destination": "queue:q", "attributes": {"dnis": "x"}},

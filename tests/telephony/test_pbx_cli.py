@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sparklecomm.cli import _overrides, app
+from sparklecomm.cli import _overrides, _services, app
 
 runner = CliRunner()
 
@@ -39,6 +39,11 @@ def tenant() -> str:
     ok("tenant", "add", "acme", "--name", "Acme")
     for number in ("1001", "1002", "1003"):
         ok("extension", "add", number, "--tenant", "acme", "--password", "phone-secret-1")
+    # The routing queue a DID names must exist (queues are made through the routing API).
+    services = _services()
+    tenant_id = services.auth.tenant_by_slug("acme").tenant_id
+    services.extra["acd"].execute(tenant_id, "add_queue", config={"id": "support"})
+    services.db.dispose()
     return "acme"
 
 
@@ -62,6 +67,7 @@ def test_bad_input_names_the_value_and_exits_2(tenant: str) -> None:
         (("did", "add", "abc", "--to", "reject"), "number", "'abc'"),
         (("did", "add", "+4930100", "--to", "mars:1"), "destination", "'mars:1'"),
         (("did", "add", "+4930100", "--to", "extension:4711"), "destination", "4711"),
+        (("did", "add", "+4930100", "--to", "queue:nosuch"), "destination", "'nosuch'"),
         (("did", "add", "+4930100", "--to", "reject", "--attr", "oops"), "attr", "'oops'"),
         (("trunk", "add", "c", "--host", "bad host!"), "host", "'bad host!'"),
         (("trunk", "add", "c", "--host", "h", "--allow-ip", "1.2.3"), "allowed_sources", "1.2.3"),

@@ -44,6 +44,21 @@ class Phones:
     def end_call(self, call_id: str, reason: str) -> None:
         self.actions.append(("end", call_id, reason))
 
+    def consult_agent(self, call_id: str, agent_id: str) -> None:
+        self.actions.append(("consult", call_id, agent_id))
+
+    def consult_connect(self, call_id: str, agent_id: str) -> None:
+        self.actions.append(("consult_connect", call_id, agent_id))
+
+    def consult_transfer(self, call_id: str, agent_id: str) -> None:
+        self.actions.append(("consult_transfer", call_id, agent_id))
+
+    def drop_consult(self, call_id: str, agent_id: str, reason: str) -> None:
+        self.actions.append(("drop_consult", call_id, agent_id, reason))
+
+    def reconnect(self, call_id: str) -> None:
+        self.actions.append(("reconnect", call_id))
+
     def take(self) -> list[tuple[str, ...]]:
         out, self.actions = self.actions, []
         return out
@@ -83,15 +98,17 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def bridge(acd: AcdService) -> tuple[VoiceQueue, Phones]:
+def bridge(acd: AcdService, **options: Any) -> tuple[VoiceQueue, Phones]:
     counter = itertools.count(1)
     phones = Phones()
-    return VoiceQueue(acd, phones, ids=lambda: str(next(counter))), phones
+    return VoiceQueue(acd, phones, ids=lambda: str(next(counter)), **options), phones
 
 
-async def connected_call(world: World, acd: AcdService) -> tuple[VoiceQueue, Phones, VoiceCall]:
+async def connected_call(
+    world: World, acd: AcdService, **options: Any
+) -> tuple[VoiceQueue, Phones, VoiceCall]:
     """Call ``c1`` offered to and answered by the world's agent; the phones' log emptied."""
-    vq, phones = bridge(acd)
+    vq, phones = bridge(acd, **options)
     call = await vq.enqueue("c1", route(world), caller="100")
     await settle()
     assert await vq.agent_answered("c1", world.agent_id) is True

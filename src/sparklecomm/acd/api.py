@@ -20,7 +20,7 @@ from sparklecomm.acd.service import AcdService, AuditNote
 from sparklecomm.api.deps import Admin, CurrentPrincipal, ServicesDep, Supervisor
 from sparklecomm.auth.service import Principal
 from sparklecomm.container import Services
-from sparklecomm.core.errors import InvalidInput, NotFound, PermissionDenied
+from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sparklecomm.core.ids import new_id
 
 router = APIRouter(prefix="/api/v1", tags=["routing"])
@@ -623,6 +623,17 @@ def _act(
 def accept(
     interaction_id: AnyId, body: ActAs, principal: CurrentPrincipal, svc: ServicesDep
 ) -> EventsOut:
+    """Take the offered interaction. A phone call held by the PBX (it has a ``call_id``) is
+    taken by answering the ringing phone, which accepts it: 409 here."""
+    snapshot = _service(svc).read(
+        principal.tenant_id, lambda e: e.interaction_snapshot(interaction_id)
+    )
+    if snapshot.channel == "voice" and "call_id" in snapshot.attributes:
+        raise Conflict(
+            "This call is ringing on your phone: answer it there to take it (the desk cannot "
+            "pick up a phone).",
+            field="interaction_id",
+        )
     return _act(svc, principal, "accept", interaction_id, body)
 
 

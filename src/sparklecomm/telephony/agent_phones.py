@@ -8,7 +8,10 @@
   agent's phones (every registered contact of the extensions whose ``user_id`` is the
   agent), stop ringing, connect, drop the agent's leg, end the call;
 * the B2BUA's :class:`~sparklecomm.telephony.calls.AgentLegListener`: an agent's phone
-  answered or failed, a queue call ended (caller or agent hung up).
+  answered or failed, a queue call ended (caller or agent hung up);
+* the same for consultations (warm transfer): ring the consulted agent's phones, switch
+  the relay between caller, owner and consulted agent, complete the transfer; and back,
+  the consulted phone answered, failed or hung up, or the owner hung up while consulting.
 
 A queue call needs an SDP offer in the caller's INVITE (every desk phone and softphone sends
 one); a late-offer INVITE to a queue gets 488.
@@ -120,6 +123,48 @@ class SipAgentPhones:
         if call is not None:
             self.manager.end_call(call, reason)
 
+    def consult_agent(self, call_id: str, agent_id: str) -> None:
+        call = self.manager.calls.get(call_id)
+        if call is None or call.ended:
+            return
+        self._spawn(self._consult(call, agent_id))
+
+    async def _consult(self, call: Call, agent_id: str) -> None:
+        tenant = call.tenant_id
+        numbers = await self.extensions(tenant, agent_id) if tenant is not None else ()
+        rung = await self.manager.consult_agent(call, agent_id, numbers) if numbers else 0
+        if rung == 0 and self.queue is not None and not call.ended:
+            log.info("voice.consult_unreachable", call=call.id, agent_id=agent_id, phones=numbers)
+            await self.queue.consult_failed(call.id, agent_id, 480)
+
+    def consult_connect(self, call_id: str, agent_id: str) -> None:
+        call = self.manager.calls.get(call_id)
+        if call is not None and self.manager.consult_connect(call, agent_id):
+            return
+        log.info("voice.consult_connect_failed", call=call_id, agent_id=agent_id)
+        if self.queue is not None:
+            self._spawn(self.queue.consult_hung_up(call_id, agent_id))
+
+    def consult_transfer(self, call_id: str, agent_id: str) -> None:
+        call = self.manager.calls.get(call_id)
+        if call is not None and self.manager.consult_transfer(call, agent_id):
+            return
+        # The consulted phone hung up just before: the call has nobody left to talk to.
+        log.info("voice.consult_transfer_failed", call=call_id, agent_id=agent_id)
+        if self.queue is not None:
+            self._spawn(self.queue.agent_hung_up(call_id, agent_id))
+
+    def drop_consult(self, call_id: str, agent_id: str, reason: str) -> None:
+        call = self.manager.calls.get(call_id)
+        if call is not None:
+            log.info("voice.drop_consult", call=call_id, agent_id=agent_id, reason=reason)
+            self.manager.drop_consult(call, agent_id)
+
+    def reconnect(self, call_id: str) -> None:
+        call = self.manager.calls.get(call_id)
+        if call is not None:
+            self.manager.consult_reconnect(call)
+
     # ---- AgentLegListener (told by the B2BUA) ----------------------------------------------
 
     def agent_answered(self, call: Call, agent_id: str) -> None:
@@ -139,6 +184,22 @@ class SipAgentPhones:
             self._spawn(queue.agent_hung_up(call.id, b.agent_id))
         else:
             self._spawn(queue.caller_hung_up(call.id))
+
+    def consult_answered(self, call: Call, agent_id: str) -> None:
+        if self.queue is not None:
+            self._spawn(self.queue.consult_answered(call.id, agent_id))
+
+    def consult_failed(self, call: Call, agent_id: str, status: int) -> None:
+        if self.queue is not None:
+            self._spawn(self.queue.consult_failed(call.id, agent_id, status))
+
+    def consult_ended(self, call: Call, agent_id: str) -> None:
+        if self.queue is not None:
+            self._spawn(self.queue.consult_hung_up(call.id, agent_id))
+
+    def owner_left(self, call: Call, agent_id: str) -> None:
+        if self.queue is not None:
+            self._spawn(self.queue.agent_hung_up(call.id, agent_id))
 
     # ---- helpers ---------------------------------------------------------------------------
 

@@ -57,7 +57,7 @@ from sparklecomm.telephony.sip.transaction import (
     TransactionLayer,
     build_cancel,
 )
-from sparklecomm.telephony.sip.transport import DEFAULT_PORT, Peer, new_branch
+from sparklecomm.telephony.sip.transport import DEFAULT_PORT, Peer, default_port, new_branch
 from sparklecomm.telephony.sip.uri import SipUri, Uri, format_host, parse_uri
 
 log = structlog.get_logger("sparklecomm.sip.calls")
@@ -141,6 +141,16 @@ class AgentLegListener(Protocol):
     def agent_failed(self, call: Call, agent_id: str, status: int) -> None: ...
 
     def call_ended(self, call: Call, reason: str) -> None: ...
+
+    def consult_answered(self, call: Call, agent_id: str) -> None: ...
+
+    def consult_failed(self, call: Call, agent_id: str, status: int) -> None: ...
+
+    def consult_ended(self, call: Call, agent_id: str) -> None:
+        """The consulted agent's answered phone hung up."""
+
+    def owner_left(self, call: Call, agent_id: str) -> None:
+        """The connected agent hung up during a consultation (the caller stays)."""
 
 
 class SipHost(Protocol):
@@ -240,6 +250,9 @@ class Leg:
     """For a leg ringing an agent's phone for the ACD: the agent."""
     extension: str | None = None
     """For a leg ringing an extension's phone: the extension's number."""
+    consult: bool = False
+    """A leg to an agent consulted by the call's owner (ACD warm transfer): its media is
+    the relay's leg ``c`` until a transfer makes it the call's leg ``b``."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -291,6 +304,12 @@ class Call:
     extension already in a call through us, 503 for a trunk at its ``max_channels``."""
     trunk_full: bool = False
     """A target was not dialled because its trunk had no free channel."""
+    no_tls_path: bool = False
+    """A target of this ``sips:`` call was skipped: it can only be reached without TLS."""
+    consult_agent: str | None = None
+    """The agent being consulted (phones ringing or answered): :meth:`CallManager.consult_agent`."""
+    consult_leg: Leg | None = None
+    """The consulted agent's answered leg."""
 
     @property
     def a(self) -> Leg:
@@ -500,8 +519,12 @@ class CallManager:
             remote_sdp=offer,
         )
         host, port = self.host.local_address(tx.source)
+        # §8.1.1.8: a sips: Request-URI gets a sips: Contact.
+        secure = isinstance(uri, SipUri) and uri.secure
         leg.dialog = Dialog.as_uas(
-            request, local_tag=leg.local_tag, local_contact=_contact(host, port, tx.source)
+            request,
+            local_tag=leg.local_tag,
+            local_contact=_contact(host, port, tx.source, secure=secure),
         )
         call.legs["a"] = leg
         self.calls[call.id] = call
@@ -589,6 +612,8 @@ class CallManager:
                 final = Reject(503, "Service Unavailable - Trunk Channels Full")
             elif outcome == "busy" and final.status == 480:
                 final = Reject(486, "Busy Here")
+            elif call.no_tls_path and final.status in (404, 480):
+                final = Reject(480, "Temporarily Unavailable - No TLS Path (SIPS)")
             reason = "no_answer" if call.final_status is None else "unavailable"
             if outcome == "busy":
                 reason = "busy"
@@ -688,6 +713,7 @@ class CallManager:
         side: Side,
         step: int,
         agent_id: str | None = None,
+        consult: bool = False,
     ) -> list[Leg]:
         """INVITE every contact of a target; the legs started."""
         request = call.request
@@ -699,12 +725,13 @@ class CallManager:
                 call.step_statuses.append(486)
                 return []
             hint = call.a.invite.uri.host if isinstance(call.a.invite.uri, SipUri) else None
+            connected = getattr(self.host, "connected", None)
             for binding in await self.host.locate(target.extension, hint):
                 try:
                     contact = parse_uri(binding.contact)
                 except SipParseError:
                     continue
-                peer = _binding_peer(binding, contact)
+                peer = _binding_peer(binding, contact, connected)
                 if peer is not None:
                     destinations.append((contact, peer, target.extension, None))
         elif target.external is not None and target.trunk_id is not None:
@@ -726,6 +753,20 @@ class CallManager:
                 trunk_uri = SipUri.build(domain, user=target.external, port=trunk.port)
                 peer = Peer(trunk.transport.upper(), trunk.host, trunk.port)
                 destinations.append((trunk_uri, peer, target.external, trunk))
+        caller_uri = call.a.invite.uri
+        if isinstance(caller_uri, SipUri) and caller_uri.secure:
+            # RFC 5630: a sips: call is never downgraded: only TLS legs (else 480).
+            secure = [d for d in destinations if d[1].transport.upper() == "TLS"]
+            if len(secure) < len(destinations):
+                log.info(
+                    "sip.sips_no_tls_path",
+                    call=call.id,
+                    skipped=[str(d[1]) for d in destinations if d not in secure],
+                )
+                if not secure:
+                    call.step_statuses.append(480)
+                    call.no_tls_path = True
+            destinations = secure
         legs = []
         for uri, peer, user, trunk in destinations:
             leg = self._new_uac_leg(
@@ -738,6 +779,7 @@ class CallManager:
                 caller_id=target.caller_id or request.caller,
                 caller_name=target.caller_name or request.caller_name,
                 trunk=trunk,
+                consult=consult,
             )
             leg.step = step
             leg.agent_id = agent_id
@@ -759,6 +801,7 @@ class CallManager:
         caller_id: str,
         caller_name: str | None,
         trunk: Trunk | None = None,
+        consult: bool = False,
     ) -> Leg:
         host, port = self.host.local_address(peer)
         local_tag = secrets.token_hex(8)
@@ -773,7 +816,8 @@ class CallManager:
         headers.add("To", str(Address(to_uri)))
         headers.add("Call-ID", call_id)
         headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", _contact(host, port, peer))
+        secure = isinstance(uri, SipUri) and uri.secure and peer.transport.upper() == "TLS"
+        headers.add("Contact", _contact(host, port, peer, secure=secure))
         headers.add("User-Agent", self.user_agent)
         headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO")
         leg = Leg(
@@ -785,6 +829,7 @@ class CallManager:
             local_tag=local_tag,
             label=f"{user} at {peer}",
             trunk=trunk,
+            consult=consult,
         )
         if offer is not None:
             leg.invite.body = self._sdp_for(leg, offer)
@@ -856,7 +901,10 @@ class CallManager:
                     and listener is not None
                     and not any(o.agent_id == agent for o in call.ringing)
                 ):
-                    listener.agent_failed(call, agent, status)
+                    if leg.consult:
+                        listener.consult_failed(call, agent, status)
+                    else:
+                        listener.agent_failed(call, agent, status)
             same_step = [other for other in call.ringing if other.step == leg.step]
             if (
                 not same_step
@@ -1059,6 +1107,9 @@ class CallManager:
             except sdplib.SdpError as error:
                 log.info("sip.answer_sdp_refused", leg=leg.label, reason=str(error))
         self.stop_ringing_agent(call, agent_id)  # the agent's other phones
+        if leg.consult:
+            self._consult_leg_answered(leg, agent_id)
+            return
         call.pending_agents[agent_id] = leg
         if self.agent_listener is None:
             self.drop_agent(call, agent_id)
@@ -1111,6 +1162,170 @@ class CallManager:
             for leg in list(call.ringing):
                 self._cancel_leg(leg)
             self._reject(call, 480, "Temporarily Unavailable", reason)
+
+    # ---- consultation and warm transfer (ACD) -----------------------------------------
+    #
+    # The relay anchors every call's media, so the phones keep their SDP throughout: the
+    # consulted agent's legs get the relay's leg ``c``, and what the relay forwards is
+    # switched (caller on hold, owner <-> consulted agent, caller <-> owner or consulted
+    # agent) instead of re-INVITEing anyone.
+
+    async def consult_agent(self, call: Call, agent_id: str, extensions: Iterable[str]) -> int:
+        """Put the caller on hold and INVITE every registered phone of the consulted
+        agent's extensions, offering the codec already in use with the owner; how many
+        phones were rung (0: none, or no relay to switch the media, or no owner)."""
+        owner = call.legs.get("b")
+        media = call.media
+        if (
+            call.ended
+            or media is None
+            or not hasattr(media, "add_leg")
+            or owner is None
+            or owner.state != "up"
+            or owner.remote_sdp is None
+        ):
+            log.info("sip.consult_impossible", call=call.id, agent_id=agent_id)
+            return 0
+        try:
+            # The one codec in use with the owner (the relay does not transcode), plus
+            # telephone-event; host and port are replaced by the relay's leg c below.
+            offer = sdplib.answer(owner.remote_sdp, media.b.host, media.b.port)
+            await media.add_leg()
+        except Exception as error:  # no codec left, or no free port pair
+            log.warning("sip.consult_failed", call=call.id, agent_id=agent_id, error=str(error))
+            return 0
+        if call.ended:
+            return 0
+        call.consult_agent = agent_id
+        media.connect(None)  # the caller on hold, the owner hears nothing while it rings
+        rung = 0
+        for number in extensions:
+            if call.ended or call.consult_agent != agent_id:
+                break
+            legs = await self._dial(
+                call,
+                Target(extension=number),
+                offer,
+                side="b",
+                step=-1,
+                agent_id=agent_id,
+                consult=True,
+            )
+            rung += len(legs)
+        if rung:
+            self._event(call, "call.consulting", {"agent_id": agent_id})
+        elif call.consult_agent == agent_id:  # no phone registered: caller and owner again
+            call.consult_agent = None
+            self.consult_reconnect(call)
+        return rung
+
+    def _consult_leg_answered(self, leg: Leg, agent_id: str) -> None:
+        call = leg.call
+        if call.consult_agent != agent_id or call.consult_leg is not None:
+            self._bye(leg)
+            return
+        call.consult_leg = leg
+        if leg.remote_sdp is not None and call.media is not None:
+            target = sdplib.media_target(leg.remote_sdp)
+            if target is not None:
+                call.media.set_remote("c", target[0], target[1])
+        if self.agent_listener is None:
+            self.drop_consult(call, agent_id)
+        else:
+            self.agent_listener.consult_answered(call, agent_id)
+
+    def consult_connect(self, call: Call, agent_id: str) -> bool:
+        """The owner and the consulted agent talk; the caller stays on hold."""
+        leg = call.consult_leg
+        owner = call.legs.get("b")
+        if call.ended or leg is None or leg.agent_id != agent_id or leg.state != "up":
+            return False
+        if owner is not None and owner.state == "up":
+            call.media.connect("b", "c")
+        self._event(call, "call.consult_connected", {"leg": leg.label, "agent_id": agent_id})
+        return True
+
+    def consult_reconnect(self, call: Call) -> None:
+        """The consultation is over: caller and owner talk again."""
+        owner = call.legs.get("b")
+        if call.ended or call.media is None or owner is None or owner.state != "up":
+            return
+        if getattr(call.media, "c", None) is not None:
+            call.media.connect("a", "b")
+
+    def drop_consult(self, call: Call, agent_id: str) -> None:
+        """Stop ringing the consulted agent's phones, or hang up its answered leg."""
+        if call.consult_agent == agent_id:
+            call.consult_agent = None
+        for ringing in [leg for leg in call.ringing if leg.consult and leg.agent_id == agent_id]:
+            self._cancel_leg(ringing)
+        leg = call.consult_leg
+        if leg is not None and leg.agent_id == agent_id:
+            call.consult_leg = None
+            call.transfer_legs.append(leg)  # forgotten with the call
+            self._bye(leg)
+
+    def consult_transfer(self, call: Call, agent_id: str) -> bool:
+        """Warm transfer: the caller talks to the consulted agent, whose leg becomes the
+        call's leg ``b`` (the relay's leg ``c`` is renamed ``b``); the old owner's leg gets
+        BYE if it is still up."""
+        leg = call.consult_leg
+        if call.ended or leg is None or leg.agent_id != agent_id or leg.state != "up":
+            return False
+        media = call.media
+        media.connect("a", "c")
+        media.swap("b", "c")
+        call.consult_leg = None
+        call.consult_agent = None
+        leg.consult = False
+        old = call.legs.get("b")
+        call.legs["b"] = leg
+        if old is not None:
+            call.transfer_legs.append(old)  # forgotten with the call
+            if old.state != "ended":
+                self._bye(old)
+        self._event(call, "call.transferred", {"to": leg.label, "agent_id": agent_id})
+        return True
+
+    def _answer_reinvite_here(self, leg: Leg, tx: ServerTransaction) -> None:
+        """A re-INVITE from a consulted agent's phone (hold, a new address): answered
+        here, from the relay's leg ``c``; nobody else's media description changes."""
+        call = leg.call
+        request = tx.request
+        if leg.reinvite_out or leg.unacked is not None or call.media is None:
+            self._respond(tx, build_response(request, 491))
+            return
+        offer = leg.remote_sdp
+        if request.body:
+            try:
+                offer = sdplib.filter_codecs(sdplib.parse(request.body))
+                endpoint = call.media.c
+                leg.sdp_version += 1
+                answer = sdplib.answer(
+                    offer,
+                    endpoint.host,
+                    endpoint.port,
+                    session_id=leg.sdp_session,
+                    version=leg.sdp_version,
+                )
+            except sdplib.SdpError as error:
+                self._respond(tx, _reason_response(request, 488, str(error)))
+                return
+            leg.remote_sdp = offer
+            target = sdplib.media_target(offer)
+            if target is not None:
+                call.media.set_remote("c", target[0], target[1])
+            body = answer.to_bytes()
+        elif offer is not None:
+            body = self._sdp_for(leg, offer)  # an offer of ours; the ACK's answer is ignored
+        else:
+            body = b""
+        ok = build_response(request, 200, to_tag=leg.local_tag)
+        ok.headers.add("Contact", leg.dialog.local_contact if leg.dialog else "")
+        if body:
+            ok.body = body
+            ok.headers.add("Content-Type", "application/sdp")
+        self._send_2xx(leg, tx, ok)
 
     # ---- requests we send on legs ----------------------------------------------------
 
@@ -1263,6 +1478,25 @@ class CallManager:
         self._forget_leg(leg)
         if call.ended:
             return
+        if leg.consult:
+            if call.consult_leg is leg:
+                call.consult_leg = None
+                self._event(call, "call.consult_ended", {"leg": leg.label})
+                if self.agent_listener is not None and leg.agent_id is not None:
+                    self.agent_listener.consult_ended(call, leg.agent_id)
+            return
+        owner = call.legs.get("b")
+        if (
+            leg is owner
+            and call.consult_agent is not None
+            and leg.agent_id is not None
+            and self.agent_listener is not None
+        ):
+            # The owner hung up during a consultation: the caller stays (the ACD hands
+            # the call to the consulted agent).
+            del call.legs["b"]
+            self.agent_listener.owner_left(call, leg.agent_id)
+            return
         if leg.agent_id is not None and call.legs.get("b") is not leg:
             # An agent's phone hung up before being connected (or after being dropped).
             if call.pending_agents.get(leg.agent_id) is leg:
@@ -1289,6 +1523,9 @@ class CallManager:
 
     def _on_reinvite(self, leg: Leg, tx: ServerTransaction) -> None:
         call = leg.call
+        if leg.consult:
+            self._answer_reinvite_here(leg, tx)
+            return
         other = call.other(leg)
         request = tx.request
         if other is None or other.dialog is None or not call.answered:
@@ -1530,6 +1767,12 @@ class CallManager:
         call.ended = True
         self._stop_ringback(call)
         self.calls.pop(call.id, None)
+        for leg in [leg for leg in call.ringing if leg.consult]:
+            self._cancel_leg(leg)
+        if call.consult_leg is not None:
+            self._bye(call.consult_leg)
+            call.transfer_legs.append(call.consult_leg)  # forgotten below
+            call.consult_leg = None
         for leg in [*call.legs.values(), *call.ringing, *call.transfer_legs]:
             self._stop_retransmit(leg)
             self._forget_leg(leg)
@@ -1575,7 +1818,10 @@ class CallManager:
         leg.sdp_version += 1
         origin = (leg.sdp_session, leg.sdp_version)
         if call.media is not None:
-            endpoint = call.media.a if leg.side == "a" else call.media.b
+            if leg.consult:
+                endpoint = call.media.c
+            else:
+                endpoint = call.media.a if leg.side == "a" else call.media.b
             out = sdplib.anchor(description, endpoint.host, endpoint.port, origin=origin)
         else:
             audio = description.audio()
@@ -1618,7 +1864,11 @@ class CallManager:
 # ---- helpers -------------------------------------------------------------------------
 
 
-def _contact(host: str, port: int, peer: Peer) -> str:
+def _contact(host: str, port: int, peer: Peer, *, secure: bool = False) -> str:
+    """Our Contact towards ``peer``: ``sips:`` when the dialog is secure (§8.1.1.8, TLS
+    implied), else ``sip:`` with the transport named unless it is UDP."""
+    if secure:
+        return f"<sips:{format_host(host)}:{port}>"
     transport = "" if peer.transport.upper() == "UDP" else f";transport={peer.transport.lower()}"
     return f"<sip:{format_host(host)}:{port}{transport}>"
 
@@ -1641,17 +1891,33 @@ def parse_peer(text: str) -> Peer | None:
         return None
 
 
-def _binding_peer(binding: Binding, contact: Uri) -> Peer | None:
+def _binding_peer(
+    binding: Binding, contact: Uri, connected: Callable[[Peer], bool] | None = None
+) -> Peer | None:
     """Where to reach a registered phone: its Contact; but when the REGISTER came from
     another host than the Contact names (the phone is behind NAT) or over a stream, the
-    address the REGISTER came from."""
+    address the REGISTER came from (a TCP/TLS phone's own connection: its flow).
+
+    ``connected`` tells whether that connection is still open; when it is gone the
+    Contact's address is used over the flow's transport (TLS stays TLS). A ``sips:``
+    Contact, or one with ``;transport=tls``, is only ever reached over TLS."""
     source = parse_peer(binding.source) if binding.source else None
     if not isinstance(contact, SipUri):
         return source
-    transport = (contact.transport or "udp").upper()
-    if source is not None and (source.reliable or source.host != contact.host.strip("[]")):
-        return source
-    return Peer(transport, contact.host, contact.port or DEFAULT_PORT)
+    wanted = "TLS" if contact.secure else (contact.transport or "udp").upper()
+    host = contact.host.strip("[]")
+    if source is not None and source.reliable:
+        flow = source.transport.upper()
+        if flow == "TLS" or wanted != "TLS":  # the flow is as safe as the Contact asks
+            if connected is None or connected(source):
+                return source
+            port = contact.port if wanted == flow else None
+            return Peer(flow, host, port or default_port(flow))
+    elif source is not None and source.host != host:
+        if wanted != "TLS":
+            return source
+        host = source.host  # behind NAT, with a TLS Contact: TLS to its public address
+    return Peer(wanted, host, contact.port or default_port(wanted))
 
 
 def _pbx_trunk_lookup(pbx: Any) -> TrunkLookup:

@@ -10,17 +10,27 @@ server and ``await stop()`` it on shutdown. What it answers today (RFC 3261 UAS 
 * OPTIONS: 200 with Allow, Accept and Supported (also with Max-Forwards 0, §11);
 * CANCEL: 200 and 487 for a pending INVITE (and the B2BUA cancels the legs it rings),
   else 481;
-* Max-Forwards 0 on anything else: 483; a Request-URI that is not sip/sips: 416;
+* Max-Forwards 0 on anything else: 483; a Request-URI that is not sip/sips: 416, and a
+  ``sips:`` one that did not come over TLS also 416 (RFC 5630: never downgraded);
   a Require we do not support: 420; an unknown method: 501; a known method we do not
   serve (MESSAGE, SUBSCRIBE ...): 405 with Allow; an in-dialog request of no call: 481.
+
+Transports: UDP and TCP on ``port``, TLS (RFC 3261 §26) on ``tls_port`` when "TLS" is in
+``transports``; that needs ``tls_certificate`` and ``tls_private_key`` (PEM files), and
+:meth:`SipServer.start` raises :class:`~sparklecomm.telephony.sip.transport.TlsConfigError`
+(an ``OSError`` naming the file) before it binds anything when they cannot be used.
+:func:`tls_options` turns the platform's settings into these fields.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -49,7 +59,16 @@ from sparklecomm.telephony.sip.parser import DEFAULT_LIMITS, ParseLimits
 from sparklecomm.telephony.sip.registrar import Registrar, RegistrarPolicy, canonical_aor
 from sparklecomm.telephony.sip.timers import LoopScheduler, Scheduler, TimerConfig
 from sparklecomm.telephony.sip.transaction import ServerTransaction, State, TransactionLayer
-from sparklecomm.telephony.sip.transport import MultiTransport, Peer, TcpTransport, UdpTransport
+from sparklecomm.telephony.sip.transport import (
+    MultiTransport,
+    Peer,
+    TcpTransport,
+    TlsConfigError,
+    TlsTransport,
+    UdpTransport,
+    client_tls_context,
+    server_tls_context,
+)
 from sparklecomm.telephony.sip.uri import SipUri
 
 log = structlog.get_logger("sparklecomm.sip.server")
@@ -91,10 +110,63 @@ class SipServerConfig:
     advertised_host: str | None = None
     """The address written in our Via and Contact (default: ``host``, or when that is a
     wildcard, the local address the system would use towards the peer)."""
+    tls_port: int = 5061
+    """The TLS listener's port (0 picks a free one; see ``tls.port``)."""
+    tls_certificate: str | Path | None = None
+    """Our certificate chain (PEM: the server's certificate first, then intermediates)."""
+    tls_private_key: str | Path | None = None
+    """The certificate's private key (PEM, not encrypted)."""
+    tls_min_version: str = "TLSv1.2"
+    """The oldest TLS version accepted: ``TLSv1.2`` or ``TLSv1.3``."""
+    tls_ca_file: str | Path | None = None
+    """CAs that sign the certificates of peers we connect to (default: the system's)."""
+    tls_verify_peer: bool = True
+    """Check the certificate of a peer we connect to (a trunk; a phone whose own
+    connection is gone). Connections phones open are never asked for a certificate."""
+    tls_handshake_timeout: float = 10.0
+
+
+def tls_options(settings: Any) -> dict[str, Any]:
+    """``SipServerConfig`` fields from the platform's ``Settings``: ``transports`` (TLS
+    added when a certificate and key are set) and the ``tls_*`` fields."""
+    transports = [name.upper() for name in settings.sip_transports]
+    certificate = settings.sip_tls_certificate
+    private_key = settings.sip_tls_private_key
+    if certificate is not None and private_key is not None and "TLS" not in transports:
+        transports.append("TLS")
+    return {
+        "transports": tuple(transports),
+        "tls_port": settings.sip_tls_port,
+        "tls_certificate": certificate,
+        "tls_private_key": private_key,
+        "tls_min_version": settings.sip_tls_min_version,
+        "tls_ca_file": settings.sip_tls_ca_file,
+        "tls_verify_peer": settings.sip_tls_verify_peer,
+    }
+
+
+def tls_contexts(config: SipServerConfig) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """The TLS listener's and outgoing connections' contexts of ``config``, or
+    :class:`TlsConfigError` saying which setting or file is wrong."""
+    certificate, private_key = config.tls_certificate, config.tls_private_key
+    if not certificate or not private_key:
+        missing = "sip_tls_private_key" if certificate else "sip_tls_certificate"
+        raise TlsConfigError(
+            f"SIP over TLS needs sip_tls_certificate and sip_tls_private_key: {missing} is not set"
+        )
+    server = server_tls_context(certificate, private_key, min_version=config.tls_min_version)
+    client = client_tls_context(
+        ca_file=config.tls_ca_file,
+        verify=config.tls_verify_peer,
+        certificate=certificate,
+        private_key=private_key,
+        min_version=config.tls_min_version,
+    )
+    return server, client
 
 
 class SipServer:
-    """A SIP registrar and B2BUA over UDP and TCP.
+    """A SIP registrar and B2BUA over UDP, TCP and TLS.
 
     The call-control options are handed to the :class:`CallManager` (``self.calls``):
     ``router`` (the dial plan; default: every number is an extension), ``relay`` (the media
@@ -160,20 +232,25 @@ class SipServer:
         self._local_hosts: dict[str, str] = {}
         self.udp: UdpTransport | None = None
         self.tcp: TcpTransport | None = None
+        self.tls: TlsTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind the configured transports (port 0 picks a free port; see ``udp.port``)."""
+        """Bind the configured transports (port 0 picks a free port; see ``udp.port``).
+
+        A TLS setting that cannot be used raises :class:`TlsConfigError` (an ``OSError``
+        whose message names the file) before anything is bound."""
         config = self.config
+        names = {name.upper() for name in config.transports}
+        unknown = names - {"UDP", "TCP", "TLS"}
+        if unknown:
+            raise ValueError(f"unsupported SIP transports: {sorted(unknown)}")
+        contexts = tls_contexts(config) if "TLS" in names else None
         start_relay = getattr(self.relay, "start", None)
         if start_relay is not None:
             await start_relay()  # the media relay given to us starts and stops with us
-        names = {name.upper() for name in config.transports}
-        unknown = names - {"UDP", "TCP"}
-        if unknown:
-            raise ValueError(f"unsupported SIP transports: {sorted(unknown)}")
         port = config.port
         if "UDP" in names:
             self.udp = UdpTransport(
@@ -192,6 +269,19 @@ class SipServer:
             )
             await self.tcp.start(config.host, port)
             self.sender.add(self.tcp)
+        if contexts is not None:
+            self.tls = TlsTransport(
+                self._receive,
+                contexts[0],
+                client_context=contexts[1],
+                handshake_timeout=config.tls_handshake_timeout,
+                limits=config.limits,
+                allowed_target=config.allowed_target,
+                max_connections=config.max_tcp_connections,
+                idle_timeout=config.tcp_idle_timeout,
+            )
+            await self.tls.start(config.host, config.tls_port)
+            self.sender.add(self.tls)
 
     async def stop(self) -> None:
         """Stop listening, end transactions and pending handlers."""
@@ -204,16 +294,30 @@ class SipServer:
             await self.udp.stop()
         if self.tcp is not None:
             await self.tcp.stop()
+        if self.tls is not None:
+            await self.tls.stop()
         stop_relay = getattr(self.relay, "stop", None)
         if stop_relay is not None:
             await stop_relay()
 
     @property
     def port(self) -> int:
-        """The bound port (UDP's, else TCP's)."""
+        """The bound port (UDP's, else TCP's, else TLS's)."""
         if self.udp is not None:
             return self.udp.port
-        return self.tcp.port if self.tcp is not None else 0
+        if self.tcp is not None:
+            return self.tcp.port
+        return self.tls.port if self.tls is not None else 0
+
+    def port_for(self, transport: str) -> int:
+        """The port we listen on for ``transport`` (the TLS port for TLS)."""
+        if transport.upper() == "TLS":
+            return self.tls.port if self.tls is not None else self.config.tls_port
+        return self.port
+
+    def connected(self, peer: Peer) -> bool:
+        """Whether a TCP/TLS connection to or from ``peer`` is open (a phone's flow)."""
+        return self.sender.connected(peer)
 
     # ---- requests --------------------------------------------------------------------
 
@@ -226,7 +330,7 @@ class SipServer:
         if host in ("0.0.0.0", "::", ""):  # noqa: S104
             host = self._local_hosts.get(peer.host) or _route_source(peer.host)
             self._local_hosts[peer.host] = host
-        return host, self.port
+        return host, self.port_for(peer.transport)
 
     async def locate(self, user: str, domain_hint: str | None) -> list[Binding]:
         """The live bindings of extension ``user``: its address-of-record at the hinted
@@ -279,6 +383,12 @@ class SipServer:
             return
         if not isinstance(request.uri, SipUri):
             self._respond(transaction, build_response(request, 416))
+            return
+        if request.uri.secure and transaction.source.transport.upper() != "TLS":
+            # RFC 5630: a SIPS request travels over TLS on every hop; never downgraded.
+            log.info("sip.sips_not_over_tls", source=str(transaction.source), method=method)
+            response = build_response(request, 416, "Unsupported URI Scheme - SIPS Needs TLS")
+            self._respond(transaction, response)
             return
         unsupported = [tag for tag in request.require if tag not in SUPPORTED_EXTENSIONS]
         if unsupported:

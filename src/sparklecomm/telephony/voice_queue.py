@@ -22,8 +22,27 @@ agent hangs up                      ``complete`` (then wrap-up), caller released
 ``interaction.completed`` from the  release both legs
 desktop
 ``interaction.transferred``         blind transfer: drop the agent's leg; the next
-                                    ``offered`` rings the new agent and reconnects
+(kind ``blind``)                    ``offered`` rings the new agent and reconnects
+``interaction.consult_started``     caller on hold, ring the consulted agent B's
+                                    phones (:meth:`AgentPhones.consult_agent`)
+B's phone answers                   owner and B talk, the caller still on hold
+B's phones fail / no answer in the  ``leave`` for B; caller and owner talk again
+offer timeout (default 20 s)
+``interaction.participant_left``    B's leg ends (CANCEL or BYE); caller and owner
+(B: cancelled on the desktop)       talk again
+B hangs up                          ``leave`` for B; caller and owner talk again
+``interaction.transferred``         warm transfer: caller and B talk, the old
+(kind ``consult``, to B)            owner's leg gets BYE (if B still rings: as soon
+                                    as B answers)
+owner hangs up while consulting     ``leave`` for the owner: the engine makes B the
+                                    owner (``transferred``, kind ``consult``)
+``interaction.conference_joined``   not done on voice (the relay does not mix):
+                                    logged, ``leave`` for the joined agent, the
+                                    caller stays with the owner
 =================================  ===============================================
+
+One consultation at a time per call: a second ``consult_started`` while one is going on
+gets ``leave`` for its agent (logged ``voice.second_consult_refused``).
 
 Agents are users; an agent's phones are the registered contacts of the extensions whose
 ``user_id`` is the agent's (the B2BUA side resolves that). The caller hears ringback (a 180
@@ -42,7 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,6 +96,22 @@ class AgentPhones(Protocol):
     def end_call(self, call_id: str, reason: str) -> None:
         """Hang up the whole call (both legs)."""
 
+    def consult_agent(self, call_id: str, agent_id: str) -> None:
+        """Put the caller on hold and ring every registered phone of the consulted agent
+        (outcomes: :meth:`VoiceQueue.consult_answered`, :meth:`VoiceQueue.consult_failed`)."""
+
+    def consult_connect(self, call_id: str, agent_id: str) -> None:
+        """The owner and the consulted agent's answered leg talk (the caller on hold)."""
+
+    def consult_transfer(self, call_id: str, agent_id: str) -> None:
+        """The caller and the consulted agent talk; the old owner's leg is hung up."""
+
+    def drop_consult(self, call_id: str, agent_id: str, reason: str) -> None:
+        """Stop ringing the consulted agent's phones, or hang up its answered leg."""
+
+    def reconnect(self, call_id: str) -> None:
+        """The caller and the owner talk again (after a consultation)."""
+
 
 class Routing(Protocol):
     """The part of :class:`~sparklecomm.acd.service.AcdService` the bridge uses."""
@@ -94,6 +129,11 @@ class Phase(enum.Enum):
     ENDED = "ended"
 
 
+class Consult(enum.Enum):
+    RINGING = "ringing"  # the consulted agent's phones ring, the caller is on hold
+    TALKING = "talking"  # owner and consulted agent talk, the caller is on hold
+
+
 @dataclass(slots=True)
 class VoiceCall:
     call_id: str
@@ -103,7 +143,17 @@ class VoiceCall:
     agent_id: str | None = None
     ringing: set[str] = field(default_factory=set)
     last_event_id: int = 0  # events of this call come from several nodes: drop older ones
+    queue_id: str | None = None
+    consult_agent: str | None = None
+    consult: Consult | None = None
+    transfer_pending: bool = False
+    """The consulted agent became the owner while its phones still ring: connect the
+    caller to it as soon as it answers."""
+    consult_timer: asyncio.TimerHandle | None = None
 
+
+DEFAULT_CONSULT_TIMEOUT = 20.0
+"""Seconds a consulted agent's phones ring when the queue's offer timeout is unknown."""
 
 FAILURE_REASONS = {486: "busy", 600: "busy", 603: "declined", 403: "declined"}
 """How an agent phone's final response maps to the engine's reject reason (else
@@ -119,10 +169,14 @@ class VoiceQueue:
         phones: AgentPhones,
         *,
         ids: Callable[[], str] = new_id,
+        consult_timeout: float | None = None,
     ) -> None:
         self.routing = routing
         self.phones = phones
         self._ids = ids
+        self.consult_timeout = consult_timeout
+        """Seconds a consulted agent's phones ring (``None``: the queue's offer timeout)."""
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._by_call: dict[str, VoiceCall] = {}
         self._by_interaction: dict[str, VoiceCall] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -140,6 +194,7 @@ class VoiceQueue:
         if caller_name:
             attributes.setdefault("caller_name", caller_name)
         call = VoiceCall(call_id, route.tenant_id, f"call-{self._ids()}")
+        call.queue_id = route.queue_id
         # Known before the command runs: its events come back through the listener.
         self._by_call[call_id] = call
         self._by_interaction[call.interaction_id] = call
@@ -218,14 +273,93 @@ class VoiceQueue:
         self._forget(call)
 
     async def agent_hung_up(self, call_id: str, agent_id: str) -> None:
-        """The connected agent hung up: the interaction completes, the caller is released."""
+        """The connected agent hung up: the interaction completes, the caller is released.
+        During a consultation the owner *leaves* instead: the engine hands the call to the
+        consulted agent (``transferred``, kind ``consult``) and the caller stays."""
         call = self._by_call.get(call_id)
         if call is None or call.phase is not Phase.CONNECTED or call.agent_id != agent_id:
             return
+        if call.consult_agent is not None:
+            try:
+                await self._execute(
+                    call,
+                    "leave",
+                    interaction_id=call.interaction_id,
+                    agent_id=agent_id,
+                    reason="hung_up",
+                )
+            except DomainError as exc:
+                log.info("voice.owner_leave_refused", call_id=call_id, error=str(exc))
+            else:
+                log.info("voice.owner_left_consultation", call_id=call_id, agent_id=agent_id)
+                return
         call.phase = Phase.ENDED
         await self._finish(call, agent_id)
         self.phones.end_call(call_id, "agent_hung_up")
         self._forget(call)
+
+    async def consult_answered(self, call_id: str, agent_id: str) -> bool:
+        """The consulted agent's phone answered; True when it is now connected (to the
+        owner, or to the caller when the call was handed over meanwhile)."""
+        call = self._by_call.get(call_id)
+        if (
+            call is None
+            or call.phase is not Phase.CONNECTED
+            or call.consult_agent != agent_id
+            or call.consult is not Consult.RINGING
+        ):
+            self.phones.drop_consult(call_id, agent_id, "consult_gone")
+            return False
+        self._stop_consult_timer(call)
+        if call.transfer_pending:
+            self._clear_consult(call)
+            log.info("voice.consult_transferred", call_id=call_id, agent_id=agent_id)
+            self.phones.consult_transfer(call_id, agent_id)
+            return True
+        call.consult = Consult.TALKING
+        log.info("voice.consult_connected", call_id=call_id, agent_id=agent_id)
+        self.phones.consult_connect(call_id, agent_id)
+        return True
+
+    async def consult_failed(self, call_id: str, agent_id: str, status: int) -> None:
+        """The consulted agent's phones could not take the call (busy, declined, absent;
+        408: not answered in time): ``leave`` for that agent, caller and owner again."""
+        call = self._by_call.get(call_id)
+        if (
+            call is None
+            or call.phase is not Phase.CONNECTED
+            or call.consult_agent != agent_id
+            or call.consult is not Consult.RINGING
+        ):
+            return
+        reason = "no_answer" if status == 408 else FAILURE_REASONS.get(status, "unreachable")
+        log.info("voice.consult_failed", call_id=call_id, agent_id=agent_id, reason=reason)
+        await self._end_consult(call, agent_id, reason)
+
+    async def consult_hung_up(self, call_id: str, agent_id: str) -> None:
+        """The consulted agent hung up during the consultation: ``leave``; caller and owner
+        talk again."""
+        call = self._by_call.get(call_id)
+        if call is None or call.phase is not Phase.CONNECTED or call.consult_agent != agent_id:
+            return
+        log.info("voice.consult_hung_up", call_id=call_id, agent_id=agent_id)
+        await self._end_consult(call, agent_id, "hung_up")
+
+    async def _end_consult(self, call: VoiceCall, agent_id: str, reason: str) -> None:
+        pending = call.transfer_pending
+        self._clear_consult(call)
+        self.phones.drop_consult(call.call_id, agent_id, reason)
+        if pending:
+            # The owner left and the call was handed to an agent who cannot take it.
+            call.phase = Phase.ENDED
+            await self._finish(call, agent_id)
+            self.phones.end_call(call.call_id, f"consult_{reason}")
+            self._forget(call)
+            return
+        self.phones.reconnect(call.call_id)
+        await self._quietly(
+            call, "leave", interaction_id=call.interaction_id, agent_id=agent_id, reason=reason
+        )
 
     def calls(self) -> list[VoiceCall]:
         return list(self._by_call.values())
@@ -278,6 +412,25 @@ class VoiceQueue:
                     call.ringing.discard(agent_id)
                     reason = str(payload.get("reason") or "offer_timed_out")
                     self.phones.stop_ringing(call.call_id, agent_id, reason)
+            elif kind == "interaction.consult_started" and call.phase is Phase.CONNECTED:
+                self._consult_started(call, payload)
+            elif (
+                kind == "interaction.transferred"
+                and call.phase is Phase.CONNECTED
+                and payload.get("kind") == "consult"
+                and call.consult_agent is not None
+                and payload.get("to_agent_id") == call.consult_agent
+            ):
+                self._consult_transferred(call, payload)
+            elif kind == "interaction.participant_left" and call.phase is Phase.CONNECTED:
+                if isinstance(agent_id, str) and agent_id == call.consult_agent:
+                    reason = str(payload.get("reason") or "left")
+                    log.info("voice.consult_ended", call_id=call.call_id, agent_id=agent_id)
+                    self._clear_consult(call)
+                    self.phones.drop_consult(call.call_id, agent_id, reason)
+                    self.phones.reconnect(call.call_id)
+            elif kind == "interaction.conference_joined" and call.phase is Phase.CONNECTED:
+                self._conference_joined(call, payload)
             elif kind == "interaction.transferred" and call.phase is Phase.CONNECTED:
                 old = call.agent_id
                 call.phase, call.agent_id = Phase.QUEUED, None
@@ -287,11 +440,14 @@ class VoiceQueue:
                 if payload.get("kind") != "blind" and isinstance(to_agent, str):
                     # Consult/conference legs are not bridged by the B2BUA yet: the new
                     # owner gets the caller as if blind-transferred.
-                    log.warning("voice.consult_transfer_as_blind", call_id=call.call_id)
+                    log.warning(
+                        "voice.transfer_as_blind", call_id=call.call_id, kind=payload.get("kind")
+                    )
                     call.phase, call.agent_id = Phase.CONNECTED, to_agent
                     self.phones.connect(call.call_id, to_agent)
             elif kind == "interaction.completed":
                 call.phase = Phase.ENDED
+                self._clear_consult(call)
                 self.phones.end_call(call.call_id, "completed")
                 self._forget(call)
             elif kind == "interaction.abandoned":
@@ -300,6 +456,126 @@ class VoiceQueue:
                     self.phones.stop_ringing(call.call_id, ringing, "abandoned")
                 self.phones.end_call(call.call_id, "abandoned")
                 self._forget(call)
+
+    def _consult_started(self, call: VoiceCall, payload: dict[str, Any]) -> None:
+        agent_id = payload.get("consulted_agent_id")
+        if not isinstance(agent_id, str):
+            return
+        if call.consult_agent is not None:
+            log.warning(
+                "voice.second_consult_refused",
+                call_id=call.call_id,
+                agent_id=agent_id,
+                consulting=call.consult_agent,
+            )
+            self._spawn(
+                self._quietly(
+                    call,
+                    "leave",
+                    interaction_id=call.interaction_id,
+                    agent_id=agent_id,
+                    reason="second_consult_refused",
+                )
+            )
+            return
+        call.consult_agent, call.consult = agent_id, Consult.RINGING
+        call.transfer_pending = False
+        log.info("voice.consult_started", call_id=call.call_id, agent_id=agent_id)
+        self.phones.consult_agent(call.call_id, agent_id)
+        self._spawn(self._arm_consult_timer(call, agent_id))
+
+    async def _arm_consult_timer(self, call: VoiceCall, agent_id: str) -> None:
+        timeout = self.consult_timeout
+        if timeout is None:
+            timeout = await self._offer_timeout(call)
+        if call.consult_agent != agent_id or call.consult is not Consult.RINGING:
+            return
+        self._stop_consult_timer(call)
+
+        def expired() -> None:
+            call.consult_timer = None
+            self._spawn(self.consult_failed(call.call_id, agent_id, 408))
+
+        call.consult_timer = asyncio.get_running_loop().call_later(timeout, expired)
+
+    async def _offer_timeout(self, call: VoiceCall) -> float:
+        """The ring time of the call's queue (20 s when it cannot be read)."""
+        read = getattr(self.routing, "read", None)
+        queue_id = call.queue_id
+        if read is None or queue_id is None:
+            return DEFAULT_CONSULT_TIMEOUT
+        try:
+            value = await run_in_threadpool(
+                read, call.tenant_id, lambda e: e.queue_config(queue_id).offer_timeout_seconds
+            )
+        except Exception:  # the queue is gone, or a test double
+            return DEFAULT_CONSULT_TIMEOUT
+        if isinstance(value, int | float) and value > 0:
+            return float(value)
+        return DEFAULT_CONSULT_TIMEOUT
+
+    def _consult_transferred(self, call: VoiceCall, payload: dict[str, Any]) -> None:
+        to_agent = str(payload.get("to_agent_id"))
+        old = call.agent_id
+        call.agent_id = to_agent
+        log.info(
+            "voice.warm_transfer",
+            call_id=call.call_id,
+            from_agent=old,
+            to_agent=to_agent,
+            answered=call.consult is Consult.TALKING,
+        )
+        if call.consult is Consult.TALKING:
+            self._clear_consult(call)
+            self.phones.consult_transfer(call.call_id, to_agent)  # BYEs the old owner's leg
+            return
+        # Still ringing: the caller waits on hold; connected when the phone answers.
+        call.transfer_pending = True
+        if old is not None:
+            self.phones.drop_agent(call.call_id, old, "transferred")
+
+    def _conference_joined(self, call: VoiceCall, payload: dict[str, Any]) -> None:
+        joined = payload.get("joined_agent_id")
+        if not isinstance(joined, str):
+            return
+        # The relay does not mix audio yet: no conference on voice. The joined agent
+        # leaves again (the engine's bookkeeping must not claim a conference); the caller
+        # stays with the owner.
+        log.warning("voice.conference_not_supported", call_id=call.call_id, agent_id=joined)
+        if joined == call.consult_agent:
+            self._clear_consult(call)
+            self.phones.drop_consult(call.call_id, joined, "conference_not_supported")
+            self.phones.reconnect(call.call_id)
+        self._spawn(
+            self._quietly(
+                call,
+                "leave",
+                interaction_id=call.interaction_id,
+                agent_id=joined,
+                reason="conference_not_supported",
+            )
+        )
+
+    def _clear_consult(self, call: VoiceCall) -> None:
+        self._stop_consult_timer(call)
+        call.consult_agent = call.consult = None
+        call.transfer_pending = False
+
+    @staticmethod
+    def _stop_consult_timer(call: VoiceCall) -> None:
+        if call.consult_timer is not None:
+            call.consult_timer.cancel()
+            call.consult_timer = None
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("voice.task_failed", error=repr(task.exception()))
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -316,5 +592,6 @@ class VoiceQueue:
         await self._quietly(call, "complete", interaction_id=call.interaction_id, agent_id=agent_id)
 
     def _forget(self, call: VoiceCall) -> None:
+        self._stop_consult_timer(call)
         self._by_call.pop(call.call_id, None)
         self._by_interaction.pop(call.interaction_id, None)

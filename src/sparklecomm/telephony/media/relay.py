@@ -15,6 +15,14 @@ limited to sources whose IP is the SDP's IP (a phone that changed port) and to t
 dropped and counted as ``rejected``. A new :meth:`RelaySession.set_remote` (re-INVITE)
 unlatches the leg.
 
+Switching (consultation and warm transfer): a session can get a third leg ``c``
+(:meth:`RelaySession.add_leg`, bound on demand) and :meth:`RelaySession.connect` chooses
+which two legs talk; every other leg is isolated (its packets are dropped, it receives
+nothing: the caller on hold). This only re-points each socket's ``peer``, so the forwarding
+path below is the same code, at the same cost, for two or three legs.
+:meth:`RelaySession.swap` renames two legs (after a warm transfer the consulted party's leg
+becomes ``b``, the callee side, for whoever drives the session by leg name).
+
 Hot path (``_Endpoint.datagram_received``): no allocation beyond the packet and address
 asyncio hands us and the few numbers of the accounting (no copies, no per-packet objects of
 our own), targets precomputed (and already checked against ``allowed_target``),
@@ -32,7 +40,7 @@ import ipaddress
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -43,7 +51,7 @@ from sparklecomm.telephony.media.ports import PortAllocator, PortRangeExhausted
 
 log = structlog.get_logger("sparklecomm.media.relay")
 
-LegName = Literal["a", "b"]
+LegName = Literal["a", "b", "c"]
 Address = tuple[Any, ...]
 """A socket address as asyncio gives it: (host, port) or (host, port, flow, scope)."""
 
@@ -151,6 +159,10 @@ class _Endpoint(asyncio.DatagramProtocol):
         "leg",
         "lost_prior",
         "max_seq",
+        "out_base_bytes",
+        "out_base_packets",
+        "out_mark_bytes",
+        "out_mark_packets",
         "packets_in",
         "peer",
         "received",
@@ -188,6 +200,10 @@ class _Endpoint(asyncio.DatagramProtocol):
         self.received = self.base_seq = self.max_seq = self.cycles = self.lost_prior = 0
         self.late = 0
         self.base_transit = 0.0
+        # packets_out across peer changes (switching): what earlier peers forwarded, and
+        # the current peer's forwarded count when it became the peer
+        self.out_base_packets = self.out_base_bytes = 0
+        self.out_mark_packets = self.out_mark_bytes = 0
 
     # -- asyncio callbacks -------------------------------------------------------------------
 
@@ -261,12 +277,25 @@ class _Endpoint(asyncio.DatagramProtocol):
 
     @property
     def packets_out(self) -> int:
-        """Packets sent out of this socket: those the peer received and did not drop."""
-        return self.peer.packets_in - self.peer.dropped
+        """Packets sent out of this socket: those its peers received and did not drop
+        (peers are paired both ways, so this socket's peer is who sends out of it)."""
+        peer = self.peer
+        return self.out_base_packets + peer.packets_in - peer.dropped - self.out_mark_packets
 
     @property
     def bytes_out(self) -> int:
-        return self.peer.bytes_in - self.peer.dropped_bytes
+        peer = self.peer
+        return self.out_base_bytes + peer.bytes_in - peer.dropped_bytes - self.out_mark_bytes
+
+    def set_peer(self, peer: _Endpoint) -> None:
+        """Forward what arrives here out of ``peer`` from now on (keeping the counts)."""
+        if peer is self.peer:
+            return
+        self.out_base_packets = self.packets_out
+        self.out_base_bytes = self.bytes_out
+        self.peer = peer
+        self.out_mark_packets = peer.packets_in - peer.dropped
+        self.out_mark_bytes = peer.bytes_in - peer.dropped_bytes
 
     # -- latching and remotes ----------------------------------------------------------------
 
@@ -435,7 +464,8 @@ class RelayLeg:
 
 
 class RelaySession:
-    """The media of one call: leg ``a`` (caller side) and leg ``b`` (callee side)."""
+    """The media of one call: leg ``a`` (caller side) and leg ``b`` (callee side), and a
+    leg ``c`` once :meth:`add_leg` bound it (a consulted agent)."""
 
     def __init__(
         self,
@@ -446,16 +476,22 @@ class RelaySession:
         *,
         on_close: Callable[[RelaySession], None] | None = None,
         park: Callable[[RelayLeg], bool] | None = None,
+        add_pair: Callable[[RelaySession, RelayLeg], Awaitable[None]] | None = None,
     ) -> None:
         host = config.advertise or config.host
         self.call_id = call_id
         self.a = RelayLeg("a", host, a_port, config)
         self.b = RelayLeg("b", host, b_port, config)
+        self.c: RelayLeg | None = None
         self.a.rtp.peer, self.b.rtp.peer = self.b.rtp, self.a.rtp
         self.a.rtcp.peer, self.b.rtcp.peer = self.b.rtcp, self.a.rtcp
+        # Where an isolated leg forwards to: nowhere (never bound, never receives).
+        self._hold_rtp = _Endpoint("hold", rtp=True, config=config)
+        self._hold_rtcp = _Endpoint("hold", rtp=False, config=config)
         self._config = config
         self._on_close = on_close
         self._park = park
+        self._add_pair = add_pair
         self.opened_at = config.clock()
         self.closed = False
         self.idle_reported = False
@@ -465,7 +501,61 @@ class RelaySession:
             return self.a
         if leg == "b":
             return self.b
-        raise InvalidInput(f"leg must be 'a' or 'b', not {leg!r}", field="leg")
+        if leg == "c" and self.c is not None:
+            return self.c
+        raise InvalidInput(f"leg must be 'a' or 'b' (or 'c' once added), not {leg!r}", field="leg")
+
+    @property
+    def legs(self) -> tuple[RelayLeg, ...]:
+        return (self.a, self.b) if self.c is None else (self.a, self.b, self.c)
+
+    async def add_leg(self) -> RelayLeg:
+        """Bind leg ``c`` (an RTP/RTCP pair from the relay's range), isolated until
+        :meth:`connect` names it; the existing one if there is one.
+        :class:`PortRangeExhausted` when no pair is free."""
+        if self.closed or self._add_pair is None:
+            raise RuntimeError("add_leg() needs an open session of a MediaRelay")
+        if self.c is not None:
+            return self.c
+        leg = RelayLeg("c", self._config.advertise or self._config.host, 0, self._config)
+        leg.rtp.peer, leg.rtcp.peer = self._hold_rtp, self._hold_rtcp
+        await self._add_pair(self, leg)
+        if self.closed:  # closed while binding: the relay gave the pair back
+            raise RuntimeError("the session closed while its leg c was being bound")
+        self.c = leg
+        log.info("rtp.leg_added", call_id=self.call_id, leg="c", port=leg.port)
+        return leg
+
+    def connect(self, first: LegName | None, second: LegName | None = None) -> None:
+        """Make ``first`` and ``second`` talk to each other; every other leg is isolated
+        (what it sends is dropped, it receives nothing). ``connect(None)`` isolates all.
+        Two-party calls never need it (``a`` and ``b`` are connected from the start)."""
+        pair: dict[RelayLeg, RelayLeg] = {}
+        if first is not None:
+            if second is None or second == first:
+                raise InvalidInput("connect() needs two different legs", field="leg")
+            one, two = self._leg(first), self._leg(second)
+            pair = {one: two, two: one}
+        for leg in self.legs:
+            other = pair.get(leg)
+            leg.rtp.set_peer(other.rtp if other is not None else self._hold_rtp)
+            leg.rtcp.set_peer(other.rtcp if other is not None else self._hold_rtcp)
+        log.info("rtp.legs_connected", call_id=self.call_id, legs=f"{first}-{second}")
+
+    def connected(self, leg: LegName) -> str | None:
+        """The leg that ``leg`` talks to now (``None``: isolated)."""
+        peer = self._leg(leg).rtp.peer
+        return None if peer is self._hold_rtp else peer.leg
+
+    def swap(self, first: LegName, second: LegName) -> None:
+        """Exchange the names of two legs (their ports, remotes and pairing stay): after a
+        warm transfer the consulted party's leg ``c`` becomes ``b``."""
+        one, two = self._leg(first), self._leg(second)
+        setattr(self, first, two)
+        setattr(self, second, one)
+        for leg, name in ((one, second), (two, first)):
+            leg.name = name
+            leg.rtp.leg = leg.rtcp.leg = name
 
     def set_remote(
         self,
@@ -515,7 +605,7 @@ class RelaySession:
         ``latched`` (0/1); ``rtcp_in``, ``rtcp_out``, ``rtcp_dropped``; ``errors`` (ICMP).
         """
         out: dict[str, int] = {}
-        for leg in (self.a, self.b):
+        for leg in self.legs:
             rtp, rtcp = leg.rtp, leg.rtcp
             p = leg.name + "_"
             out[p + "packets_in"] = rtp.packets_in
@@ -539,10 +629,8 @@ class RelaySession:
         """Clock time of the last packet on any port (or of the opening)."""
         return max(
             self.opened_at,
-            self.a.rtp.last_rx,
-            self.b.rtp.last_rx,
-            self.a.rtcp.last_rx,
-            self.b.rtcp.last_rx,
+            *(leg.rtp.last_rx for leg in self.legs),
+            *(leg.rtcp.last_rx for leg in self.legs),
         )
 
     def is_idle(self, now: float | None = None) -> bool:
@@ -551,16 +639,16 @@ class RelaySession:
         return now - self.last_activity() >= self._config.idle_timeout
 
     def _endpoints(self) -> tuple[_Endpoint, ...]:
-        return (self.a.rtp, self.a.rtcp, self.b.rtp, self.b.rtcp)
+        return tuple(e for leg in self.legs for e in (leg.rtp, leg.rtcp))
 
     async def close(self) -> None:
-        """Close the four sockets (or park them for reuse) and give the ports back
+        """Close the sockets (or park them for reuse) and give the ports back
         (idempotent)."""
         if self.closed:
             return
         self.closed = True
         endpoints: list[_Endpoint] = []
-        for leg in (self.a, self.b):
+        for leg in self.legs:
             if self._park is not None and self._park(leg):
                 continue
             endpoints += (leg.rtp, leg.rtcp)
@@ -647,21 +735,17 @@ class MediaRelay:
             raise
         a_port, b_port = a.port, b.port
         session = RelaySession(
-            call_id, self.config, a_port, b_port, on_close=self._closed, park=self._park
+            call_id,
+            self.config,
+            a_port,
+            b_port,
+            on_close=self._closed,
+            park=self._park,
+            add_pair=self._add_pair,
         )
-        loop = asyncio.get_running_loop()
         try:
             for leg, pair in ((session.a, a), (session.b, b)):
-                leg._socks = pair.socks
-                if pair.transports is not None:  # a spare: swap in the new endpoints
-                    for endpoint, transport in zip(
-                        (leg.rtp, leg.rtcp), pair.transports, strict=True
-                    ):
-                        transport.set_protocol(endpoint)
-                        endpoint.connection_made(transport)
-                    continue
-                for endpoint, sock in zip((leg.rtp, leg.rtcp), pair.socks, strict=True):
-                    await loop.create_datagram_endpoint(_factory(endpoint), sock=sock)
+                await self._attach(leg, pair)
         except BaseException:
             self._discard(a)
             self._discard(b)
@@ -669,6 +753,33 @@ class MediaRelay:
         self._sessions[call_id] = session
         log.info("rtp.session_opened", call_id=call_id, a_port=a_port, b_port=b_port)
         return session
+
+    @staticmethod
+    async def _attach(leg: RelayLeg, pair: _Pair) -> None:
+        """Give a bound pair's sockets to ``leg``'s endpoints."""
+        leg._socks = pair.socks
+        if pair.transports is not None:  # a spare: swap in the new endpoints
+            for endpoint, transport in zip((leg.rtp, leg.rtcp), pair.transports, strict=True):
+                transport.set_protocol(endpoint)
+                endpoint.connection_made(transport)
+            return
+        loop = asyncio.get_running_loop()
+        for endpoint, sock in zip((leg.rtp, leg.rtcp), pair.socks, strict=True):
+            await loop.create_datagram_endpoint(_factory(endpoint), sock=sock)
+
+    async def _add_pair(self, session: RelaySession, leg: RelayLeg) -> None:
+        """Bind a pair for a leg added to an open session (:meth:`RelaySession.add_leg`)."""
+        pair = self._pair()
+        leg.port, leg.rtcp_port = pair.port, pair.port + 1
+        try:
+            await self._attach(leg, pair)
+        except BaseException:
+            self._discard(pair)
+            raise
+        if session.closed:  # closed while we were binding: give the pair back
+            for endpoint in (leg.rtp, leg.rtcp):
+                endpoint.close()
+            self._ports.release(pair.port)
 
     def _pair(self) -> _Pair:
         """A quiet spare pair, else a newly bound one (closing the spares when the range
@@ -752,7 +863,7 @@ class MediaRelay:
     def _closed(self, session: RelaySession) -> None:
         if self._sessions.get(session.call_id) is session:
             del self._sessions[session.call_id]
-        for port in (session.a.port, session.b.port):
+        for port in (leg.port for leg in session.legs):
             if port not in self._spares:
                 self._ports.release(port)
 

@@ -311,6 +311,7 @@ class PbxService:
         secret: str | Callable[[], str],
         guard: FraudGuard | None = None,
         cache_ttl: float = 10.0,
+        queue_ids: Callable[[str], Iterable[str]] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -319,6 +320,9 @@ class PbxService:
         self._box: SecretBox | None = None
         self.guard = guard or FraudGuard(clock)
         self.cache_ttl = cache_ttl
+        # The routing queues of a tenant, to check a DID's queue (None: not checked, as for a
+        # PBX without the routing service).
+        self.queue_ids = queue_ids
         self._configs: dict[str, tuple[float, PbxConfig]] = {}
         self._directory: _Directory | None = None
         # Bumped by every invalidation: a snapshot loaded while a change committed is not
@@ -619,6 +623,13 @@ class PbxService:
             )
         ):
             raise InvalidInput(f"no ring group {dest.value!r} here", field=field)
+        if dest.kind == "queue" and self.queue_ids is not None:
+            known = set(self.queue_ids(tenant_id))
+            if dest.value not in known:
+                raise InvalidInput(
+                    f"no queue {dest.value!r} here (queues: {', '.join(sorted(known)) or 'none'})",
+                    field=field,
+                )
 
     @staticmethod
     def _did_to(s: Session, tenant_id: str, kind: str, value: str) -> Did | None:

@@ -36,8 +36,17 @@ class Binding:
     cseq: int
     q: float | None = None
     source: str | None = None
-    """Where the REGISTER came from (``UDP:192.0.2.4:5060``): reaching a phone behind NAT."""
+    """Where the REGISTER came from (``UDP:192.0.2.4:5060``, ``TLS:192.0.2.4:49152``):
+    reaching a phone behind NAT, over the transport (and for TCP/TLS the connection) it
+    registered on."""
     user_agent: str | None = None
+
+    @property
+    def transport(self) -> str | None:
+        """The transport the REGISTER came over (``UDP``, ``TCP``, ``TLS``), if known."""
+        if not self.source or ":" not in self.source:
+            return None
+        return self.source.split(":", 1)[0].upper()
 
     def remaining(self, now: datetime) -> int:
         """Whole seconds left (0 once expired)."""

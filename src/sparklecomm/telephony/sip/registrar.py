@@ -46,10 +46,14 @@ class RegistrarPolicy:
 
 
 def canonical_aor(uri: Uri) -> str | None:
-    """``sip:user@domain`` (§10.3 step 5), or ``None`` for a URI that cannot be one."""
+    """``sip:user@domain`` (§10.3 step 5), or ``None`` for a URI that cannot be one.
+
+    ``sips:user@domain`` is the same address-of-record (RFC 5630: the two schemes name
+    one resource); how a phone must be reached (TLS) is kept with each binding: its
+    Contact (``sips:``, ``;transport=tls``) and ``source`` (``TLS:host:port``)."""
     if not isinstance(uri, SipUri) or uri.user is None:
         return None
-    return f"{uri.scheme}:{uri.user}@{normalize_host(uri.host)}"
+    return f"sip:{uri.user}@{normalize_host(uri.host)}"
 
 
 def default_authorization(username: str, aor: str) -> bool:

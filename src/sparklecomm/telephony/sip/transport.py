@@ -1,4 +1,5 @@
-"""SIP over UDP and TCP on asyncio (RFC 3261 §18, RFC 3581, RFC 5626 keep-alives).
+"""SIP over UDP, TCP and TLS on asyncio (RFC 3261 §18 and §26, RFC 3581, RFC 5626
+keep-alives).
 
 A transport turns octets into parsed messages for a :data:`Receiver` and writes messages
 out. On receipt of a request it stamps the top Via with ``received`` (and ``rport`` when the
@@ -6,8 +7,14 @@ client asked for it, RFC 3581) so that the response finds its way back (§18.2.2
 
 * UDP: to the ``received`` address, at the source port when ``rport`` was asked for, else
   at the sent-by port (5060 when absent);
-* TCP: over the connection the request came on while it is open, else over a new
-  connection to ``received`` at the sent-by port.
+* TCP and TLS: over the connection the request came on while it is open, else over a new
+  connection to ``received`` at the sent-by port (5060, 5061 for TLS, when absent).
+
+TLS (:class:`TlsTransport`) is TCP with an :class:`ssl.SSLContext` on the listener and on
+the connections we open; a connection a phone opened is reused in both directions (what a
+phone behind NAT needs, like an RFC 5626 flow). :func:`server_tls_context` and
+:func:`client_tls_context` build the contexts and raise :class:`TlsConfigError`, whose
+message names the file that could not be used.
 
 Malformed requests get the parser's 400/501/505/513 when it can build one; anything else is
 logged and dropped. A handler that raises never takes the loop down. ``allowed_target``
@@ -22,8 +29,10 @@ import functools
 import ipaddress
 import secrets
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, cast
 
 import structlog
@@ -44,6 +53,8 @@ from sparklecomm.telephony.sip.uri import normalize_host
 log = structlog.get_logger("sparklecomm.sip.transport")
 
 DEFAULT_PORT = 5060
+DEFAULT_TLS_PORT = 5061
+TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 MAGIC_COOKIE = "z9hG4bK"
 """Branch prefix of RFC 3261 transaction ids (§8.1.1.7)."""
@@ -52,6 +63,11 @@ MAGIC_COOKIE = "z9hG4bK"
 def new_branch() -> str:
     """A fresh RFC 3261 branch (magic cookie plus 96 random bits)."""
     return MAGIC_COOKIE + secrets.token_hex(12)
+
+
+def default_port(transport: str) -> int:
+    """The port a SIP URI or Via without one means: 5061 for TLS, else 5060 (§19.1.2)."""
+    return DEFAULT_TLS_PORT if transport.upper() == "TLS" else DEFAULT_PORT
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +150,7 @@ def reply_peer(via: Via, source: Peer) -> Peer:
         return Peer(source.transport, host, via.rport)
     if via.received is None and not _is_ip(via.host):
         host = source.host  # an unresolved name that matched the source: use the source
-    return Peer(source.transport, host, via.port or DEFAULT_PORT)
+    return Peer(source.transport, host, via.port or default_port(source.transport))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -337,9 +353,16 @@ class TcpTransport:
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._accepted, host, port)
+        self._server = await self._listen(host, port)
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("sip.listening", transport="TCP", host=host, port=self.port)
+        log.info("sip.listening", transport=self.name, host=host, port=self.port)
+
+    async def _listen(self, host: str, port: int) -> asyncio.Server:
+        return await asyncio.start_server(self._accepted, host, port)
+
+    async def _open(self, target: Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A new connection to ``target`` (TLS wraps it)."""
+        return await asyncio.open_connection(target.host, target.port)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -359,9 +382,14 @@ class TcpTransport:
     def connection_count(self) -> int:
         return len(self._connections)
 
+    def connected(self, peer: Peer) -> bool:
+        """Whether a connection to or from ``peer`` (host and port) is open."""
+        connection = self._connections.get((peer.host, peer.port))
+        return connection is not None and not connection.writer.is_closing()
+
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         address = writer.get_extra_info("peername")
-        peer = Peer("TCP", str(address[0]), int(address[1]))
+        peer = Peer(self.name, str(address[0]), int(address[1]))
         if len(self._connections) >= self._max_connections:
             log.warning("sip.tcp_connection_limit", peer=str(peer))
             writer.close()
@@ -403,16 +431,163 @@ class TcpTransport:
                 return
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(target.host, target.port),
-                    timeout=self._connect_timeout,
+                    self._open(target), timeout=self._connect_timeout
                 )
-            except (OSError, TimeoutError) as error:
+            except (OSError, TimeoutError) as error:  # ssl.SSLError is an OSError
                 log.info("sip.tcp_connect_failed", peer=str(target), error=str(error))
                 return
             connection = _Connection(self, reader, writer, target)
             self._connections[(target.host, target.port)] = connection
             connection.task = asyncio.get_running_loop().create_task(connection.run())
         connection.write(data)
+
+
+class TlsConfigError(OSError):
+    """A TLS certificate, key or CA file that cannot be used; the message names it."""
+
+
+def _read_pem(path: Path, what: str, marker: str) -> None:
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        raise TlsConfigError(f"cannot read the {what} {path}: {error.strerror or error}") from None
+    if b"-----BEGIN " not in text or marker.encode() not in text:
+        raise TlsConfigError(f"the {what} {path} holds no PEM {marker.strip('- ').lower()}")
+
+
+def _refuse_password() -> bytes:
+    raise TlsConfigError("encrypted")
+
+
+def _load_chain(context: ssl.SSLContext, certificate: Path, private_key: Path) -> None:
+    _read_pem(certificate, "SIP TLS certificate", "CERTIFICATE-----")
+    _read_pem(private_key, "SIP TLS private key", "PRIVATE KEY-----")
+    try:
+        # A callable password: an encrypted key fails here instead of prompting on a tty.
+        context.load_cert_chain(certificate, private_key, password=_refuse_password)
+    except TlsConfigError:
+        raise TlsConfigError(
+            f"the SIP TLS private key {private_key} is encrypted: give an unencrypted key "
+            "(readable only by the service)"
+        ) from None
+    except ssl.SSLError as error:
+        reason = error.reason or str(error)
+        if "KEY_VALUES_MISMATCH" in reason.upper() or "mismatch" in str(error).lower():
+            raise TlsConfigError(
+                f"the SIP TLS private key {private_key} does not belong to the certificate "
+                f"{certificate}"
+            ) from None
+        raise TlsConfigError(
+            f"cannot load the SIP TLS certificate {certificate} with the private key "
+            f"{private_key}: {reason}"
+        ) from None
+
+
+def _min_version(name: str) -> ssl.TLSVersion:
+    try:
+        return TLS_VERSIONS[name]
+    except KeyError:
+        raise TlsConfigError(
+            f"unsupported minimum TLS version {name!r} (one of {', '.join(TLS_VERSIONS)})"
+        ) from None
+
+
+def server_tls_context(
+    certificate: str | Path, private_key: str | Path, *, min_version: str = "TLSv1.2"
+) -> ssl.SSLContext:
+    """The context of the TLS listener: our certificate chain and key (PEM files); phones
+    are not asked for certificates (they authenticate with digest)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = _min_version(min_version)
+    _load_chain(context, Path(certificate), Path(private_key))
+    return context
+
+
+def client_tls_context(
+    *,
+    ca_file: str | Path | None = None,
+    verify: bool = True,
+    certificate: str | Path | None = None,
+    private_key: str | Path | None = None,
+    min_version: str = "TLSv1.2",
+) -> ssl.SSLContext:
+    """The context of connections we open (to a trunk, or a phone whose connection is
+    gone): the peer's certificate is checked against ``ca_file`` (default: the system's
+    CAs) and its name or IP address, unless ``verify`` is off; ours is presented when
+    given (mutual TLS with a carrier)."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = _min_version(min_version)
+    if ca_file is not None:
+        path = Path(ca_file)
+        _read_pem(path, "SIP TLS CA file", "CERTIFICATE-----")
+        try:
+            context.load_verify_locations(cafile=path)
+        except ssl.SSLError as error:
+            raise TlsConfigError(
+                f"cannot load the SIP TLS CA file {path}: {error.reason or error}"
+            ) from None
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if certificate is not None and private_key is not None:
+        _load_chain(context, Path(certificate), Path(private_key))
+    return context
+
+
+class TlsTransport(TcpTransport):
+    """SIP over TLS (RFC 3261 §26.2): TCP's framing and connection reuse, encrypted.
+
+    Connections phones open are kept and reused for requests to them (their registration's
+    flow); one we must open ourselves is verified by ``client_context``. Without a client
+    context we open none (a message to a peer with no connection is dropped and logged).
+    """
+
+    name = "TLS"
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        server_context: ssl.SSLContext,
+        *,
+        client_context: ssl.SSLContext | None = None,
+        handshake_timeout: float = 10.0,
+        limits: ParseLimits = DEFAULT_LIMITS,
+        allowed_target: Callable[[str], bool] | None = None,
+        max_connections: int = 1024,
+        idle_timeout: float = 600.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(
+            receiver,
+            limits=limits,
+            allowed_target=allowed_target,
+            max_connections=max_connections,
+            idle_timeout=idle_timeout,
+            connect_timeout=connect_timeout,
+        )
+        self.server_context = server_context
+        self.client_context = client_context
+        self._handshake_timeout = handshake_timeout
+
+    async def _listen(self, host: str, port: int) -> asyncio.Server:
+        return await asyncio.start_server(
+            self._accepted,
+            host,
+            port,
+            ssl=self.server_context,
+            ssl_handshake_timeout=self._handshake_timeout,
+        )
+
+    async def _open(self, target: Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        context = self.client_context
+        if context is None:
+            raise ConnectionRefusedError("no TLS client context: connections are not opened")
+        return await asyncio.open_connection(
+            target.host,
+            target.port,
+            ssl=context,  # the certificate is checked against target.host (name or IP)
+            ssl_handshake_timeout=self._handshake_timeout,
+        )
 
 
 class NamedSender(Sender, Protocol):
@@ -422,7 +597,7 @@ class NamedSender(Sender, Protocol):
 
 
 class MultiTransport:
-    """Sends each message through the transport its peer names (UDP or TCP)."""
+    """Sends each message through the transport its peer names (UDP, TCP or TLS)."""
 
     def __init__(self) -> None:
         self._by_name: dict[str, NamedSender] = {}
@@ -436,3 +611,13 @@ class MultiTransport:
             log.warning("sip.no_transport", peer=str(peer))
             return
         transport.send(message, peer)
+
+    def has(self, transport: str) -> bool:
+        """Whether a transport of that name (``UDP``, ``TCP``, ``TLS``) is running."""
+        return transport.upper() in self._by_name
+
+    def connected(self, peer: Peer) -> bool:
+        """Whether a stream connection to or from ``peer`` is open (False for UDP)."""
+        transport = self._by_name.get(peer.transport.upper())
+        check = getattr(transport, "connected", None)
+        return bool(check(peer)) if check is not None else False

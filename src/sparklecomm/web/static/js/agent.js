@@ -134,7 +134,7 @@ function customerPanel(iid, { editable }) {
   const c = contexts.get(iid);
   if (!c) return h("p", { class: "muted" }, "Loading the customer's record…");
   const it = c.interaction, cu = c.customer;
-  const attrs = Object.entries(it.attributes || {}).filter(([k]) => !["dnis", "ani", "phone"].includes(k));
+  const attrs = Object.entries(it.attributes || {}).filter(([k]) => !["dnis", "ani", "phone", "call_id"].includes(k));
   const offer = offerOf(iid);
   const waited = offer?.wait_seconds ?? null;
   const kv = h("dl", { class: "kv", "data-testid": "customer-record" },
@@ -276,14 +276,19 @@ function participantCard(iid) {
         act("Leave", () => api("POST", `/api/v1/interactions/${iid}/leave`, {})) }, "Leave")));
 }
 
+// A phone call held by the PBX (it has a call_id) rings the agent's phones and is taken by
+// answering one of them; other voice work (the demo's simulated calls, calls from an
+// integration) is taken with Accept.
+const onPhone = (c) => Boolean(c?.interaction.attributes?.call_id);
+
 function voiceBanner(c) {
-  // A call rings the agent's phone (SIP) while it is offered here: say so, with who calls
-  // (ANI) and which number they dialled (DNIS).
+  // Say who calls (ANI) and which number they dialled (DNIS), and how to take the call.
   const a = c?.interaction.attributes ?? {};
+  const phone = onPhone(c);
   return h("div", { class: "ringing", role: "status", "data-testid": "ringing" },
     h("span", { class: "ring-icon", "aria-hidden": "true" }, "☎"),
-    h("div", {}, h("strong", {}, "Your phone is ringing"),
-      h("div", { class: "muted" }, "Pick up the phone, or press Accept to take the call.")),
+    h("div", {}, h("strong", {}, phone ? "Your phone is ringing" : "Incoming call"),
+      h("div", { class: "muted" }, phone ? "Pick up the phone to take the call." : "Press Accept to take the call.")),
     h("dl", { class: "kv compact" },
       h("dt", {}, "Caller"), h("dd", { class: "num", "data-testid": "ani" }, a.ani ?? c?.customer?.phone ?? "unknown"),
       h("dt", {}, "Dialled"), h("dd", { class: "num", "data-testid": "offer-dnis" }, a.dnis ?? "–")));
@@ -303,7 +308,8 @@ function offerCard(iid) {
     channel === "voice" ? voiceBanner(c) : null,
     h("div", { class: "body" }, customerPanel(iid, { editable: false }), h("div", {})),
     h("div", { class: "actions" },
-      h("button", { class: "btn ok", type: "button", "aria-keyshortcuts": "Alt+A", onclick: () => accept(iid) }, "Accept ", h("kbd", {}, "Alt A")),
+      onPhone(c) ? h("span", { class: "muted", "data-testid": "answer-on-phone" }, "Answer on your phone")
+        : h("button", { class: "btn ok", type: "button", "aria-keyshortcuts": "Alt+A", onclick: () => accept(iid) }, "Accept ", h("kbd", {}, "Alt A")),
       h("button", { class: "btn bad", type: "button", "aria-keyshortcuts": "Alt+R", onclick: () => reject(iid) }, "Reject ", h("kbd", {}, "Alt R"))));
 }
 
@@ -452,7 +458,7 @@ document.addEventListener("keydown", (e) => {
   const key = e.key.toLowerCase();
   const current = selected;
   const handlers = {
-    a: () => agent.offer && accept(agent.offer),
+    a: () => agent.offer && !onPhone(contexts.get(agent.offer)) && accept(agent.offer),
     r: () => agent.offer && reject(agent.offer),
     h: () => current && owns(current) && holdToggle(current),
     c: () => current && owns(current) && complete(current),
