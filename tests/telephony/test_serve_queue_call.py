@@ -156,5 +156,6 @@ def test_a_did_call_is_answered_by_the_agent_the_acd_chose(tmp_path: Path) -> No
         # The call's own events are on the same stream: answered by Ana's phone, then ended.
         calls = [e for e in events if e["type"].startswith("call.")]
         assert [e["type"] for e in calls] == ["call.started", "call.answered", "call.ended"]
+        assert calls[0]["payload"]["route"] == f"queue {queue['id']}", calls[0]
         assert calls[1]["payload"]["agent_id"] == ana_id, calls[1]
         assert calls[2]["payload"]["reason"] == "caller_hangup", calls[2]

@@ -562,6 +562,8 @@ class CallManager:
         call.tenant_id = call.tenant_id or route.tenant_id
         if isinstance(route, Hunt):
             call.description = route.description
+        elif isinstance(route, ToQueue):
+            call.description = f"queue {route.queue_id}"
         self._event(call, "call.started", {"route": call.description or type(route).__name__})
         if self.relay is not None and call.media is None:
             try:
