@@ -340,6 +340,8 @@ def test_an_agent_consults_an_expert_and_hands_the_customer_over(
     expect(offer.get_by_test_id("answer-on-phone")).to_be_visible()
     expect(offer.get_by_role("button", name="Accept")).to_have_count(0)
     expect(offer).not_to_contain_text("c-77")  # the PBX's own id is not a customer attribute
+    assert static_problems(owner) == []
+    screenshot(owner, "agent-desktop-phone-offer")
     refused = center["admin"].http.post(
         f"/interactions/{phoned}/accept", json={"agent_id": owner_id}
     )

@@ -22,6 +22,7 @@ const wraps = new Map();    // interaction id -> {seconds, at}
 const talkSince = new Map();// interaction id -> Date accepted
 const onHold = new Map();   // interaction id -> bool
 const roles = new Map();    // interaction id -> {owner, participants: {agent id: role}}
+const popped = new Set();   // offers already shown (their card pops in once, not at each render)
 const drafts = new Map();   // element id -> text typed, kept across re-renders
 const CHANNEL = { voice: "Call", chat: "Chat", email: "E-mail", callback: "Callback", task: "Task" };
 
@@ -298,7 +299,9 @@ function offerCard(iid) {
   const c = contexts.get(iid);
   const o = offerOf(iid);
   const channel = c?.interaction.channel ?? o?.channel ?? "chat";
-  return h("article", { class: `icard offer${channel === "voice" ? " voice" : ""}`, "data-testid": "offer", "data-interaction": iid,
+  const pop = popped.has(iid) ? "" : " pop";
+  popped.add(iid);
+  return h("article", { class: `icard offer${channel === "voice" ? " voice" : ""}${pop}`, "data-testid": "offer", "data-interaction": iid,
     "data-channel": channel, "aria-label": `Incoming ${CHANNEL[channel]?.toLowerCase() ?? channel}` },
     h("header", {}, h("h2", {}, `Incoming ${CHANNEL[channel]?.toLowerCase() ?? channel}`),
       h("span", { class: "muted" }, queueName(c?.interaction.queue_id ?? o?.queue_id)),
