@@ -89,6 +89,7 @@ def test_errors_are_one_line_with_non_zero_exit() -> None:
     assert code == 1 and "already exists" in err
     code, _, err = run("user", "add", "bo", "--tenant", "nope", "--password", "long enough")
     assert code == 1 and "no tenant with slug 'nope'" in err
+    assert "organisations here: acme" in err  # which ones there are (a wrong --data-dir shows)
     code, _, err = run("user", "add", "bo", "--tenant", "acme", "--password", "short")
     assert code == 2 and "password" in err
     code, _, err = run("user", "passwd", "ghost", "--password", "long enough")

@@ -157,8 +157,17 @@ class AuthService:
     def tenant_by_slug(self, slug: str) -> Tenant:
         with self.db.read() as s:
             tenant = s.scalar(select(Tenant).where(Tenant.slug == slug.strip().lower()))
+            known = [] if tenant is not None else list(s.scalars(select(Tenant.slug).limit(21)))
         if tenant is None:
-            raise NotFound(f"no tenant with slug {slug!r}", field="tenant")
+            if known:
+                listed = ", ".join(sorted(known)[:20]) + (" …" if len(known) > 20 else "")
+                hint = f"organisations here: {listed}"
+            else:
+                hint = (
+                    "this database has no organisation yet: is the data directory right "
+                    "(--data-dir, SPARKLECOMM_DATA_DIR)?"
+                )
+            raise NotFound(f"no tenant with slug {slug!r} ({hint})", field="tenant")
         return tenant
 
     def get_tenant(self, tenant_id: str) -> Tenant:
