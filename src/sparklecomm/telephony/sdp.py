@@ -5,10 +5,14 @@ lines and media sections, every line kept in order so that what we do not unders
 passed on untouched); :meth:`SessionDescription.to_bytes` writes it back. On top of that:
 
 * :func:`filter_codecs` keeps only the codecs SparkleComm relays: PCMU (0), PCMA (8) and
-  ``telephone-event`` (RFC 4733, any dynamic payload type);
+  ``telephone-event`` (RFC 4733, any dynamic payload type), over ``RTP/AVP`` or another
+  ``RTP/...`` profile; the profile and every other line stay as they are, so an SDES-SRTP
+  offer (``RTP/SAVP`` with ``a=crypto``, RFC 4568) passes from phone to phone and the relay
+  forwards the encrypted packets unchanged ("SRTP pass-through");
 * :func:`anchor` rewrites the connection address and audio port to the media relay's;
 * :func:`is_hold` detects a hold: ``a=sendonly``/``a=inactive`` or ``c=IN IP4 0.0.0.0``;
-* :func:`answer` builds an RFC 3264 answer to an offer (direction mirrored).
+* :func:`answer` builds an RFC 3264 answer to an offer (direction mirrored); SparkleComm
+  has no SRTP of its own, so it refuses secure (``SAVP``) streams there.
 
 Malformed input raises :class:`SdpError` (a ``ValueError``) naming the offending line.
 """
@@ -216,10 +220,13 @@ def filter_codecs(sdp: SessionDescription) -> SessionDescription:
     support is left (the caller answers 488)."""
     result = sdp.copy()
     usable = False
+    transports: list[str] = []  # audio refused for its transport (DTLS-SRTP, ...)
     for media in result.media:
         if media.port == 0:
             continue
         if media.kind != "audio" or not media.proto.upper().startswith("RTP/"):
+            if media.kind == "audio":
+                transports.append(media.proto)
             media.port = 0
             continue
         kept = _allowed_formats(media)
@@ -235,8 +242,16 @@ def filter_codecs(sdp: SessionDescription) -> SessionDescription:
             if not (key == "a" and _payload_attribute(value) in dropped)
         ]
     if not usable:
+        if transports:
+            raise SdpError(f"audio over {transports[0]} is not supported (RTP/AVP, RTP/SAVP)")
         raise SdpError("no supported audio codec offered (PCMU, PCMA)")
     return result
+
+
+def is_secure(media: Media) -> bool:
+    """Whether the stream's profile is a secure one (``RTP/SAVP``, ``RTP/SAVPF``,
+    ``UDP/TLS/RTP/SAVP``...): SRTP, whose keys only the two phones know."""
+    return "SAVP" in media.proto.upper()
 
 
 def _payload_attribute(value: str) -> str | None:
@@ -327,7 +342,9 @@ def answer(
     offer: SessionDescription, host: str, port: int, *, session_id: str = "1", version: int = 1
 ) -> SessionDescription:
     """An RFC 3264 §6 answer from SparkleComm itself: the first offered of PCMU/PCMA plus
-    telephone-event if offered, the mirrored direction, other streams refused.
+    telephone-event if offered, the mirrored direction, other streams refused. A secure
+    (SRTP) stream is refused too: SparkleComm has no keys to answer ``a=crypto`` with, and
+    an ``RTP/SAVP`` answer without one would be invalid (RFC 4568).
     Raises :class:`SdpError` when no codec matches."""
     family = "IP6" if ":" in host else "IP4"
     session = [
@@ -340,8 +357,10 @@ def answer(
     media_out: list[Media] = []
     chosen = False
     mirror = {"sendonly": "recvonly", "recvonly": "sendonly"}
+    secure = False
     for media in offer.media:
-        formats = _allowed_formats(media) if media.kind == "audio" else []
+        secure = secure or (media.kind == "audio" and media.port != 0 and is_secure(media))
+        formats = _allowed_formats(media) if media.kind == "audio" and not is_secure(media) else []
         codec = next((f for f in formats if f in ("0", "8")), None)
         if chosen or media.port == 0 or codec is None:
             media_out.append(Media(media.kind, 0, media.proto, list(media.formats)))
@@ -357,5 +376,7 @@ def answer(
         lines.append(("a", mirror.get(direction, direction)))
         media_out.append(Media("audio", port, media.proto, [codec, *events], lines))
     if not chosen:
+        if secure:
+            raise SdpError("SRTP (RTP/SAVP) offered: SparkleComm cannot answer it itself")
         raise SdpError("no supported audio codec offered (PCMU, PCMA)")
     return SessionDescription(session, media_out)
