@@ -132,11 +132,12 @@ def redis_nodes(database_url: str, data_dir: Path) -> tuple[World, Services]:
 
     assert REDIS_URL is not None
     prefix = f"sparklecomm-test-{uuid.uuid4().hex}:"
-    world = make_world(database_url, data_dir)
+    # No SIP listeners: the nodes would both try the default port 5060.
+    world = make_world(database_url, data_dir, sip_enabled=False)
     world.services.bus = RedisBus(REDIS_URL, prefix=prefix)
     world.services.db.publisher = world.services.bus.publish
     node_b = build_services(
-        Settings(data_dir=data_dir, database_url=database_url),
+        Settings(data_dir=data_dir, database_url=database_url, sip_enabled=False),
         passwords=FAST_PASSWORDS,
         bus=RedisBus(REDIS_URL, prefix=prefix),
     )

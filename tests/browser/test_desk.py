@@ -290,6 +290,8 @@ def test_an_agent_consults_an_expert_and_hands_the_customer_over(
     owner.get_by_test_id("offer").get_by_role("button", name="Accept").click()
     card = owner.get_by_test_id("interaction")
     expect(card).to_be_visible()
+    # a chat's customer can be called from the record (click-to-dial)
+    expect(card.get_by_test_id("call-customer")).to_have_text("Call")
 
     # consult: the expert's desk shows the consultation, for the owner, with the customer
     card.get_by_label("Consult an agent").select_option(label="Eli Expert")
@@ -362,3 +364,25 @@ def test_an_agent_consults_an_expert_and_hands_the_customer_over(
     assert completed["payload"]["agent_id"] == expert["id"]
     for p in (owner, helper):
         p.context.close()
+
+
+def test_click_to_dial_from_the_desk_says_why_a_call_cannot_be_placed(
+    browser: Browser, live_server: LiveServer, center: dict[str, Any]
+) -> None:
+    """The desk's dial box asks the PBX to ring the agent's phone and then the number; the
+    agent of this test has no registered phone, so the answer is the PBX's refusal."""
+    agent = open_as(browser, live_server, "agent", "/agent")
+    expect(agent.locator("#desk")).to_have_attribute("data-ready", "true")
+    dial = agent.get_by_test_id("dial")
+    expect(dial.get_by_label("Number to call")).to_be_visible()
+    agent.keyboard.press("Alt+d")
+    expect(dial.get_by_label("Number to call")).to_be_focused()
+    agent.keyboard.type("+4930123456")
+    agent.keyboard.press("Enter")
+    alert = agent.get_by_role("alert")
+    expect(alert).to_contain_text("Call +4930123456: You have no registered phone")
+    dial.get_by_label("Number to call").fill("call me")
+    dial.get_by_role("button", name="Call").click()
+    expect(agent.get_by_role("alert").last).to_contain_text("to must be an extension or a phone")
+    assert static_problems(agent) == []
+    agent.context.close()

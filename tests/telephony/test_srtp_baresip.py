@@ -239,8 +239,8 @@ def test_savp_only_offer_to_a_phone_without_srtp_fails_the_call(
     assert offer_got.media[0].proto == "RTP/SAVP", offer_got.to_bytes()
     refusals = [m for m in _messages(callee_log, port, received=False) if m.startswith("SIP/2.0 ")]
     assert refusals and refusals[-1].startswith("SIP/2.0 488 "), refusals
-    # ... and the caller got the hunt's final answer, 480, not the callee's 488: the B2BUA
-    # does not pass a callee's refusal on as it is (calls.py ``_hunt``).
+    # ... and the caller is told the same: every phone of the hunt refused the offer itself,
+    # so the B2BUA answers 488 (calls.py ``_hunt``), not "unavailable".
     finals = [
         m.split("\n", 1)[0]
         for m in _messages(caller_log, port, received=True)
@@ -248,9 +248,9 @@ def test_savp_only_offer_to_a_phone_without_srtp_fails_the_call(
         and re.search(r"^CSeq: \d+ INVITE$", m, re.M)
         and not m.startswith("SIP/2.0 407")
     ]
-    assert finals and finals[-1] == "SIP/2.0 480 Temporarily Unavailable", (finals, closed)
+    assert finals and finals[-1] == "SIP/2.0 488 Not Acceptable Here", (finals, closed)
     ended = [e for e in serve.events("call.ended") if e["dialled"] == "1002"][-1]
-    assert ended["status"] == 480 and ended["reason"] == "unavailable", ended
+    assert ended["status"] == 488 and ended["reason"] == "unavailable", ended
 
 
 OFFER = (

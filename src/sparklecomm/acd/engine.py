@@ -2216,6 +2216,7 @@ class AcdEngine:
             customer_id=it.customer_id,
             required_skills=it.required_skills,
             attributes=dict(it.attributes),
+            callback_phone=it.callback_phone,
         )
 
     def queue_snapshot(self, queue_id: str, *, limit: int | None = None) -> QueueSnapshot:

@@ -83,3 +83,4 @@ class InteractionSnapshot:
     customer_id: str | None = None
     required_skills: str = ""
     attributes: dict[str, object] = field(default_factory=dict)  # DNIS, VIP tier, campaign
+    callback_phone: str | None = None  # the number a queued callback calls

@@ -35,6 +35,7 @@ class RedisBus(LocalFanout):
         self._outbox: asyncio.Queue[str] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._stopping = False
 
     async def start(self) -> None:
         self.bind_loop()
@@ -47,11 +48,15 @@ class RedisBus(LocalFanout):
         self._writer = asyncio.create_task(self._write(), name="redis-bus-writer")
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in (self._reader, self._writer):
             if task is not None:
                 task.cancel()
+                # redis-py may turn a cancellation inside a read into a TimeoutError, which
+                # the loops below would take for a broker hiccup: they also watch
+                # ``_stopping``, and a task that still does not end is left behind.
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                    await asyncio.wait_for(task, timeout=5)
         if self._redis is not None:
             await self._redis.aclose()
         self._loop = None
@@ -78,6 +83,8 @@ class RedisBus(LocalFanout):
             try:
                 await self._redis.publish(self.prefix + tenant_id, message)
             except Exception:  # the database still has the event; readers will catch up
+                if self._stopping:
+                    return
                 log.exception("redis_publish_failed", tenant_id=tenant_id)
 
     async def _read(self, pubsub: aioredis.client.PubSub) -> None:
@@ -85,6 +92,8 @@ class RedisBus(LocalFanout):
             try:
                 message = await pubsub.get_message(timeout=1.0)
             except Exception:
+                if self._stopping:
+                    return
                 log.exception("redis_read_failed")
                 await asyncio.sleep(1.0)
                 continue

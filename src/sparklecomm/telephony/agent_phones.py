@@ -11,7 +11,11 @@
   answered or failed, a queue call ended (caller or agent hung up);
 * the same for consultations (warm transfer): ring the consulted agent's phones, switch
   the relay between caller, owner and consulted agent, complete the transfer; and back,
-  the consulted phone answered, failed or hung up, or the owner hung up while consulting.
+  the consulted phone answered, failed or hung up, or the owner hung up while consulting;
+* calls placed for an agent (:meth:`place_call`, click-to-dial) and the bridge's
+  :class:`~sparklecomm.telephony.voice_queue.CallbackPhones`: a queued callback rings the
+  agent's phones, and once the engine accepts, the customer is dialled
+  (:meth:`CallManager.originate`).
 
 A queue call needs an SDP offer in the caller's INVITE (every desk phone and softphone sends
 one); a late-offer INVITE to a queue gets 488.
@@ -26,7 +30,7 @@ from typing import Any
 import structlog
 
 from sparklecomm.core.errors import DomainError
-from sparklecomm.telephony.calls import Call, CallManager
+from sparklecomm.telephony.calls import Call, CallManager, OriginateRefused
 from sparklecomm.telephony.pbx.routes import ToQueue
 from sparklecomm.telephony.voice_queue import VoiceQueue
 
@@ -44,6 +48,13 @@ class SipAgentPhones:
         self.extensions = extensions
         self.queue: VoiceQueue | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._callback_calls: dict[str, str] = {}
+        """Interaction → the id of the call placed for its callback."""
+        self.callback_ring_seconds = 300.0
+        """A callback's ringing on the agent's phones ends with the engine's offer (its
+        timeout); this is only a backstop."""
+        self.callback_answer_timeout = 60.0
+        """How long the customer's phone may ring."""
 
     def attach(self, queue: VoiceQueue) -> None:
         """Use ``queue`` and become the manager's queue handler and agent-leg listener."""
@@ -80,6 +91,94 @@ class SipAgentPhones:
         call.queue = True
         if call.ended:  # the caller hung up while the interaction was being created
             await queue.caller_hung_up(call.id)
+
+    # ---- calls placed for an agent (click-to-dial) --------------------------------------
+
+    async def place_call(
+        self,
+        tenant_id: str,
+        agent_id: str,
+        target: str,
+        *,
+        ring_seconds: float = 30.0,
+        answer_timeout: float = 60.0,
+    ) -> Call:
+        """Ring the agent's phones, then dial ``target`` as the agent's (first) extension
+        would (:meth:`CallManager.originate`); raises
+        :class:`~sparklecomm.telephony.calls.OriginateRefused` before anything rings."""
+        numbers = await self.extensions(tenant_id, agent_id)
+        return await self.manager.originate(
+            tenant_id,
+            list(numbers),
+            target,
+            agent_id=agent_id,
+            ring_seconds=ring_seconds,
+            answer_timeout=answer_timeout,
+            source=f"click-to-dial:{agent_id}",
+        )
+
+    # ---- CallbackPhones: queued callbacks placed through the agent's phones --------------
+
+    def ring_callback(self, tenant_id: str, interaction_id: str, agent_id: str, phone: str) -> None:
+        self._spawn(self._ring_callback(tenant_id, interaction_id, agent_id, phone))
+
+    async def _ring_callback(
+        self, tenant_id: str, interaction_id: str, agent_id: str, phone: str
+    ) -> None:
+        queue = self.queue
+        if queue is None:
+            return
+        numbers = await self.extensions(tenant_id, agent_id)
+        if not numbers:
+            queue.callback_desk_only(interaction_id, "no_extension")
+            return
+
+        async def confirm(call: Call) -> bool:
+            return await queue.callback_agent_answered(interaction_id, agent_id)
+
+        def on_event(call: Call, what: str) -> None:
+            placed = call.placed
+            if what == "connected":
+                queue.callback_connected(interaction_id)
+            elif what == "ended" and placed is not None:
+                if self._callback_calls.get(interaction_id) == call.id:
+                    del self._callback_calls[interaction_id]
+                self._spawn(queue.callback_ended(interaction_id, placed.outcome, placed.status))
+
+        try:
+            call = await self.manager.originate(
+                tenant_id,
+                list(numbers),
+                phone,
+                agent_id=agent_id,
+                ring_seconds=self.callback_ring_seconds,
+                answer_timeout=self.callback_answer_timeout,
+                source=f"callback:{interaction_id}",
+                confirm=confirm,
+                on_event=on_event,
+            )
+        except OriginateRefused as refused:
+            if refused.kind == "dial_plan":
+                log.warning(
+                    "callback.number_refused",
+                    interaction_id=interaction_id,
+                    status=refused.status,
+                    reason=refused.reason,
+                )
+            queue.callback_desk_only(interaction_id, refused.kind)
+            return
+        if call.ended:
+            return
+        self._callback_calls[interaction_id] = call.id
+        if not queue.callback_placed(interaction_id, call.id):  # called off meanwhile
+            self.stop_callback(interaction_id, "called_off")
+
+    def stop_callback(self, interaction_id: str, reason: str) -> None:
+        call_id = self._callback_calls.pop(interaction_id, None)
+        call = self.manager.calls.get(call_id) if call_id is not None else None
+        if call is not None:
+            log.info("callback.hang_up", call=call.id, interaction_id=interaction_id, reason=reason)
+            self.manager.end_call(call, reason)
 
     # ---- AgentPhones (driven by the bridge) ------------------------------------------------
 

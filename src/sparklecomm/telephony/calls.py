@@ -17,6 +17,11 @@ the dial plan (:class:`~sparklecomm.telephony.pbx.routes.Router`) decides; a
 to the caller until its ACK (§13.3.1.4), CANCEL, BYE from either side, re-INVITE (hold)
 passed to the other leg with 491 on glare, OPTIONS/INFO in a dialog answered 200, REFER
 blind transfer (RFC 3515) with NOTIFY sipfrag. Call events go to an injected ``emit``.
+
+Calls the platform places (:meth:`CallManager.originate`: click-to-dial, queued callbacks)
+have no caller INVITE: both legs are ours (UAC). Leg ``a`` rings the agent's phones with our
+own G.711 offer at the relay; once one answers, the target is dialled as the agent's
+extension would dial it (the same dial plan, toll-fraud rules included) as leg ``b``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -310,6 +315,9 @@ class Call:
     """The agent being consulted (phones ringing or answered): :meth:`CallManager.consult_agent`."""
     consult_leg: Leg | None = None
     """The consulted agent's answered leg."""
+    placed: Placement | None = None
+    """A call the platform places (:meth:`CallManager.originate`): leg ``a`` is the agent's
+    phone, leg ``b`` the dialled party; both are legs we called (UAC)."""
 
     @property
     def a(self) -> Leg:
@@ -326,6 +334,72 @@ class Call:
     def other(self, leg: Leg) -> Leg | None:
         other = self.legs.get("b" if leg.side == "a" else "a")
         return other if other is not leg else None
+
+
+PlacedPhase = Literal["agent", "target", "connected"]
+
+
+@dataclass(eq=False, slots=True)
+class Placement:
+    """What is special about a call the platform places (third-party call control): first
+    the agent's phones ring (phase ``agent``), then the target is dialled (``target``),
+    then both talk through the relay (``connected``)."""
+
+    extension: str
+    """The agent's extension the target is dialled as (the dial plan's caller)."""
+    target: str
+    hunt: Hunt
+    agent_id: str | None = None
+    ring_seconds: float = 30.0
+    """How long the agent's phones ring before they get CANCEL (nothing is dialled)."""
+    answer_timeout: float = 60.0
+    """How long the target may take to answer (every hunt step together)."""
+    confirm: Callable[[Call], Awaitable[bool]] | None = None
+    """Asked once the agent answered, before dialling: False hangs the agent's leg up
+    (reason ``refused``) and nothing is dialled (the ACD's accept of a callback)."""
+    on_event: Callable[[Call, str], None] | None = None
+    """Told ``connected`` (the target answered) and ``ended`` (see :attr:`outcome`)."""
+    phase: PlacedPhase = "agent"
+    agent_done: asyncio.Future[str] | None = None
+    outcome: str = ""
+    """Why the call ended (the ``reason`` of ``call.ended``)."""
+    status: int | None = None
+    """The SIP status that ended it, when a failure did."""
+
+
+class OriginateRefused(Exception):
+    """The platform will not place a call: ``kind`` is ``dial_plan`` (the dial plan
+    refused the target: ``status`` and ``reason`` are its answer), ``no_phone`` (the agent
+    has no registered phone) or ``no_media`` (no media relay to anchor the call)."""
+
+    def __init__(self, kind: str, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.status = status
+        self.reason = reason
+
+
+PLACED_OFFER = (
+    "v=0\r\n"
+    "o=SparkleComm 0 0 IN {family} {host}\r\n"
+    "s=SparkleComm\r\n"
+    "c=IN {family} {host}\r\n"
+    "t=0 0\r\n"
+    "m=audio {port} RTP/AVP 0 8 101\r\n"
+    "a=rtpmap:0 PCMU/8000\r\n"
+    "a=rtpmap:8 PCMA/8000\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\n"
+    "a=fmtp:101 0-16\r\n"
+    "a=ptime:20\r\n"
+    "a=sendrecv\r\n"
+)
+"""Our own offer for the agent's phone of a placed call: G.711 and RFC 4733 events."""
+
+
+def placed_offer(host: str, port: int) -> sdplib.SessionDescription:
+    """:data:`PLACED_OFFER` at ``host:port`` (the relay's leg)."""
+    family = "IP6" if ":" in host else "IP4"
+    return sdplib.parse(PLACED_OFFER.format(family=family, host=host, port=port))
 
 
 class CallManager:
@@ -616,6 +690,14 @@ class CallManager:
                 final = Reject(486, "Busy Here")
             elif call.no_tls_path and final.status in (404, 480):
                 final = Reject(480, "Temporarily Unavailable - No TLS Path (SIPS)")
+            elif (
+                final.status == 480
+                and call.step_statuses
+                and all(status == 488 for status in call.step_statuses)
+            ):
+                # Every phone refused the offer itself (e.g. SRTP required, or no common
+                # codec): say so rather than "unavailable".
+                final = Reject(488, "Not Acceptable Here")
             reason = "no_answer" if call.final_status is None else "unavailable"
             if outcome == "busy":
                 reason = "busy"
@@ -716,17 +798,22 @@ class CallManager:
         step: int,
         agent_id: str | None = None,
         consult: bool = False,
+        own_phone: bool = False,
     ) -> list[Leg]:
-        """INVITE every contact of a target; the legs started."""
+        """INVITE every contact of a target; the legs started. ``own_phone``: the phones
+        of the agent placing a call (rung even when the extension is in a call)."""
         request = call.request
         assert request is not None
+        # The caller's INVITE (none for a call the platform places: both legs are ours).
+        first = call.legs.get("a")
+        caller_uri = first.invite.uri if first is not None and first.role == "uas" else None
         destinations: list[tuple[Uri, Peer, str, Trunk | None]] = []
         if target.extension is not None:
-            if agent_id is None and self.extension_busy(target.extension):
+            if agent_id is None and not own_phone and self.extension_busy(target.extension):
                 log.info("sip.extension_busy", call=call.id, extension=target.extension)
                 call.step_statuses.append(486)
                 return []
-            hint = call.a.invite.uri.host if isinstance(call.a.invite.uri, SipUri) else None
+            hint = caller_uri.host if isinstance(caller_uri, SipUri) else None
             connected = getattr(self.host, "connected", None)
             for binding in await self.host.locate(target.extension, hint):
                 try:
@@ -755,7 +842,6 @@ class CallManager:
                 trunk_uri = SipUri.build(domain, user=target.external, port=trunk.port)
                 peer = Peer(trunk.transport.upper(), trunk.host, trunk.port)
                 destinations.append((trunk_uri, peer, target.external, trunk))
-        caller_uri = call.a.invite.uri
         if isinstance(caller_uri, SipUri) and caller_uri.secure:
             # RFC 5630: a sips: call is never downgraded: only TLS legs (else 480).
             secure = [d for d in destinations if d[1].transport.upper() == "TLS"]
@@ -860,6 +946,9 @@ class CallManager:
         call = leg.call
         status = response.status
         if response.cseq.number != leg.invite.cseq.number:
+            return
+        if call.placed is not None and leg.refer is None and (status < 300 or leg.side == "a"):
+            self._placed_response(leg, response)
             return
         if status < 200:
             if status == 100:
@@ -1329,6 +1418,315 @@ class CallManager:
             ok.headers.add("Content-Type", "application/sdp")
         self._send_2xx(leg, tx, ok)
 
+    # ---- calls the platform places (click-to-dial, callbacks) -------------------------
+    #
+    # Third-party call control with the B2BUA as media anchor: the relay's leg ``a`` is
+    # offered to the agent's phones (our own G.711 offer), the first 2xx wins and the other
+    # phones get CANCEL; then the target is dialled as the agent's extension would dial it
+    # (the dial plan decides: an extension's hunt, or a dial rule's trunk with its caller
+    # ID), offering the codec the agent's phone chose, anchored at the relay's leg ``b``.
+    # The relay joins the two from the start, so early media from the target (a carrier's
+    # ringback or announcement) reaches the agent.
+
+    async def originate(
+        self,
+        tenant_id: str,
+        agent_extensions: Sequence[str],
+        target: str,
+        *,
+        agent_id: str | None = None,
+        ring_seconds: float = 30.0,
+        answer_timeout: float = 60.0,
+        source: str = "platform",
+        confirm: Callable[[Call], Awaitable[bool]] | None = None,
+        on_event: Callable[[Call, str], None] | None = None,
+    ) -> Call:
+        """Place a call from the agent's phones to ``target`` (an extension of the tenant
+        or an external number); returns once the agent's phones were rung.
+
+        Raises :class:`OriginateRefused` before anything rings: ``dial_plan`` when the dial
+        plan refuses the target as dialled from the agent's first extension (no dial rule:
+        403), ``no_phone`` when none of the extensions has a registered phone, ``no_media``
+        without a media relay. What happens next is told by the call's events
+        (``call.started`` … ``call.ended``, each with ``originated: true``) and
+        ``on_event``."""
+        numbers = [number for number in agent_extensions if number]
+        if not numbers:
+            raise OriginateRefused("no_phone", 480, "The agent has no extension")
+        extension = numbers[0]
+        request = CallRequest(
+            dialled=target,
+            caller=extension,
+            caller_name=None,
+            source=source,
+            extension=extension,
+            tenant_id=tenant_id,
+            call_id=f"originate-{secrets.token_hex(6)}",
+        )
+        route = await self.router.route(request)
+        if isinstance(route, Reject):
+            log.info(
+                "sip.originate_refused", target=target, status=route.status, reason=route.reason
+            )
+            raise OriginateRefused("dial_plan", route.status, route.reason)
+        if isinstance(route, ToQueue):
+            raise OriginateRefused(
+                "dial_plan", 480, "Temporarily Unavailable (a queue cannot be dialled this way)"
+            )
+        if self.relay is None:
+            raise OriginateRefused("no_media", 503, "Service Unavailable - No Media Relay")
+        call = Call(
+            manager=self,
+            id=secrets.token_hex(10),
+            caller=extension,
+            dialled=target,
+            source=source,
+            tenant_id=route.tenant_id or tenant_id,
+            started=self.clock.monotonic(),
+            description=route.description,
+        )
+        placed = Placement(
+            extension=extension,
+            target=target,
+            hunt=route,
+            agent_id=agent_id,
+            ring_seconds=ring_seconds,
+            answer_timeout=answer_timeout,
+            confirm=confirm,
+            on_event=on_event,
+        )
+        placed.agent_done = asyncio.get_running_loop().create_future()
+        call.placed = placed
+        # Towards the agent's phones the call shows the number being dialled.
+        call.request = CallRequest(
+            dialled=extension,
+            caller=target,
+            caller_name=None,
+            source=source,
+            tenant_id=call.tenant_id,
+            call_id=request.call_id,
+        )
+        try:
+            media = await self.relay.open(call.id)
+        except Exception as error:
+            log.error("sip.relay_open_failed", call=call.id, error=str(error))
+            raise OriginateRefused(
+                "no_media", 503, "Service Unavailable - No Media Ports"
+            ) from error
+        call.media = media
+        self.calls[call.id] = call
+        offer = placed_offer(media.a.host, media.a.port)
+        rung = 0
+        try:
+            for number in numbers:
+                legs = await self._dial(
+                    call, Target(extension=number), offer, side="a", step=-2, own_phone=True
+                )
+                rung += len(legs)
+        except BaseException:
+            await self._abandon_placed(call)
+            raise
+        if rung == 0:
+            await self._abandon_placed(call)
+            raise OriginateRefused("no_phone", 480, "The agent has no registered phone")
+        self.stats["calls"] += 1
+        log.info("sip.originate", call=call.id, agent_id=agent_id, target=target, phones=rung)
+        self._event(
+            call,
+            "call.started",
+            {
+                "route": route.description or f"to {target}",
+                "agent_id": agent_id,
+                "extension": extension,
+            },
+        )
+        self._spawn(self._run_placed(call))
+        return call
+
+    async def _abandon_placed(self, call: Call) -> None:
+        """Undo a placed call that rang nothing (no events: it never started)."""
+        call.ended = True
+        self.calls.pop(call.id, None)
+        for leg in list(call.ringing):
+            self._cancel_leg(leg)
+            self._forget_leg(leg)
+        media, call.media = call.media, None
+        if media is not None:
+            await media.close()
+
+    async def _run_placed(self, call: Call) -> None:
+        placed = call.placed
+        assert placed is not None and placed.agent_done is not None
+        try:
+            async with asyncio.timeout(placed.ring_seconds):
+                outcome = await asyncio.shield(placed.agent_done)
+        except TimeoutError:
+            outcome = "timeout"
+        if call.ended:
+            return
+        if outcome != "answered":
+            for leg in list(call.ringing):
+                self._cancel_leg(leg)
+            self.stats["failed"] += 1
+            if outcome == "timeout":
+                self._finish(call, "agent_no_answer", status=408)
+            else:
+                self._finish(call, "agent_unavailable", status=call.final_status or 480)
+            return
+        if placed.confirm is not None:
+            try:
+                allowed = await placed.confirm(call)
+            except Exception:
+                log.exception("sip.originate_confirm_failed", call=call.id)
+                allowed = False
+            if call.ended:
+                return
+            if not allowed:
+                self._reject(call, 403, "Forbidden (refused)", "refused")
+                return
+        placed.phase = "target"
+        agent = call.a
+        call.request = CallRequest(
+            dialled=placed.target,
+            caller=placed.extension,
+            caller_name=None,
+            source=call.source,
+            extension=placed.extension,
+            tenant_id=call.tenant_id,
+            call_id=agent.invite.call_id,
+        )
+        call.final_status = None
+        try:
+            async with asyncio.timeout(placed.answer_timeout):
+                await self._hunt(call, placed.hunt)
+        except TimeoutError:
+            if not call.ended and not call.answered:
+                for leg in list(call.ringing):
+                    self._cancel_leg(leg)
+                self._reject(call, 408, "Request Timeout", "no_answer")
+        except Exception:
+            log.exception("sip.originate_failed", call=call.id)
+            if not call.ended:
+                self._hangup_all(call, "failed")
+
+    def _placed_response(self, leg: Leg, response: SipResponse) -> None:
+        """A response to an INVITE of a placed call: any from the agent's phones (leg
+        ``a``), provisional and 2xx from the target's (failures take the hunt's path)."""
+        call = leg.call
+        placed = call.placed
+        assert placed is not None
+        status = response.status
+        if status < 200:
+            leg.got_provisional = True
+            if status > 100 and response.to.tag and leg.dialog is None:
+                leg.dialog = Dialog.as_uac(leg.invite, response)
+            if leg.cancel_wanted:
+                self._send_cancel(leg)
+                return
+            if status == 100 or leg not in call.ringing:
+                return
+            if leg.state == "calling":
+                leg.state = "early"
+            if leg.side == "b":
+                if status == 180 and not call.rang:
+                    call.rang = True
+                    self._event(call, "call.ringing", {"leg": leg.label})
+                if response.body and call.early_leg in (None, leg):
+                    try:
+                        early = sdplib.filter_codecs(sdplib.parse(response.body))
+                    except sdplib.SdpError as error:
+                        log.info("sip.early_sdp_refused", leg=leg.label, reason=str(error))
+                    else:
+                        call.early_leg = leg
+                        self._set_remote(call, "b", early)  # the agent hears it
+            return
+        if status >= 300:  # one of the agent's phones refused
+            leg.state = "cancelled" if leg.cancel_wanted else "failed"
+            self._forget_leg(leg)
+            if leg in call.ringing:
+                call.ringing.remove(leg)
+                if not leg.cancel_wanted:
+                    call.final_status = status
+                    log.info("sip.leg_failed", call=call.id, leg=leg.label, status=status)
+            done = placed.agent_done
+            if (
+                not any(other.side == "a" for other in call.ringing)
+                and done is not None
+                and not done.done()
+            ):
+                done.set_result("failed")
+            return
+        if leg.dialog is None or leg.dialog.remote_tag != (response.to.tag or ""):
+            leg.dialog = Dialog.as_uac(leg.invite, response)
+        leg.dialog.confirm(response)
+        cseq = response.cseq.number
+        if cseq in leg.acks:
+            self.layer.sender.send(leg.acks[cseq], leg.peer)  # a retransmitted 2xx
+            return
+        self._ack(leg, cseq)
+        wanted = "agent" if leg.side == "a" else "target"
+        if (
+            leg not in call.ringing
+            or leg.cancel_wanted
+            or call.ended
+            or placed.phase != wanted
+            or leg.side in call.legs
+        ):
+            self._bye(leg)  # too late: another phone answered, or the call is over
+            return
+        leg.state = "up"
+        call.ringing.remove(leg)
+        call.legs[leg.side] = leg
+        answer: sdplib.SessionDescription | None = None
+        if response.body:
+            try:
+                answer = sdplib.filter_codecs(sdplib.parse(response.body))
+            except sdplib.SdpError as error:
+                log.info("sip.answer_sdp_refused", leg=leg.label, reason=str(error))
+        for other in [other for other in call.ringing if other.side == leg.side]:
+            self._cancel_leg(other)
+        if leg.side == "a":
+            media = call.media
+            if answer is None and media is not None:
+                answer = placed_offer(media.a.host, media.a.port)  # no SDP: offer G.711
+            elif answer is not None:
+                self._set_remote(call, "a", answer)
+            leg.remote_sdp = answer
+            self._event(
+                call, "call.agent_answered", {"leg": leg.label, "agent_id": placed.agent_id}
+            )
+            if placed.agent_done is not None and not placed.agent_done.done():
+                placed.agent_done.set_result("answered")
+            return
+        if answer is not None:
+            leg.remote_sdp = answer
+            self._set_remote(call, "b", answer)
+        placed.phase = "connected"
+        call.answered_at = self.clock.monotonic()
+        self.stats["answered"] += 1
+        self._event(call, "call.answered", {"leg": leg.label, "agent_id": placed.agent_id})
+        if call.step_done is not None and not call.step_done.done():
+            call.step_done.set_result("answered")
+        if placed.on_event is not None:
+            try:
+                placed.on_event(call, "connected")
+            except Exception:
+                log.exception("sip.originate_listener_failed", call=call.id)
+
+    def _placed_finished(self, call: Call, reason: str, status: int | None) -> None:
+        placed = call.placed
+        assert placed is not None
+        placed.outcome = reason
+        placed.status = status
+        for future in (placed.agent_done, call.step_done):
+            if future is not None and not future.done():
+                future.set_result("cancelled")
+        if placed.on_event is not None:
+            try:
+                placed.on_event(call, "ended")
+            except Exception:
+                log.exception("sip.originate_listener_failed", call=call.id)
+
     # ---- requests we send on legs ----------------------------------------------------
 
     def _ack(self, leg: Leg, cseq: int, body: bytes = b"") -> None:
@@ -1337,12 +1735,17 @@ class CallManager:
         leg.acks[cseq] = ack
         self.layer.sender.send(ack, leg.peer)
 
-    def _bye(self, leg: Leg) -> None:
+    def _bye(self, leg: Leg, *, reason: str | None = None) -> None:
+        """BYE on ``leg``; ``reason``: a Reason header value (RFC 3326)."""
         if leg.dialog is None or leg.state == "ended":
             return
         leg.state = "ended"
         self._stop_retransmit(leg)
-        bye = leg.dialog.request("BYE", leg.via)
+        headers = None
+        if reason is not None:
+            headers = Headers()
+            headers.add("Reason", reason)
+        bye = leg.dialog.request("BYE", leg.via, headers=headers)
         leg.dialog.state = DialogState.TERMINATED
         self.layer.send_request(bye, leg.peer, lambda _response: None)
 
@@ -1518,9 +1921,12 @@ class CallManager:
             call.cancelled = True
             if call.step_done is not None and not call.step_done.done():
                 call.step_done.set_result("cancelled")
-            self._finish(call, "cancelled")
+            self._finish(call, "agent_hangup" if call.placed is not None else "cancelled")
             return
         self._bye(other)
+        if call.placed is not None and leg.side == "a":
+            self._finish(call, "agent_hangup")
+            return
         self._finish(call, "caller_hangup" if leg.side == "a" else "callee_hangup")
 
     def _on_reinvite(self, leg: Leg, tx: ServerTransaction) -> None:
@@ -1731,7 +2137,8 @@ class CallManager:
         (perhaps before we knew of the call, while we authenticated or routed)."""
         if call.cancelled or call.ended:
             return True
-        tx = call.a.server_tx
+        first = call.legs.get("a")
+        tx = first.server_tx if first is not None else None
         if tx is not None and not call.answered and tx.state is not State.PROCEEDING:
             call.cancelled = True
             for leg in list(call.ringing):
@@ -1745,11 +2152,18 @@ class CallManager:
         self._reject(call, status, reason, why)
 
     def _reject(self, call: Call, status: int, reason: str, why: str) -> None:
-        tx = call.a.server_tx
-        if tx is not None and not call.cancelled:
-            self._respond(
-                tx, build_response(call.a.invite, status, reason, to_tag=call.a.local_tag)
-            )
+        first = call.legs.get("a")
+        tx = first.server_tx if first is not None else None
+        if first is not None and tx is not None and not call.cancelled:
+            self._respond(tx, build_response(first.invite, status, reason, to_tag=first.local_tag))
+        if call.placed is not None:
+            # A call we placed: the agent's answered phone hangs up, told why (RFC 3326).
+            for leg in list(call.ringing):
+                self._cancel_leg(leg)
+            text = "".join(ch for ch in reason if ch.isprintable() and ch not in '"\\')[:100]
+            for leg in list(call.legs.values()):
+                if leg.state == "up":
+                    self._bye(leg, reason=f'SIP ;cause={status} ;text="{text}"')
         self.stats["failed"] += 1
         self._finish(call, why, status=status)
 
@@ -1759,8 +2173,9 @@ class CallManager:
         for leg in list(call.legs.values()):
             if leg.state == "up":
                 self._bye(leg)
-        if not call.answered and call.a.server_tx is not None:
-            self._respond(call.a.server_tx, build_response(call.a.invite, 500))
+        first = call.legs.get("a")
+        if not call.answered and first is not None and first.server_tx is not None:
+            self._respond(first.server_tx, build_response(first.invite, 500))
         self._finish(call, why)
 
     def _finish(self, call: Call, reason: str, *, status: int | None = None) -> None:
@@ -1778,7 +2193,8 @@ class CallManager:
         for leg in [*call.legs.values(), *call.ringing, *call.transfer_legs]:
             self._stop_retransmit(leg)
             self._forget_leg(leg)
-        tx = call.a.server_tx
+        first = call.legs.get("a")
+        tx = first.server_tx if first is not None else None
         if tx is not None:
             self._by_invite.pop(tx.key, None)
         duration = 0.0
@@ -1799,6 +2215,8 @@ class CallManager:
         self._event(call, "call.ended", data)
         if call.queue and self.agent_listener is not None:
             self.agent_listener.call_ended(call, reason)
+        if call.placed is not None:
+            self._placed_finished(call, reason, status)
 
     def _forget_leg(self, leg: Leg) -> None:
         if self._legs.get(leg.key) is leg:
@@ -1844,6 +2262,8 @@ class CallManager:
             "dialled": call.dialled,
             **data,
         }
+        if call.placed is not None:
+            payload["originated"] = True
         self._pending_events.append((call.tenant_id, kind, payload))
         if not self._emitting:
             self._emitting = True

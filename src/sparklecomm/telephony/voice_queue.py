@@ -41,6 +41,38 @@ owner hangs up while consulting     ``leave`` for the owner: the engine makes B 
                                     caller stays with the owner
 =================================  ===============================================
 
+Queued callbacks (channel ``callback``, docs/routing.md "Queued callbacks") are placed by
+the platform when the B2BUA side implements :class:`CallbackPhones`:
+
+=================================  ===============================================
+engine event / phone outcome        what happens
+=================================  ===============================================
+``interaction.offered`` (channel    ring A's phones (:meth:`CallbackPhones.ring_callback`,
+``callback``, agent A)              a call placed by the platform); A without phones,
+                                    or a number the dial plan refuses: the offer
+                                    stays on the desk only (as without this bridge)
+A's phone answers                   ``accept``; if the engine agrees, the customer's
+                                    number is dialled as A's extension would dial it
+                                    (else A's leg is hung up, nothing dialled)
+A's phones busy / decline / absent  ``reject`` (``busy``, ``declined``,
+                                    ``unreachable``): the engine re-offers
+``offer_timed_out`` / ``withdrawn`` stop ringing A
+accepted on the desk meanwhile      stop ringing A (the desk handles it)
+customer answers                    connected (the interaction is already active)
+customer busy / no answer / fails,  ``callback_failed`` with ``busy``, ``no_answer``,
+or A hangs up before that           ``failed`` or ``agent_hangup``: the engine's
+                                    retry policy runs
+either hangs up once connected      ``complete`` (then wrap-up)
+``interaction.completed``,          hang the call up
+``callback.attempt_failed`` ...
+from the desktop
+=================================  ===============================================
+
+The customer's number is the ``phone`` of ``interaction.callback_requested`` (or the
+interaction's ``phone`` attribute). Every node hears every offer: with several nodes each
+one would ring the agent's phones (the first answer wins the accept, the others hang up);
+run one SIP node per organisation until offers name their node.
+
 One consultation at a time per call: a second ``consult_started`` while one is going on
 gets ``leave`` for its agent (logged ``voice.second_consult_refused``).
 
@@ -60,6 +92,7 @@ is dropped (it is superseded).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +146,18 @@ class AgentPhones(Protocol):
         """The caller and the owner talk again (after a consultation)."""
 
 
+class CallbackPhones(Protocol):
+    """What the bridge asks of the B2BUA for queued callbacks (outcomes come back as calls
+    to :meth:`VoiceQueue.callback_agent_answered`, :meth:`VoiceQueue.callback_ended` ...)."""
+
+    def ring_callback(self, tenant_id: str, interaction_id: str, agent_id: str, phone: str) -> None:
+        """Ring the agent's phones for a callback; once one answers (and
+        :meth:`VoiceQueue.callback_agent_answered` agrees), dial ``phone``."""
+
+    def stop_callback(self, interaction_id: str, reason: str) -> None:
+        """Stop ringing, or hang up the callback's call (both legs)."""
+
+
 class Routing(Protocol):
     """The part of :class:`~sparklecomm.acd.service.AcdService` the bridge uses."""
 
@@ -152,6 +197,25 @@ class VoiceCall:
     consult_timer: asyncio.TimerHandle | None = None
 
 
+@dataclass(slots=True)
+class CallbackCall:
+    """A queued callback being placed through the agent's phones."""
+
+    interaction_id: str
+    tenant_id: str
+    agent_id: str
+    phone: str
+    call_id: str | None = None
+    accepted: bool = False
+    connected: bool = False
+    last_event_id: int = 0
+
+
+CALLBACK_FAILURES = {"busy": "busy", "no_answer": "no_answer", "agent_hangup": "agent_hangup"}
+"""How a placed call's end (before the customer answered) maps to the engine's
+``callback_failed`` reason (else ``failed``)."""
+MAX_REMEMBERED_PHONES = 10_000
+
 DEFAULT_CONSULT_TIMEOUT = 20.0
 """Seconds a consulted agent's phones ring when the queue's offer timeout is unknown."""
 
@@ -179,7 +243,12 @@ class VoiceQueue:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._by_call: dict[str, VoiceCall] = {}
         self._by_interaction: dict[str, VoiceCall] = {}
+        self._callbacks: dict[str, CallbackCall] = {}
+        self._callback_phones: dict[str, str] = {}
+        """Interaction → the number of its ``callback_requested`` event."""
         self._loop: asyncio.AbstractEventLoop | None = None
+        with contextlib.suppress(RuntimeError):  # callbacks are heard before any call
+            self._loop = asyncio.get_running_loop()
         routing.add_listener(self._listener)
 
     # ---- inputs from the B2BUA --------------------------------------------------------------
@@ -376,7 +445,10 @@ class VoiceQueue:
             e
             for e in events
             if isinstance(e.payload, dict)
-            and e.payload.get("interaction_id") in self._by_interaction
+            and (
+                e.payload.get("interaction_id") in self._by_interaction
+                or self._callback_event(e.type, e.payload)
+            )
         ]
         loop = self._loop
         if not mine or loop is None or loop.is_closed():
@@ -395,6 +467,9 @@ class VoiceQueue:
         for event in events:
             payload = event.payload
             assert isinstance(payload, dict)
+            if self._callback_event(event.type, payload):
+                self._handle_callback(event, payload)
+                continue
             call = self._by_interaction.get(str(payload.get("interaction_id")))
             if call is None or call.phase is Phase.ENDED:
                 continue
@@ -456,6 +531,208 @@ class VoiceQueue:
                     self.phones.stop_ringing(call.call_id, ringing, "abandoned")
                 self.phones.end_call(call.call_id, "abandoned")
                 self._forget(call)
+
+    # ---- queued callbacks ------------------------------------------------------------------
+
+    def _callback_phones_impl(self) -> CallbackPhones | None:
+        phones = self.phones
+        if callable(getattr(phones, "ring_callback", None)) and callable(
+            getattr(phones, "stop_callback", None)
+        ):
+            return phones  # type: ignore[return-value]
+        return None
+
+    def _callback_event(self, kind: str, payload: dict[str, Any]) -> bool:
+        """Whether an event concerns the callbacks this bridge places (or may place)."""
+        if self._callback_phones_impl() is None:
+            return False
+        interaction = payload.get("interaction_id")
+        if interaction in self._by_interaction:
+            return False
+        if interaction in self._callbacks:
+            return True
+        if kind == "interaction.callback_requested":
+            return True
+        return kind == "interaction.offered" and payload.get("channel") == "callback"
+
+    def _handle_callback(self, event: Event, payload: dict[str, Any]) -> None:
+        phones = self._callback_phones_impl()
+        assert phones is not None
+        interaction_id = str(payload.get("interaction_id"))
+        kind = event.type
+        agent_id = payload.get("agent_id")
+        if kind == "interaction.callback_requested":
+            phone = payload.get("phone")
+            if isinstance(phone, str) and phone:
+                if len(self._callback_phones) >= MAX_REMEMBERED_PHONES:
+                    self._callback_phones.pop(next(iter(self._callback_phones)))
+                self._callback_phones[interaction_id] = phone
+            return
+        record = self._callbacks.get(interaction_id)
+        if record is not None:
+            if event.id <= record.last_event_id:
+                return
+            record.last_event_id = event.id
+        if kind == "interaction.offered":
+            if not isinstance(agent_id, str):
+                return
+            if record is not None:
+                if record.agent_id == agent_id or payload.get("ring_all"):
+                    return  # ring-all: only the first agent's phones ring (the rest: desk)
+                # Offered to someone else now: the old attempt is over.
+                self._forget_callback(record)
+                phones.stop_callback(interaction_id, "reoffered")
+            record = CallbackCall(interaction_id, event.tenant_id, agent_id, "")
+            record.last_event_id = event.id
+            self._callbacks[interaction_id] = record
+            self._spawn(self._ring_callback(record))
+            return
+        if record is None:
+            return
+        if kind in ("interaction.offer_timed_out", "interaction.offer_withdrawn"):
+            if agent_id == record.agent_id and not record.accepted:
+                log.info("callback.stop_ringing", interaction_id=interaction_id, reason=kind)
+                self._forget_callback(record)
+                phones.stop_callback(interaction_id, str(payload.get("reason") or kind))
+        elif kind == "interaction.accepted":
+            if not record.accepted:  # taken on the desk: the agent dials by hand
+                log.info("callback.accepted_on_desk", interaction_id=interaction_id)
+                self._forget_callback(record)
+                phones.stop_callback(interaction_id, "accepted_on_desk")
+        elif kind in (
+            "interaction.completed",
+            "interaction.abandoned",
+            "interaction.transferred",
+            "callback.attempt_failed",
+            "callback.exhausted",
+        ):
+            log.info("callback.ended_by_engine", interaction_id=interaction_id, type=kind)
+            self._forget_callback(record)
+            phones.stop_callback(interaction_id, kind.split(".", 1)[1])
+
+    async def _ring_callback(self, record: CallbackCall) -> None:
+        phone = self._callback_phones.get(record.interaction_id) or await self._callback_number(
+            record
+        )
+        if self._callbacks.get(record.interaction_id) is not record:
+            return
+        if not phone:
+            log.warning(
+                "callback.no_phone_number",
+                interaction_id=record.interaction_id,
+                agent_id=record.agent_id,
+            )
+            self._forget_callback(record)
+            return
+        record.phone = phone
+        phones = self._callback_phones_impl()
+        assert phones is not None
+        log.info(
+            "callback.ringing_agent",
+            interaction_id=record.interaction_id,
+            agent_id=record.agent_id,
+        )
+        phones.ring_callback(record.tenant_id, record.interaction_id, record.agent_id, phone)
+
+    async def _callback_number(self, record: CallbackCall) -> str | None:
+        """The customer's number, read from the engine (``phone`` attribute, or the number
+        given with the callback request)."""
+        read = getattr(self.routing, "read", None)
+        if read is None:
+            return None
+        interaction_id = record.interaction_id
+
+        def number(engine: Any) -> str | None:
+            snapshot = engine.interaction_snapshot(interaction_id)
+            value = snapshot.callback_phone or snapshot.attributes.get("phone")
+            return value if isinstance(value, str) and value else None
+
+        try:
+            result = await run_in_threadpool(read, record.tenant_id, number)
+        except Exception:  # the interaction is gone
+            log.info("callback.number_unknown", interaction_id=interaction_id)
+            return None
+        return result if isinstance(result, str) else None
+
+    def callback_desk_only(self, interaction_id: str, why: str) -> None:
+        """The agent cannot be rung (no phone) or the number cannot be dialled from the
+        agent's extension: the offer stays on the desk, as without this bridge."""
+        record = self._callbacks.get(interaction_id)
+        if record is not None:
+            log.info("callback.desk_only", interaction_id=interaction_id, why=why)
+            self._forget_callback(record)
+
+    def callback_placed(self, interaction_id: str, call_id: str) -> bool:
+        """The agent's phones ring for the callback (False: it was called off meanwhile)."""
+        record = self._callbacks.get(interaction_id)
+        if record is None:
+            return False
+        record.call_id = call_id
+        return True
+
+    async def callback_agent_answered(self, interaction_id: str, agent_id: str) -> bool:
+        """The agent's phone answered: ``accept``; True when the customer may be dialled."""
+        record = self._callbacks.get(interaction_id)
+        if record is None or record.agent_id != agent_id:
+            return False
+        record.accepted = True
+        try:
+            await run_in_threadpool(
+                self.routing.execute,
+                record.tenant_id,
+                "accept",
+                interaction_id=interaction_id,
+                agent_id=agent_id,
+            )
+        except DomainError as exc:
+            log.info("callback.accept_refused", interaction_id=interaction_id, error=str(exc))
+            self._forget_callback(record)
+            return False
+        if self._callbacks.get(interaction_id) is not record:
+            return False  # called off while accepting
+        log.info("callback.dialling", interaction_id=interaction_id, agent_id=agent_id)
+        return True
+
+    def callback_connected(self, interaction_id: str) -> None:
+        record = self._callbacks.get(interaction_id)
+        if record is not None:
+            record.connected = True
+            log.info("callback.connected", interaction_id=interaction_id)
+
+    async def callback_ended(
+        self, interaction_id: str, reason: str, status: int | None = None
+    ) -> None:
+        """The callback's call ended (``reason`` as in ``call.ended``): ``reject`` when the
+        agent's phones refused it, ``callback_failed`` when the customer was not reached,
+        ``complete`` after a conversation."""
+        record = self._callbacks.get(interaction_id)
+        if record is None:
+            return
+        self._forget_callback(record)
+        args = {"interaction_id": interaction_id, "agent_id": record.agent_id}
+        if record.connected:
+            name, extra = "complete", {}
+        elif record.accepted:
+            failure = CALLBACK_FAILURES.get(reason, "failed")
+            name, extra = "callback_failed", {"reason": failure}
+        elif reason in ("agent_unavailable", "agent_no_answer"):
+            refusal = "no_answer" if reason == "agent_no_answer" else None
+            refusal = refusal or FAILURE_REASONS.get(status or 0, "unreachable")
+            name, extra = "reject", {"reason": refusal}
+        else:
+            return
+        log.info("callback.outcome", interaction_id=interaction_id, command=name, reason=reason)
+        try:
+            await run_in_threadpool(self.routing.execute, record.tenant_id, name, **args, **extra)
+        except DomainError as exc:
+            log.info("callback.command_ignored", interaction_id=interaction_id, error=str(exc))
+
+    def callbacks(self) -> list[CallbackCall]:
+        return list(self._callbacks.values())
+
+    def _forget_callback(self, record: CallbackCall) -> None:
+        if self._callbacks.get(record.interaction_id) is record:
+            del self._callbacks[record.interaction_id]
 
     def _consult_started(self, call: VoiceCall, payload: dict[str, Any]) -> None:
         agent_id = payload.get("consulted_agent_id")

@@ -12,9 +12,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sparklecomm.api.deps import Admin, ServicesDep, Supervisor
+from sparklecomm.api.deps import Admin, CurrentPrincipal, ServicesDep, Supervisor
 from sparklecomm.container import Services
+from sparklecomm.core.errors import Conflict, DomainError, InvalidInput
+from sparklecomm.telephony.calls import OriginateRefused
 from sparklecomm.telephony.extensions import ExtensionService, extension_payload
+from sparklecomm.telephony.pbx.dialplan import DIALLABLE_RE, normalise_number
 from sparklecomm.telephony.pbx.service import (
     PbxService,
     blocked_payload,
@@ -438,3 +441,51 @@ def create_dial_rule(body: DialRuleIn, principal: Admin, svc: ServicesDep) -> di
 def delete_dial_rule(name: Name, principal: Admin, svc: ServicesDep) -> Response:
     pbx(svc).do_delete_dial_rule(principal.tenant_id, principal.actor, name)
     return Response(status_code=204)
+
+
+# -- calls placed by the platform (click-to-dial) ---------------------------------------------
+class CallIn(Strict):
+    to: str = Field(
+        min_length=1,
+        max_length=40,
+        description="An extension of the organisation or an external number (+4930...)",
+    )
+
+
+class SipUnavailable(DomainError):
+    status = 503
+    title = "Service unavailable"
+    code = "unavailable"
+
+
+@router.post("/calls", status_code=202)
+async def place_call(body: CallIn, principal: CurrentPrincipal, svc: ServicesDep) -> dict[str, Any]:
+    """Click-to-dial: ring the signed-in user's phones (the extensions whose ``user_id`` is
+    theirs); when one answers, dial ``to`` as that extension would (the dial plan's rules,
+    an external number only through a dial rule's trunk). 202 with the call's id once the
+    phones ring; what happens next comes as ``call.*`` events (``originated: true``).
+    422 (field ``to``) when the dial plan refuses the number, 409 without a registered
+    phone, 503 when this node runs no SIP server."""
+    number = normalise_number(body.to)
+    if not DIALLABLE_RE.match(number):
+        raise InvalidInput(
+            "to must be an extension or a phone number (digits, a leading +, * and #).",
+            field="to",
+        )
+    phones = svc.extra.get("agent_phones")
+    if phones is None:
+        raise SipUnavailable("Calls cannot be placed: the SIP server is not running here.")
+    try:
+        call = await phones.place_call(principal.tenant_id, principal.user_id, number)
+    except OriginateRefused as refused:
+        if refused.kind == "dial_plan":
+            raise InvalidInput(
+                f"{number} cannot be dialled: {refused.reason} ({refused.status}).", field="to"
+            ) from None
+        if refused.kind == "no_phone":
+            raise Conflict(
+                "You have no registered phone: register a phone on your extension first.",
+                field="to",
+            ) from None
+        raise SipUnavailable(f"Calls cannot be placed: {refused.reason}.") from None
+    return {"call_id": call.id, "to": number, "state": "ringing_agent"}

@@ -131,6 +131,8 @@ function renderStatus() {
   tick();
 }
 
+const numberOf = (it, cu) => cu?.phone ?? it.attributes?.phone ?? it.attributes?.ani ?? null;
+
 function customerPanel(iid, { editable }) {
   const c = contexts.get(iid);
   if (!c) return h("p", { class: "muted" }, "Loading the customer's record…");
@@ -141,7 +143,12 @@ function customerPanel(iid, { editable }) {
   const kv = h("dl", { class: "kv", "data-testid": "customer-record" },
     h("dt", {}, "Customer"), h("dd", { "data-testid": "customer-name" }, cu?.name ?? "Unknown caller",
       cu?.vip_tier ? h("span", { class: `badge vip ${cu.vip_tier}`, style: "margin-left:.4rem" }, `VIP ${cu.vip_tier}`) : null),
-    h("dt", {}, "Number"), h("dd", {}, cu?.phone ?? it.attributes?.ani ?? it.attributes?.phone ?? "–"),
+    h("dt", {}, "Number"), h("dd", {}, numberOf(it, cu) ?? "–",
+      // Call the customer back (from a chat, an e-mail, a callback): the agent's phone rings
+      // first, then the customer's. Not while this is a call already.
+      numberOf(it, cu) && it.channel !== "voice" && editable
+        ? h("button", { class: "btn small", type: "button", style: "margin-left:.5rem", "data-testid": "call-customer",
+          onclick: () => placeCall(numberOf(it, cu)) }, "Call") : null),
     h("dt", {}, "Dialled (DNIS)"), h("dd", { "data-testid": "dnis" }, it.attributes?.dnis ?? "–"),
     h("dt", {}, "Queue"), h("dd", {}, queueName(it.queue_id)),
     waited !== null ? [h("dt", {}, "Waited"), h("dd", { class: "num" }, duration(waited))] : null,
@@ -449,11 +456,26 @@ function loginToggle() {
     ? act("Log in", () => api("POST", `/api/v1/agents/${ME}/login`))
     : act("Log out", () => api("POST", `/api/v1/agents/${ME}/logout`, {}));
 }
+// Click-to-dial: the platform rings this agent's phones, then dials the number as their
+// extension would (the organisation's dial rules decide what may be called).
+async function placeCall(number) {
+  const to = String(number ?? "").trim();
+  if (!to) { $("dial-number").focus(); return; }
+  try {
+    await api("POST", "/api/v1/telephony/calls", { to });
+    toast(`Your phone is ringing: pick it up to call ${to}.`);
+    $("dial-number").value = "";
+  } catch (e) {
+    toast(`Call ${to}: ${e.message}`, "error");
+  }
+}
+
 async function loadPresence() { try { presence = await api("GET", "/api/v1/stats/presence"); } catch { presence = []; } }
 
 $("btn-ready").addEventListener("click", ready);
 $("btn-break").addEventListener("click", takeBreak);
 $("btn-login").addEventListener("click", loginToggle);
+$("dial").addEventListener("submit", (e) => { e.preventDefault(); placeCall($("dial-number").value); });
 work.addEventListener("input", (e) => { if (e.target.id && e.target.tagName === "TEXTAREA") drafts.set(e.target.id, e.target.value); });
 
 document.addEventListener("keydown", (e) => {
@@ -469,6 +491,7 @@ document.addEventListener("keydown", (e) => {
     y: () => !$("btn-ready").disabled && ready(),
     b: () => !$("btn-break").disabled && takeBreak(),
     n: () => current && $(`note-${current}`)?.focus(),
+    d: () => $("dial-number").focus(),
   };
   if (handlers[key]) { e.preventDefault(); handlers[key](); }
 });
