@@ -316,6 +316,30 @@ def sipp(*args: str, limit: float = 30) -> subprocess.CompletedProcess[str]:
     )
 
 
+def register_sipp_1001(target: str, uas_port: int) -> None:
+    """SIPp registers as extension 1001, its Contact on ``uas_port`` (where a SIPp UAS
+    answers for it)."""
+    registration = sipp(
+        target,
+        "-sf",
+        str(SIPP / "call_register.xml"),
+        "-s",
+        "1001",
+        "-au",
+        "1001",
+        "-ap",
+        PASSWORDS["1001"],
+        "-key",
+        "contact_port",
+        str(uas_port),
+        "-p",
+        str(_free_port(socket.SOCK_DGRAM)),
+        "-timeout",
+        "10s",
+    )
+    assert registration.returncode == 0, _squeeze(registration.stdout)
+
+
 def test_baresip_registers_and_answers_a_call_from_sipp(serve: Serve, tmp_path: Path) -> None:
     started = time.monotonic()
     registration = registered(serve, "1002")
@@ -389,25 +413,7 @@ def test_baresip_dials_a_sipp_phone_and_hangs_up(serve: Serve, tmp_path: Path) -
         text=True,
     )
     try:
-        registration = sipp(
-            target,
-            "-sf",
-            str(SIPP / "call_register.xml"),
-            "-s",
-            "1001",
-            "-au",
-            "1001",
-            "-ap",
-            PASSWORDS["1001"],
-            "-key",
-            "contact_port",
-            str(uas_port),
-            "-p",
-            str(_free_port(socket.SOCK_DGRAM)),
-            "-timeout",
-            "10s",
-        )
-        assert registration.returncode == 0, _squeeze(registration.stdout)
+        register_sipp_1001(target, uas_port)
         before = len(serve.events("call.ended"))
         phone_registration = registered(serve, "1002")
         with baresip(serve, tmp_path) as phone:

@@ -33,6 +33,7 @@ from tests.telephony.test_baresip import (
     _squeeze,
     _stop,
     _tail,
+    register_sipp_1001,
     registered,
     sipp,
     wait_until,
@@ -276,25 +277,7 @@ def test_baresip_over_tls_dials_a_sipp_phone_and_hangs_up(serve: TlsServe, tmp_p
         text=True,
     )
     try:
-        registration = sipp(
-            target,
-            "-sf",
-            str(SIPP / "call_register.xml"),
-            "-s",
-            "1001",
-            "-au",
-            "1001",
-            "-ap",
-            PASSWORDS["1001"],
-            "-key",
-            "contact_port",
-            str(uas_port),
-            "-p",
-            str(free_port(socket.SOCK_DGRAM)),
-            "-timeout",
-            "10s",
-        )
-        assert registration.returncode == 0, _squeeze(registration.stdout)
+        register_sipp_1001(target, uas_port)
         before = len(serve.events("call.ended"))
         phone_registration = registered(serve, "1002")
         with tls_baresip(serve, tmp_path) as phone:

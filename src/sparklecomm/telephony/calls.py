@@ -1055,14 +1055,22 @@ class CallManager:
             self._event(call, "call.ringing", {"leg": leg.label})
         self._respond(tx, forward)
 
-    def _leg_answered(self, leg: Leg, response: SipResponse) -> None:
-        call = leg.call
+    def _confirm_2xx(self, leg: Leg, response: SipResponse) -> bool:
+        """Confirm the leg's dialog with a 2xx to our INVITE; True when it repeats one we
+        already acknowledged (the ACK is sent again and there is nothing more to do)."""
         if leg.dialog is None or leg.dialog.remote_tag != (response.to.tag or ""):
             leg.dialog = Dialog.as_uac(leg.invite, response)
         leg.dialog.confirm(response)
+        ack = leg.acks.get(response.cseq.number)
+        if ack is not None:
+            self.layer.sender.send(ack, leg.peer)  # a retransmitted 2xx
+            return True
+        return False
+
+    def _leg_answered(self, leg: Leg, response: SipResponse) -> None:
+        call = leg.call
         cseq = response.cseq.number
-        if cseq in leg.acks:
-            self.layer.sender.send(leg.acks[cseq], leg.peer)  # a retransmitted 2xx
+        if self._confirm_2xx(leg, response):
             return
         if leg.ack_pending:
             return  # waiting for the caller's answer to the late offer
@@ -1656,12 +1664,8 @@ class CallManager:
             ):
                 done.set_result("failed")
             return
-        if leg.dialog is None or leg.dialog.remote_tag != (response.to.tag or ""):
-            leg.dialog = Dialog.as_uac(leg.invite, response)
-        leg.dialog.confirm(response)
         cseq = response.cseq.number
-        if cseq in leg.acks:
-            self.layer.sender.send(leg.acks[cseq], leg.peer)  # a retransmitted 2xx
+        if self._confirm_2xx(leg, response):
             return
         self._ack(leg, cseq)
         wanted = "agent" if leg.side == "a" else "target"
