@@ -63,6 +63,7 @@ PAGES: list[tuple[str | None, str]] = [
     ("admin", "/admin/queues"),
     ("admin", "/admin/agents"),
     ("admin", "/admin/codes"),
+    ("admin", "/admin/numbers"),
 ]
 
 

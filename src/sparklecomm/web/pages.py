@@ -157,6 +157,14 @@ def admin_routing_page(section: str, request: Request, svc: ServicesDep) -> Resp
     principal = _guarded(request, svc, "admin")
     if not isinstance(principal, Principal):
         return principal
+    if section == "numbers":
+        return _render(
+            request,
+            "admin_numbers.html",
+            principal,
+            active="/admin",
+            admin_section="/admin/numbers",
+        )
     if section not in ADMIN_SECTIONS:
         return RedirectResponse("/admin", status_code=303)
     configs: list[dict[str, Any]] = []

@@ -52,7 +52,7 @@ export function showFieldErrors(form, err, statusEl) {
   const fields = err?.fieldErrors ?? {};
   let shown = false;
   for (const [f, msg] of Object.entries(fields)) {
-    const key = f.split(".")[0];
+    const key = f.split(/[.[]/)[0];  // "weekly.mon[0]", "exceptions[1].date": the form field
     const p = form.querySelector(`.field-error[data-for="${key}"]`);
     if (p) { p.textContent = msg; form.elements[key]?.setAttribute("aria-invalid", "true"); shown = true; }
   }

@@ -1,0 +1,93 @@
+"""Admin › Phone numbers & hours in a real Chromium: business hours and the DIDs following them."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+from tests.browser.conftest import LiveServer, screenshot
+from tests.browser.test_accessibility import static_problems
+from tests.browser.test_desk import Client
+from tests.browser.test_web_shell import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_admin_sets_business_hours_and_a_number_follows_them(
+    page: Page, live_server: LiveServer
+) -> None:
+    admin = Client(live_server.url, "admin")
+    admin.call("POST", "/queues", {"id": "after-hours", "name": "After hours"})
+    admin.call("POST", "/queues", {"id": "hotline", "name": "Hotline"})
+    admin.call("POST", "/telephony/dids", {"number": "+4930777", "destination": "queue:hotline"})
+
+    sign_in(page, "admin")
+    page.goto("/admin/numbers")
+    expect(page.get_by_test_id("dids-table")).to_contain_text("+4930777")
+    form = page.locator("#hours-form")
+
+    # Mistakes are shown next to the field, in words, and nothing is saved.
+    form.get_by_label("Name").fill("support-hours")
+    form.get_by_label("Time zone").fill("Europe/Berlin")
+    form.get_by_label("Opening hours").fill("weekdays 08:00-18:00")
+    form.get_by_role("button", name="Save business hours").click()
+    expect(form.locator(".field-error[data-for='weekly']")).to_contain_text(
+        'line 1: "weekdays" is not a day'
+    )
+    form.get_by_label("Opening hours").fill("mon-fri 8-18")
+    form.get_by_role("button", name="Save business hours").click()
+    expect(form.locator(".field-error[data-for='weekly']")).to_contain_text(
+        "'8' is not a time HH:MM"
+    )
+    expect(form.get_by_label("Opening hours")).to_have_attribute("aria-invalid", "true")
+    form.get_by_label("Time zone").fill("Berlin")
+    form.get_by_label("Opening hours").fill("mon-sun 00:00-24:00")
+    form.get_by_role("button", name="Save business hours").click()
+    expect(form.locator(".field-error[data-for='timezone']")).to_contain_text(
+        "'Berlin' is not a known time zone"
+    )
+    assert admin.call("GET", "/telephony/business-hours") == []
+
+    # Open around the clock, closed on a holiday: saved, and open now.
+    form.get_by_label("Time zone").fill("Europe/Berlin")
+    form.get_by_label("Holidays and special days").fill(
+        "2030-12-25 Christmas Day\n2030-12-24 09:00-12:00"
+    )
+    form.get_by_role("button", name="Save business hours").click()
+    row = page.get_by_test_id("hours-table").locator("tr[data-hours='support-hours']")
+    expect(row).to_contain_text("mon-sun 00:00-24:00")
+    expect(row).to_contain_text("2030-12-25 Christmas Day")
+    expect(row).to_contain_text("2030-12-24 09:00-12:00")
+    expect(row.get_by_test_id("open-now")).to_contain_text("Open")
+
+    # The number follows them; closed, its calls go to the after-hours queue.
+    did = page.get_by_test_id("dids-table").locator("tr[data-did='+4930777']")
+    did.get_by_label("Business hours of +4930777").select_option("support-hours")
+    did.get_by_label("Where +4930777 goes when closed").fill("queue:nosuch")
+    did.get_by_role("button", name="Save").click()
+    expect(did.get_by_test_id("did-status")).to_contain_text("no queue 'nosuch' here")
+    did.get_by_label("Where +4930777 goes when closed").fill("queue:after-hours")
+    did.get_by_role("button", name="Save").click()
+    expect(
+        page.get_by_test_id("dids-table")
+        .locator("tr[data-did='+4930777']")
+        .get_by_test_id("did-status")
+    ).to_have_text("Saved.")
+    (saved,) = admin.call("GET", "/telephony/dids")
+    assert (saved["hours"], saved["closed_destination"]) == ("support-hours", "queue:after-hours")
+
+    # Edit: weekdays only from now on.
+    row.get_by_role("button", name="Edit support-hours").click()
+    expect(form.get_by_label("Name")).to_have_value("support-hours")
+    form.get_by_label("Opening hours").fill("mon-fri 08:00-18:00\nsat 09:00-13:00")
+    form.get_by_role("button", name="Save business hours").click()
+    expect(row).to_contain_text("mon-fri 08:00-18:00")
+    expect(row).to_contain_text("sat 09:00-13:00")
+    hours = admin.call("GET", "/telephony/business-hours/support-hours")
+    assert hours["weekly"]["fri"] == ["08:00-18:00"] and "sun" not in hours["weekly"]
+    # In use by a DID: removing is refused, and says why.
+    row.get_by_role("button", name="Remove support-hours").click()
+    expect(page.locator("#hours-status")).to_contain_text(
+        "DID +4930777 follows business hours 'support-hours'"
+    )
+    assert static_problems(page) == []
+    screenshot(page, "admin-numbers")
