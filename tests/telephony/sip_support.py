@@ -3,14 +3,16 @@ network namespace to run real sockets in."""
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -324,3 +326,55 @@ class StreamPeer:
         self.writer.close()
         with contextlib.suppress(OSError):
             await self.writer.wait_closed()
+
+
+async def wait_until(check: Callable[[], object], limit: float = 5.0) -> None:
+    """Poll ``check`` (every 20 ms) until it is true; fail after ``limit`` seconds."""
+    for _ in range(int(limit / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+RTP_HEADER = bytes([0x80, 0x00]) + (1).to_bytes(2, "big") + (160).to_bytes(4, "big") + b"SSRC"
+
+
+class RtpSinks:
+    """Plain UDP sockets on 127.0.0.1 playing phones' RTP ends: ``port(name)`` for the SDP,
+    ``send(name, target, fill)`` sends three G.711 packets, ``received(name)`` waits for one."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, asyncio.Queue[bytes]] = {}
+        self._transports: dict[str, asyncio.DatagramTransport] = {}
+
+    async def open(self, *names: str) -> RtpSinks:
+        loop = asyncio.get_running_loop()
+        for name in names:
+            queue: asyncio.Queue[bytes] = asyncio.Queue()
+            self._queues[name] = queue
+
+            class Sink(asyncio.DatagramProtocol):
+                def datagram_received(
+                    self, data: bytes, addr: tuple[str | int, ...], queue: Any = queue
+                ) -> None:
+                    queue.put_nowait(data)
+
+            transport, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+            self._transports[name] = transport
+        return self
+
+    def port(self, name: str) -> int:
+        return int(self._transports[name].get_extra_info("sockname")[1])
+
+    async def send(self, name: str, target: tuple[str, int], fill: bytes) -> None:
+        for _ in range(3):
+            self._transports[name].sendto(RTP_HEADER + fill * 160, target)
+            await asyncio.sleep(0.02)
+
+    async def received(self, name: str, limit: float = 5.0) -> bytes:
+        return await asyncio.wait_for(self._queues[name].get(), limit)
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()

@@ -261,6 +261,17 @@ def baresip(serve: Serve, tmp: Path) -> Iterator[Baresip]:
         (config_dir / name).write_text(text)
     (config_dir / "contacts").write_text("")
     output = tmp / "baresip.log"
+    with run_baresip(config_dir, output, sip_port, ctrl_port, "baresip") as phone:
+        yield phone
+
+
+@contextlib.contextmanager
+def run_baresip(
+    config_dir: Path, output: Path, sip_port: int, ctrl_port: int, name: str = "baresip"
+) -> Iterator[Baresip]:
+    """Start baresip on a prepared ``config_dir`` (its output to ``output``) and connect to
+    its control socket; stopped on exit."""
+    assert BARESIP is not None
     with output.open("wb") as out:
         # -n 127.0.0.1: baresip ignores loopback when it looks for a local address, and
         # the namespace has nothing else; -s traces SIP to its output.
@@ -282,7 +293,7 @@ def baresip(serve: Serve, tmp: Path) -> Iterator[Baresip]:
                 return False
             return True
 
-        wait_until("baresip's control socket", connected, 15, lambda: _tail(output))
+        wait_until(f"{name}'s control socket", connected, 15, lambda: _tail(output))
         assert sock is not None
         yield Baresip(process, output, sip_port, Control(sock))
     finally:

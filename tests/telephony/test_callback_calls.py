@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import World
-from tests.telephony.sip_support import loopback_namespace
+from tests.telephony.sip_support import loopback_namespace, wait_until
 from tests.telephony.test_calls import PASSWORDS, REALM, TIMERS, FakeRelay, Phone
 from tests.telephony.test_originate import PlanRouter
 
@@ -156,14 +156,6 @@ async def carrier(center: Center) -> Phone:
     phone = await center.phone("1004", register=False)
     center.carrier_port = phone.port
     return phone
-
-
-async def wait_until(check: Any, limit: float = 5.0) -> None:
-    for _ in range(int(limit / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 async def test_the_agent_answers_and_the_customer_is_dialled_then_completed(

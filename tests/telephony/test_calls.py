@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pytest
-from tests.telephony.sip_support import loopback_namespace
+from tests.telephony.sip_support import RtpSinks, loopback_namespace
 
 from sparklecomm.core.clock import SystemClock
 from sparklecomm.telephony import (
@@ -782,25 +782,10 @@ async def test_rtp_flows_through_the_real_relay(
     switch: Switch, router_holder: dict[str, Any]
 ) -> None:
     relay: MediaRelay = router_holder["relay"]
-    loop = asyncio.get_running_loop()
-    got: dict[str, asyncio.Queue[bytes]] = {"alice": asyncio.Queue(), "bob": asyncio.Queue()}
-
-    class Rtp(asyncio.DatagramProtocol):
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-            got[self.name].put_nowait(data)
-
-    alice_rtp, _ = await loop.create_datagram_endpoint(
-        lambda: Rtp("alice"), local_addr=("127.0.0.1", 0)
-    )
-    bob_rtp, _ = await loop.create_datagram_endpoint(
-        lambda: Rtp("bob"), local_addr=("127.0.0.1", 0)
-    )
+    rtp = await RtpSinks().open("alice", "bob")
     try:
-        alice = await switch.phone("1001", rtp_port=alice_rtp.get_extra_info("sockname")[1])
-        bob = await switch.phone("1002", rtp_port=bob_rtp.get_extra_info("sockname")[1])
+        alice = await switch.phone("1001", rtp_port=rtp.port("alice"))
+        bob = await switch.phone("1002", rtp_port=rtp.port("bob"))
         call = await alice.call("1002")
         final = await call.result()
         assert final.status == 200
@@ -809,13 +794,10 @@ async def test_rtp_flows_through_the_real_relay(
         to_alice = sdplib.media_target(sdplib.parse(final.body))
         assert to_bob is not None and to_alice is not None
         assert to_bob[1] != to_alice[1] and 31000 <= to_bob[1] < 31100
-        header = bytes([0x80, 0x00]) + (1).to_bytes(2, "big") + (160).to_bytes(4, "big") + b"SSRC"
-        for _ in range(3):
-            alice_rtp.sendto(header + b"\xff" * 160, to_alice)
-            bob_rtp.sendto(header + b"\x7f" * 160, to_bob)
-            await asyncio.sleep(0.02)
-        assert (await asyncio.wait_for(got["bob"].get(), 5)).endswith(b"\xff" * 160)
-        assert (await asyncio.wait_for(got["alice"].get(), 5)).endswith(b"\x7f" * 160)
+        await rtp.send("alice", to_alice, b"\xff")
+        await rtp.send("bob", to_bob, b"\x7f")
+        assert (await rtp.received("bob")).endswith(b"\xff" * 160)
+        assert (await rtp.received("alice")).endswith(b"\x7f" * 160)
         await call.hangup()
         await switch.wait_event("call.ended")
         for _ in range(50):
@@ -824,8 +806,7 @@ async def test_rtp_flows_through_the_real_relay(
             await asyncio.sleep(0.02)
         assert not relay.sessions  # closed with the call
     finally:
-        alice_rtp.close()
-        bob_rtp.close()
+        rtp.close()
 
 
 class CountingGuard:

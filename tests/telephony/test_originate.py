@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.telephony.sip_support import loopback_namespace
+from tests.telephony.sip_support import RtpSinks, loopback_namespace, wait_until
 from tests.telephony.test_calls import (
     PASSWORDS,
     REALM,
@@ -168,14 +168,6 @@ def offered(phone: Phone) -> tuple[str, int]:
     target = sdplib.media_target(sdplib.parse(phone.incoming.request.body))
     assert target is not None
     return target
-
-
-async def wait_until(check: Any, limit: float = 5.0) -> None:
-    for _ in range(int(limit / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 async def test_agent_answers_then_the_extension_answers_and_both_are_bridged(
@@ -379,43 +371,24 @@ async def test_rtp_crosses_the_relay_between_agent_and_target(
     placed_real_relay: Placed,
 ) -> None:
     sw = placed_real_relay
-    loop = asyncio.get_running_loop()
-    got: dict[str, asyncio.Queue[bytes]] = {"agent": asyncio.Queue(), "customer": asyncio.Queue()}
-
-    class Rtp(asyncio.DatagramProtocol):
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-            got[self.name].put_nowait(data)
-
-    agent_rtp, _ = await loop.create_datagram_endpoint(
-        lambda: Rtp("agent"), local_addr=("127.0.0.1", 0)
-    )
-    customer_rtp, _ = await loop.create_datagram_endpoint(
-        lambda: Rtp("customer"), local_addr=("127.0.0.1", 0)
-    )
+    rtp = await RtpSinks().open("agent", "customer")
     try:
-        agent = await sw.phone("1001", rtp_port=agent_rtp.get_extra_info("sockname")[1])
-        customer = await sw.phone("1002", rtp_port=customer_rtp.get_extra_info("sockname")[1])
+        agent = await sw.phone("1001", rtp_port=rtp.port("agent"))
+        customer = await sw.phone("1002", rtp_port=rtp.port("customer"))
         await sw.originate("1002")
         await sw.wait_event("call.answered")
         to_agent_side, to_customer_side = offered(agent), offered(customer)
         assert to_agent_side != to_customer_side
         assert 31200 <= to_agent_side[1] < 31300 and 31200 <= to_customer_side[1] < 31300
-        header = bytes([0x80, 0x00]) + (1).to_bytes(2, "big") + (160).to_bytes(4, "big") + b"SSRC"
-        for _ in range(3):
-            agent_rtp.sendto(header + b"\xff" * 160, to_agent_side)
-            customer_rtp.sendto(header + b"\x7f" * 160, to_customer_side)
-            await asyncio.sleep(0.02)
-        assert (await asyncio.wait_for(got["customer"].get(), 5)).endswith(b"\xff" * 160)
-        assert (await asyncio.wait_for(got["agent"].get(), 5)).endswith(b"\x7f" * 160)
+        await rtp.send("agent", to_agent_side, b"\xff")
+        await rtp.send("customer", to_customer_side, b"\x7f")
+        assert (await rtp.received("customer")).endswith(b"\xff" * 160)
+        assert (await rtp.received("agent")).endswith(b"\x7f" * 160)
         await customer.hangup()
         ended = await sw.wait_event("call.ended")
         assert ended["media"]["a_packets_in"] >= 1 and ended["media"]["b_packets_in"] >= 1
     finally:
-        agent_rtp.close()
-        customer_rtp.close()
+        rtp.close()
 
 
 async def test_the_agent_can_blind_transfer_the_customer(placed: Placed) -> None:

@@ -27,7 +27,6 @@ from tests.telephony.test_baresip import (
     SIPP,
     TEMPLATES,
     Baresip,
-    Control,
     Serve,
     _healthy,
     _squeeze,
@@ -35,6 +34,7 @@ from tests.telephony.test_baresip import (
     _tail,
     register_sipp_1001,
     registered,
+    run_baresip,
     sipp,
     wait_until,
 )
@@ -157,32 +157,8 @@ def tls_baresip(serve: TlsServe, tmp: Path) -> Iterator[Baresip]:
     )
     (config_dir / "contacts").write_text("")
     output = tmp / "baresip.log"
-    with output.open("wb") as out:
-        process = subprocess.Popen(
-            [BARESIP, "-f", str(config_dir), "-4", "-n", "127.0.0.1", "-s"],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    sock: socket.socket | None = None
-    try:
-
-        def connected() -> bool:
-            nonlocal sock
-            assert process.poll() is None, "baresip exited:\n" + _tail(output)
-            try:
-                sock = socket.create_connection(("127.0.0.1", ctrl_port), timeout=1)
-            except OSError:
-                return False
-            return True
-
-        wait_until("baresip's control socket", connected, 15, lambda: _tail(output))
-        assert sock is not None
-        yield Baresip(process, output, sip_port, Control(sock))
-    finally:
-        if sock is not None:
-            sock.close()
-        _stop(process)
+    with run_baresip(config_dir, output, sip_port, ctrl_port, "baresip") as phone:
+        yield phone
 
 
 def _registered_over_tls(serve: TlsServe) -> bool:

@@ -13,7 +13,6 @@ import contextlib
 import re
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,10 +24,9 @@ from tests.telephony.test_baresip import (
     PASSWORDS,
     TEMPLATES,
     Baresip,
-    Control,
-    _stop,
     _tail,
     registered,
+    run_baresip,
     wait_until,
 )
 from tests.telephony.test_sip_tls_baresip import TlsServe
@@ -78,32 +76,8 @@ def srtp_phone(
     )
     (config_dir / "contacts").write_text("")
     output = tmp / f"baresip-{user}.log"
-    with output.open("wb") as out:
-        process = subprocess.Popen(
-            [BARESIP, "-f", str(config_dir), "-4", "-n", "127.0.0.1", "-s"],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    sock: socket.socket | None = None
-    try:
-
-        def connected() -> bool:
-            nonlocal sock
-            assert process.poll() is None, "baresip exited:\n" + _tail(output)
-            try:
-                sock = socket.create_connection(("127.0.0.1", ctrl_port), timeout=1)
-            except OSError:
-                return False
-            return True
-
-        wait_until(f"baresip {user}'s control socket", connected, 15, lambda: _tail(output))
-        assert sock is not None
-        yield Baresip(process, output, sip_port, Control(sock))
-    finally:
-        if sock is not None:
-            sock.close()
-        _stop(process)
+    with run_baresip(config_dir, output, sip_port, ctrl_port, f"baresip {user}") as phone:
+        yield phone
 
 
 def _messages(trace: str, tls_port: int, *, received: bool) -> list[str]:

@@ -217,6 +217,7 @@ class AcdService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[str, list[Event]], None]] = []
         self._bus: EventBus | None = None
+        self._loading: set[str] = set()  # tenants being built for other nodes' events
 
     def add_listener(self, listener: Callable[[str, list[Event]], None]) -> None:
         """Call ``listener(tenant_id, events)`` after each command commits (timers included),
@@ -262,8 +263,9 @@ class AcdService:
             rt = self._tenants.get(tenant_id)
             if rt is not None:
                 rt.checked_at = None  # the next read or timer check catches up first
-            elif self._loop is not None:
-                # Build it off the loop (a replay); the timer loop picks it up afterwards.
+            elif self._loop is not None and tenant_id not in self._loading:
+                # Build it off the loop (a replay), once; the timer loop picks it up after.
+                self._loading.add(tenant_id)
                 self._loop.run_in_executor(None, self._load_quietly, tenant_id)
             for listener in self._listeners:
                 try:
@@ -278,6 +280,8 @@ class AcdService:
             self.routing(tenant_id)
         except Exception:
             log.exception("acd_load_failed", tenant_id=tenant_id)
+        finally:
+            self._loading.discard(tenant_id)
         self._poke()
 
     # ---- lifecycle -----------------------------------------------------------------------
