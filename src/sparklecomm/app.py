@@ -36,6 +36,7 @@ from sparklecomm.store.db import Database
 from sparklecomm.telephony import SipServer, SipServerConfig
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.extensions import ExtensionService
+from sparklecomm.telephony.outbound import OutboundCalls
 from sparklecomm.telephony.pbx.registration import TrunkRegistrations
 from sparklecomm.telephony.voice_queue import VoiceQueue
 from sparklecomm.web import STATIC_DIR
@@ -214,6 +215,8 @@ def build_app(services: Services) -> FastAPI:
             phones = SipAgentPhones(sip.calls, services.extra["extensions"].numbers_of_user)
             phones.attach(VoiceQueue(acd, phones))
             services.extra["agent_phones"] = phones
+            # Agents' click-to-dial calls are outbound interactions (busy while on them).
+            services.extra["outbound_calls"] = OutboundCalls(acd, phones)
             try:
                 await sip.start()
                 if services.extra.get("pbx") is not None:
@@ -256,6 +259,8 @@ def build_app(services: Services) -> FastAPI:
                 await trunk_registrations.stop()  # unregisters while the transport is open
             if sip is not None:
                 await sip.stop()
+            if "outbound_calls" in services.extra:
+                await services.extra.pop("outbound_calls").aclose()
             if "agent_phones" in services.extra:
                 await services.extra.pop("agent_phones").close()
             acd.unfollow()

@@ -80,6 +80,15 @@ PINNED = {
         "-> 'list[NewEvent]'"
     ),
     "leave_queue": "(self, agent_id: 'str', queue_id: 'str') -> 'list[NewEvent]'",
+    "outbound_refusal": (
+        "(self, agent_id: 'str', channel: 'Channel | str' = <Channel.VOICE: 'voice'>) "
+        "-> 'str | None'"
+    ),
+    "start_outbound": (
+        "(self, interaction_id: 'str', agent_id: 'str', queue_id: 'str | None' = None, "
+        "channel: 'Channel | str' = <Channel.VOICE: 'voice'>, *, customer_id: 'str | None' = "
+        "None, attributes: 'dict[str, Any] | None' = None) -> 'list[NewEvent]'"
+    ),
     "request_callback": (
         "(self, interaction_id: 'str', *, phone: 'str | None' = None, "
         "at: 'datetime | None' = None) -> 'list[NewEvent]'"

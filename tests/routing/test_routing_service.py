@@ -285,3 +285,52 @@ def test_patch_changes_only_what_is_given(client: TestClient, world: World) -> N
     admin.send("PUT", f"/agents/{world.agent_id}", {"skills": {"sales": 2}})
     assert ana.get(f"/agents/{world.agent_id}/config")["skills"] == {"sales": 2}
     ana.get(f"/agents/{world.admin_id}/config", status=403)
+
+
+def test_an_agent_starts_an_outbound_contact_and_it_survives_a_restart(
+    database_url: str, tmp_path: Path, world: World
+) -> None:
+    with TestClient(build_app(world.services)) as client:
+        admin, sup, ana = setup_center(client, world)
+        ana.post(f"/agents/{world.agent_id}/login")
+        ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+        started = ana.post(
+            "/interactions/outbound",
+            {"customer_id": "c-42", "attributes": {"to": "+15550100"}},
+            status=201,
+        )
+        view = started["interaction"]
+        assert (view["direction"], view["state"], view["queue_id"]) == (
+            "outbound",
+            "active",
+            "support",  # the agent's first voice queue
+        )
+        assert types(started) == [
+            "interaction.created",
+            "interaction.accepted",
+            "agent.state_changed",
+        ]
+        assert ana.get(f"/agents/{world.agent_id}")["state"] == "busy"
+        # Busy on their own call: a customer calling in waits instead of ringing them.
+        waiting = sup.post("/interactions", {"queue_id": "support"}, status=201)
+        assert "interaction.offered" not in types(waiting)
+        # A second call while on this one: 409 naming the agent; a bad queue: 404.
+        r = ana.post("/interactions/outbound", {}, status=409)
+        assert r["errors"][0]["field"] == "agent_id" and "busy" in r["detail"]
+        ana.post("/interactions/outbound", {"queue_id": "nowhere"}, status=404)
+        # Agents start contacts for themselves only; a supervisor may for their agent.
+        bo = admin.post("/users", {"username": "bo", "password": PASSWORD}, status=201)
+        ana.post("/interactions/outbound", {"agent_id": bo["id"]}, status=403)
+        # The journal has it: a new process on the same database sees the same call.
+        before = world.services.extra["acd"].read(world.tenant_id, lambda e: e.to_snapshot())
+    restarted = build_services(
+        Settings(data_dir=tmp_path, database_url=database_url),
+        clock=world.clock,
+        passwords=FAST_PASSWORDS,
+    )
+    acd2: AcdService = restarted.extra["acd"]
+    acd2.load_all()
+    assert acd2.read(world.tenant_id, lambda e: e.to_snapshot()) == before
+    iid = view["interaction_id"]
+    snap = acd2.read(world.tenant_id, lambda e: e.interaction_snapshot(iid))
+    assert (snap.direction, snap.agent_id) == ("outbound", world.agent_id)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from tests.conftest import World
-from tests.routing.test_routing_service import Api
+from tests.routing.test_routing_service import Api, setup_center
 from tests.telephony.test_calls import FakeRelay
 
 from sparklecomm.app import build_app
@@ -20,6 +20,7 @@ from sparklecomm.audit.store import Actor
 from sparklecomm.core.clock import SystemClock
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.calls import Call, CallManager
+from sparklecomm.telephony.outbound import OutboundCalls
 from sparklecomm.telephony.sip.location import Binding
 from sparklecomm.telephony.sip.message import SipRequest
 from sparklecomm.telephony.sip.timers import LoopScheduler, TimerConfig
@@ -64,7 +65,7 @@ class QuickPhones(SipAgentPhones):
     """The agent's phones ring 0.3 s (nobody answers a stub)."""
 
     async def place_call(self, tenant_id: str, agent_id: str, target: str, **kw: Any) -> Call:
-        return await super().place_call(tenant_id, agent_id, target, ring_seconds=0.3)
+        return await super().place_call(tenant_id, agent_id, target, **{**kw, "ring_seconds": 0.3})
 
 
 @pytest.fixture
@@ -82,9 +83,12 @@ def setup(sqlite_world: World) -> Iterator[tuple[TestClient, StubHost, CallManag
     manager = CallManager(host, clock=SystemClock(), relay=FakeRelay())  # type: ignore[arg-type]
     manager.use_pbx(pbx)
     with TestClient(build_app(svc)) as client:
-        svc.extra["agent_phones"] = QuickPhones(manager, extensions.numbers_of_user)
+        phones = QuickPhones(manager, extensions.numbers_of_user)
+        svc.extra["agent_phones"] = phones
+        svc.extra["outbound_calls"] = OutboundCalls(svc.extra["acd"], phones)
         yield client, host, manager
         svc.extra.pop("agent_phones")
+        svc.extra.pop("outbound_calls").close()
 
 
 def register(host: StubHost, number: str, port: int) -> None:
@@ -154,3 +158,94 @@ def test_without_sip_server_it_is_503(setup: tuple[TestClient, StubHost, CallMan
         Api(client, "ana").post("/telephony/calls", {"to": "1002"}, status=503)
     finally:
         client.app.state.services.extra["agent_phones"] = phones  # type: ignore[attr-defined]
+
+
+def wait_for(check: Any, seconds: float = 3.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_an_agents_call_is_an_outbound_interaction_busy_until_it_ends(
+    setup: tuple[TestClient, StubHost, CallManager], sqlite_world: World
+) -> None:
+    client, host, manager = setup
+    world = sqlite_world
+    register(host, "1001", 5080)
+    _, sup, ana = setup_center(client, world)
+    ana.post(f"/agents/{world.agent_id}/login")
+    ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+    result = ana.post("/telephony/calls", {"to": "1002", "customer_id": "c-9"}, status=202)
+    iid = result["interaction_id"]
+    assert iid is not None
+    view = ana.get(f"/interactions/{iid}")
+    assert (view["direction"], view["state"], view["queue_id"]) == ("outbound", "active", "support")
+    assert view["attributes"] == {"to": "1002", "call_id": result["call_id"]}
+    assert view["customer_id"] == "c-9"
+    assert ana.get(f"/agents/{world.agent_id}")["state"] == "busy"
+    # A customer calling in meanwhile is not offered to the agent on their own call.
+    waiting = sup.post("/interactions", {"queue_id": "support"}, status=201)
+    assert "interaction.offered" not in [e["type"] for e in waiting["events"]]
+    # The desk may not move the placed call; a second call while on it is refused (409).
+    ana.post(f"/interactions/{iid}/transfer", {"to_queue_id": "support"}, status=409)
+    problem = ana.post("/telephony/calls", {"to": "1002"}, status=409)
+    assert "busy" in problem["detail"]
+    # Nobody answers: the phones ring 0.3 s, the call ends, the interaction completes and
+    # the agent wraps up (the queue's 30 s), then gets the waiting customer.
+    wait_for(lambda: ana.get(f"/agents/{world.agent_id}")["state"] == "wrap_up")
+    assert manager.active_calls == 0  # the second click was refused before anything rang
+    with world.services.db.read() as s:
+        from sparklecomm.store.db import read_events
+
+        kinds = [
+            e.type
+            for e in read_events(s, world.tenant_id, 0, 1000)
+            if e.payload.get("interaction_id") == iid
+        ]
+    assert kinds == [
+        "interaction.created",
+        "interaction.accepted",
+        "interaction.completed",
+    ]
+
+
+def test_the_desk_completing_a_placed_call_hangs_it_up(
+    setup: tuple[TestClient, StubHost, CallManager], sqlite_world: World
+) -> None:
+    client, host, manager = setup
+    world = sqlite_world
+    register(host, "1001", 5080)
+    _, _, ana = setup_center(client, world)
+    ana.post(f"/agents/{world.agent_id}/login")
+    ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+    result = ana.post("/telephony/calls", {"to": "1002"}, status=202)
+    assert manager.active_calls == 1
+    ana.post(f"/interactions/{result['interaction_id']}/complete", {})
+    wait_for(lambda: manager.active_calls == 0)
+    assert ana.get(f"/agents/{world.agent_id}")["state"] == "wrap_up"
+
+
+def test_an_offer_ringing_refuses_the_call_before_any_phone_rings(
+    setup: tuple[TestClient, StubHost, CallManager], sqlite_world: World
+) -> None:
+    client, host, manager = setup
+    world = sqlite_world
+    register(host, "1001", 5080)
+    _, sup, ana = setup_center(client, world)
+    ana.post(f"/agents/{world.agent_id}/login")
+    ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+    sup.post("/interactions", {"queue_id": "support", "channel": "chat"}, status=201)
+    problem = ana.post("/telephony/calls", {"to": "1002"}, status=409)
+    assert "offer ringing" in problem["detail"] and problem["errors"][0]["field"] == "to"
+    assert host.transactions.sent == [] and manager.active_calls == 0
+
+
+def test_a_user_not_logged_in_to_routing_places_a_plain_call(
+    setup: tuple[TestClient, StubHost, CallManager], sqlite_world: World
+) -> None:
+    client, host, _ = setup
+    register(host, "1001", 5080)
+    setup_center(client, sqlite_world)  # ana is an agent, but logged out
+    result = Api(client, "ana").post("/telephony/calls", {"to": "1002"}, status=202)
+    assert result["interaction_id"] is None

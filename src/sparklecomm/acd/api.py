@@ -172,6 +172,19 @@ class ActAs(Strict):
     )
 
 
+class OutboundIn(ActAs):
+    queue_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The queue it is reported under (wrap-up too). Default: the agent's "
+        "first queue that takes the channel",
+    )
+    channel: Channel = Channel.VOICE
+    id: str | None = Field(default=None, max_length=64, pattern=ID_RE.pattern)
+    customer_id: str | None = Field(default=None, max_length=100)
+    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
 class RejectIn(ActAs):
     reason: Reason = "rejected"
 
@@ -594,6 +607,33 @@ def create_interaction(
     return {"interaction": view, "events": [e.to_json() for e in events]}
 
 
+@router.post("/interactions/outbound", status_code=201)
+def start_outbound(
+    body: OutboundIn, principal: CurrentPrincipal, svc: ServicesDep
+) -> dict[str, Any]:
+    """The agent starts a contact of their own (a call they place, an e-mail they write):
+    connected to them at once, so they count as busy and get no offers meanwhile. 409 when
+    they are not logged in, have an offer ringing or no room for the channel."""
+    agent_id = _acting_agent(principal, body.agent_id)
+    interaction_id = body.id or new_id()
+    service = _service(svc)
+    events = service.execute(
+        principal.tenant_id,
+        "start_outbound",
+        audit=_on_behalf(principal, agent_id, "interaction.outbound_started_for_agent"),
+        interaction_id=interaction_id,
+        agent_id=agent_id,
+        queue_id=body.queue_id,
+        channel=body.channel.value,
+        customer_id=body.customer_id,
+        attributes=body.attributes,
+    )
+    view = service.read(
+        principal.tenant_id, lambda e: _jsonable(e.interaction_snapshot(interaction_id))
+    )
+    return {"interaction": view, "events": [e.to_json() for e in events]}
+
+
 @router.get("/interactions/{interaction_id}")
 def get_interaction(
     interaction_id: AnyId, principal: CurrentPrincipal, svc: ServicesDep
@@ -637,6 +677,21 @@ def accept(
     return _act(svc, principal, "accept", interaction_id, body)
 
 
+def _refuse_for_placed_calls(
+    svc: Services, principal: Principal, interaction_id: str, what: str
+) -> None:
+    """A call an agent placed (click-to-dial) stays with the agent's phone: the PBX cannot
+    move it, so the desk may not transfer, consult or conference it (409)."""
+    snapshot = _service(svc).read(
+        principal.tenant_id, lambda e: e.interaction_snapshot(interaction_id)
+    )
+    if snapshot.direction == "outbound" and "call_id" in snapshot.attributes:
+        raise Conflict(
+            f"A call you placed cannot be {what} from the desk yet: it stays on your phone.",
+            field="interaction_id",
+        )
+
+
 @router.post("/interactions/{interaction_id}/reject")
 def reject(
     interaction_id: AnyId, body: RejectIn, principal: CurrentPrincipal, svc: ServicesDep
@@ -677,7 +732,8 @@ def end_wrapup(
 def transfer(
     interaction_id: AnyId, body: TransferIn, principal: CurrentPrincipal, svc: ServicesDep
 ) -> EventsOut:
-    """Blind transfer to an agent or a queue."""
+    """Blind transfer to an agent or a queue (409 for a call the agent placed)."""
+    _refuse_for_placed_calls(svc, principal, interaction_id, "transferred")
     return _act(
         svc,
         principal,
@@ -694,6 +750,7 @@ def transfer(
 def consult(
     interaction_id: AnyId, body: TargetIn, principal: CurrentPrincipal, svc: ServicesDep
 ) -> EventsOut:
+    _refuse_for_placed_calls(svc, principal, interaction_id, "consulted on")
     return _act(
         svc, principal, "consult", interaction_id, body, target_agent_id=body.target_agent_id
     )
@@ -713,6 +770,7 @@ def end_consult(
 def conference(
     interaction_id: AnyId, body: TargetIn, principal: CurrentPrincipal, svc: ServicesDep
 ) -> EventsOut:
+    _refuse_for_placed_calls(svc, principal, interaction_id, "conferenced")
     return _act(
         svc, principal, "conference", interaction_id, body, target_agent_id=body.target_agent_id
     )

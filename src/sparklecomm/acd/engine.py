@@ -1519,6 +1519,8 @@ class AcdEngine:
         queue = self._queues.get(queue_id)
         seconds = queue.config.wrapup_seconds if queue is not None else 0.0
         wrap = Wrapup(it.id, it.channel, queue_id, self._now, None, None, talk, hold)
+        if it.direction == "outbound":
+            wrap.outbound = True
         agent.wrapups[it.id] = wrap
         if seconds is None:  # until the agent ends it (end_wrapup)
             self._refresh(agent, cause)
@@ -1556,7 +1558,7 @@ class AcdEngine:
             )
         )
         queue = self._queues.get(wrap.queue_id)
-        if queue is not None:
+        if queue is not None and not wrap.outbound:  # outbound work does not predict waits
             window = queue.handle_times.setdefault(wrap.channel, [])
             window.append(_sec(handle))
             if len(window) > self._config.handle_time_window:
@@ -1861,6 +1863,132 @@ class AcdEngine:
             seconds=_sec(self._now - part.joined_at),
         )
         self._refresh(agent, "left_interaction")
+
+    # ==========================================================================================
+    # Outbound: contacts the agent starts (click-to-dial, an e-mail or task of their own)
+    # ==========================================================================================
+
+    def start_outbound(
+        self,
+        interaction_id: str,
+        agent_id: str,
+        queue_id: str | None = None,
+        channel: Channel | str = Channel.VOICE,
+        *,
+        customer_id: str | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> list[NewEvent]:
+        """The agent starts a contact: it is connected to them at once, never queued.
+
+        ``queue_id`` is the outbound queue it is reported under and whose wrap-up applies
+        (the agent need not be a member); None: the first of the agent's queues that takes
+        ``channel``. The agent must be logged in, have no offer ringing
+        and room for ``channel`` (a call blocks other channels as configured); an agent on a
+        break may place it and returns to the break after the wrap-up. Events:
+        ``interaction.created`` with ``direction: "outbound"`` and ``interaction.accepted``
+        with ``kind: "outbound"``; it then ends like any other (``complete``, wrap-up).
+        Outbound contacts do not count as offered or answered and their handle times do not
+        feed the queue's estimated wait (docs/routing.md).
+        """
+        now = self._begin()
+        if not isinstance(interaction_id, str) or not interaction_id or len(interaction_id) > 200:
+            raise InvalidInput("interaction_id must be a non-empty string.", field="interaction_id")
+        if interaction_id in self._interactions:
+            raise Conflict(
+                f"Interaction {interaction_id!r} exists already.", field="interaction_id"
+            )
+        agent = self._agent(agent_id)
+        ch = parse_channel(channel)
+        if queue_id is None:
+            queue_id = next((q for q in agent.queues if ch in self._queues[q].channel_set), None)
+            if queue_id is None:
+                raise InvalidInput(
+                    f"Agent {agent.id!r} is in no queue that takes {ch.value}: name the "
+                    "queue to report this contact under.",
+                    field="queue_id",
+                )
+        queue = self._queue(queue_id)
+        if ch not in queue.channel_set:
+            raise InvalidInput(
+                f"Queue {queue_id!r} does not take {ch.value} interactions.", field="channel"
+            )
+        if customer_id is not None and (not isinstance(customer_id, str) or len(customer_id) > 200):
+            raise InvalidInput("customer_id must be a string.", field="customer_id")
+        attrs = check_attributes(attributes) if attributes is not None else {}
+        refusal = self._outbound_refusal(agent, ch)
+        if refusal is not None:
+            raise Conflict(refusal, field="agent_id")
+        it = Interaction(
+            id=interaction_id,
+            channel=ch,
+            priority=0,
+            required_skills="",
+            expression=self._compile("", "required_skills"),
+            customer_id=customer_id,
+            attributes=attrs,
+            created_at=now,
+            queued_at=now,
+            queue_id=queue.id,
+            seq=0,
+            state=_ACTIVE,
+            agent_id=agent.id,
+            leg_started_at=now,
+            direction="outbound",
+        )
+        it.participants = {agent.id: Participant(Role.OWNER, now)}
+        self._interactions[interaction_id] = it
+        agent.interactions[it.id] = ch
+        agent.load[ch] = agent.load.get(ch, 0) + 1
+        self._ievent(
+            "interaction.created",
+            it,
+            agent_id=agent.id,
+            priority=0,
+            required_skills="",
+            customer_id=customer_id,
+            attributes=attrs,
+            created_at=self._iso(),
+            direction="outbound",
+        )
+        self._ievent(
+            "interaction.accepted",
+            it,
+            agent_id=agent.id,
+            kind="outbound",
+            wait_seconds=0.0,
+            queue_wait_seconds=0.0,
+            ring_seconds=0.0,
+            service_level_seconds=queue.config.service_level_seconds,
+            within_service_level=True,
+            attempt=0,
+        )
+        self._refresh(agent, "outbound")
+        return self._finish()
+
+    def outbound_refusal(self, agent_id: str, channel: Channel | str = Channel.VOICE) -> str | None:
+        """Why :meth:`start_outbound` would refuse ``agent_id`` a ``channel`` contact right
+        now (None: it would not), e.g. to check before a phone rings."""
+        self._query_now()
+        return self._outbound_refusal(self._agent(agent_id), parse_channel(channel))
+
+    def _outbound_refusal(self, agent: Agent, channel: Channel) -> str | None:
+        if agent.logged_in_at is None:
+            return f"Agent {agent.id!r} is not logged in."
+        if agent.offer is not None:
+            return f"Agent {agent.id!r} has an offer ringing: accept or reject it first."
+        if not self._has_room(agent, channel):
+            busy = "is wrapping up: end the wrap-up first" if agent.wrapups else "is busy"
+            return f"Agent {agent.id!r} {busy} (no room for another {channel.value} interaction)."
+        return None
+
+    def _has_room(self, agent: Agent, channel: Channel) -> bool:
+        """Capacity alone (not state): whether the agent could carry one more ``channel``."""
+        load = agent.load
+        if load.get(channel, 0) >= agent.config.capacity.get(channel, 0):
+            return False
+        if not agent.config.voice_blocks_other_channels or channel in PHONE_CHANNELS:
+            return True
+        return not any(load.get(c) for c in PHONE_CHANNELS)
 
     # ==========================================================================================
     # Callbacks
@@ -2217,6 +2345,7 @@ class AcdEngine:
             required_skills=it.required_skills,
             attributes=dict(it.attributes),
             callback_phone=it.callback_phone,
+            direction=it.direction,
         )
 
     def queue_snapshot(self, queue_id: str, *, limit: int | None = None) -> QueueSnapshot:

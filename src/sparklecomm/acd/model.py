@@ -574,6 +574,7 @@ class Interaction:
     callback_due_at: int | None = None
     callback_attempts: int = 0
     timers: dict[str, int] = field(default_factory=dict)
+    direction: str = "inbound"  # inbound | outbound (started by the agent: start_outbound)
 
 
 @dataclass(slots=True)
@@ -586,6 +587,7 @@ class Wrapup:
     timer_id: int | None
     talk_us: int
     hold_us: int
+    outbound: bool = False  # outbound work: its handle time does not feed the EWT
 
 
 @dataclass(slots=True)

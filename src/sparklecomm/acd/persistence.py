@@ -192,6 +192,7 @@ def _dump_interaction(it: Interaction) -> dict[str, Any]:
         "callback_due_at": it.callback_due_at,
         "callback_attempts": it.callback_attempts,
         "timers": it.timers,
+        "direction": it.direction,
     }
 
 
@@ -248,6 +249,7 @@ def _load_interaction(engine: AcdEngine, d: Mapping[str, Any]) -> Interaction:
         callback_due_at=d["callback_due_at"],
         callback_attempts=d["callback_attempts"],
         timers=dict(d["timers"]),
+        direction=d.get("direction", "inbound"),
     )
 
 
@@ -273,6 +275,7 @@ def _dump_agent(agent: Agent) -> dict[str, Any]:
                 "timer_id": w.timer_id,
                 "talk_us": w.talk_us,
                 "hold_us": w.hold_us,
+                "outbound": w.outbound,
             }
             for w in agent.wrapups.values()
         ],
@@ -308,6 +311,7 @@ def _load_agent(d: Mapping[str, Any]) -> Agent:
                 w["timer_id"],
                 w["talk_us"],
                 w["hold_us"],
+                w.get("outbound", False),
             )
             for w in d["wrapups"]
         },

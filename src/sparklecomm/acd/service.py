@@ -144,6 +144,7 @@ COMMANDS = frozenset(
         "set_available",
         "set_break_reasons",
         "create_interaction",
+        "start_outbound",
         "accept",
         "reject",
         "hold",

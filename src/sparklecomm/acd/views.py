@@ -84,3 +84,4 @@ class InteractionSnapshot:
     required_skills: str = ""
     attributes: dict[str, object] = field(default_factory=dict)  # DNIS, VIP tier, campaign
     callback_phone: str | None = None  # the number a queued callback calls
+    direction: str = "inbound"  # outbound: started by the agent (click-to-dial ...)

@@ -102,10 +102,12 @@ class SipAgentPhones:
         *,
         ring_seconds: float = 30.0,
         answer_timeout: float = 60.0,
+        on_event: Callable[[Call, str], None] | None = None,
     ) -> Call:
         """Ring the agent's phones, then dial ``target`` as the agent's (first) extension
-        would (:meth:`CallManager.originate`); raises
-        :class:`~sparklecomm.telephony.calls.OriginateRefused` before anything rings."""
+        would (:meth:`CallManager.originate`; ``on_event`` hears ``connected`` and
+        ``ended``); raises :class:`~sparklecomm.telephony.calls.OriginateRefused` before
+        anything rings."""
         numbers = await self.extensions(tenant_id, agent_id)
         return await self.manager.originate(
             tenant_id,
@@ -115,7 +117,12 @@ class SipAgentPhones:
             ring_seconds=ring_seconds,
             answer_timeout=answer_timeout,
             source=f"click-to-dial:{agent_id}",
+            on_event=on_event,
         )
+
+    def hang_up(self, call: Call, reason: str) -> None:
+        """End a call placed for an agent (both legs)."""
+        self.manager.end_call(call, reason)
 
     # ---- CallbackPhones: queued callbacks placed through the agent's phones --------------
 

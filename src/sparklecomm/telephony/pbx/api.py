@@ -450,6 +450,15 @@ class CallIn(Strict):
         max_length=40,
         description="An extension of the organisation or an external number (+4930...)",
     )
+    queue_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="For a logged-in agent: the queue the call is reported under (its "
+        "wrap-up applies). Default: the agent's first voice queue",
+    )
+    customer_id: str | None = Field(
+        default=None, max_length=100, description="The customer called, for their history"
+    )
 
 
 class SipUnavailable(DomainError):
@@ -464,8 +473,10 @@ async def place_call(body: CallIn, principal: CurrentPrincipal, svc: ServicesDep
     theirs); when one answers, dial ``to`` as that extension would (the dial plan's rules,
     an external number only through a dial rule's trunk). 202 with the call's id once the
     phones ring; what happens next comes as ``call.*`` events (``originated: true``).
-    422 (field ``to``) when the dial plan refuses the number, 409 without a registered
-    phone, 503 when this node runs no SIP server."""
+    For a logged-in agent the call is an outbound interaction (``interaction_id``): they
+    are busy until it ends and wrap up after it; 409 when they have an offer ringing or are
+    on a call already. 422 (field ``to``) when the dial plan refuses the number, 409
+    without a registered phone, 503 when this node runs no SIP server."""
     number = normalise_number(body.to)
     if not DIALLABLE_RE.match(number):
         raise InvalidInput(
@@ -475,8 +486,19 @@ async def place_call(body: CallIn, principal: CurrentPrincipal, svc: ServicesDep
     phones = svc.extra.get("agent_phones")
     if phones is None:
         raise SipUnavailable("Calls cannot be placed: the SIP server is not running here.")
+    outbound = svc.extra.get("outbound_calls")
+    interaction_id: str | None = None
     try:
-        call = await phones.place_call(principal.tenant_id, principal.user_id, number)
+        if outbound is not None:
+            call, interaction_id = await outbound.place(
+                principal.tenant_id,
+                principal.user_id,
+                number,
+                queue_id=body.queue_id,
+                customer_id=body.customer_id,
+            )
+        else:
+            call = await phones.place_call(principal.tenant_id, principal.user_id, number)
     except OriginateRefused as refused:
         if refused.kind == "dial_plan":
             raise InvalidInput(
@@ -488,4 +510,9 @@ async def place_call(body: CallIn, principal: CurrentPrincipal, svc: ServicesDep
                 field="to",
             ) from None
         raise SipUnavailable(f"Calls cannot be placed: {refused.reason}.") from None
-    return {"call_id": call.id, "to": number, "state": "ringing_agent"}
+    return {
+        "call_id": call.id,
+        "to": number,
+        "state": "ringing_agent",
+        "interaction_id": interaction_id,
+    }
