@@ -386,3 +386,36 @@ def test_click_to_dial_from_the_desk_says_why_a_call_cannot_be_placed(
     expect(agent.get_by_role("alert").last).to_contain_text("to must be an extension or a phone")
     assert static_problems(agent) == []
     agent.context.close()
+
+
+def test_the_agents_own_outbound_contact_shows_on_the_desk_and_wraps_up(
+    browser: Browser, live_server: LiveServer, center: dict[str, Any]
+) -> None:
+    """A contact the agent starts (here through the API, as a CRM integration or the
+    click-to-dial of a registered phone would) is their work at once: busy, with the
+    customer found by the number called, then the usual completion and wrap-up."""
+    me = Client(live_server.url, "agent")
+    agent_id = center["agent_id"]
+    me.call("POST", f"/agents/{agent_id}/login", ok=(200, 409))
+    me.call("POST", f"/agents/{agent_id}/state", {"state": "available"})
+    agent = open_as(browser, live_server, "agent", "/agent")
+    expect(agent.locator("#desk")).to_have_attribute("data-ready", "true")
+    started = me.call(
+        "POST", "/interactions/outbound", {"channel": "voice", "attributes": {"to": "+15550142"}}
+    )
+    assert started["interaction"]["direction"] == "outbound"
+    card = agent.locator("[data-testid='interaction'][data-direction='outbound']")
+    expect(card.get_by_role("heading")).to_have_text("Outbound call to Lena Ruiz")
+    expect(agent.get_by_test_id("agent-state")).to_have_text("Busy")
+    expect(card.get_by_test_id("customer-record")).to_contain_text("+15550142")
+    assert static_problems(agent) == []
+    card.get_by_role("button", name="Complete").click()
+    wrap = agent.get_by_test_id("wrapup")
+    expect(wrap).to_be_visible()
+    wrap.get_by_role("button", name="End wrap-up").click()
+    expect(agent.get_by_test_id("agent-state")).to_have_text("Ready")
+    # The customer's history names it as an outbound contact the agent placed.
+    context = me.call("GET", f"/interactions/{started['interaction']['interaction_id']}/context")
+    assert context["interaction"]["direction"] == "outbound"
+    assert context["customer"]["id"] == "c-100"
+    agent.context.close()

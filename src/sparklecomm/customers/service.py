@@ -30,7 +30,7 @@ CODE_KINDS = ("reason", "disposition")
 VIP_TIERS = ("silver", "gold", "platinum")
 CUSTOMER_FIELDS = ("name", "phone", "email", "vip_tier", "attributes")
 #: Attributes an interaction may carry that name the caller's number.
-PHONE_ATTRIBUTES = ("phone", "ani", "from", "caller")
+PHONE_ATTRIBUTES = ("phone", "ani", "from", "caller", "to")
 HISTORY_LIMIT = 20
 
 
@@ -257,6 +257,7 @@ class CustomerService:
                 "customer_id": created.get("customer_id"),
                 "attributes": created.get("attributes") or {},
                 "created_at": created.get("created_at") or created.get("time"),
+                "direction": created.get("direction", "inbound"),
             },
             "customer": customer_payload(customer) if customer is not None else None,
             "history": history,
@@ -301,6 +302,7 @@ class CustomerService:
                 "channel": p.get("channel"),
                 "queue_id": p.get("queue_id"),
                 "attributes": p.get("attributes") or {},
+                "direction": p.get("direction", "inbound"),
                 "outcome": "open",
                 "agent_id": None,
                 "disposition": None,
@@ -314,8 +316,13 @@ class CustomerService:
                 continue
             p = e.payload
             if e.type == "interaction.accepted":
-                row["outcome"], row["agent_id"] = "answered", p.get("agent_id")
-                row["wait_seconds"] = p.get("wait_seconds")
+                # An outbound contact is "placed" by the agent, not answered by them.
+                placed = p.get("kind") == "outbound"
+                row["outcome"], row["agent_id"] = (
+                    "placed" if placed else "answered",
+                    p.get("agent_id"),
+                )
+                row["wait_seconds"] = None if placed else p.get("wait_seconds")
             elif e.type == "interaction.completed":
                 row["outcome"], row["disposition"] = "completed", p.get("disposition")
             elif e.type == "interaction.abandoned":

@@ -131,13 +131,13 @@ function renderStatus() {
   tick();
 }
 
-const numberOf = (it, cu) => cu?.phone ?? it.attributes?.phone ?? it.attributes?.ani ?? null;
+const numberOf = (it, cu) => cu?.phone ?? it.attributes?.phone ?? it.attributes?.ani ?? it.attributes?.to ?? null;
 
 function customerPanel(iid, { editable }) {
   const c = contexts.get(iid);
   if (!c) return h("p", { class: "muted" }, "Loading the customer's record…");
   const it = c.interaction, cu = c.customer;
-  const attrs = Object.entries(it.attributes || {}).filter(([k]) => !["dnis", "ani", "phone", "call_id"].includes(k));
+  const attrs = Object.entries(it.attributes || {}).filter(([k]) => !["dnis", "ani", "phone", "call_id", "to"].includes(k));
   const offer = offerOf(iid);
   const waited = offer?.wait_seconds ?? null;
   const kv = h("dl", { class: "kv", "data-testid": "customer-record" },
@@ -148,7 +148,7 @@ function customerPanel(iid, { editable }) {
       // first, then the customer's. Not while this is a call already.
       numberOf(it, cu) && it.channel !== "voice" && editable
         ? h("button", { class: "btn small", type: "button", style: "margin-left:.5rem", "data-testid": "call-customer",
-          onclick: () => placeCall(numberOf(it, cu)) }, "Call") : null),
+          onclick: () => placeCall(numberOf(it, cu), cu?.id) }, "Call") : null),
     h("dt", {}, "Dialled (DNIS)"), h("dd", { "data-testid": "dnis" }, it.attributes?.dnis ?? "–"),
     h("dt", {}, "Queue"), h("dd", {}, queueName(it.queue_id)),
     waited !== null ? [h("dt", {}, "Waited"), h("dd", { class: "num" }, duration(waited))] : null,
@@ -158,7 +158,7 @@ function customerPanel(iid, { editable }) {
   );
   const history = h("ul", { class: "history", "data-testid": "history" },
     c.history.length ? c.history.map((x) => h("li", {},
-      h("div", { class: "when" }, `${new Date(x.time).toLocaleString()} · ${CHANNEL[x.channel] ?? x.channel} · ${queueName(x.queue_id)}`),
+      h("div", { class: "when" }, `${new Date(x.time).toLocaleString()} · ${x.direction === "outbound" ? "outbound " : ""}${CHANNEL[x.channel] ?? x.channel} · ${queueName(x.queue_id)}`),
       h("div", {}, h("strong", {}, x.outcome), x.disposition ? ` — ${x.disposition}` : "",
         x.handle_seconds ? h("span", { class: "muted" }, ` · ${duration(x.handle_seconds)}`) : ""),
       ...x.notes.filter((n) => n.text).map((n) => h("div", { class: "muted" }, `“${n.text}”`))))
@@ -329,15 +329,20 @@ function activeCard(iid) {
   const held = onHold.get(iid);
   const channel = c?.interaction.channel ?? "chat";
   const since = acceptedAt(iid);
-  return h("article", { class: "icard", "data-testid": "interaction", "data-interaction": iid, "data-channel": channel },
-    h("header", {}, h("h2", {}, `${CHANNEL[channel] ?? channel} with ${c?.customer?.name ?? "unknown caller"}`),
+  const outbound = c?.interaction.direction === "outbound";
+  const who = c?.customer?.name ?? (outbound ? c?.interaction.attributes?.to : null) ?? "unknown caller";
+  // A call the agent placed stays on their phone: the PBX cannot transfer it (yet).
+  const movable = !(outbound && onPhone(c));
+  return h("article", { class: "icard", "data-testid": "interaction", "data-interaction": iid, "data-channel": channel,
+    "data-direction": outbound ? "outbound" : "inbound" },
+    h("header", {}, h("h2", {}, outbound ? `Outbound ${CHANNEL[channel]?.toLowerCase() ?? channel} to ${who}` : `${CHANNEL[channel] ?? channel} with ${who}`),
       c?.customer?.vip_tier ? h("span", { class: `badge vip ${c.customer.vip_tier}` }, `VIP ${c.customer.vip_tier}`) : null,
       held ? h("span", { class: "pill", dataset: { state: "break" } }, "On hold") : null,
       h("span", { class: "spacer" }),
       since ? h("span", { class: "num timer", "data-since": since.toISOString(), "data-testid": "talk-timer", title: "Time connected" }, "") : null),
     h("div", { class: "body" }, customerPanel(iid, { editable: true }),
-      h("div", {}, notesPanel(iid), h("div", { class: "section-title" }, "Transfer"), transferPanel(iid),
-        h("div", { class: "section-title" }, "Consult"), consultPanel(iid))),
+      h("div", {}, notesPanel(iid), movable ? [h("div", { class: "section-title" }, "Transfer"), transferPanel(iid),
+        h("div", { class: "section-title" }, "Consult"), consultPanel(iid)] : null)),
     h("div", { class: "actions" },
       h("button", { class: "btn", type: "button", "aria-keyshortcuts": "Alt+H", onclick: () => holdToggle(iid) },
         held ? "Resume " : "Hold ", h("kbd", {}, "Alt H")),
@@ -458,11 +463,13 @@ function loginToggle() {
 }
 // Click-to-dial: the platform rings this agent's phones, then dials the number as their
 // extension would (the organisation's dial rules decide what may be called).
-async function placeCall(number) {
+// For a logged-in agent the call is an outbound interaction: it shows as their work at once.
+async function placeCall(number, customerId) {
   const to = String(number ?? "").trim();
   if (!to) { $("dial-number").focus(); return; }
   try {
-    await api("POST", "/api/v1/telephony/calls", { to });
+    await api("POST", "/api/v1/telephony/calls", customerId ? { to, customer_id: customerId } : { to });
+    refresh();
     toast(`Your phone is ringing: pick it up to call ${to}.`);
     $("dial-number").value = "";
   } catch (e) {
