@@ -18,6 +18,8 @@ import pytest
 from tests.conftest import World
 from tests.telephony.sip_support import loopback_namespace, run_sipp
 
+from sparklecomm.acd import AgentConfig, QueueConfig
+from sparklecomm.acd.persistence import agent_config_to_dict, queue_config_to_dict
 from sparklecomm.audit.store import Actor
 from sparklecomm.core.clock import SystemClock
 from sparklecomm.telephony import SipServer, SipServerConfig, loopback_only
@@ -26,6 +28,7 @@ from sparklecomm.telephony.calls import OriginateRefused
 from sparklecomm.telephony.extensions import ExtensionService
 from sparklecomm.telephony.media.relay import MediaRelay, RelayConfig
 from sparklecomm.telephony.media.rtp import build_rtp_packet
+from sparklecomm.telephony.outbound import OutboundCalls
 from sparklecomm.telephony.pbx.locations import SqlLocationStore
 from sparklecomm.telephony.pbx.service import PbxService
 from sparklecomm.telephony.sip.timers import TimerConfig
@@ -260,3 +263,76 @@ async def test_no_dial_rule_nothing_rings_nothing_is_dialled(setup: Setup) -> No
         await setup.phones.place_call(setup.world.tenant_id, setup.world.agent_id, "+1900555")
     assert refused.value.kind == "dial_plan" and refused.value.status == 403
     assert setup.events == [] and setup.server.calls.active_calls == 0
+
+
+def routing_agent(setup: Setup) -> Any:
+    """The test's user as a logged-in, available agent of queue ``sales`` (5 s wrap-up)."""
+    acd = setup.world.services.extra["acd"]
+    t, agent_id = setup.world.tenant_id, setup.world.agent_id
+    acd.execute(t, "add_queue", config=queue_config_to_dict(QueueConfig("sales", wrapup_seconds=5)))
+    acd.execute(t, "add_agent", config=agent_config_to_dict(AgentConfig(agent_id)))
+    acd.execute(t, "join_queue", agent_id=agent_id, queue_id="sales")
+    acd.execute(t, "login", agent_id=agent_id)
+    return acd
+
+
+async def wait_state(acd: Any, setup: Setup, state: str) -> None:
+    t, agent_id = setup.world.tenant_id, setup.world.agent_id
+    for _ in range(200):
+        if acd.read(t, lambda e: e.agent_snapshot(agent_id).state) == state:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the agent never got to {state}")
+
+
+async def test_an_agents_call_is_an_outbound_interaction_completed_when_it_ends(
+    setup: Setup,
+) -> None:
+    acd = routing_agent(setup)
+    outbound = OutboundCalls(acd, setup.phones)
+    t, agent_id = setup.world.tenant_id, setup.world.agent_id
+    try:
+        agent = uas(setup, "agent", "call_uas.xml", ip="127.0.0.1", port=5080, rtp=AGENT_RTP)
+        customer = uas(
+            setup, "customer", "call_uas.xml", ip=TRUNK_HOST, port=TRUNK_PORT, rtp=CUSTOMER_RTP
+        )
+        await asyncio.sleep(0.3)
+        await register(setup, 5070, 5080)
+        call, iid = await outbound.place(t, agent_id, "+4930555")
+        assert iid is not None
+        view = acd.read(t, lambda e: e.interaction_snapshot(iid))
+        assert (view.direction, view.agent_id, view.queue_id) == ("outbound", agent_id, "sales")
+        assert view.attributes == {"to": "+4930555", "call_id": call.id}
+        assert acd.read(t, lambda e: e.agent_snapshot(agent_id).state) == "busy"
+        await setup.wait_event("call.answered")
+        setup.server.calls.end_call(call, "test_over")  # a side hangs up
+        await wait_state(acd, setup, "wrap_up")
+        assert (await agent)[0] == 0 and (await customer)[0] == 0
+        assert outbound.calls() == []
+    finally:
+        await outbound.aclose()
+
+
+async def test_completing_the_outbound_interaction_hangs_up_both_phones(setup: Setup) -> None:
+    acd = routing_agent(setup)
+    outbound = OutboundCalls(acd, setup.phones)
+    t, agent_id = setup.world.tenant_id, setup.world.agent_id
+    try:
+        agent = uas(setup, "agent", "call_uas.xml", ip="127.0.0.1", port=5080, rtp=AGENT_RTP)
+        customer = uas(
+            setup, "customer", "call_uas.xml", ip=TRUNK_HOST, port=TRUNK_PORT, rtp=CUSTOMER_RTP
+        )
+        await asyncio.sleep(0.3)
+        await register(setup, 5070, 5080)
+        call, iid = await outbound.place(t, agent_id, "+4930555")
+        await setup.wait_event("call.answered")
+        acd.execute(t, "complete", interaction_id=iid, agent_id=agent_id)  # the desk
+        ended = await setup.wait_event("call.ended")
+        assert ended["reason"] == "completed"
+        rc, out = await agent  # both SIPp phones got a BYE and ended cleanly
+        assert rc == 0, out[-3000:]
+        rc, out = await customer
+        assert rc == 0, out[-3000:]
+        assert call.ended
+    finally:
+        await outbound.aclose()
