@@ -328,10 +328,12 @@ class FakeSession:
     a: Any
     b: Any
     remotes: dict[str, tuple[str, int]] = field(default_factory=dict)
+    rtcp: dict[str, int | None] = field(default_factory=dict)
     closed: bool = False
 
-    def set_remote(self, leg: str, host: str, port: int) -> None:
+    def set_remote(self, leg: str, host: str, port: int, *, rtcp_port: int | None = None) -> None:
         self.remotes[leg] = (host, port)
+        self.rtcp[leg] = rtcp_port
 
     def stats(self) -> dict[str, int]:
         return {"relayed": 0}
@@ -344,6 +346,10 @@ class FakeSession:
 class Endpoint:
     host: str
     port: int
+
+    @property
+    def rtcp_port(self) -> int:
+        return self.port + 1
 
 
 class FakeRelay:
@@ -685,6 +691,32 @@ async def test_media_is_anchored_at_the_relay_and_hold_passes_through(
             break
         await asyncio.sleep(0.02)
     assert session.closed
+
+
+@pytest.mark.parametrize(
+    "router_holder",
+    [{"router": ExtensionRouter(PASSWORDS.keys(), "t1"), "relay": FakeRelay()}],
+    indirect=True,
+)
+async def test_an_rtcp_port_of_its_own_is_used_and_hidden_behind_the_relay(
+    switch: Switch, router_holder: dict[str, Any]
+) -> None:
+    """RFC 3605: the caller's RTCP is on 4100, not 4001. The relay sends it there, and
+    the callee is told the relay's RTCP port instead of the caller's."""
+    relay: FakeRelay = router_holder["relay"]
+    alice = await switch.phone("1001", rtp_port=4000)
+    bob = await switch.phone("1002", rtp_port=5000)
+    body = offer_sdp(4000) + b"a=rtcp:4100 IN IP4 127.0.0.1\r\n"
+    call = await alice.call("1002", body=body)
+    assert (await call.result()).status == 200
+    session = relay.sessions[0]
+    assert session.rtcp == {"a": 4100, "b": None}  # bob's answer has no a=rtcp: port + 1
+    assert bob.incoming is not None
+    audio = sdplib.parse(bob.incoming.request.body).audio()
+    assert audio is not None
+    assert audio.attributes("rtcp") == [f"{session.b.port + 1} IN IP4 127.0.0.1"]
+    await call.hangup()
+    await bob.next_request("BYE")
 
 
 async def test_in_dialog_options_and_unknown_dialogs(switch: Switch) -> None:

@@ -130,6 +130,31 @@ def test_anchor_rewrites_connection_port_and_origin() -> None:
     assert sdp.media_target(parsed) == ("host.atlanta.example.com", 49170)  # input untouched
 
 
+def test_rtcp_attribute_is_read_and_rewritten_to_the_relay() -> None:
+    """RFC 3605: a phone whose RTCP is not on RTP port + 1 says so with a=rtcp; the relay
+    must send its RTCP there, and the other side must send RTCP to the relay, not around
+    it to the phone."""
+    audio_only = OFFER.split("m=video")[0]
+    plain = sdp.parse(audio_only)
+    assert sdp.rtcp_target(plain) is None  # RTP port + 1
+    assert (
+        "rtcp:" not in sdp.anchor(plain, "192.0.2.10", 20002, rtcp_port=20003).to_bytes().decode()
+    )
+    with_rtcp = sdp.parse(audio_only + "a=rtcp:53020 IN IP4 host.atlanta.example.com\r\n")
+    assert sdp.rtcp_target(with_rtcp) == 53020
+    anchored = sdp.anchor(with_rtcp, "192.0.2.10", 20002, rtcp_port=20003)
+    audio = anchored.audio()
+    assert audio is not None and audio.attributes("rtcp") == ["20003 IN IP4 192.0.2.10"]
+    assert sdp.rtcp_target(sdp.parse(anchored.to_bytes())) == 20003
+    # Without the relay's port (no relay: the phone's own address stays) it is kept.
+    kept = sdp.anchor(with_rtcp, "host.atlanta.example.com", 49170)
+    assert kept.audio().attributes("rtcp") == ["53020 IN IP4 host.atlanta.example.com"]  # type: ignore[union-attr]
+    # A bare port form, and malformed values (ignored: RTP port + 1 then).
+    assert sdp.rtcp_target(sdp.parse(audio_only + "a=rtcp:9\r\n")) == 9
+    for bad in ("a=rtcp:\r\n", "a=rtcp:0\r\n", "a=rtcp:70000\r\n", "a=rtcp:x IN IP4 a\r\n"):
+        assert sdp.rtcp_target(sdp.parse(audio_only + bad)) is None
+
+
 def test_answer_picks_the_first_codec_and_mirrors_direction() -> None:
     offer = sdp.parse(OFFER.split("m=video")[0] + "a=sendonly\r\n")
     answer = sdp.answer(offer, "127.0.0.1", 20000, session_id="9")

@@ -79,6 +79,7 @@ Side = Literal["a", "b"]
 class RelayEndpoint(Protocol):
     host: str
     port: int
+    rtcp_port: int
 
 
 class MediaSession(Protocol):
@@ -90,7 +91,9 @@ class MediaSession(Protocol):
     @property
     def b(self) -> RelayEndpoint: ...
 
-    def set_remote(self, leg: Literal["a", "b"], host: str, port: int) -> None: ...
+    def set_remote(
+        self, leg: Literal["a", "b"], host: str, port: int, *, rtcp_port: int | None = None
+    ) -> None: ...
 
     def stats(self) -> dict[str, int]: ...
 
@@ -2233,7 +2236,9 @@ class CallManager:
             return
         target = sdplib.media_target(description)
         if target is not None:
-            call.media.set_remote(side, target[0], target[1])
+            call.media.set_remote(
+                side, target[0], target[1], rtcp_port=sdplib.rtcp_target(description)
+            )
 
     def _sdp_for(self, leg: Leg, description: sdplib.SessionDescription) -> bytes:
         """A description to send to ``leg``'s party: anchored at the relay when there is
@@ -2246,7 +2251,13 @@ class CallManager:
                 endpoint = call.media.c
             else:
                 endpoint = call.media.a if leg.side == "a" else call.media.b
-            out = sdplib.anchor(description, endpoint.host, endpoint.port, origin=origin)
+            out = sdplib.anchor(
+                description,
+                endpoint.host,
+                endpoint.port,
+                origin=origin,
+                rtcp_port=endpoint.rtcp_port,
+            )
         else:
             audio = description.audio()
             host = description.connection(audio)

@@ -67,6 +67,16 @@ class Media:
         count = "" if self.port_count is None else f"/{self.port_count}"
         return f"{self.kind} {self.port}{count} {self.proto} {' '.join(self.formats)}".rstrip()
 
+    def rtcp_port(self) -> int | None:
+        """The RTCP port of ``a=rtcp:PORT [IN IP4 address]`` (RFC 3605), or None (then RTCP
+        is on the RTP port + 1). A malformed value counts as absent. The optional address is
+        not used: RTCP goes to the stream's connection address."""
+        for value in self.attributes("rtcp"):
+            first = value.split(maxsplit=1)[0] if value.strip() else ""
+            if first.isdigit() and 1 <= int(first) <= 65535:
+                return int(first)
+        return None
+
     def rtpmap(self) -> dict[str, str]:
         """Payload type → ``encoding/clock`` (lower-cased encoding) from ``a=rtpmap``."""
         result: dict[str, str] = {}
@@ -285,16 +295,25 @@ def media_target(sdp: SessionDescription) -> tuple[str, int] | None:
     return host, media.port
 
 
+def rtcp_target(sdp: SessionDescription) -> int | None:
+    """The audio stream's RTCP port when ``a=rtcp`` names one (RFC 3605), else None."""
+    media = sdp.audio()
+    return media.rtcp_port() if media is not None else None
+
+
 def anchor(
     sdp: SessionDescription,
     host: str,
     port: int,
     *,
     origin: tuple[str, int] | None = None,
+    rtcp_port: int | None = None,
 ) -> SessionDescription:
     """Point the audio at ``host:port`` (the relay): session and audio c= lines and the
     first audio m= port; a ``0.0.0.0`` hold address is kept as it is. ``origin`` =
-    (session id, version) replaces the o= line's id, version and address."""
+    (session id, version) replaces the o= line's id, version and address. ``rtcp_port``
+    (the relay's RTCP port) replaces an ``a=rtcp`` line of the audio (RFC 3605), which would
+    otherwise send the other side's RTCP around the relay to the phone itself."""
     family = "IP6" if ":" in host else "IP4"
     connection = f"IN {family} {host}"
     held = sdp.connection(sdp.audio()) == "0.0.0.0"  # noqa: S104
@@ -321,6 +340,12 @@ def anchor(
                 lines = list(item.lines)
             else:
                 lines = [(k, connection if k == "c" else v) for k, v in item.lines]
+            if rtcp_port is not None:
+                rtcp = f"rtcp:{rtcp_port} {connection}"
+                lines = [
+                    (k, rtcp if k == "a" and (v == "rtcp" or v.startswith("rtcp:")) else v)
+                    for k, v in lines
+                ]
             media.append(
                 Media(item.kind, port, item.proto, list(item.formats), lines, item.port_count)
             )
