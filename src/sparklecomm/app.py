@@ -212,8 +212,10 @@ def build_app(services: Services) -> FastAPI:
             if services.extra.get("pbx") is not None:
                 sip.calls.use_pbx(services.extra["pbx"])  # DIDs, ring groups, trunks, fraud
             # Calls sent to a queue become ACD interactions; offers ring the agents' phones.
+            # Every node hears every callback offer: with the Redis bus, the nodes claim each
+            # one there and only the winner rings (docs/telephony.md "Queued callbacks").
             phones = SipAgentPhones(sip.calls, services.extra["extensions"].numbers_of_user)
-            phones.attach(VoiceQueue(acd, phones))
+            phones.attach(VoiceQueue(acd, phones, claim=getattr(services.bus, "claim", None)))
             services.extra["agent_phones"] = phones
             # Agents' click-to-dial calls are outbound interactions (busy while on them).
             services.extra["outbound_calls"] = OutboundCalls(acd, phones)
@@ -249,6 +251,10 @@ def build_app(services: Services) -> FastAPI:
                 )
                 services.extra.pop("sip")
                 sip = None
+                # No SIP here: leave the callbacks (and placed calls) to the nodes that can
+                # ring phones.
+                await services.extra.pop("outbound_calls").aclose()
+                await services.extra.pop("agent_phones").close()
         try:
             yield
         finally:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from tests.conftest import World
-from tests.telephony.sip_support import loopback_namespace, wait_until
+from tests.telephony.sip_support import StreamPeer, loopback_namespace, wait_until
 from tests.telephony.test_calls import PASSWORDS, REALM, TIMERS, FakeRelay, Phone
 from tests.telephony.test_originate import PlanRouter
 
@@ -28,13 +29,15 @@ from sparklecomm.telephony import (
     loopback_only,
 )
 from sparklecomm.telephony.agent_phones import SipAgentPhones
-from sparklecomm.telephony.calls import Trunk
+from sparklecomm.telephony.calls import Trunk, parse_peer
+from sparklecomm.telephony.sip.location import Binding
 from sparklecomm.telephony.sip.uri import SipUri
 from sparklecomm.telephony.voice_queue import VoiceQueue
 
 pytestmark = pytest.mark.timeout(60)
 CUSTOMER = "+4930555"
 NO_PHONE_AGENT = "agent-desk"
+SECOND_AGENT = "agent-2"  # extension 1002; with the first agent in the ring-all queue
 
 
 @dataclass
@@ -73,10 +76,14 @@ class Center:
             await asyncio.sleep(0.05)
         raise AssertionError(f"{kind} not seen: {self.types()}")
 
-    def callback(self, phone: str = CUSTOMER) -> None:
-        """A waiting call asks to be called back (nobody is logged in yet)."""
-        self.run("create_interaction", interaction_id="cb-1", queue_id="support", channel="voice")
-        self.run("request_callback", interaction_id="cb-1", phone=phone)
+    def callback(
+        self, phone: str = CUSTOMER, queue_id: str = "support", at: datetime | None = None
+    ) -> None:
+        """A waiting call asks to be called back (nobody is logged in yet), at once or
+        ``at`` a time."""
+        self.run("create_interaction", interaction_id="cb-1", queue_id=queue_id, channel="voice")
+        when = at.isoformat() if at is not None else None
+        self.run("request_callback", interaction_id="cb-1", phone=phone, at=when)
 
 
 @pytest.fixture
@@ -84,7 +91,7 @@ async def center(sqlite_world: World) -> AsyncIterator[Center]:
     world = sqlite_world
     acd: AcdService = world.services.extra["acd"]
     t = world.tenant_id
-    for agent in (world.agent_id, NO_PHONE_AGENT):
+    for agent in (world.agent_id, NO_PHONE_AGENT, SECOND_AGENT):
         acd.execute(t, "add_agent", config={"id": agent, "capacity": {"voice": 1, "callback": 1}})
     acd.execute(
         t,
@@ -102,7 +109,22 @@ async def center(sqlite_world: World) -> AsyncIterator[Center]:
             ],
         },
     )
-    phones_of = {world.agent_id: ["1001"]}
+    acd.execute(
+        t,
+        "add_queue",
+        config={
+            "id": "sales",
+            "strategy": "ring-all",
+            "offer_timeout_seconds": 15,
+            "channels": ["voice", "callback"],
+            "callback": {"enabled": True, "max_attempts": 3, "retry_delay_seconds": 60},
+            "members": [
+                {"agent_id": world.agent_id, "penalty": 0},
+                {"agent_id": SECOND_AGENT, "penalty": 0},
+            ],
+        },
+    )
+    phones_of = {world.agent_id: ["1001"], SECOND_AGENT: ["1002"]}
 
     async def extensions(tenant_id: str, agent_id: str) -> list[str]:
         return phones_of.get(agent_id, [])
@@ -304,3 +326,97 @@ async def test_completing_on_the_desk_hangs_up_both_phones(center: Center) -> No
     await agent.next_request("BYE")
     await customer.next_request("BYE")
     await wait_until(lambda: center.server.calls.active_calls == 0)
+
+
+async def test_ring_all_rings_every_offered_agent_and_the_first_answer_takes_it(
+    center: Center,
+) -> None:
+    world = center.world
+    first = await center.phone("1001")
+    second = await center.phone("1002")
+    customer = await carrier(center)
+    first.answer = "ring"  # the first agent's phone rings on
+    second.answer_delay = 0.3  # ... the second agent answers after a moment
+    # Called back in 30 s, when both agents are available: the engine offers it to both.
+    center.callback(queue_id="sales", at=world.clock.now() + timedelta(seconds=30))
+    center.run("login", agent_id=world.agent_id)
+    center.run("login", agent_id=SECOND_AGENT)
+    world.clock.advance(31)
+    await asyncio.to_thread(center.acd.tick_due, world.tenant_id)
+    await wait_until(lambda: first.incoming is not None and second.incoming is not None)
+    offered = [p for k, p in center.events() if k == "interaction.offered"]
+    assert sorted(p["agent_id"] for p in offered) == sorted([world.agent_id, SECOND_AGENT])
+    assert all(p["ring_all"] and p["channel"] == "callback" for p in offered)
+    for phone in (first, second):  # each phone shows the customer's number
+        assert phone.incoming is not None
+        shown = phone.incoming.request.from_.uri
+        assert isinstance(shown, SipUri) and shown.user == CUSTOMER
+    accepted = await center.wait_for("interaction.accepted")
+    assert accepted["agent_id"] == SECOND_AGENT
+    withdrawn = await center.wait_for("interaction.offer_withdrawn")
+    assert withdrawn["agent_id"] == world.agent_id and withdrawn["reason"] == "accepted_elsewhere"
+    # The first agent's phone stops at once; the customer is dialled once, for the second.
+    await wait_until(lambda: "CANCEL" in first.seen)
+    await wait_until(lambda: customer.dialog is not None)
+    await asyncio.wait_for(customer.acks.get(), 5)
+    assert len(customer.invites) == 1 and first.dialog is None
+    assert [c.agent_id for c in center.queue.callbacks()] == [SECOND_AGENT]
+    await customer.hangup()
+    await second.next_request("BYE")
+    completed = await center.wait_for("interaction.completed")
+    assert completed["agent_id"] == SECOND_AGENT
+    await wait_until(lambda: center.server.calls.active_calls == 0)
+    assert center.queue.callbacks() == []
+
+
+async def test_a_node_knows_when_it_holds_a_phones_connection() -> None:
+    """What makes the node that holds an agent's phone connection (TCP/TLS flow) claim a
+    callback first: a binding whose REGISTER came over a connection open on this server."""
+    locations = InMemoryLocationStore()
+    with loopback_namespace():
+        server = SipServer(
+            SipServerConfig(
+                host="127.0.0.1",
+                port=0,
+                transports=("UDP", "TCP"),
+                timers=TIMERS,
+                allowed_target=loopback_only,
+            ),
+            clock=SystemClock(),
+            credentials=InMemoryCredentialStore(),
+            locations=locations,
+        )
+        await server.start()
+        phones = SipAgentPhones(server.calls, _extensions)
+        stream = await StreamPeer.connect(server.port_for("TCP"))
+        try:
+            expires = datetime.now(UTC) + timedelta(minutes=10)
+
+            def binding(user: str, source: str) -> Binding:
+                aor = f"sip:{user}@127.0.0.1"
+                return Binding(aor, f"{aor}:5062", expires, "c", 1, source=source)
+
+            flow = f"TCP:127.0.0.1:{stream.local_port}"
+            peer = parse_peer(flow)
+            assert peer is not None
+            await locations.replace("sip:1001@127.0.0.1", [binding("1001", flow)])
+            await locations.replace("sip:1002@127.0.0.1", [binding("1002", "UDP:127.0.0.1:5062")])
+            await locations.replace("sip:1003@127.0.0.1", [binding("1003", "TCP:127.0.0.1:9")])
+            await wait_until(lambda: server.connected(peer))
+            assert await phones.holds_phone_flow("t1", "agent-tcp") is True
+            assert await phones.holds_phone_flow("t1", "agent-udp") is False
+            assert await phones.holds_phone_flow("t1", "agent-elsewhere") is False
+            assert await phones.holds_phone_flow("t1", "agent-without-phone") is False
+            await stream.close()  # the phone's connection goes away
+            await wait_until(lambda: not server.connected(peer))
+            assert await phones.holds_phone_flow("t1", "agent-tcp") is False
+        finally:
+            await stream.close()
+            await phones.close()
+            await server.stop()
+
+
+async def _extensions(tenant_id: str, agent_id: str) -> list[str]:
+    return {"agent-tcp": ["1001"], "agent-udp": ["1002"], "agent-elsewhere": ["1003"]}.get(
+        agent_id, []
+    )

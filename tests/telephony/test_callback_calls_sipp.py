@@ -2,12 +2,15 @@
 agent, the agent's phone (SIPp UAS, extension 1001) rings and answers, the engine accepts,
 and the customer behind the carrier trunk (SIPp UAS on 127.0.0.2) is dialled and answers;
 completing on the desk hangs both up. A busy customer is a failed attempt the engine
-retries. Dial plan, extensions and trunk from SQL; a loopback-only network namespace."""
+retries. A ring-all queue rings both agents' phones (SIPp UAS 1001 and 1002); the one who
+answers gets the customer, the other phone is cancelled at once. Dial plan, extensions and
+trunk from SQL; a loopback-only network namespace."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,16 +22,20 @@ from tests.telephony.test_originate_sipp import (
     TRUNK_PORT,
     Setup,
     register,
+    sipp,
     uas,
 )
 
 from sparklecomm.acd.service import AcdService
+from sparklecomm.audit.store import Actor
 from sparklecomm.store.db import read_events
+from sparklecomm.telephony.extensions import ExtensionService
 from sparklecomm.telephony.voice_queue import VoiceQueue
 
 setup = test_originate_sipp.setup  # the fixture: SIP server, PBX in SQL, relay, phones
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 CUSTOMER = "+4930555"
+SECOND_PASSWORD = "pw-1002-secret"
 
 
 @pytest.fixture
@@ -125,3 +132,77 @@ async def test_a_busy_customer_is_a_failed_attempt(center: Setup) -> None:
     assert rc == 0, out[-3000:]
     rc, out = await agent
     assert rc == 0, out[-3000:]
+
+
+async def test_ring_all_rings_both_agents_and_the_one_who_answers_gets_the_customer(
+    center: Setup,
+) -> None:
+    world = center.world
+    acd: AcdService = world.services.extra["acd"]
+    extensions: ExtensionService = world.services.extra["extensions"]
+    t, second_agent = world.tenant_id, world.supervisor_id
+    extensions.do_create(
+        t, Actor.cli(), number="1002", password=SECOND_PASSWORD, user_id=second_agent
+    )
+    acd.execute(t, "add_agent", config={"id": second_agent, "capacity": {"callback": 1}})
+    acd.execute(
+        t,
+        "add_queue",
+        config={
+            "id": "sales",
+            "strategy": "ring-all",
+            "offer_timeout_seconds": 20,
+            "channels": ["voice", "callback"],
+            "callback": {"enabled": True, "max_attempts": 3, "retry_delay_seconds": 60},
+            "members": [
+                {"agent_id": world.agent_id, "penalty": 0},
+                {"agent_id": second_agent, "penalty": 0},
+            ],
+        },
+    )
+    # The first agent's phone rings until it is cancelled; the second one answers.
+    first = uas(center, "first", "call_uas_cancel.xml", ip="127.0.0.1", port=5080, rtp=AGENT_RTP)
+    second = uas(center, "second", "call_uas.xml", ip="127.0.0.1", port=5082, rtp=31016)
+    customer = uas(
+        center, "customer", "call_uas.xml", ip=TRUNK_HOST, port=TRUNK_PORT, rtp=CUSTOMER_RTP
+    )
+    await asyncio.sleep(0.3)
+    await register(center, 5070, 5080)
+    await register_as(center, "1002", SECOND_PASSWORD, 5071, 5082)
+    # A callback due in 30 s, when both agents are available: offered to both at once.
+    acd.execute(t, "create_interaction", interaction_id="cb-1", queue_id="sales", channel="voice")
+    at = (world.clock.now() + timedelta(seconds=30)).isoformat()
+    acd.execute(t, "request_callback", interaction_id="cb-1", phone=CUSTOMER, at=at)
+    acd.execute(t, "login", agent_id=world.agent_id)
+    acd.execute(t, "login", agent_id=second_agent)
+    world.clock.advance(31)
+    await asyncio.to_thread(acd.tick_due, t)
+    accepted = await wait_for(center, "interaction.accepted")
+    assert accepted["agent_id"] == second_agent
+    withdrawn = await wait_for(center, "interaction.offer_withdrawn")
+    assert withdrawn["agent_id"] == world.agent_id and withdrawn["reason"] == "accepted_elsewhere"
+    rc, out = await first  # it rang, then got CANCEL at once
+    assert rc == 0, out[-3000:]
+    await center.wait_event("call.answered")
+    offered = [p for k, p in engine_events(center) if k == "interaction.offered"]
+    assert sorted(p["agent_id"] for p in offered) == sorted([world.agent_id, second_agent])
+    acd.execute(t, "complete", interaction_id="cb-1", agent_id=second_agent)
+    rc, out = await second
+    assert rc == 0, out[-3000:]
+    rc, out = await customer
+    assert rc == 0, out[-3000:]
+    log = (center.tmp / "customer.log").read_text()
+    assert log.count(f"INVITE sip:{CUSTOMER}@{TRUNK_HOST}:{TRUNK_PORT}") == 1
+
+
+async def register_as(setup: Setup, user: str, password: str, port: int, contact_port: int) -> None:
+    rc, out = await sipp(
+        setup.target,
+        "-sf", str(test_originate_sipp.SIPP / "call_register.xml"),
+        "-s", user, "-au", user, "-ap", password,
+        "-key", "contact_port", str(contact_port),
+        "-p", str(port),
+        "-m", "1",
+        "-timeout", "10s",
+    )  # fmt: skip
+    assert rc == 0, out[-2000:]

@@ -24,6 +24,17 @@ SUBSCRIBER_BUFFER = 10_000
 RemoteListener = Callable[[Sequence[Event]], None]
 """Called on the event loop's thread with events that other nodes committed."""
 
+_remote = threading.local()  # per thread: not inherited by tasks or worker threads
+
+
+def delivering_remote() -> bool:
+    """True while the remote listeners are being handed events that *another node*
+    committed (and so inside anything they call synchronously, such as the routing
+    service's own listeners); False for this node's own events, and in any task or thread
+    started meanwhile. The voice bridge uses it to tell the offers its own engine made
+    from those it only heard about."""
+    return bool(getattr(_remote, "delivering", False))
+
 
 class Subscription:
     """One subscriber's buffer of live events for a tenant."""
@@ -120,11 +131,16 @@ class LocalFanout:
     def _deliver_remote(self, events: Sequence[Event]) -> None:
         """Events from another node: to the subscriptions, then to the remote listeners."""
         self._deliver_now(events)
-        for listener in list(self._remote_listeners):
-            try:
-                listener(events)
-            except Exception:
-                log.exception("remote_listener_failed")
+        outer = delivering_remote()
+        _remote.delivering = True
+        try:
+            for listener in list(self._remote_listeners):
+                try:
+                    listener(events)
+                except Exception:
+                    log.exception("remote_listener_failed")
+        finally:
+            _remote.delivering = outer
 
     def bind_loop(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -4,6 +4,10 @@ Each process delivers its own events locally at once and publishes them on the t
 channel; the other processes receive them from Redis. Messages carry the origin node id so
 a process ignores its own. Redis pub/sub is fire-and-forget; that is fine here because the
 durable stream is the database and readers fill any gap from it.
+
+The same Redis arbitrates what exactly one node may do about an event every node hears
+(:meth:`RedisBus.claim`, ``SET NX`` with an expiry): the voice bridge claims each queued
+callback's offer before it rings the agent's phones.
 """
 
 from __future__ import annotations
@@ -74,6 +78,15 @@ class RedisBus(LocalFanout):
             message = json.dumps({"node": self.node_id, "events": [e.to_json() for e in batch]})
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(outbox.put_nowait, f"{tenant_id}\n{message}")
+
+    async def claim(self, key: str, ttl_seconds: float) -> bool:
+        """True for the first node to claim ``key`` (within ``ttl_seconds``), False for every
+        other; raises the client's error when Redis cannot be asked."""
+        if self._redis is None:
+            raise RuntimeError("the Redis bus is not started")
+        ttl = max(1, round(ttl_seconds * 1000))
+        won = await self._redis.set(f"{self.prefix}claim:{key}", self.node_id, nx=True, px=ttl)
+        return bool(won)
 
     async def _write(self) -> None:
         assert self._redis is not None and self._outbox is not None

@@ -49,7 +49,7 @@ class SipAgentPhones:
         self.queue: VoiceQueue | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._callback_calls: dict[str, str] = {}
-        """Interaction → the id of the call placed for its callback."""
+        """Ring (one offered agent of a callback) → the id of the call placed for it."""
         self.callback_ring_seconds = 300.0
         """A callback's ringing on the agent's phones ends with the engine's offer (its
         timeout); this is only a backstop."""
@@ -126,31 +126,37 @@ class SipAgentPhones:
 
     # ---- CallbackPhones: queued callbacks placed through the agent's phones --------------
 
-    def ring_callback(self, tenant_id: str, interaction_id: str, agent_id: str, phone: str) -> None:
-        self._spawn(self._ring_callback(tenant_id, interaction_id, agent_id, phone))
+    def ring_callback(
+        self, ring_id: str, tenant_id: str, interaction_id: str, agent_id: str, phone: str
+    ) -> None:
+        self._spawn(self._ring_callback(ring_id, tenant_id, interaction_id, agent_id, phone))
+
+    async def holds_phone_flow(self, tenant_id: str, agent_id: str) -> bool:
+        numbers = await self.extensions(tenant_id, agent_id)
+        return bool(numbers) and await self.manager.holds_flow(numbers)
 
     async def _ring_callback(
-        self, tenant_id: str, interaction_id: str, agent_id: str, phone: str
+        self, ring_id: str, tenant_id: str, interaction_id: str, agent_id: str, phone: str
     ) -> None:
         queue = self.queue
         if queue is None:
             return
         numbers = await self.extensions(tenant_id, agent_id)
         if not numbers:
-            queue.callback_desk_only(interaction_id, "no_extension")
+            queue.callback_desk_only(ring_id, "no_extension")
             return
 
         async def confirm(call: Call) -> bool:
-            return await queue.callback_agent_answered(interaction_id, agent_id)
+            return await queue.callback_agent_answered(ring_id)
 
         def on_event(call: Call, what: str) -> None:
             placed = call.placed
             if what == "connected":
-                queue.callback_connected(interaction_id)
+                queue.callback_connected(ring_id)
             elif what == "ended" and placed is not None:
-                if self._callback_calls.get(interaction_id) == call.id:
-                    del self._callback_calls[interaction_id]
-                self._spawn(queue.callback_ended(interaction_id, placed.outcome, placed.status))
+                if self._callback_calls.get(ring_id) == call.id:
+                    del self._callback_calls[ring_id]
+                self._spawn(queue.callback_ended(ring_id, placed.outcome, placed.status))
 
         try:
             call = await self.manager.originate(
@@ -172,19 +178,19 @@ class SipAgentPhones:
                     status=refused.status,
                     reason=refused.reason,
                 )
-            queue.callback_desk_only(interaction_id, refused.kind)
+            queue.callback_desk_only(ring_id, refused.kind)
             return
         if call.ended:
             return
-        self._callback_calls[interaction_id] = call.id
-        if not queue.callback_placed(interaction_id, call.id):  # called off meanwhile
-            self.stop_callback(interaction_id, "called_off")
+        self._callback_calls[ring_id] = call.id
+        if not queue.callback_placed(ring_id, call.id):  # called off meanwhile
+            self.stop_callback(ring_id, "called_off")
 
-    def stop_callback(self, interaction_id: str, reason: str) -> None:
-        call_id = self._callback_calls.pop(interaction_id, None)
+    def stop_callback(self, ring_id: str, reason: str) -> None:
+        call_id = self._callback_calls.pop(ring_id, None)
         call = self.manager.calls.get(call_id) if call_id is not None else None
         if call is not None:
-            log.info("callback.hang_up", call=call.id, interaction_id=interaction_id, reason=reason)
+            log.info("callback.hang_up", call=call.id, ring=ring_id, reason=reason)
             self.manager.end_call(call, reason)
 
     # ---- AgentPhones (driven by the bridge) ------------------------------------------------

@@ -1188,6 +1188,20 @@ class CallManager:
             rung += len(legs)
         return rung
 
+    async def holds_flow(self, extensions: Iterable[str]) -> bool:
+        """Whether one of these extensions' phones registered over a TCP/TLS connection that
+        is open on this node (its flow): this node reaches that phone for sure, even behind
+        NAT, where another node would have to open a connection of its own."""
+        connected = getattr(self.host, "connected", None)
+        if connected is None:
+            return False
+        for number in extensions:
+            for binding in await self.host.locate(number, None):
+                source = parse_peer(binding.source) if binding.source else None
+                if source is not None and source.reliable and connected(source):
+                    return True
+        return False
+
     def stop_ringing_agent(self, call: Call, agent_id: str) -> None:
         for leg in [leg for leg in call.ringing if leg.agent_id == agent_id]:
             self._cancel_leg(leg)

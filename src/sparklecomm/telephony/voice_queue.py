@@ -48,16 +48,21 @@ the platform when the B2BUA side implements :class:`CallbackPhones`:
 engine event / phone outcome        what happens
 =================================  ===============================================
 ``interaction.offered`` (channel    ring A's phones (:meth:`CallbackPhones.ring_callback`,
-``callback``, agent A)              a call placed by the platform); A without phones,
-                                    or a number the dial plan refuses: the offer
-                                    stays on the desk only (as without this bridge)
+``callback``, agent A)              a call placed by the platform) if this node wins
+                                    the offer's claim; A without phones, or a number
+                                    the dial plan refuses: the offer stays on the desk
+                                    only (as without this bridge)
+the same, ring-all (A, B, ...)      every offered agent's phones ring, each its own
+                                    call placed by the platform
 A's phone answers                   ``accept``; if the engine agrees, the customer's
                                     number is dialled as A's extension would dial it
-                                    (else A's leg is hung up, nothing dialled)
+                                    (else A's leg is hung up, nothing dialled); with
+                                    ring-all the engine withdraws B's offer
 A's phones busy / decline / absent  ``reject`` (``busy``, ``declined``,
                                     ``unreachable``): the engine re-offers
 ``offer_timed_out`` / ``withdrawn`` stop ringing A
-accepted on the desk meanwhile      stop ringing A (the desk handles it)
+accepted (on the desk, or by B's    stop ringing A (the desk, or B, handles it)
+phone) meanwhile
 customer answers                    connected (the interaction is already active)
 customer busy / no answer / fails,  ``callback_failed`` with ``busy``, ``no_answer``,
 or A hangs up before that           ``failed`` or ``agent_hangup``: the engine's
@@ -69,9 +74,20 @@ from the desktop
 =================================  ===============================================
 
 The customer's number is the ``phone`` of ``interaction.callback_requested`` (or the
-interaction's ``phone`` attribute). Every node hears every offer: with several nodes each
-one would ring the agent's phones (the first answer wins the accept, the others hang up);
-run one SIP node per organisation until offers name their node.
+interaction's ``phone`` attribute).
+
+Every node hears every offer (its own engine's, and the other nodes' through the shared
+bus), so exactly one must place the call: each ring (one offered agent, one offer event)
+is *claimed* through the ``claim`` given to the bridge (with the Redis bus,
+:meth:`~sparklecomm.bus.redis.RedisBus.claim`: ``SET NX`` with an expiry, keyed by the
+organisation, interaction, agent and the offer event's id) and only the winner rings. A
+node that holds an open connection (TCP/TLS flow) of one of the agent's phones claims at
+once, the others after ``claim_head_start``; the node whose engine made the offer hears it
+first, so among the others it usually wins. When the claim cannot be asked (Redis away),
+only the node whose engine made the offer rings (:func:`~sparklecomm.bus.base.delivering_remote`
+tells the two apart). Without a claim (one node, no Redis) this node always rings. If the
+ringing node dies, nobody answers the offer: the engine's offer timeout ends it and the
+re-offer (a new event, a new claim) rings from a live node.
 
 One consultation at a time per call: a second ``consult_started`` while one is going on
 gets ``leave`` for its agent (logged ``voice.second_consult_refused``).
@@ -94,13 +110,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import Callable, Coroutine, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
 from starlette.concurrency import run_in_threadpool
 
+from sparklecomm.bus.base import delivering_remote
 from sparklecomm.core.errors import DomainError
 from sparklecomm.core.events import Event
 from sparklecomm.core.ids import new_id
@@ -148,14 +166,21 @@ class AgentPhones(Protocol):
 
 class CallbackPhones(Protocol):
     """What the bridge asks of the B2BUA for queued callbacks (outcomes come back as calls
-    to :meth:`VoiceQueue.callback_agent_answered`, :meth:`VoiceQueue.callback_ended` ...)."""
+    to :meth:`VoiceQueue.callback_agent_answered`, :meth:`VoiceQueue.callback_ended` ...,
+    naming the ring by its ``ring_id``: one agent's phones for one offer)."""
 
-    def ring_callback(self, tenant_id: str, interaction_id: str, agent_id: str, phone: str) -> None:
+    def ring_callback(
+        self, ring_id: str, tenant_id: str, interaction_id: str, agent_id: str, phone: str
+    ) -> None:
         """Ring the agent's phones for a callback; once one answers (and
         :meth:`VoiceQueue.callback_agent_answered` agrees), dial ``phone``."""
 
-    def stop_callback(self, interaction_id: str, reason: str) -> None:
-        """Stop ringing, or hang up the callback's call (both legs)."""
+    def stop_callback(self, ring_id: str, reason: str) -> None:
+        """Stop ringing, or hang up that ring's call (both legs)."""
+
+    async def holds_phone_flow(self, tenant_id: str, agent_id: str) -> bool:
+        """Whether one of the agent's phones is connected to this node (an open TCP/TLS
+        connection it registered over): this node then claims the ring first."""
 
 
 class Routing(Protocol):
@@ -199,22 +224,37 @@ class VoiceCall:
 
 @dataclass(slots=True)
 class CallbackCall:
-    """A queued callback being placed through the agent's phones."""
+    """A queued callback being placed through one offered agent's phones (with ring-all,
+    one per offered agent)."""
 
+    ring_id: str
+    """``interaction/agent/offer event id``: this ring, on every node the same."""
     interaction_id: str
     tenant_id: str
     agent_id: str
-    phone: str
+    attempt: Any = None
+    """The offer's ``attempt`` (the agents of one ring-all offer share it)."""
+    phone: str = ""
     call_id: str | None = None
     accepted: bool = False
     connected: bool = False
-    last_event_id: int = 0
+
+
+Claim = Callable[[str, float], Awaitable[bool]]
+"""``(key, ttl_seconds)`` → True for exactly one caller across the nodes (e.g.
+:meth:`sparklecomm.bus.redis.RedisBus.claim`)."""
 
 
 CALLBACK_FAILURES = {"busy": "busy", "no_answer": "no_answer", "agent_hangup": "agent_hangup"}
 """How a placed call's end (before the customer answered) maps to the engine's
 ``callback_failed`` reason (else ``failed``)."""
 MAX_REMEMBERED_PHONES = 10_000
+"""Callback interactions whose number (and newest event) the bridge remembers."""
+CALLBACK_CLAIM_TTL = 900.0
+"""Seconds a ring's claim is kept: far longer than any node takes to hear the offer (each
+offer has its own key, so the expiry only cleans up)."""
+DEFAULT_CLAIM_HEAD_START = 0.3
+"""Seconds a node without a connection to the agent's phones waits before it claims."""
 
 DEFAULT_CONSULT_TIMEOUT = 20.0
 """Seconds a consulted agent's phones ring when the queue's offer timeout is unknown."""
@@ -234,18 +274,28 @@ class VoiceQueue:
         *,
         ids: Callable[[], str] = new_id,
         consult_timeout: float | None = None,
+        claim: Claim | None = None,
+        claim_head_start: float = DEFAULT_CLAIM_HEAD_START,
     ) -> None:
         self.routing = routing
         self.phones = phones
         self._ids = ids
         self.consult_timeout = consult_timeout
         """Seconds a consulted agent's phones ring (``None``: the queue's offer timeout)."""
+        self.claim = claim
+        """Decides which node rings for a callback offer (``None``: this one, alone)."""
+        self.claim_head_start = claim_head_start
         self._tasks: set[asyncio.Task[Any]] = set()
         self._by_call: dict[str, VoiceCall] = {}
         self._by_interaction: dict[str, VoiceCall] = {}
-        self._callbacks: dict[str, CallbackCall] = {}
+        self._callbacks: dict[str, dict[str, CallbackCall]] = {}
+        """Interaction → offered agent → its ring (several with ring-all)."""
+        self._rings: dict[str, CallbackCall] = {}
+        """The same rings by ``ring_id``."""
         self._callback_phones: dict[str, str] = {}
         """Interaction → the number of its ``callback_requested`` event."""
+        self._callback_seen: dict[str, int] = {}
+        """Interaction → the newest callback event handled (older ones are stale)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         with contextlib.suppress(RuntimeError):  # callbacks are heard before any call
             self._loop = asyncio.get_running_loop()
@@ -453,22 +503,24 @@ class VoiceQueue:
         loop = self._loop
         if not mine or loop is None or loop.is_closed():
             return
+        remote = delivering_remote()
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is loop:
-            self.handle(mine)
+            self.handle(mine, remote=remote)
         else:
-            loop.call_soon_threadsafe(self.handle, mine)
+            loop.call_soon_threadsafe(functools.partial(self.handle, mine, remote=remote))
 
-    def handle(self, events: Sequence[Event]) -> None:
-        """Turn the engine's decisions about our calls into phone actions."""
+    def handle(self, events: Sequence[Event], *, remote: bool = False) -> None:
+        """Turn the engine's decisions about our calls into phone actions (``remote``: the
+        events were committed by another node and only heard here)."""
         for event in events:
             payload = event.payload
             assert isinstance(payload, dict)
             if self._callback_event(event.type, payload):
-                self._handle_callback(event, payload)
+                self._handle_callback(event, payload, remote)
                 continue
             call = self._by_interaction.get(str(payload.get("interaction_id")))
             if call is None or call.phase is Phase.ENDED:
@@ -536,8 +588,9 @@ class VoiceQueue:
 
     def _callback_phones_impl(self) -> CallbackPhones | None:
         phones = self.phones
-        if callable(getattr(phones, "ring_callback", None)) and callable(
-            getattr(phones, "stop_callback", None)
+        if all(
+            callable(getattr(phones, name, None))
+            for name in ("ring_callback", "stop_callback", "holds_phone_flow")
         ):
             return phones  # type: ignore[return-value]
         return None
@@ -549,56 +602,41 @@ class VoiceQueue:
         interaction = payload.get("interaction_id")
         if interaction in self._by_interaction:
             return False
-        if interaction in self._callbacks:
+        if interaction in self._callbacks or interaction in self._callback_seen:
             return True
+        if interaction in self._callback_phones:  # a callback: keep its newest event id
+            return kind.startswith(("interaction.", "callback."))
         if kind == "interaction.callback_requested":
             return True
         return kind == "interaction.offered" and payload.get("channel") == "callback"
 
-    def _handle_callback(self, event: Event, payload: dict[str, Any]) -> None:
-        phones = self._callback_phones_impl()
-        assert phones is not None
+    def _handle_callback(self, event: Event, payload: dict[str, Any], remote: bool) -> None:
         interaction_id = str(payload.get("interaction_id"))
         kind = event.type
-        agent_id = payload.get("agent_id")
         if kind == "interaction.callback_requested":
             phone = payload.get("phone")
             if isinstance(phone, str) and phone:
-                if len(self._callback_phones) >= MAX_REMEMBERED_PHONES:
-                    self._callback_phones.pop(next(iter(self._callback_phones)))
-                self._callback_phones[interaction_id] = phone
+                _remember(self._callback_phones, interaction_id, phone)
             return
-        record = self._callbacks.get(interaction_id)
-        if record is not None:
-            if event.id <= record.last_event_id:
-                return
-            record.last_event_id = event.id
+        if event.id <= self._callback_seen.get(interaction_id, 0):
+            if kind == "interaction.offered":  # heard from another node after a newer event
+                log.info("callback.stale_offer", interaction_id=interaction_id, id=event.id)
+            return
+        _remember(self._callback_seen, interaction_id, event.id)
+        agent_id = payload.get("agent_id")
+        rings = list(self._callbacks.get(interaction_id, {}).values())
         if kind == "interaction.offered":
-            if not isinstance(agent_id, str):
-                return
-            if record is not None:
-                if record.agent_id == agent_id or payload.get("ring_all"):
-                    return  # ring-all: only the first agent's phones ring (the rest: desk)
-                # Offered to someone else now: the old attempt is over.
-                self._forget_callback(record)
-                phones.stop_callback(interaction_id, "reoffered")
-            record = CallbackCall(interaction_id, event.tenant_id, agent_id, "")
-            record.last_event_id = event.id
-            self._callbacks[interaction_id] = record
-            self._spawn(self._ring_callback(record))
-            return
-        if record is None:
-            return
-        if kind in ("interaction.offer_timed_out", "interaction.offer_withdrawn"):
-            if agent_id == record.agent_id and not record.accepted:
-                log.info("callback.stop_ringing", interaction_id=interaction_id, reason=kind)
-                self._forget_callback(record)
-                phones.stop_callback(interaction_id, str(payload.get("reason") or kind))
+            if isinstance(agent_id, str):
+                self._callback_offered(event, payload, agent_id, rings, remote)
+        elif kind in ("interaction.offer_timed_out", "interaction.offer_withdrawn"):
+            for record in rings:
+                if record.agent_id == agent_id and not record.accepted:
+                    self._stop_callback(record, str(payload.get("reason") or kind))
         elif kind == "interaction.accepted":
-            if not record.accepted:  # taken on the desk: the agent dials by hand
-                log.info("callback.accepted_on_desk", interaction_id=interaction_id)
-                self._forget_callback(record)
-                phones.stop_callback(interaction_id, "accepted_on_desk")
+            for record in rings:
+                if not record.accepted:  # taken on the desk, or by another agent's phone
+                    why = "on_desk" if record.agent_id == agent_id else "elsewhere"
+                    self._stop_callback(record, f"accepted_{why}")
         elif kind in (
             "interaction.completed",
             "interaction.abandoned",
@@ -606,15 +644,56 @@ class VoiceQueue:
             "callback.attempt_failed",
             "callback.exhausted",
         ):
-            log.info("callback.ended_by_engine", interaction_id=interaction_id, type=kind)
-            self._forget_callback(record)
-            phones.stop_callback(interaction_id, kind.split(".", 1)[1])
+            for record in rings:
+                self._stop_callback(record, kind.split(".", 1)[1])
 
-    async def _ring_callback(self, record: CallbackCall) -> None:
+    def _callback_offered(
+        self,
+        event: Event,
+        payload: dict[str, Any],
+        agent_id: str,
+        rings: list[CallbackCall],
+        remote: bool,
+    ) -> None:
+        """Ring the offered agent's phones (once the claim is won); with ring-all, next to
+        the other agents of the same offer, whose phones keep ringing."""
+        attempt = payload.get("attempt")
+        ring_all = bool(payload.get("ring_all"))
+        for record in rings:
+            if not (ring_all and record.attempt == attempt and record.agent_id != agent_id):
+                self._stop_callback(record, "reoffered")  # a new offer: that ring is over
+        interaction_id = str(payload.get("interaction_id"))
+        record = CallbackCall(
+            f"{interaction_id}/{agent_id}/{event.id}",
+            interaction_id,
+            event.tenant_id,
+            agent_id,
+            attempt=attempt,
+        )
+        self._callbacks.setdefault(interaction_id, {})[agent_id] = record
+        self._rings[record.ring_id] = record
+        self._spawn(self._ring_callback(record, remote))
+
+    def _stop_callback(self, record: CallbackCall, reason: str) -> None:
+        phones = self._callback_phones_impl()
+        assert phones is not None
+        log.info(
+            "callback.stop",
+            interaction_id=record.interaction_id,
+            agent_id=record.agent_id,
+            reason=reason,
+        )
+        self._forget_callback(record)
+        phones.stop_callback(record.ring_id, reason)
+
+    async def _ring_callback(self, record: CallbackCall, remote: bool) -> None:
+        if not await self._claimed(record, remote):
+            self._forget_callback(record)
+            return
         phone = self._callback_phones.get(record.interaction_id) or await self._callback_number(
             record
         )
-        if self._callbacks.get(record.interaction_id) is not record:
+        if self._rings.get(record.ring_id) is not record:
             return
         if not phone:
             log.warning(
@@ -632,7 +711,49 @@ class VoiceQueue:
             interaction_id=record.interaction_id,
             agent_id=record.agent_id,
         )
-        phones.ring_callback(record.tenant_id, record.interaction_id, record.agent_id, phone)
+        phones.ring_callback(
+            record.ring_id, record.tenant_id, record.interaction_id, record.agent_id, phone
+        )
+
+    async def _claimed(self, record: CallbackCall, remote: bool) -> bool:
+        """Whether this node rings for this offer: every node hears every offer, exactly
+        one wins the claim (``SET NX``). A node that holds an open connection of one of the
+        agent's phones claims at once, the others after :attr:`claim_head_start`. Without
+        a claim (one node) always; when the claim cannot be asked, only the node whose
+        engine made the offer rings."""
+        claim = self.claim
+        if claim is None:
+            return True
+        phones = self._callback_phones_impl()
+        assert phones is not None
+        try:
+            direct = await phones.holds_phone_flow(record.tenant_id, record.agent_id)
+        except Exception:
+            log.exception("callback.flow_unknown", interaction_id=record.interaction_id)
+            direct = False
+        if not direct and self.claim_head_start > 0:
+            await asyncio.sleep(self.claim_head_start)
+        if self._rings.get(record.ring_id) is not record:
+            return False  # called off meanwhile
+        key = f"callback-ring:{record.tenant_id}:{record.ring_id}"
+        try:
+            won = await claim(key, CALLBACK_CLAIM_TTL)
+        except Exception as exc:
+            log.warning(
+                "callback.claim_failed",
+                interaction_id=record.interaction_id,
+                agent_id=record.agent_id,
+                error=repr(exc),
+                rings=not remote,
+            )
+            return not remote
+        if not won:
+            log.info(
+                "callback.rung_elsewhere",
+                interaction_id=record.interaction_id,
+                agent_id=record.agent_id,
+            )
+        return bool(won)
 
     async def _callback_number(self, record: CallbackCall) -> str | None:
         """The customer's number, read from the engine (``phone`` attribute, or the number
@@ -654,61 +775,62 @@ class VoiceQueue:
             return None
         return result if isinstance(result, str) else None
 
-    def callback_desk_only(self, interaction_id: str, why: str) -> None:
+    def callback_desk_only(self, ring_id: str, why: str) -> None:
         """The agent cannot be rung (no phone) or the number cannot be dialled from the
         agent's extension: the offer stays on the desk, as without this bridge."""
-        record = self._callbacks.get(interaction_id)
+        record = self._rings.get(ring_id)
         if record is not None:
-            log.info("callback.desk_only", interaction_id=interaction_id, why=why)
+            log.info("callback.desk_only", interaction_id=record.interaction_id, why=why)
             self._forget_callback(record)
 
-    def callback_placed(self, interaction_id: str, call_id: str) -> bool:
+    def callback_placed(self, ring_id: str, call_id: str) -> bool:
         """The agent's phones ring for the callback (False: it was called off meanwhile)."""
-        record = self._callbacks.get(interaction_id)
+        record = self._rings.get(ring_id)
         if record is None:
             return False
         record.call_id = call_id
         return True
 
-    async def callback_agent_answered(self, interaction_id: str, agent_id: str) -> bool:
-        """The agent's phone answered: ``accept``; True when the customer may be dialled."""
-        record = self._callbacks.get(interaction_id)
-        if record is None or record.agent_id != agent_id:
+    async def callback_agent_answered(self, ring_id: str) -> bool:
+        """The agent's phone answered: ``accept``; True when the customer may be dialled
+        (with ring-all the engine withdraws the other agents' offers: their phones stop)."""
+        record = self._rings.get(ring_id)
+        if record is None:
             return False
         record.accepted = True
+        interaction_id = record.interaction_id
         try:
             await run_in_threadpool(
                 self.routing.execute,
                 record.tenant_id,
                 "accept",
                 interaction_id=interaction_id,
-                agent_id=agent_id,
+                agent_id=record.agent_id,
             )
         except DomainError as exc:
             log.info("callback.accept_refused", interaction_id=interaction_id, error=str(exc))
             self._forget_callback(record)
             return False
-        if self._callbacks.get(interaction_id) is not record:
+        if self._rings.get(ring_id) is not record:
             return False  # called off while accepting
-        log.info("callback.dialling", interaction_id=interaction_id, agent_id=agent_id)
+        log.info("callback.dialling", interaction_id=interaction_id, agent_id=record.agent_id)
         return True
 
-    def callback_connected(self, interaction_id: str) -> None:
-        record = self._callbacks.get(interaction_id)
+    def callback_connected(self, ring_id: str) -> None:
+        record = self._rings.get(ring_id)
         if record is not None:
             record.connected = True
-            log.info("callback.connected", interaction_id=interaction_id)
+            log.info("callback.connected", interaction_id=record.interaction_id)
 
-    async def callback_ended(
-        self, interaction_id: str, reason: str, status: int | None = None
-    ) -> None:
+    async def callback_ended(self, ring_id: str, reason: str, status: int | None = None) -> None:
         """The callback's call ended (``reason`` as in ``call.ended``): ``reject`` when the
         agent's phones refused it, ``callback_failed`` when the customer was not reached,
         ``complete`` after a conversation."""
-        record = self._callbacks.get(interaction_id)
+        record = self._rings.get(ring_id)
         if record is None:
             return
         self._forget_callback(record)
+        interaction_id = record.interaction_id
         args = {"interaction_id": interaction_id, "agent_id": record.agent_id}
         if record.connected:
             name, extra = "complete", {}
@@ -728,11 +850,16 @@ class VoiceQueue:
             log.info("callback.command_ignored", interaction_id=interaction_id, error=str(exc))
 
     def callbacks(self) -> list[CallbackCall]:
-        return list(self._callbacks.values())
+        return list(self._rings.values())
 
     def _forget_callback(self, record: CallbackCall) -> None:
-        if self._callbacks.get(record.interaction_id) is record:
-            del self._callbacks[record.interaction_id]
+        if self._rings.get(record.ring_id) is record:
+            del self._rings[record.ring_id]
+        rings = self._callbacks.get(record.interaction_id)
+        if rings is not None and rings.get(record.agent_id) is record:
+            del rings[record.agent_id]
+            if not rings:
+                del self._callbacks[record.interaction_id]
 
     def _consult_started(self, call: VoiceCall, payload: dict[str, Any]) -> None:
         agent_id = payload.get("consulted_agent_id")
@@ -872,3 +999,11 @@ class VoiceQueue:
         self._stop_consult_timer(call)
         self._by_call.pop(call.call_id, None)
         self._by_interaction.pop(call.interaction_id, None)
+
+
+def _remember(memory: dict[str, Any], key: str, value: Any) -> None:
+    """``memory[key] = value``, forgetting the oldest entry past
+    :data:`MAX_REMEMBERED_PHONES`."""
+    if key not in memory and len(memory) >= MAX_REMEMBERED_PHONES:
+        memory.pop(next(iter(memory)))
+    memory[key] = value
