@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from tests.conftest import World
 
+from sparklecomm.acd.persistence import queue_config_to_dict
 from sparklecomm.acd.service import AcdService
 from sparklecomm.core.errors import NotFound
 from sparklecomm.store.db import read_events
@@ -231,6 +232,36 @@ def test_caller_hanging_up_while_ringing_abandons(sqlite_world: World) -> None:
         assert "interaction.abandoned" in interaction_events(world, call.interaction_id)
         snap = acd.read(world.tenant_id, lambda e: e.agent_snapshot(world.agent_id))
         assert snap.state == "available"
+
+    asyncio.run(scenario())
+
+
+def test_a_caller_the_queue_sends_away_is_released(sqlite_world: World) -> None:
+    """Max wait reached with nobody to take the call: the engine diverts it, and the bridge
+    ends the call (before, the caller heard ringback for ever)."""
+    world = sqlite_world
+    acd = center(world, world.agent_id)  # nobody logged in
+    acd.execute(
+        world.tenant_id,
+        "update_queue",
+        config={
+            **acd.read(world.tenant_id, lambda e: queue_config_to_dict(e.queue_config("support"))),
+            "max_wait_seconds": 30,
+            "on_max_wait": {"divert_to": "voicemail:support"},
+        },
+    )
+
+    async def scenario() -> None:
+        vq, phones = bridge(acd)
+        call = await vq.enqueue("c1", route(world), caller="100")
+        await settle()
+        assert phones.take() == []
+        world.clock.advance(31)
+        acd.tick_due(world.tenant_id)
+        await settle()
+        assert phones.take() == [("end", "c1", "diverted_max_wait")]
+        assert "interaction.diverted" in interaction_events(world, call.interaction_id)
+        assert vq.calls() == []
 
     asyncio.run(scenario())
 

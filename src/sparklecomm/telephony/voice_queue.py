@@ -17,6 +17,8 @@ A's phone busy / declines / absent  ``reject`` with reason ``busy``, ``declined`
 ``offer_timed_out`` / ``withdrawn`` stop ringing A (the engine re-offers; after N
                                     misses it puts A on break ``missed-offers``)
 caller hangs up while waiting       ``abandon`` (``hangup``)
+``interaction.diverted`` (queue     the call ends (480 to the waiting caller);
+full, max wait, EWT, ratio, empty)  ``divert_to`` is logged, not called yet
 caller hangs up while connected     ``complete`` for the agent (then wrap-up)
 agent hangs up                      ``complete`` (then wrap-up), caller released
 ``interaction.completed`` from the  release both legs
@@ -582,6 +584,22 @@ class VoiceQueue:
                 for ringing in sorted(call.ringing):
                     self.phones.stop_ringing(call.call_id, ringing, "abandoned")
                 self.phones.end_call(call.call_id, "abandoned")
+                self._forget(call)
+            elif kind == "interaction.diverted":
+                # The queue sent the caller away (full, closed to new callers, waited too
+                # long, estimated wait too high...): the call ends (480 to an unanswered
+                # caller). Calling ``divert_to`` instead needs the media issue.
+                call.phase = Phase.ENDED
+                reason = f"diverted_{payload.get('reason') or 'queue'}"
+                log.info(
+                    "voice.diverted",
+                    call_id=call.call_id,
+                    reason=reason,
+                    divert_to=payload.get("divert_to"),
+                )
+                for ringing in sorted(call.ringing):
+                    self.phones.stop_ringing(call.call_id, ringing, "diverted")
+                self.phones.end_call(call.call_id, reason)
                 self._forget(call)
 
     # ---- queued callbacks ------------------------------------------------------------------
