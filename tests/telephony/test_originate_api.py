@@ -167,15 +167,21 @@ def wait_for(check: Any, seconds: float = 3.0) -> None:
         time.sleep(0.02)
 
 
+def ready_agent(client: TestClient, world: World) -> tuple[Api, Api]:
+    """Queue ``support`` with ana as its agent, logged in and available: (sup, ana)."""
+    _, sup, ana = setup_center(client, world)
+    ana.post(f"/agents/{world.agent_id}/login")
+    ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+    return sup, ana
+
+
 def test_an_agents_call_is_an_outbound_interaction_busy_until_it_ends(
     setup: tuple[TestClient, StubHost, CallManager], sqlite_world: World
 ) -> None:
     client, host, manager = setup
     world = sqlite_world
     register(host, "1001", 5080)
-    _, sup, ana = setup_center(client, world)
-    ana.post(f"/agents/{world.agent_id}/login")
-    ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+    sup, ana = ready_agent(client, world)
     result = ana.post("/telephony/calls", {"to": "1002", "customer_id": "c-9"}, status=202)
     iid = result["interaction_id"]
     assert iid is not None
@@ -216,9 +222,7 @@ def test_the_desk_completing_a_placed_call_hangs_it_up(
     client, host, manager = setup
     world = sqlite_world
     register(host, "1001", 5080)
-    _, _, ana = setup_center(client, world)
-    ana.post(f"/agents/{world.agent_id}/login")
-    ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+    _, ana = ready_agent(client, world)
     result = ana.post("/telephony/calls", {"to": "1002"}, status=202)
     assert manager.active_calls == 1
     ana.post(f"/interactions/{result['interaction_id']}/complete", {})
@@ -232,9 +236,7 @@ def test_an_offer_ringing_refuses_the_call_before_any_phone_rings(
     client, host, manager = setup
     world = sqlite_world
     register(host, "1001", 5080)
-    _, sup, ana = setup_center(client, world)
-    ana.post(f"/agents/{world.agent_id}/login")
-    ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+    sup, ana = ready_agent(client, world)
     sup.post("/interactions", {"queue_id": "support", "channel": "chat"}, status=201)
     problem = ana.post("/telephony/calls", {"to": "1002"}, status=409)
     assert "offer ringing" in problem["detail"] and problem["errors"][0]["field"] == "to"

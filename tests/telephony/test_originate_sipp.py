@@ -285,6 +285,18 @@ async def wait_state(acd: Any, setup: Setup, state: str) -> None:
     raise AssertionError(f"the agent never got to {state}")
 
 
+async def answering_phones(setup: Setup) -> tuple[Any, Any]:
+    """The agent's phone (registered as 1001) and the customer behind the trunk, both SIPp
+    UAS that answer and then wait for the BYE."""
+    agent = uas(setup, "agent", "call_uas.xml", ip="127.0.0.1", port=5080, rtp=AGENT_RTP)
+    customer = uas(
+        setup, "customer", "call_uas.xml", ip=TRUNK_HOST, port=TRUNK_PORT, rtp=CUSTOMER_RTP
+    )
+    await asyncio.sleep(0.3)
+    await register(setup, 5070, 5080)
+    return agent, customer
+
+
 async def test_an_agents_call_is_an_outbound_interaction_completed_when_it_ends(
     setup: Setup,
 ) -> None:
@@ -292,12 +304,7 @@ async def test_an_agents_call_is_an_outbound_interaction_completed_when_it_ends(
     outbound = OutboundCalls(acd, setup.phones)
     t, agent_id = setup.world.tenant_id, setup.world.agent_id
     try:
-        agent = uas(setup, "agent", "call_uas.xml", ip="127.0.0.1", port=5080, rtp=AGENT_RTP)
-        customer = uas(
-            setup, "customer", "call_uas.xml", ip=TRUNK_HOST, port=TRUNK_PORT, rtp=CUSTOMER_RTP
-        )
-        await asyncio.sleep(0.3)
-        await register(setup, 5070, 5080)
+        agent, customer = await answering_phones(setup)
         call, iid = await outbound.place(t, agent_id, "+4930555")
         assert iid is not None
         view = acd.read(t, lambda e: e.interaction_snapshot(iid))
@@ -318,12 +325,7 @@ async def test_completing_the_outbound_interaction_hangs_up_both_phones(setup: S
     outbound = OutboundCalls(acd, setup.phones)
     t, agent_id = setup.world.tenant_id, setup.world.agent_id
     try:
-        agent = uas(setup, "agent", "call_uas.xml", ip="127.0.0.1", port=5080, rtp=AGENT_RTP)
-        customer = uas(
-            setup, "customer", "call_uas.xml", ip=TRUNK_HOST, port=TRUNK_PORT, rtp=CUSTOMER_RTP
-        )
-        await asyncio.sleep(0.3)
-        await register(setup, 5070, 5080)
+        agent, customer = await answering_phones(setup)
         call, iid = await outbound.place(t, agent_id, "+4930555")
         await setup.wait_event("call.answered")
         acd.execute(t, "complete", interaction_id=iid, agent_id=agent_id)  # the desk
