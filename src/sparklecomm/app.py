@@ -97,19 +97,27 @@ def build_services(
     services.extra["extensions"] = extensions
     from sparklecomm.telephony.pbx.service import PbxService
 
-    services.extra["pbx"] = PbxService(
+    services.extra["pbx"] = pbx = PbxService(
         db,
         clock,
         extensions,
         secret=settings.effective_secret_key,
         queue_ids=lambda tenant_id: acd.read(tenant_id, lambda engine: engine.queue_ids()),
+        queue_hours=lambda tenant_id: acd.read(tenant_id, _queue_hours),
     )
+    # Queues may follow the organisation's business hours: the engine keeps them in step.
+    acd.hours_source = pbx.hours_specs
+    pbx.hours_listeners.append(acd.hours_changed)
     if settings.sip_enabled:
         services.extra["sip"] = build_sip_server(settings, clock, extensions)
     services.extra["customers"] = customers = CustomerService(db, clock)
     customers.code_listeners.append(acd.codes_changed)
     services.extra["stats"] = StatsService(db, clock, acd)
     return services
+
+
+def _queue_hours(engine: Any) -> dict[str, str | None]:
+    return {q: engine.queue_config(q).hours for q in engine.queue_ids()}
 
 
 def _users_state(auth: AuthService, principal: Principal) -> dict[str, Any] | None:

@@ -41,6 +41,9 @@ PINNED = {
     "set_break": "(self, agent_id: 'str', reason: 'str') -> 'list[NewEvent]'",
     "set_available": "(self, agent_id: 'str', reason: 'str' = 'ready') -> 'list[NewEvent]'",
     "set_break_reasons": "(self, reasons: 'Iterable[str] | None') -> 'list[NewEvent]'",
+    "set_business_hours": "(self, hours: 'Mapping[str, Any] | None') -> 'list[NewEvent]'",
+    "business_hours": "(self) -> 'dict[str, dict[str, Any]]'",
+    "queue_open": "(self, queue_id: 'str') -> 'bool | None'",
     "create_interaction": (
         "(self, interaction_id: 'str', queue_id: 'str', channel: 'Channel | str', *, "
         "priority: 'int' = 0, required_skills: 'str' = '', customer_id: 'str | None' = None, "

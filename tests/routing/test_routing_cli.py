@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import sparklecomm.acd.cli as routing_cli
 from sparklecomm.app import build_app
+from sparklecomm.audit.store import Actor
 from sparklecomm.cli import app
 
 runner = CliRunner()
@@ -89,6 +90,26 @@ def test_provision_a_queue_and_an_agent_from_the_command_line(cli: World) -> Non
     assert code == 0
     code, out, _ = run("queue", "show", "billing", "--json")
     assert json.loads(out)["queue_id"] == "billing"
+
+
+def test_a_queue_that_keeps_business_hours(cli: World) -> None:
+    cli.services.extra["pbx"].do_create_business_hours(
+        cli.tenant_id,
+        Actor.cli(),
+        name="office",
+        timezone="Europe/Berlin",
+        weekly={"mon": ["08:00-18:00"]},
+    )
+    code, out, err = run("queue", "add", "late", "--json")
+    assert code == 0, err
+    code, out, err = run(
+        "queue", "add", "day", "--hours", "office", "--closed-to", "late", "--json"
+    )
+    assert code == 0, err
+    config = json.loads(out)
+    assert (config["hours"], config["on_closed"]["queue_id"]) == ("office", "late")
+    code, _, err = run("queue", "add", "other", "--hours", "nope")
+    assert code == 2 and "no business hours 'nope'" in err
 
 
 def test_errors_name_the_problem(cli: World) -> None:

@@ -9,24 +9,25 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import World
-from tests.telephony.test_pbx_api import call, pbx_of, route, setup
+from tests.conftest import FAST_PASSWORDS, World
+from tests.telephony.test_pbx_api import call, errors, pbx_of, route, setup
 from tests.telephony.test_pbx_cli import ok, run
 
-from sparklecomm.app import build_app
+from sparklecomm.app import build_app, build_services
 from sparklecomm.core.errors import InvalidInput
+from sparklecomm.core.hours import (
+    BusinessHours,
+    parse_exceptions,
+    parse_week_spec,
+    parse_weekly,
+)
+from sparklecomm.settings import Settings
 from sparklecomm.telephony.pbx.dialplan import (
     CLOSED,
     Destination,
     DidConfig,
     PbxConfig,
     decide,
-)
-from sparklecomm.telephony.pbx.hours import (
-    BusinessHours,
-    parse_exceptions,
-    parse_week_spec,
-    parse_weekly,
 )
 from sparklecomm.telephony.pbx.routes import Hunt, Target, ToQueue
 
@@ -376,3 +377,55 @@ def test_a_whole_year_of_next_changes_is_consistent() -> None:
         at = nxt
         flips += 1
     assert 52 * 6 <= flips <= 53 * 8
+
+
+def test_a_queue_follows_business_hours_and_closed_it_turns_new_chats_away(
+    client: TestClient, world: World, database_url: str, tmp_path: Path
+) -> None:
+    """The routing engine gets the organisation's business hours (a journaled command) and
+    keeps them in step when the administrator changes them."""
+    admin, sup, _ = setup(client)
+    start = world.clock.now()  # Monday 20:00 in Berlin: closed
+    world.clock.advance((berlin(2027, 1, 4, 20, 0).astimezone(UTC) - start).total_seconds())
+    admin.post(
+        "/telephony/business-hours",
+        {"name": "office", "timezone": BERLIN, "weekly": {"mon": ["08:00-18:00"]}},
+        status=201,
+    )
+    problem = admin.post("/queues", {"id": "chat", "name": "Chat", "hours": "nope"}, status=422)
+    assert errors(problem) == ["hours"]
+    admin.post(
+        "/queues",
+        {
+            "id": "chat",
+            "name": "Chat",
+            "channels": ["chat"],
+            "hours": "office",
+            "on_closed": {"queue_id": "q"},
+        },
+        status=201,
+    )
+    assert sup.get("/queues/chat")["open"] is False
+    assert sup.get("/queues/q")["open"] is None  # follows no hours
+    created = sup.post("/interactions", {"queue_id": "chat", "channel": "chat"}, status=201)
+    overflowed = [e for e in created["events"] if e["type"] == "interaction.overflowed"]
+    assert overflowed[0]["payload"]["reason"] == "closed"
+    assert created["interaction"]["queue_id"] == "q"
+    # Open in the evening too from now on: the engine follows at once.
+    admin.send("PATCH", "/telephony/business-hours/office", {"weekly": {"mon": ["08:00-22:00"]}})
+    assert sup.get("/queues/chat")["open"] is True
+    created = sup.post("/interactions", {"queue_id": "chat", "channel": "chat"}, status=201)
+    assert created["interaction"]["queue_id"] == "chat"
+    # Hours a queue follows cannot be deleted.
+    problem = admin.send("DELETE", "/telephony/business-hours/office", status=409)
+    assert "queue 'chat' follows" in problem["detail"]
+    # A new process on the same database replays the hours from the journal.
+    acd = world.services.extra["acd"]
+    before = acd.read(world.tenant_id, lambda e: e.business_hours())
+    assert before["office"]["weekly"] == {"mon": ["08:00-22:00"]}
+    restarted = build_services(
+        Settings(data_dir=tmp_path, database_url=database_url),
+        clock=world.clock,
+        passwords=FAST_PASSWORDS,
+    )
+    assert restarted.extra["acd"].read(world.tenant_id, lambda e: e.business_hours()) == before

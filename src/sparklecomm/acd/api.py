@@ -113,6 +113,14 @@ class QueueIn(Strict):
     join_when_empty: bool = True
     leave_when_empty: bool = False
     on_empty: DiversionIn | None = None
+    hours: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Business hours the queue keeps (GET /telephony/business-hours); while "
+        "they are closed, new contacts go on_closed",
+    )
+    on_closed: DiversionIn | None = None
     default_handle_seconds: float = Field(
         default=180, ge=0, le=86400, description="Handle time assumed for EWT before any is seen"
     )
@@ -304,10 +312,23 @@ def list_queues(principal: CurrentPrincipal, svc: ServicesDep) -> list[dict[str,
 @router.post("/queues", status_code=201)
 def create_queue(body: QueueCreate, principal: Admin, svc: ServicesDep) -> dict[str, Any]:
     queue_id = body.id or new_id()[:12]
+    _check_hours(svc, principal, body.hours)
     config = _queue_dict(body, queue_id)
     note = _note(principal, "queue.created", "queue", queue_id, {"name": body.name})
     _service(svc).execute(principal.tenant_id, "add_queue", audit=note, config=config)
     return get_queue_config(queue_id, principal, svc)
+
+
+def _check_hours(svc: Services, principal: Principal, hours: str | None) -> None:
+    """A queue may follow only business hours that exist; the engine gets them first."""
+    pbx = svc.extra.get("pbx")
+    if hours is None or pbx is None:
+        return
+    if hours not in pbx.hours_specs(principal.tenant_id):
+        raise InvalidInput(
+            f"no business hours {hours!r} here (see /telephony/business-hours)", field="hours"
+        )
+    _service(svc).sync_business_hours(principal.tenant_id)
 
 
 @router.get("/queues/{queue_id}")
@@ -340,6 +361,7 @@ def update_queue(
         raise InvalidInput(
             f"id {body.id!r} does not match the queue in the path ({queue_id!r})", field="id"
         )
+    _check_hours(svc, principal, body.hours)
     note = _note(principal, "queue.updated", "queue", queue_id, body.model_dump(mode="json"))
     _service(svc).execute(
         principal.tenant_id, "update_queue", audit=note, config=_queue_dict(body, queue_id)

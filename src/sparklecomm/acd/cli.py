@@ -122,6 +122,16 @@ def queue_add(
     service_level_seconds: Annotated[float, typer.Option(help="Service-level target")] = 20,
     offer_timeout_seconds: Annotated[float, typer.Option(help="Ring time per offer")] = 20,
     wrapup_seconds: Annotated[float, typer.Option(help="After-call work time")] = 0,
+    hours: Annotated[
+        str | None,
+        typer.Option(
+            help="Business hours it keeps (sparklecomm hours list); closed, new "
+            "contacts go to --closed-to"
+        ),
+    ] = None,
+    closed_to: Annotated[
+        str | None, typer.Option(help="Queue that takes new contacts while closed")
+    ] = None,
     url: Url = DEFAULT_URL,
     token: Token = "",
     as_json: JsonFlag = False,
@@ -145,6 +155,10 @@ def queue_add(
         "offer_timeout_seconds": offer_timeout_seconds,
         "wrapup_seconds": wrapup_seconds,
     }
+    if hours is not None:
+        body["hours"] = hours
+    if closed_to is not None:
+        body["on_closed"] = {"queue_id": closed_to}
     config = _call(url, token, "POST", "/queues", body)
     _emit(as_json, config, lambda: typer.echo(f"created queue {queue_id} ({strategy})"))
 

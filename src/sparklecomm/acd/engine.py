@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from sparklecomm.core.clock import Clock
 from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sparklecomm.core.events import NewEvent
+from sparklecomm.core.hours import BusinessHours, hours_from_spec, spec_of
 
 from . import persistence
 from .expressions import SkillExpression, compile_expression
@@ -85,6 +86,9 @@ _FEWEST = Strategy.FEWEST_INTERACTIONS
 _LEAST_TALK = Strategy.LEAST_TALK_TIME
 _WEIGHTED = Strategy.WEIGHTED_RANDOM
 _EXPRESSION_ORDER_BASE = 1_000_000  # expression members come after the listed members
+# Arrivals a closed queue turns away (a transfer that comes back, or a callback that falls
+# due, keeps its place instead).
+_CLOSABLE = frozenset(("new", "transfer", "overflow"))
 # Enum member -> its string, for event payloads (a dict lookup beats the ``.value`` property
 # on the hot path).
 _CHANNELS: dict[str, Channel] = {c.value: c for c in Channel}
@@ -136,6 +140,7 @@ class AcdEngine:
         self._expressions: dict[str, SkillExpression] = {}
         self._listed_in: dict[str, dict[str, None]] = {}  # agent -> queues listing it
         self._expression_queues: dict[str, None] = {}  # queues with a member expression
+        self._hours: dict[str, BusinessHours] = {}  # business hours by name (queues' hours)
         # Per command:
         self._events: list[NewEvent] = []
         self._now = 0
@@ -706,6 +711,36 @@ class AcdEngine:
         self._config = replace(self._config, break_reasons=codes).normalized()  # type: ignore[arg-type]
         return self._finish()
 
+    def set_business_hours(self, hours: Mapping[str, Any] | None) -> list[NewEvent]:
+        """Replace the business hours queues may name (``QueueConfig.hours``): name → JSON
+        timetable ``{"timezone", "weekly", "exceptions"}`` (:mod:`sparklecomm.core.hours`).
+        Emits nothing; contacts already waiting stay. A queue naming hours not given here is
+        open (the shell keeps these in step with the organisation's business hours)."""
+        self._begin()
+        if hours is not None and not isinstance(hours, Mapping):
+            raise InvalidInput("hours must map names to timetables.", field="hours")
+        parsed = {
+            name: hours_from_spec(name, spec, f"hours.{name}")
+            for name, spec in (hours or {}).items()
+        }
+        self._hours = parsed
+        return self._finish()
+
+    def business_hours(self) -> dict[str, dict[str, Any]]:
+        """The business hours given by :meth:`set_business_hours` (their JSON form)."""
+        return {name: spec_of(h) for name, h in self._hours.items()}
+
+    def queue_open(self, queue_id: str) -> bool | None:
+        """Whether the queue's business hours are open now (None: it names none, or hours
+        this engine was not given, so it is always open)."""
+        self._query_now()
+        return self._open_now(self._queue(queue_id))
+
+    def _open_now(self, queue: Queue) -> bool | None:
+        name = queue.config.hours
+        hours = self._hours.get(name) if name is not None else None
+        return None if hours is None else hours.is_open(self._now_dt)
+
     # -- derived state, routability and the ready indexes --------------------------------------
 
     def _refresh(self, agent: Agent, reason: str) -> None:
@@ -977,7 +1012,9 @@ class AcdEngine:
         staffed = queue.staffed_agents
         waiting = queue.waiting_count
         rule: tuple[str, Diversion] | None = None
-        if not cfg.join_when_empty and staffed == 0:
+        if cfg.hours is not None and reason in _CLOSABLE and self._closed(cfg.hours):
+            rule = ("closed", cfg.on_closed)
+        elif not cfg.join_when_empty and staffed == 0:
             rule = ("empty", cfg.on_empty)
         elif cfg.max_length is not None and waiting >= cfg.max_length:
             rule = ("full", cfg.on_full)
@@ -1034,6 +1071,10 @@ class AcdEngine:
             )
         )
         self._work.append((False, it.id))
+
+    def _closed(self, hours_name: str) -> bool:
+        hours = self._hours.get(hours_name)
+        return hours is not None and not hours.is_open(self._now_dt)
 
     def _new_entry(self, it: Interaction, queue: Queue) -> QueueEntry:
         priority = self._effective_priority(it, queue)
@@ -2398,6 +2439,7 @@ class AcdEngine:
             agents_by_state=by_state,
             service_level_seconds=queue.config.service_level_seconds,
             entries=tuple(waiting),
+            open=self._open_now(queue),
         )
 
     def agent_snapshot(self, agent_id: str) -> AgentSnapshot:

@@ -229,6 +229,8 @@ class QueueConfig:
     join_when_empty: bool = True
     leave_when_empty: bool = False
     on_empty: Diversion = Diversion()
+    hours: str | None = None  # business hours (by name): closed, new contacts go on_closed
+    on_closed: Diversion = Diversion()
     default_handle_seconds: float = 180.0  # EWT before any handle time has been seen
     callback: CallbackPolicy = CallbackPolicy()
     priority_rules: tuple[PriorityRule, ...] = ()
@@ -311,7 +313,9 @@ class QueueConfig:
         ):
             raise _fail("max_length must be a non-negative integer.", "max_length")
         _check_seconds(self.max_waiting_per_agent, "max_waiting_per_agent", allow_none=True)
-        for name in ("on_max_wait", "on_full", "on_ewt", "on_ratio", "on_empty"):
+        if self.hours is not None:
+            _check_id(self.hours, "hours")
+        for name in ("on_max_wait", "on_full", "on_ewt", "on_ratio", "on_empty", "on_closed"):
             div = getattr(self, name)
             if not isinstance(div, Diversion):
                 raise _fail(f"{name} must be a Diversion.", name)

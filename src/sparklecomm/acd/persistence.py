@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sparklecomm.core.clock import Clock
 from sparklecomm.core.errors import InvalidInput
+from sparklecomm.core.hours import hours_from_spec, spec_of
 
 from .model import (
     Agent,
@@ -56,6 +57,7 @@ _NESTED: dict[str, type[Any]] = {
     "on_ewt": Diversion,
     "on_ratio": Diversion,
     "on_empty": Diversion,
+    "on_closed": Diversion,
     "callback": CallbackPolicy,
 }
 _NESTED_LISTS: dict[str, type[Any]] = {
@@ -356,6 +358,7 @@ def dump_engine(engine: AcdEngine) -> dict[str, Any]:
         "agents": [_dump_agent(a) for a in engine._agents.values()],
         "interactions": [_dump_interaction(it) for it in engine._interactions.values()],
         "timers": [[tid, t[0], t[1], t[2], t[3]] for tid, t in engine._timers.items()],
+        "business_hours": {name: spec_of(h) for name, h in engine._hours.items()},
     }
 
 
@@ -384,6 +387,10 @@ def load_engine(cls: type[E], data: Mapping[str, Any], clock: Clock) -> E:
             engine._interactions[it.id] = it
         engine._timers = {
             int(t[0]): (int(t[1]), str(t[2]), str(t[3]), str(t[4])) for t in data["timers"]
+        }
+        engine._hours = {
+            name: hours_from_spec(name, spec)
+            for name, spec in data.get("business_hours", {}).items()
         }
         engine._restore_indexes()
     except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -143,6 +143,7 @@ COMMANDS = frozenset(
         "set_break",
         "set_available",
         "set_break_reasons",
+        "set_business_hours",
         "create_interaction",
         "start_outbound",
         "accept",
@@ -219,6 +220,9 @@ class AcdService:
         self._listeners: list[Callable[[str, list[Event]], None]] = []
         self._bus: EventBus | None = None
         self._loading: set[str] = set()  # tenants being built for other nodes' events
+        # The organisation's business hours (name → timetable), for queues that follow
+        # them; set by the application from the PBX (None: no business hours at all).
+        self.hours_source: Callable[[str], dict[str, Any]] | None = None
 
     def add_listener(self, listener: Callable[[str, list[Event]], None]) -> None:
         """Call ``listener(tenant_id, events)`` after each command commits (timers included),
@@ -404,7 +408,8 @@ class AcdService:
             self._catch_up(rt)
 
     def routing(self, tenant_id: str) -> TenantRouting:
-        """The tenant's engine, built on first use (then given the tenant's break codes)."""
+        """The tenant's engine, built on first use (then given the tenant's break codes and
+        business hours)."""
         with self._tenants_lock:
             rt = self._tenants.get(tenant_id)
             built = rt is None
@@ -416,6 +421,10 @@ class AcdService:
             except Exception:
                 # set_break syncs again before it runs, so a failure here costs nothing.
                 log.exception("acd_break_reasons_sync_failed", tenant_id=tenant_id)
+            try:
+                self.sync_business_hours(tenant_id)
+            except Exception:  # the engine keeps the hours of its journal meanwhile
+                log.exception("acd_business_hours_sync_failed", tenant_id=tenant_id)
         return rt
 
     # ---- the administrator's desk codes --------------------------------------------------
@@ -448,6 +457,34 @@ class AcdService:
             events = self._execute(rt, "set_break_reasons", {"reasons": wanted}, guard=differs)
         self._poke()
         return events
+
+    def sync_business_hours(self, tenant_id: str) -> list[Event]:
+        """Give the tenant's engine the organisation's business hours (``hours_source``),
+        as the journaled command ``set_business_hours``; no command when unchanged or when
+        this service has no source (a routing service without the PBX)."""
+        source = self.hours_source
+        if source is None:
+            return []
+        wanted = source(tenant_id)
+        rt = self.routing(tenant_id)
+        with rt.lock:
+
+            def differs() -> bool:  # checked again after catching up with other nodes
+                return bool(rt.engine.business_hours() != wanted)
+
+            if not differs():
+                return []
+            events = self._execute(rt, "set_business_hours", {"hours": wanted}, guard=differs)
+        self._poke()
+        return events
+
+    def hours_changed(self, tenant_id: str) -> None:
+        """Called by the PBX service after an administrator changed business hours."""
+        try:
+            self.sync_business_hours(tenant_id)
+        except Exception:
+            # The change is committed; the engine gets it when it is next built or changed.
+            log.exception("acd_business_hours_sync_failed", tenant_id=tenant_id)
 
     def codes_changed(self, tenant_id: str, kind: str) -> None:
         """Called by the customer service after an administrator changed desk codes."""

@@ -39,6 +39,7 @@ class QueueSnapshot:
     agents_by_state: dict[str, int]  # members by state
     service_level_seconds: float
     entries: tuple[WaitingEntry, ...]  # by position
+    open: bool | None = None  # its business hours now (None: it follows none)
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,7 +229,7 @@ def hours_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Create business hours (a weekly timetable with holidays) for DIDs to follow."""
-    from sparklecomm.telephony.pbx.hours import parse_week_spec
+    from sparklecomm.core.hours import parse_week_spec
     from sparklecomm.telephony.pbx.service import hours_payload
 
     with _cli()._errors():
@@ -259,7 +259,7 @@ def hours_update(
 ) -> None:
     """Change business hours: --open replaces the whole week; --holiday/--special replace
     all the dated exceptions."""
-    from sparklecomm.telephony.pbx.hours import parse_week_spec
+    from sparklecomm.core.hours import parse_week_spec
     from sparklecomm.telephony.pbx.service import hours_payload
 
     with _cli()._errors():

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sparklecomm.telephony.pbx.hours import BusinessHours
+from sparklecomm.core.hours import BusinessHours
 from sparklecomm.telephony.pbx.routes import (
     CallRequest,
     Hunt,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,15 @@ from sparklecomm.audit.store import Actor, write_audit_txn
 from sparklecomm.core.clock import Clock
 from sparklecomm.core.errors import Conflict, InvalidInput, NotFound
 from sparklecomm.core.events import NewEvent
+from sparklecomm.core.hours import (
+    BusinessHours,
+    check_timezone,
+    exceptions_payload,
+    parse_exceptions,
+    parse_weekly,
+    spec_of,
+    weekly_payload,
+)
 from sparklecomm.core.ids import new_id
 from sparklecomm.core.validation import check_name
 from sparklecomm.store.db import Database, Tx
@@ -49,14 +58,6 @@ from sparklecomm.telephony.pbx.dialplan import (
     normalise_number,
 )
 from sparklecomm.telephony.pbx.fraud import FraudGuard
-from sparklecomm.telephony.pbx.hours import (
-    BusinessHours,
-    check_timezone,
-    exceptions_payload,
-    parse_exceptions,
-    parse_weekly,
-    weekly_payload,
-)
 from sparklecomm.telephony.pbx.models import (
     BlockedNumber,
     BusinessHoursRow,
@@ -312,6 +313,7 @@ class PbxService:
         guard: FraudGuard | None = None,
         cache_ttl: float = 10.0,
         queue_ids: Callable[[str], Iterable[str]] | None = None,
+        queue_hours: Callable[[str], Mapping[str, str | None]] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -323,6 +325,9 @@ class PbxService:
         # The routing queues of a tenant, to check a DID's queue (None: not checked, as for a
         # PBX without the routing service).
         self.queue_ids = queue_ids
+        # Queue → the business hours it follows (None: not checked): hours a queue follows
+        # cannot be deleted.
+        self.queue_hours = queue_hours
         self._configs: dict[str, tuple[float, PbxConfig]] = {}
         self._directory: _Directory | None = None
         # Bumped by every invalidation: a snapshot loaded while a change committed is not
@@ -331,6 +336,9 @@ class PbxService:
         # Called after a trunk is created, changed or deleted (the SIP side re-reads which
         # trunks must register): see TrunkRegistrations.changed.
         self.trunk_listeners: list[Callable[[], None]] = []
+        # Called with the tenant after its business hours changed (the routing engine keeps
+        # a copy for the queues that follow them: AcdService.hours_changed).
+        self.hours_listeners: list[Callable[[str], None]] = []
 
     @property
     def box(self) -> SecretBox:
@@ -833,6 +841,18 @@ class PbxService:
         dated = exceptions_payload(parse_exceptions(exceptions))
         return zone, week, dated
 
+    def hours_specs(self, tenant_id: str) -> dict[str, dict[str, Any]]:
+        """Every business hours of the tenant in their JSON form (name → timezone, weekly,
+        exceptions), as the routing engine takes them."""
+        return {row.name: spec_of(hours_of(row)) for row in self.business_hours(tenant_id)}
+
+    def _hours_changed(self, tenant_id: str) -> None:
+        for listener in self.hours_listeners:
+            try:
+                listener(tenant_id)
+            except Exception:  # the change is committed; routing catches up on next build
+                log.exception("hours_listener_failed", tenant_id=tenant_id)
+
     def do_create_business_hours(
         self,
         tenant_id: str,
@@ -868,6 +888,7 @@ class PbxService:
             return row
 
         result: BusinessHoursRow = self._write(tenant_id, do)
+        self._hours_changed(tenant_id)
         return result
 
     def do_update_business_hours(
@@ -900,10 +921,17 @@ class PbxService:
             return row
 
         result: BusinessHoursRow = self._write(tenant_id, do)
+        self._hours_changed(tenant_id)
         return result
 
     def do_delete_business_hours(self, tenant_id: str, actor: Actor, name: str) -> None:
-        """Refused while a DID follows them."""
+        """Refused while a DID or a queue follows them."""
+        if self.queue_hours is not None:
+            for queue_id, followed in sorted(self.queue_hours(tenant_id).items()):
+                if followed == name:
+                    raise Conflict(
+                        f"queue {queue_id!r} follows business hours {name!r}", field="name"
+                    )
 
         def do(tx: Tx) -> None:
             s = tx.session
@@ -920,6 +948,7 @@ class PbxService:
             self._record(tx, tenant_id, actor, "hours.deleted", row.id, payload)
 
         self._write(tenant_id, do)
+        self._hours_changed(tenant_id)
 
     # -- ring groups ----------------------------------------------------------------------
     def ring_groups(self, tenant_id: str) -> list[RingGroup]:

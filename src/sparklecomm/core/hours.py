@@ -1,9 +1,10 @@
-"""Business hours: when an organisation's numbers are open, in its own time zone.
+"""Business hours: when an organisation's numbers and queues are open, in its time zone.
 
 A :class:`BusinessHours` is a weekly timetable (opening ranges per weekday) plus dated
 exceptions (public holidays closed all day, or special hours such as a short Christmas
 Eve). A DID that names one goes to its normal destination while open and to its *closed*
-destination otherwise (see :mod:`sparklecomm.telephony.pbx.dialplan`).
+destination otherwise (see :mod:`sparklecomm.telephony.pbx.dialplan`); a queue that names
+one takes no new contacts while closed (the routing engine's ``on_closed`` rule).
 
 Pure: times in, answers out. Ranges are local wall-clock times ``HH:MM``; the end is
 exclusive and may be ``24:00``. A range whose end is not after its start runs past
@@ -240,6 +241,29 @@ def parse_exceptions(value: Any, field: str = "exceptions") -> dict[date, HoursE
             raise InvalidInput(f"{where}.name: at most 100 characters", field=f"{where}.name")
         out[day] = HoursException(day, parse_ranges(item.get("hours"), f"{where}.hours"), name)
     return out
+
+
+def hours_from_spec(name: str, spec: Any, field: str = "hours") -> BusinessHours:
+    """A timetable from its JSON form ``{"timezone", "weekly", "exceptions"}`` (checked)."""
+    if not isinstance(spec, Mapping):
+        raise InvalidInput(
+            f"{field} must be an object with timezone, weekly and exceptions", field=field
+        )
+    return BusinessHours(
+        name,
+        check_timezone(spec.get("timezone"), f"{field}.timezone"),
+        parse_weekly(spec.get("weekly") or {}, f"{field}.weekly"),
+        parse_exceptions(spec.get("exceptions") or [], f"{field}.exceptions"),
+    )
+
+
+def spec_of(hours: BusinessHours) -> dict[str, Any]:
+    """The JSON form of a timetable (what :func:`hours_from_spec` reads)."""
+    return {
+        "timezone": hours.timezone,
+        "weekly": weekly_payload(hours.weekly),
+        "exceptions": exceptions_payload(hours.exceptions),
+    }
 
 
 def format_minute(minute: int) -> str:
