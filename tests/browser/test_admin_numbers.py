@@ -91,3 +91,40 @@ def test_admin_sets_business_hours_and_a_number_follows_them(
     )
     assert static_problems(page) == []
     screenshot(page, "admin-numbers")
+
+
+def test_admin_gives_a_queue_business_hours_and_keeps_what_the_form_does_not_show(
+    page: Page, live_server: LiveServer
+) -> None:
+    admin = Client(live_server.url, "admin")
+    admin.call(
+        "POST",
+        "/telephony/business-hours",
+        {"name": "office", "timezone": "Europe/Berlin", "weekly": {"mon": ["08:00-18:00"]}},
+    )
+    admin.call("POST", "/queues", {"id": "overnight", "name": "Overnight"})
+    admin.call(
+        "POST",
+        "/queues",
+        {"id": "late", "name": "Late", "max_wait_seconds": 120, "priority_rules": []},
+    )
+    sign_in(page, "admin")
+    page.goto("/admin/queues")
+    row = page.get_by_test_id("queues-table").locator("tr[data-queue='late']")
+    expect(row).to_contain_text("always open")
+    row.get_by_role("button", name="Edit").click()
+    page.get_by_label("Name").fill("Late shift")
+    page.get_by_label("Business hours").select_option("office")
+    page.get_by_label("When closed, new contacts go to").select_option("overnight")
+    page.get_by_role("button", name="Save queue").click()
+    expect(row).to_contain_text("Late shift")
+    expect(row).to_contain_text("office")
+    config = admin.call("GET", "/queues/late/config")
+    assert (config["hours"], config["on_closed"]["queue_id"]) == ("office", "overnight")
+    assert config["max_wait_seconds"] == 120  # not on the form, kept
+    # Closed hours to the queue itself: the engine's refusal shows next to the field.
+    row.get_by_role("button", name="Edit").click()
+    page.get_by_label("When closed, new contacts go to").select_option("late")
+    page.get_by_role("button", name="Save queue").click()
+    expect(page.locator(".field-error[data-for='on_closed']")).to_contain_text("same queue")
+    assert static_problems(page) == []

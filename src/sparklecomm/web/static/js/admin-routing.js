@@ -18,17 +18,29 @@ async function guarded(fn, target = form) {
 
 // ---- queues -------------------------------------------------------------------------------
 let editing = null;
+// Business hours (Admin › Phone numbers & hours) and queues to pick from.
+function fillSelect(name, values, first) {
+  const select = form.elements[name];
+  const keep = select.value;
+  select.replaceChildren(h("option", { value: "" }, first), ...values.map(([v, label]) => h("option", { value: v }, label)));
+  select.value = keep;
+}
 async function loadQueues() {
   const live = await api("GET", "/api/v1/queues");
   const configs = await Promise.all(live.map((q) => api("GET", `/api/v1/queues/${encodeURIComponent(q.queue_id)}/config`)));
+  let hours = [];
+  try { hours = await api("GET", "/api/v1/telephony/business-hours"); } catch { hours = []; }
+  fillSelect("hours", hours.map((x) => [x.name, x.name]), "Always open");
+  fillSelect("closed_queue", configs.map((c) => [c.id, c.name]), "Nowhere (turned away)");
   rows.replaceChildren(...configs.map((c) => h("tr", { "data-queue": c.id },
     h("td", {}, h("code", {}, c.id)), h("td", {}, c.name), h("td", {}, c.strategy), h("td", {}, (c.channels || []).join(", ")),
     h("td", { class: "num" }, String(c.service_level_seconds)), h("td", { class: "num" }, String(c.wrapup_seconds)),
+    h("td", {}, c.hours ?? h("span", { class: "muted" }, "always open")),
     h("td", { class: "num" }, `${(c.members || []).length}${c.member_expression ? ` + ${c.member_expression}` : ""}`),
     h("td", {}, h("div", { class: "row" },
       h("button", { class: "btn small", type: "button", onclick: () => edit(c) }, "Edit"),
       h("button", { class: "btn small bad", type: "button", onclick: () => remove(c) }, "Delete"))))));
-  if (!configs.length) rows.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No queue yet.")));
+  if (!configs.length) rows.replaceChildren(h("tr", {}, h("td", { colspan: 9, class: "muted" }, "No queue yet.")));
 }
 function edit(c) {
   editing = c;
@@ -36,6 +48,8 @@ function edit(c) {
   for (const k of ["id", "name", "strategy", "service_level_seconds", "offer_timeout_seconds", "wrapup_seconds", "member_expression"])
     form.elements[k].value = c[k] ?? "";
   form.elements.channels.value = (c.channels || []).join(", ");
+  form.elements.hours.value = c.hours ?? "";
+  form.elements.closed_queue.value = c.on_closed?.queue_id ?? "";
   form.elements.id.disabled = true;
   form.elements.name.focus();
 }
@@ -46,11 +60,14 @@ async function remove(c) {
 }
 function queueBody() {
   const d = Object.fromEntries(new FormData(form));
-  const body = { name: d.name, strategy: d.strategy,
+  // Editing starts from the whole configuration, so what this form does not show (members,
+  // relaxation, diversions, callbacks, priority rules...) is kept as it is.
+  const body = { ...(editing ?? {}), name: d.name, strategy: d.strategy,
     channels: d.channels.split(",").map((x) => x.trim()).filter(Boolean) };
   for (const k of ["service_level_seconds", "offer_timeout_seconds", "wrapup_seconds"]) body[k] = d[k] === "" ? undefined : Number(d[k]);
-  if (d.member_expression) body.member_expression = d.member_expression;
-  if (editing) body.members = editing.members;
+  body.member_expression = d.member_expression || undefined;
+  body.hours = d.hours || undefined;
+  body.on_closed = { ...(editing?.on_closed ?? {}), queue_id: d.closed_queue || null };
   return [d, body];
 }
 
