@@ -100,7 +100,8 @@ def test_admin_gives_a_queue_business_hours_and_keeps_what_the_form_does_not_sho
     admin.call(
         "POST",
         "/telephony/business-hours",
-        {"name": "office", "timezone": "Europe/Berlin", "weekly": {"mon": ["08:00-18:00"]}},
+        # Never open (no day given), so the wallboard shows it closed whatever the day.
+        {"name": "office", "timezone": "Europe/Berlin", "weekly": {}},
     )
     admin.call("POST", "/queues", {"id": "overnight", "name": "Overnight"})
     admin.call(
@@ -128,3 +129,7 @@ def test_admin_gives_a_queue_business_hours_and_keeps_what_the_form_does_not_sho
     page.get_by_role("button", name="Save queue").click()
     expect(page.locator(".field-error[data-for='on_closed']")).to_contain_text("same queue")
     assert static_problems(page) == []
+    # The wallboard says which queue is closed now.
+    page.goto("/wallboard")
+    expect(page.get_by_test_id("queue-late").get_by_test_id("closed")).to_have_text("Closed")
+    expect(page.get_by_test_id("queue-overnight").get_by_test_id("closed")).to_have_count(0)

@@ -118,7 +118,10 @@ function renderQueues() {
     const stat = (v, l, cls = "", field = "") => h("div", {}, h("div", { class: `v num ${cls}`, dataset: field ? { field } : undefined }, v), h("div", { class: "l" }, l));
     return h("button", { type: "button", class: `qcard${b.length ? " breach" : ""}`, "aria-pressed": String(chosen === q.queue_id),
       "data-testid": `queue-${q.queue_id}`, onclick: () => { chosen = q.queue_id; renderQueues(); loadWaiting(); } },
-      h("h2", {}, h("span", {}, q.name), h("span", { class: "muted", style: "font-size:.8rem;font-weight:500" }, `SL ${q.service_level_seconds}s`)),
+      h("h2", {}, h("span", {}, q.name),
+        // A queue keeping business hours says when it is closed (new contacts turned away).
+        q.open === false ? h("span", { class: "badge off", "data-testid": "closed" }, "Closed") : null,
+        h("span", { class: "muted", style: "font-size:.8rem;font-weight:500" }, `SL ${q.service_level_seconds}s`)),
       h("div", { class: "big" },
         stat(String(q.waiting), "Waiting", q.waiting > t.max_waiting ? "bad" : q.waiting ? "" : "good", "waiting"),
         stat(duration(longest(q)), "Longest wait", longest(q) > t.max_wait_seconds ? "bad" : "", "longest"),
