@@ -129,3 +129,26 @@ def test_shared_index_picks_like_one_index_per_channel(
             assert index.first(penalty, keys, random.Random(seed), rr_last, ch) == theirs[0]
         if mine:
             assert index.lowest_tier(ch)[0] == penalties[0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(ops)
+def test_lowest_is_serves_and_lowest_tier_in_one(
+    steps: list[tuple[int, int, set[Channel], int, int]],
+) -> None:
+    index = ReadyIndex(Strategy.LONGEST_IDLE, CHANNELS)
+    for agent, penalty, channel_set, load, weight in steps:
+        aid = f"a{agent}"
+        if aid in index:
+            index.remove(aid)
+        chans = tuple(c for c in CHANNELS if c in channel_set)
+        if chans:
+            index.add(aid, penalty, key_for(Strategy.LONGEST_IDLE, agent, load, weight), chans)
+        for ch in (*CHANNELS, Channel.TASK):  # TASK: not one of the queue's channels
+            lowest = index.lowest(ch)
+            if index.serves(ch):
+                assert lowest is not None
+                penalty_, keys = index.lowest_tier(ch)
+                assert lowest[0] == penalty_ and lowest[1] is keys
+            else:
+                assert lowest is None

@@ -21,7 +21,7 @@ import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sparklecomm.core.clock import Clock
@@ -44,6 +44,7 @@ from .model import (
     EngineConfig,
     Interaction,
     InteractionState,
+    IsoText,
     Member,
     Membership,
     Offer,
@@ -147,6 +148,9 @@ class AcdEngine:
         self._now_dt: datetime = EPOCH
         self._now_iso: str | None = None
         self._iso_dt: datetime | None = None  # the instant ``_now_iso`` was made for
+        # ISO text of instants in us, one cache per kind (each keeps its last second):
+        self._now_text = IsoText()  # "now" (a UTC clock)
+        self._expiry_text = IsoText()  # offer deadlines
         self._work: deque[tuple[bool, str]] = deque()  # (is agent, id) still to route
         self._to_empty: list[str] = []  # queues whose last staffed member just left
 
@@ -184,7 +188,11 @@ class AcdEngine:
         if self._iso_dt is self._now_dt and self._now_iso is not None:
             return self._now_iso
         moment = self._now_dt
-        iso = self._now_iso = moment.isoformat()
+        if moment.tzinfo is UTC and type(moment) is datetime:  # the text of from_us(now)
+            iso = self._now_text(self._now)
+        else:
+            iso = moment.isoformat()
+        self._now_iso = iso
         self._iso_dt = moment
         return iso
 
@@ -310,6 +318,8 @@ class AcdEngine:
         queue.level_max_penalty = fresh.level_max_penalty
         queue.level_relax = fresh.level_relax
         queue.channel_set = fresh.channel_set
+        queue.offer_timeout_us = fresh.offer_timeout_us
+        queue.wrapup_us = fresh.wrapup_us
         queue.listed = fresh.listed
         self._track_listing(queue, add=True)
         queue.ready = ReadyIndex(cfg.strategy, cfg.channels)
@@ -462,7 +472,10 @@ class AcdEngine:
 
     def _relist(self, queue: Queue, cfg: QueueConfig) -> None:
         """Swap in ``cfg`` (the same queue with other listed members), publish it, and bring
-        the memberships in step (members after a removed one move up in member order)."""
+        the memberships in step (members after a removed one move up in member order).
+
+        Only ``members`` differs from the queue's config, so the values :meth:`_build_queue`
+        derives from the rest stay valid."""
         before = list(queue.listed)
         self._track_listing(queue, add=False)
         queue.config = cfg
@@ -489,6 +502,8 @@ class AcdEngine:
             level_max_penalty=tuple(cfg.level_max_penalty(lv) for lv in range(cfg.levels)),
             level_relax=tuple(cfg.level_relax(lv) for lv in range(cfg.levels)),
             channel_set=frozenset(cfg.channels),
+            offer_timeout_us=seconds_to_us(cfg.offer_timeout_seconds),
+            wrapup_us=None if cfg.wrapup_seconds is None else seconds_to_us(cfg.wrapup_seconds),
             ready=ReadyIndex(cfg.strategy, cfg.channels),
             listed={
                 m.agent_id: Membership(m.penalty, m.weight, order)
@@ -762,7 +777,10 @@ class AcdEngine:
         if state is not previous or (state is _BREAK and reason != agent.reason):
             now = self._now
             iso = self._iso()
-            load = agent.load
+            load: dict[str, int] = {}
+            for ch, n in agent.load.items():  # a loop: no comprehension function to build
+                if n:
+                    load[_NAME[ch]] = n
             self._events.append(
                 _new_event(
                     "agent.state_changed",
@@ -775,7 +793,7 @@ class AcdEngine:
                         "previous_reason": agent.reason,
                         "previous_since": agent.since_iso or from_us(agent.since).isoformat(),
                         "previous_seconds": (now - agent.since) / US,
-                        "load": {_NAME[c]: n for c, n in load.items() if n} if load else {},
+                        "load": load,
                     },
                     self._now_dt,
                 )
@@ -822,18 +840,20 @@ class AcdEngine:
         :func:`~sparklecomm.acd.strategies.strategy_key` are built inline, and an agent whose
         entries are unchanged touches no index.
         """
-        # _routable_channels, inlined.
-        channels: list[Channel]
-        if agent.logged_in_at is None or agent.aux_reason is not None or agent.offer is not None:
-            channels = []
-        else:
+        # _routable_channels, inlined (loops: no comprehension function to build).
+        channels: list[Channel] = []
+        if agent.logged_in_at is not None and agent.aux_reason is None and agent.offer is None:
             load = agent.load
             cfg = agent.config
             cap = cfg.capacity
             if cfg.voice_blocks_other_channels and (load.get(_VOICE) or load.get(_CALLBACK)):
-                channels = [c for c in PHONE_CHANNELS if load.get(c) and load[c] < cap.get(c, 0)]
+                for ch in PHONE_CHANNELS:
+                    if load.get(ch) and load[ch] < cap.get(ch, 0):
+                        channels.append(ch)
             else:
-                channels = [ch for ch, n in cap.items() if load.get(ch, 0) < n]
+                for ch, n in cap.items():
+                    if load.get(ch, 0) < n:
+                        channels.append(ch)
         old = agent.index_keys
         queues = self._queues
         aid = agent.id
@@ -873,25 +893,23 @@ class AcdEngine:
             else:
                 key = (member.order, aid)
             desired[qid] = (member.penalty, key, chans)
-        if old:
-            if old != desired:
-                for qid, entry in old.items():
-                    new = desired.get(qid)
-                    if new is None:
-                        queues[qid].ready.remove(aid)
-                    elif new != entry:
-                        ready = queues[qid].ready
-                        if new[1] == entry[1] and new[0] == entry[0]:
-                            ready.set_channels(aid, new[2])
-                        else:
-                            ready.remove(aid)
-                            ready.add(aid, new[0], new[1], new[2])
-                for qid, new in desired.items():
-                    if qid not in old:
-                        queues[qid].ready.add(aid, new[0], new[1], new[2])
-        else:
+            if not old:  # in no index yet (e.g. available again): join this one now
+                queue.ready.add(aid, member.penalty, key, chans)
+        if old and old != desired:
+            for qid, entry in old.items():
+                new = desired.get(qid)
+                if new is None:
+                    queues[qid].ready.remove(aid)
+                elif new != entry:
+                    ready = queues[qid].ready
+                    if new[1] == entry[1] and new[0] == entry[0]:
+                        ready.set_channels(aid, new[2])
+                    else:
+                        ready.remove(aid)
+                        ready.add(aid, new[0], new[1], new[2])
             for qid, new in desired.items():
-                queues[qid].ready.add(aid, new[0], new[1], new[2])
+                if qid not in old:
+                    queues[qid].ready.add(aid, new[0], new[1], new[2])
         agent.index_keys = desired
         if desired:
             self._work.append((True, aid))
@@ -976,7 +994,7 @@ class AcdEngine:
                 self._now_dt,
             )
         )
-        self._enqueue(it, queue, "new", keep_place=False)
+        self._enqueue(it, queue, "new", keep_place=False, route_now=True)
         return self._finish()
 
     def _effective_priority(self, it: Interaction, queue: Queue) -> int:
@@ -1000,8 +1018,23 @@ class AcdEngine:
         """Score in micro-points at the current instant of the interaction with ``key``."""
         return round(queue.config.ageing_rate * self._now) - key[0]
 
-    def _enqueue(self, it: Interaction, queue: Queue, reason: str, *, keep_place: bool) -> None:
-        """Enter ``queue`` as primary queue, unless one of its entry rules sends it away."""
+    def _enqueue(
+        self,
+        it: Interaction,
+        queue: Queue,
+        reason: str,
+        *,
+        keep_place: bool,
+        route_now: bool = False,
+    ) -> None:
+        """Enter ``queue`` as primary queue, unless one of its entry rules sends it away.
+
+        ``route_now``: when no other routing work is pending (the interaction would be the
+        first and only item :meth:`_dispatch` routes), route it here, before putting it in the
+        waiting lists, and list it only if no agent took it: the same offer as routing it
+        from the waiting lists, without listing and at once unlisting an interaction that
+        never waits (the usual case when agents are free).
+        """
         cfg = queue.config
         if not keep_place:
             it.seq = self._next_seq
@@ -1046,7 +1079,11 @@ class AcdEngine:
             (round(cfg.ageing_rate * it.queued_at - base), it.queued_at, it.seq, it.id),
         )
         it.entries = {queue.id: entry}
-        self._list_entry(it, entry)
+        # Routed first: nothing reads the waiting lists before the interaction is routed (its
+        # own place in line counts only the keys before it).
+        route_now = route_now and not self._work and not self._to_empty
+        if not route_now:
+            self._list_entry(it, entry)
         if cfg.relaxation or cfg.max_wait_seconds is not None:
             self._schedule_entry_timers(it, queue, entry, primary=True)
         position, same_channel = self._places(queue, entry.key, it.channel)
@@ -1065,12 +1102,17 @@ class AcdEngine:
                     "queued_at": self._iso()
                     if it.queued_at == now
                     else from_us(it.queued_at).isoformat(),
-                    "score": self._score(queue, entry.key) / US,
+                    "score": (round(cfg.ageing_rate * now) - entry.key[0]) / US,  # _score
                 },
                 self._now_dt,
             )
         )
-        self._work.append((False, it.id))
+        if not route_now:
+            self._work.append((False, it.id))
+            return
+        self._route_interaction(it)
+        if it.state is _QUEUED:  # no agent for it now: it waits
+            self._list_entry(it, entry)
 
     def _closed(self, hours_name: str) -> bool:
         hours = self._hours.get(hours_name)
@@ -1165,7 +1207,9 @@ class AcdEngine:
     def _leave_queues(self, it: Interaction) -> None:
         """Take the interaction out of every queue (lists, timers, exclusions)."""
         if it.entries:
-            self._unlist(it)
+            for entry in it.entries.values():  # _unlist, inlined
+                if entry.listed:
+                    self._unlist_entry(it, entry)
             if it.state is _SCHEDULED:
                 for qid in it.entries:
                     queue = self._queues.get(qid)
@@ -1230,18 +1274,21 @@ class AcdEngine:
         for qid, entry in it.entries.items():
             queue = queues[qid]
             index = queue.ready
-            if not index.serves(channel):
-                continue
             level = entry.level
             ring_all = queue.config.strategy is Strategy.RING_ALL
             if anyone and not ring_all:
                 # The lowest tier with agents on the channel is the answer if it is allowed.
-                penalty, keys = index.lowest_tier(channel)
+                lowest = index.lowest(channel)
+                if lowest is None:
+                    continue
+                penalty, keys = lowest
                 limit = queue.level_max_penalty[level]
                 if limit is None or penalty <= limit:
                     agent = agents[index.first(penalty, keys, rng, queue.rr_last, channel)]
                     self._offer(it, [agent], queue, ring_all=False)
                     return
+                continue
+            if not index.serves(channel):
                 continue
             relax = queue.level_relax[level]
             for penalty, keys in index.tiers(queue.level_max_penalty[level], channel):
@@ -1309,9 +1356,9 @@ class AcdEngine:
                 self._unlist_entry(it, listed)
         it.state = _OFFERED
         it.offer_attempts += 1
-        timeout = round(queue.config.offer_timeout_seconds * US)  # seconds_to_us
+        timeout = queue.offer_timeout_us
         deadline = now + timeout
-        expires = (EPOCH + timedelta(microseconds=deadline)).isoformat()  # from_us
+        expires = self._expiry_text(deadline)  # from_us(deadline).isoformat()
         entry = it.entries.get(queue.id)
         for agent in agents:
             tid = self._schedule(deadline, "offer", it.id, agent.id)
@@ -1347,7 +1394,7 @@ class AcdEngine:
 
     def _end_offer(self, it: Interaction, agent: Agent) -> Offer:
         offer = it.offers.pop(agent.id)
-        self._cancel(offer.timer_id)
+        self._timers.pop(offer.timer_id, None)  # _cancel
         agent.offer = None
         agent.load[it.channel] -= 1
         return offer
@@ -1566,7 +1613,8 @@ class AcdEngine:
         if seconds is None:  # until the agent ends it (end_wrapup)
             self._refresh(agent, cause)
         elif seconds > 0:
-            wrap.deadline = self._now + seconds_to_us(seconds)
+            assert queue is not None and queue.wrapup_us is not None
+            wrap.deadline = self._now + queue.wrapup_us
             wrap.timer_id = self._schedule(wrap.deadline, "wrapup", agent.id, it.id)
             self._refresh(agent, cause)
         else:
@@ -1577,7 +1625,7 @@ class AcdEngine:
     ) -> None:
         del agent.wrapups[wrap.interaction_id]
         if wrap.timer_id is not None:
-            self._cancel(wrap.timer_id)
+            self._timers.pop(wrap.timer_id, None)  # _cancel
         agent.load[wrap.channel] -= 1
         wrapup = self._now - wrap.started_at
         handle = wrap.talk_us + wrap.hold_us + wrapup
@@ -1591,9 +1639,9 @@ class AcdEngine:
                     "channel": _NAME[wrap.channel],
                     "reason": reason,
                     "wrapup_seconds": wrapup / US,
-                    "talk_seconds": _sec(wrap.talk_us),
-                    "hold_seconds": _sec(wrap.hold_us),
-                    "handle_seconds": _sec(handle),
+                    "talk_seconds": wrap.talk_us / US,
+                    "hold_seconds": wrap.hold_us / US,
+                    "handle_seconds": handle / US,
                 },
                 self._now_dt,
             )
@@ -1601,7 +1649,7 @@ class AcdEngine:
         queue = self._queues.get(wrap.queue_id)
         if queue is not None and not wrap.outbound:  # outbound work does not predict waits
             window = queue.handle_times.setdefault(wrap.channel, [])
-            window.append(_sec(handle))
+            window.append(handle / US)
             if len(window) > self._config.handle_time_window:
                 del window[0]
         self._refresh(agent, cause)

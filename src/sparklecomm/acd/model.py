@@ -55,6 +55,30 @@ def seconds_to_us(seconds: float) -> int:
     return round(seconds * US)
 
 
+class IsoText:
+    """``from_us(us).isoformat()``, faster for instants that follow each other.
+
+    The text up to the seconds is kept from the previous call, so an instant in the same
+    second as the one before (deadlines set one after another, mostly) costs a string format
+    instead of a datetime, a timedelta and ``isoformat``. One per engine (not thread-safe).
+    """
+
+    __slots__ = ("_head", "_second")
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._head = ""  # "YYYY-MM-DDTHH:MM:SS" of ``_second``
+
+    def __call__(self, us: int) -> str:
+        second, micro = divmod(us, US)
+        if second != self._second:
+            self._head = from_us(second * US).isoformat()[:-6]  # without "+00:00" (UTC)
+            self._second = second
+        if micro:
+            return f"{self._head}.{micro:06d}+00:00"
+        return self._head + "+00:00"
+
+
 class Channel(StrEnum):
     """How the customer reaches us. ``callback`` is an outbound call the agent places."""
 
@@ -641,6 +665,9 @@ class Queue:
     level_max_penalty: tuple[int | None, ...]
     level_relax: tuple[int, ...]
     channel_set: frozenset[Channel]
+    # From ``config``, converted once (the hot paths need them on every offer / wrap-up):
+    offer_timeout_us: int
+    wrapup_us: int | None  # None: wrap-up lasts until the agent ends it
     ready: ReadyIndex  # available agents (derived: rebuilt from the records on restore)
     members: dict[str, Membership] = field(default_factory=dict)
     listed: dict[str, Membership] = field(default_factory=dict)  # from config.members

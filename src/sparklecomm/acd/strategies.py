@@ -261,6 +261,17 @@ class ReadyIndex:
             return [(p, tiers[p]) for p in penalties]
         return [(p, tiers[p]) for p in penalties if p <= max_penalty]
 
+    def lowest(self, channel: Channel) -> tuple[int, SortedList[Key]] | None:
+        """The lowest-penalty tier with agents on ``channel``, None when there is none
+        (:meth:`serves` and :meth:`lowest_tier` in one pass, without listing the tiers)."""
+        if channel not in self.channels:
+            return None
+        missing = self._missing.get(channel)
+        for penalty in self._penalties:
+            if not missing or self._on(channel, penalty):
+                return penalty, self._tiers[penalty]
+        return None
+
     def lowest_tier(self, channel: Channel) -> tuple[int, SortedList[Key]]:
         """The lowest-penalty tier with agents on ``channel`` (``IndexError`` when none)."""
         return self.tiers(None, channel)[0]
@@ -317,11 +328,12 @@ class ReadyIndex:
         if strategy is Strategy.RANDOM or strategy is Strategy.WEIGHTED_RANDOM:
             start = self._start(penalty, rng, channel)
             return str(keys[self._position(penalty, keys, start, channel)][-1])
-        if self._full(penalty, channel):  # no agent to skip
+        missing = self._missing.get(channel)
+        if not missing or not missing.get(penalty):  # _full: no agent to skip
             if strategy is Strategy.ROUND_ROBIN:
                 for key in keys.iter_from((rr_last + 1, "")):
                     return str(key[-1])
-            return str(keys.first()[-1])
+            return str(keys._lists[0][0][-1])  # keys.first()
         for aid in self.candidates(penalty, keys, rng, rr_last, channel):
             return aid
         raise IndexError(penalty)  # pragma: no cover - the counts say the agent exists
