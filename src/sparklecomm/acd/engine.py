@@ -940,28 +940,19 @@ class AcdEngine:
         waiting); ``attributes`` carry DNIS, VIP tier, campaign... for rules and reports.
         """
         now = self._begin()
-        if not isinstance(interaction_id, str) or not interaction_id or len(interaction_id) > 200:
-            raise InvalidInput("interaction_id must be a non-empty string.", field="interaction_id")
-        if interaction_id in self._interactions:
-            raise Conflict(
-                f"Interaction {interaction_id!r} exists already.", field="interaction_id"
-            )
+        self._check_new_id(interaction_id)
         queue = self._queue(queue_id)
         ch = _CHANNELS.get(channel) if isinstance(channel, str) else None
         if ch is None:
             ch = parse_channel(channel)  # raises with the list of channels
-        if ch not in queue.channel_set:
-            raise InvalidInput(
-                f"Queue {queue_id!r} does not take {ch.value} interactions.", field="channel"
-            )
+        _check_takes(queue, ch)
         _check_priority(priority)
         if not isinstance(required_skills, str):
             raise InvalidInput("required_skills must be a string.", field="required_skills")
         expr = self._expressions.get(required_skills)
         if expr is None:
             expr = self._compile(required_skills, "required_skills")
-        if customer_id is not None and (not isinstance(customer_id, str) or len(customer_id) > 200):
-            raise InvalidInput("customer_id must be a string.", field="customer_id")
+        _check_customer(customer_id)
         attrs = check_attributes(attributes) if attributes is not None else {}
         it = Interaction(
             id=interaction_id,
@@ -996,6 +987,14 @@ class AcdEngine:
         )
         self._enqueue(it, queue, "new", keep_place=False, route_now=True)
         return self._finish()
+
+    def _check_new_id(self, interaction_id: object) -> None:
+        if not isinstance(interaction_id, str) or not interaction_id or len(interaction_id) > 200:
+            raise InvalidInput("interaction_id must be a non-empty string.", field="interaction_id")
+        if interaction_id in self._interactions:
+            raise Conflict(
+                f"Interaction {interaction_id!r} exists already.", field="interaction_id"
+            )
 
     def _effective_priority(self, it: Interaction, queue: Queue) -> int:
         priority = it.priority
@@ -1980,12 +1979,7 @@ class AcdEngine:
         feed the queue's estimated wait (docs/routing.md).
         """
         now = self._begin()
-        if not isinstance(interaction_id, str) or not interaction_id or len(interaction_id) > 200:
-            raise InvalidInput("interaction_id must be a non-empty string.", field="interaction_id")
-        if interaction_id in self._interactions:
-            raise Conflict(
-                f"Interaction {interaction_id!r} exists already.", field="interaction_id"
-            )
+        self._check_new_id(interaction_id)
         agent = self._agent(agent_id)
         ch = parse_channel(channel)
         if queue_id is None:
@@ -1997,12 +1991,8 @@ class AcdEngine:
                     field="queue_id",
                 )
         queue = self._queue(queue_id)
-        if ch not in queue.channel_set:
-            raise InvalidInput(
-                f"Queue {queue_id!r} does not take {ch.value} interactions.", field="channel"
-            )
-        if customer_id is not None and (not isinstance(customer_id, str) or len(customer_id) > 200):
-            raise InvalidInput("customer_id must be a string.", field="customer_id")
+        _check_takes(queue, ch)
+        _check_customer(customer_id)
         attrs = check_attributes(attributes) if attributes is not None else {}
         refusal = self._outbound_refusal(agent, ch)
         if refusal is not None:
@@ -2602,6 +2592,18 @@ def _check_reason(reason: object, field: str = "reason") -> None:
         raise InvalidInput(
             f"{field} must be a non-empty string of at most 100 characters.", field=field
         )
+
+
+def _check_takes(queue: Queue, channel: Channel) -> None:
+    if channel not in queue.channel_set:
+        raise InvalidInput(
+            f"Queue {queue.id!r} does not take {channel.value} interactions.", field="channel"
+        )
+
+
+def _check_customer(customer_id: object) -> None:
+    if customer_id is not None and (not isinstance(customer_id, str) or len(customer_id) > 200):
+        raise InvalidInput("customer_id must be a string.", field="customer_id")
 
 
 def _check_priority(priority: object) -> None:
