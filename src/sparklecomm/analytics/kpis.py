@@ -448,6 +448,18 @@ class _Leg:
         self.counted = counted
 
 
+class _Cells(dict[tuple[int, str], Tally]):
+    """The (interval, key) cells; ``cells[key]`` makes a missing one (in first-use order)."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: tuple[int, str]) -> Tally:
+        cell = self[key] = Tally()
+        return cell
+
+
+_NO_MOMENT: Final = object()
+
 _AGENT_STATE_SLOT: Final[dict[str, str]] = {
     "available": "available_seconds",
     "reserved": "reserved_seconds",
@@ -472,7 +484,7 @@ class KpiAccumulator:
         self._sl_fixed = cfg.service_level_seconds
         self._since = cfg.since.timestamp() if cfg.since is not None else -math.inf
         self._until = cfg.until.timestamp() if cfg.until is not None else math.inf
-        self._cells: dict[tuple[int, str], Tally] = {}
+        self._cells = _Cells()
         self._thresholds: dict[str, float] = {}
         self._legs: dict[str, _Leg] = {}  # open legs by interaction id
         self._contacts: dict[str, tuple[int, bool]] = {}  # unresolved contacts: (bucket, counted)
@@ -523,16 +535,40 @@ class KpiAccumulator:
             handler(event.payload, ts)
 
     def feed_all(self, events: Iterable[StreamEvent]) -> None:
-        for event in events:
-            self.feed(event)
+        """Take events into account in order (as :meth:`feed` does, one after the other)."""
+        handlers = self._handlers
+        now = self._now
+        # None is a time of its own below: start from a moment no event has.
+        last_moment: object = self._last_moment or _NO_MOMENT
+        last_ts = self._last_ts
+        count = 0
+        try:
+            for event in events:
+                moment = event.time
+                if moment is last_moment:
+                    # The events of one engine command share one datetime: all is done.
+                    ts = last_ts
+                elif moment is None:
+                    if now is None:
+                        raise InvalidInput("The first event fed needs a time.", field="time")
+                    ts = now
+                else:
+                    ts = last_ts = moment.timestamp()
+                    last_moment = moment
+                    if now is None or ts > now:
+                        now = ts
+                count += 1
+                handler = handlers.get(event.type)
+                if handler is not None:
+                    handler(event.payload, ts)
+        finally:
+            self._now = now
+            if isinstance(last_moment, datetime):
+                self._last_moment = last_moment
+            self._last_ts = last_ts
+            self.events += count
 
     # -- helpers -----------------------------------------------------------------------------
-
-    def _cell(self, bucket: int, key: str) -> Tally:
-        cell = self._cells.get((bucket, key))
-        if cell is None:
-            cell = self._cells[(bucket, key)] = Tally()
-        return cell
 
     def _bucket(self, ts: float) -> int:
         return int(ts // self._iv)
@@ -550,7 +586,7 @@ class KpiAccumulator:
         bucket = self._bucket(ts)
         self._legs[iid] = _Leg(queue_id, bucket, ts, kind, counted)
         if counted and kind == _INBOUND:
-            self._cell(bucket, queue_id).offered += 1
+            self._cells[bucket, queue_id].offered += 1
 
     # -- handlers ----------------------------------------------------------------------------
 
@@ -562,13 +598,17 @@ class KpiAccumulator:
                 self._thresholds[str(p["queue_id"])] = float(sl)
 
     def _on_created(self, p: Mapping[str, Any], ts: float) -> None:
+        # _open_leg inlined: every contact starts here.
         iid = p["interaction_id"]
-        counted = self._counted(ts)
-        bucket = self._bucket(ts)
+        queue_id = p["queue_id"]
+        counted = self._since <= ts < self._until
+        bucket = int(ts // self._iv)
         self._contacts[iid] = (bucket, counted)
         if counted:
-            self._cell(bucket, OVERALL).offered += 1
-        self._open_leg(iid, p["queue_id"], ts, _INBOUND)
+            self._cells[bucket, OVERALL].offered += 1
+        self._legs[iid] = _Leg(queue_id, bucket, ts, _INBOUND, counted)
+        if counted:
+            self._cells[bucket, queue_id].offered += 1
 
     def _on_overflowed(self, p: Mapping[str, Any], ts: float) -> None:
         iid = p["interaction_id"]
@@ -577,7 +617,7 @@ class KpiAccumulator:
         if leg is not None:
             kind = leg.kind
             if leg.counted:
-                self._cell(leg.bucket, leg.queue_id).overflowed += 1
+                self._cells[leg.bucket, leg.queue_id].overflowed += 1
         self._open_leg(iid, p["queue_id"], ts, kind)
 
     def _on_queued(self, p: Mapping[str, Any], ts: float) -> None:
@@ -594,8 +634,8 @@ class KpiAccumulator:
         else:
             queue_id, bucket, counted = p["queue_id"], self._bucket(ts), self._counted(ts)
         if counted:
-            self._cell(bucket, queue_id).transferred += 1
-            self._cell(bucket, OVERALL).transferred += 1
+            self._cells[bucket, queue_id].transferred += 1
+            self._cells[bucket, OVERALL].transferred += 1
         to_queue = p.get("to_queue_id")
         if to_queue:
             self._open_leg(iid, to_queue, ts, _INBOUND)
@@ -607,10 +647,11 @@ class KpiAccumulator:
         iid = p["interaction_id"]
         queue_id = p["queue_id"]
         leg = self._legs.pop(iid, None)
+        sl_fixed = self._sl_fixed
         if leg is not None:
             bucket, counted = leg.bucket, leg.counted
             if counted:
-                cell = self._cell(bucket, leg.queue_id)
+                cell = self._cells[bucket, leg.queue_id]
                 if leg.kind == _CALLBACK:
                     cell.callbacks_answered += 1
                 else:
@@ -618,24 +659,34 @@ class KpiAccumulator:
                     wait = float(wait) if wait is not None else ts - leg.entered
                     cell.answered += 1
                     cell.wait_answered_seconds += wait
-                    if wait <= self._threshold(leg.queue_id):
+                    threshold = (
+                        sl_fixed
+                        if sl_fixed is not None
+                        else self._thresholds.get(leg.queue_id, DEFAULT_SERVICE_LEVEL_SECONDS)
+                    )
+                    if wait <= threshold:
                         cell.answered_within += 1
                     if wait > cell.longest_wait:
                         cell.longest_wait = wait
         else:
-            bucket, counted = self._bucket(ts), self._counted(ts)
-        contact = self._resolve_contact(iid) if leg is None or leg.kind == _INBOUND else None
+            bucket, counted = int(ts // self._iv), self._since <= ts < self._until
+        contact = self._contacts.pop(iid, None) if leg is None or leg.kind == _INBOUND else None
         if contact is not None and contact[1]:
-            cell = self._cell(contact[0], OVERALL)
+            cell = self._cells[contact[0], OVERALL]
             wait = float(p.get("wait_seconds") or 0.0)
             cell.answered += 1
             cell.wait_answered_seconds += wait
-            if wait <= self._threshold(queue_id):
+            threshold = (
+                sl_fixed
+                if sl_fixed is not None
+                else self._thresholds.get(queue_id, DEFAULT_SERVICE_LEVEL_SECONDS)
+            )
+            if wait <= threshold:
                 cell.answered_within += 1
             if wait > cell.longest_wait:
                 cell.longest_wait = wait
         elif leg is not None and leg.kind == _CALLBACK and leg.counted:
-            self._cell(leg.bucket, OVERALL).callbacks_answered += 1
+            self._cells[leg.bucket, OVERALL].callbacks_answered += 1
         agent = p.get("agent_id")
         if isinstance(agent, str):
             self._work[(iid, agent)] = (queue_id, bucket, counted)
@@ -656,30 +707,30 @@ class KpiAccumulator:
         leg = self._legs.pop(iid, None)
         if leg is not None and leg.kind == _CALLBACK:
             if leg.counted:
-                self._cell(leg.bucket, leg.queue_id).callbacks_cancelled += 1
-                self._cell(leg.bucket, OVERALL).callbacks_cancelled += 1
+                self._cells[leg.bucket, leg.queue_id].callbacks_cancelled += 1
+                self._cells[leg.bucket, OVERALL].callbacks_cancelled += 1
             return
         if leg is not None and leg.counted:
             wait = p.get("queue_wait_seconds")
             wait = float(wait) if wait is not None else ts - leg.entered
             self._abandon_tally(
-                self._cell(leg.bucket, leg.queue_id), wait, self._threshold(leg.queue_id)
+                self._cells[leg.bucket, leg.queue_id], wait, self._threshold(leg.queue_id)
             )
         contact = self._resolve_contact(iid)
         if contact is not None and contact[1]:
             wait = float(p.get("wait_seconds") or 0.0)
             self._abandon_tally(
-                self._cell(contact[0], OVERALL), wait, self._threshold(p["queue_id"])
+                self._cells[contact[0], OVERALL], wait, self._threshold(p["queue_id"])
             )
 
     def _on_diverted(self, p: Mapping[str, Any], ts: float) -> None:
         iid = p["interaction_id"]
         leg = self._legs.pop(iid, None)
         if leg is not None and leg.counted:
-            self._cell(leg.bucket, leg.queue_id).diverted += 1
+            self._cells[leg.bucket, leg.queue_id].diverted += 1
         contact = self._resolve_contact(iid)
         if contact is not None and contact[1]:
-            self._cell(contact[0], OVERALL).diverted += 1
+            self._cells[contact[0], OVERALL].diverted += 1
 
     def _on_callback_requested(self, p: Mapping[str, Any], ts: float) -> None:
         iid = p["interaction_id"]
@@ -687,10 +738,10 @@ class KpiAccumulator:
         if leg is None:
             leg = _Leg(p["queue_id"], self._bucket(ts), ts, _INBOUND, self._counted(ts))
         if leg.counted:
-            self._cell(leg.bucket, leg.queue_id).callbacks_requested += 1
+            self._cells[leg.bucket, leg.queue_id].callbacks_requested += 1
         contact = self._resolve_contact(iid)
         if contact is not None and contact[1]:
-            self._cell(contact[0], OVERALL).callbacks_requested += 1
+            self._cells[contact[0], OVERALL].callbacks_requested += 1
         # The callback keeps the caller's arrival interval.
         self._legs[iid] = _Leg(leg.queue_id, leg.bucket, ts, _CALLBACK, leg.counted)
 
@@ -711,8 +762,8 @@ class KpiAccumulator:
         else:
             bucket, counted, queue_id = self._bucket(ts), self._counted(ts), p["queue_id"]
         if counted:
-            self._cell(bucket, queue_id).callbacks_failed += 1
-            self._cell(bucket, OVERALL).callbacks_failed += 1
+            self._cells[bucket, queue_id].callbacks_failed += 1
+            self._cells[bucket, OVERALL].callbacks_failed += 1
 
     def _on_wrapup_ended(self, p: Mapping[str, Any], ts: float) -> None:
         iid = p["interaction_id"]
@@ -727,15 +778,21 @@ class KpiAccumulator:
         talk = float(p.get("talk_seconds") or 0.0)
         hold = float(p.get("hold_seconds") or 0.0)
         wrap = float(p.get("wrapup_seconds") or 0.0)
-        for cell in (self._cell(bucket, queue_id), self._cell(bucket, OVERALL)):
-            cell.handled += 1
-            cell.talk_seconds += talk
-            cell.hold_seconds += hold
-            cell.wrapup_seconds += wrap
+        cell = self._cells[bucket, queue_id]
+        cell.handled += 1
+        cell.talk_seconds += talk
+        cell.hold_seconds += hold
+        cell.wrapup_seconds += wrap
+        cell = self._cells[bucket, OVERALL]
+        cell.handled += 1
+        cell.talk_seconds += talk
+        cell.hold_seconds += hold
+        cell.wrapup_seconds += wrap
 
     def _on_state_changed(self, p: Mapping[str, Any], ts: float) -> None:
         agent = p["agent_id"]
-        previous = self._agents.get(agent)
+        agents = self._agents
+        previous = agents.get(agent)
         if previous is None:
             since_text = p.get("previous_since")
             state = p.get("previous_state")
@@ -745,8 +802,23 @@ class KpiAccumulator:
                 except ValueError:
                     previous = None
         if previous is not None:
-            self._add_agent_time(self._cells, previous[0], previous[1], ts)
-        self._agents[agent] = (p["state"], ts)
+            state, start = previous
+            slot = _AGENT_STATE_SLOT.get(state)
+            if slot is not None:
+                # _add_agent_time inlined for a spell within one interval (nearly all).
+                since = self._since
+                if since > start:
+                    start = since
+                until = self._until
+                end = until if until < ts else ts
+                if start < end:
+                    bucket = int(start // self._iv)
+                    if end <= (bucket + 1) * self._iv:
+                        cell = self._cells[bucket, OVERALL]
+                        setattr(cell, slot, getattr(cell, slot) + (end - start))
+                    else:
+                        self._add_agent_time(self._cells, state, start, end)
+        agents[agent] = (p["state"], ts)
 
     def _add_agent_time(
         self, cells: dict[tuple[int, str], Tally], state: str, start: float, end: float
@@ -754,12 +826,19 @@ class KpiAccumulator:
         slot = _AGENT_STATE_SLOT.get(state)
         if slot is None:
             return
-        start = max(start, self._since)
-        end = min(end, self._until)
+        # max() and min() spelled out (what they return on ties included): cheaper.
+        since = self._since
+        if since > start:
+            start = since
+        until = self._until
+        if until < end:
+            end = until
         iv = self._iv
         while start < end:
             bucket = int(start // iv)
-            stop = min(end, (bucket + 1) * iv)
+            stop = (bucket + 1) * iv
+            if not stop < end:
+                stop = end
             key = (bucket, OVERALL)
             cell = cells.get(key)
             if cell is None:
@@ -781,7 +860,7 @@ class KpiAccumulator:
         measures the contacts still waiting; nothing is changed, so reading is repeatable.
         """
         end = now.timestamp() if now is not None else self._now
-        cells = self._cells
+        cells: dict[tuple[int, str], Tally] = self._cells
         if end is not None and self._agents:
             cells = {k: (v.copy() if k[1] == OVERALL else v) for k, v in cells.items()}
             for state, since in self._agents.values():

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Protocol
 
 import numpy as np
@@ -112,26 +113,19 @@ class Draws:
     """Values of one distribution drawn ahead in numpy batches, handed out one per call.
 
     A simulated day needs a few hundred thousand handle times and patiences; drawing them
-    4,096 at a time costs a fraction of drawing them one by one.
+    4,096 at a time costs a fraction of drawing them one by one. ``next`` hands out the
+    next value without a Python call of its own (a batch is drawn when the last one is
+    used up, as calling the object does).
     """
 
-    __slots__ = ("_buf", "_dist", "_gen", "_i", "_n")
+    __slots__ = ("next",)
 
     def __init__(self, dist: Distribution, gen: np.random.Generator, batch: int = 4096) -> None:
-        self._dist = dist
-        self._gen = gen
-        self._n = batch
-        self._buf: list[float] = []
-        self._i = 0
+        batches: Iterator[list[float]] = iter(lambda: dist.batch(gen, batch), None)
+        self.next: Callable[[], float] = chain.from_iterable(batches).__next__
 
     def __call__(self) -> float:
-        i = self._i
-        buf = self._buf
-        if i >= len(buf):
-            buf = self._buf = self._dist.batch(self._gen, self._n)
-            i = 0
-        self._i = i + 1
-        return buf[i]
+        return self.next()
 
 
 def _values(raw: object, where: str) -> tuple[float, ...]:

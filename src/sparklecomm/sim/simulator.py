@@ -47,7 +47,7 @@ from sparklecomm.acd import (
 from sparklecomm.analytics import KpiAccumulator, KpiConfig, KpiReport, ServiceLevelBasis
 from sparklecomm.core.clock import FakeClock
 from sparklecomm.core.errors import DomainError
-from sparklecomm.core.events import NewEvent
+from sparklecomm.core.events import JSON, NewEvent
 from sparklecomm.sim.distributions import Constant, Distribution, Draws, Exponential, generator
 from sparklecomm.sim.scenario import AgentGroup, ArrivalSpec, Scenario, shift_periods
 
@@ -118,7 +118,7 @@ class _Ring:
 
     def __init__(self, group: AgentGroup, gen_seed: str) -> None:
         dist = group.answer_time if group.answer_time is not None else Constant(0.0)
-        self.answer = Draws(dist, generator(gen_seed))
+        self.answer = Draws(dist, generator(gen_seed)).next
         self.reject = group.reject
         self.no_answer = group.no_answer
 
@@ -178,14 +178,17 @@ class Simulation:
         # Per arrival stream: unit exponentials (scaled by each segment's rate), handle
         # times and patience, each its own numpy stream drawn in batches.
         self._gaps = [
-            Draws(unit, generator(f"{seed}:arrivals:{i}")) for i in range(len(scenario.arrivals))
+            Draws(unit, generator(f"{seed}:arrivals:{i}")).next
+            for i in range(len(scenario.arrivals))
         ]
         self._handles = [
-            Draws(a.handle_time, generator(f"{seed}:handle:{i}"))
+            Draws(a.handle_time, generator(f"{seed}:handle:{i}")).next
             for i, a in enumerate(scenario.arrivals)
         ]
         self._patiences = [
-            None if a.patience is None else Draws(a.patience, generator(f"{seed}:patience:{i}"))
+            None
+            if a.patience is None
+            else Draws(a.patience, generator(f"{seed}:patience:{i}")).next
             for i, a in enumerate(scenario.arrivals)
         ]
         self.clock = FakeClock(scenario.start)
@@ -205,21 +208,22 @@ class Simulation:
         self._seq = 0
         self._now = 0.0
         self._now_us = 0
-        self._pending: deque[NewEvent] = deque()
+        self._pending: deque[list[NewEvent]] = deque()  # batches still to react to
+        self._reacting = False
+        self._feed = self.kpis.feed_all
         self._contacts: dict[str, _Contact] = {}
         self._agents: dict[str, _AgentPlan] = {}
         self._wrapups: dict[str, Distribution] = {}  # queues whose wrap-up we end ourselves
         self._arrivals = 0
         self._dirty = True  # the engine was called since its next deadline was asked
         self._ran = False
-        self._reactions: dict[str, Callable[[dict[str, object]], None]] = {
+        self._reactions: dict[str, Callable[[JSON], None]] = {
             "interaction.offered": self._on_offered,
             "interaction.accepted": self._on_accepted,
             "interaction.wrapup_ended": self._on_wrapup_ended,
             "interaction.abandoned": self._on_gone,
             "interaction.diverted": self._on_gone,
             "callback.exhausted": self._on_gone,
-            "agent.state_changed": self._on_state_changed,
         }
 
     # -- scheduling ----------------------------------------------------------------------------
@@ -300,6 +304,26 @@ class Simulation:
 
     # -- the loop ------------------------------------------------------------------------------
 
+    def _handlers(self) -> tuple[Callable[[str, str], None], ...]:
+        """The handler of each kind of the simulator's own actions, indexed by kind."""
+        by_kind = {
+            _ARRIVAL: self._on_arrival,
+            _PATIENCE: self._on_patience,
+            _CALLBACK: self._on_callback,
+            _COMPLETE: self._on_complete,
+            _WRAPUP_END: self._on_wrapup_end,
+            _SHIFT_START: self._on_shift_start,
+            _SHIFT_END: self._on_shift_end,
+            _BREAK_START: self._on_break_start,
+            _BREAK_END: self._on_break_end,
+            _ANSWER: self._on_answer,
+            _REJECT: self._on_reject,
+            _ROSTER_BREAK_START: self._on_roster_break_start,
+            _ROSTER_BREAK_END: self._on_roster_break_end,
+            _READY_AGAIN: self._on_ready_again,
+        }
+        return tuple(by_kind[kind] for kind in range(len(by_kind)))
+
     def _sync(self) -> None:
         """Bring the engine's clock to the simulated time (before calling the engine)."""
         target = round(self._now * 1_000_000)
@@ -324,22 +348,7 @@ class Simulation:
         contacts = self._contacts
         progress = self._progress
         sync = self._sync
-        handlers = {
-            _ARRIVAL: self._on_arrival,
-            _PATIENCE: self._on_patience,
-            _CALLBACK: self._on_callback,
-            _COMPLETE: self._on_complete,
-            _WRAPUP_END: self._on_wrapup_end,
-            _SHIFT_START: self._on_shift_start,
-            _SHIFT_END: self._on_shift_end,
-            _BREAK_START: self._on_break_start,
-            _BREAK_END: self._on_break_end,
-            _ANSWER: self._on_answer,
-            _REJECT: self._on_reject,
-            _ROSTER_BREAK_START: self._on_roster_break_start,
-            _ROSTER_BREAK_END: self._on_roster_break_end,
-            _READY_AGAIN: self._on_ready_again,
-        }
+        handlers = self._handlers()
         inf = math.inf
         t_engine = inf
         steps = 0
@@ -361,9 +370,14 @@ class Simulation:
                 self._process(engine.tick())
             else:
                 _, _, kind, a, b = heappop(heap)
-                if kind != _PATIENCE:  # most patience timers find the caller answered
+                if kind != _PATIENCE:
                     sync()
-                handlers[kind](a, b)
+                    handlers[kind](a, b)
+                else:
+                    # Most patience timers find the caller answered: skip them cheaply.
+                    contact = contacts.get(a)
+                    if contact is not None and contact.waiting:
+                        self._on_patience(a, b)
             steps += 1
             if progress is not None and steps % 4096 == 0:
                 progress(min(1.0, self._now / duration))
@@ -383,32 +397,51 @@ class Simulation:
     # -- engine events -------------------------------------------------------------------------
 
     def _process(self, events: list[NewEvent]) -> None:
-        """Account for the engine's events in order, reacting to those that need an actor."""
-        self._dirty = True
-        pending = self._pending
-        pending.extend(events)
-        if len(pending) > len(events):
-            return  # an outer call is already draining the queue (keeps stream order)
-        feed = self.kpis.feed
-        sink = self._sink
-        reactions = self._reactions
-        popleft = pending.popleft
-        while pending:
-            event = pending[0]
-            feed(event)
-            if sink is not None:
-                sink(event)
-            react = reactions.get(event.type)
-            if react is not None:
-                react(event.payload)
-            popleft()
+        """Account for the engine's events in order, reacting to those that need an actor.
 
-    def _on_offered(self, p: dict[str, object]) -> None:
-        iid = cast(str, p["interaction_id"])
+        The KPIs and the sink take each command's events as they come, which is stream
+        order. Reactions call the engine again: the events those calls return wait in
+        ``_pending`` until the reactions to every earlier event are done, so the simulated
+        actors act in stream order too.
+        """
+        self._dirty = True
+        if not events:
+            return
+        self._feed(events)
+        sink = self._sink
+        if sink is not None:
+            for event in events:
+                sink(event)
+        if self._reacting:
+            self._pending.append(events)  # an outer call is reacting: it comes to these
+            return
+        self._reacting = True
+        reactions = self._reactions
+        pending = self._pending
+        try:
+            while True:
+                for event in events:
+                    kind = event.type
+                    react = reactions.get(kind)
+                    if react is not None:
+                        react(event.payload)
+                    elif kind == "agent.state_changed":
+                        # A third of the stream; only a break needs the agent to act.
+                        payload = event.payload
+                        if payload["state"] == "break":
+                            self._on_break(payload)
+                if not pending:
+                    break
+                events = pending.popleft()
+        finally:
+            self._reacting = False
+
+    def _on_offered(self, p: JSON) -> None:
+        iid = p["interaction_id"]
         contact = self._contacts.get(iid)
         if contact is None or contact.agent is not None:
             return
-        agent_id = cast(str, p["agent_id"])
+        agent_id = p["agent_id"]
         plan = self._agents.get(agent_id)
         ring = plan.ring if plan is not None else None
         if ring is not None:
@@ -434,31 +467,29 @@ class Simulation:
         contact.waiting = False
         self._process(more)
 
-    def _on_accepted(self, p: dict[str, object]) -> None:
-        iid = cast(str, p["interaction_id"])
+    def _on_accepted(self, p: JSON) -> None:
+        iid = p["interaction_id"]
         contact = self._contacts.get(iid)
         if contact is not None:
-            contact.queue = cast(str, p["queue_id"])
+            contact.queue = p["queue_id"]
             handle = self._handles[contact.stream]()
             self._seq += 1
             heapq.heappush(
                 self._heap,
-                (self._now + handle, self._seq, _COMPLETE, iid, cast(str, p["agent_id"])),
+                (self._now + handle, self._seq, _COMPLETE, iid, p["agent_id"]),
             )
 
-    def _on_wrapup_ended(self, p: dict[str, object]) -> None:
-        iid = cast(str, p["interaction_id"])
+    def _on_wrapup_ended(self, p: JSON) -> None:
+        iid = p["interaction_id"]
         contact = self._contacts.get(iid)
         if contact is not None and contact.done and contact.agent == p["agent_id"]:
             del self._contacts[iid]
 
-    def _on_gone(self, p: dict[str, object]) -> None:
-        self._contacts.pop(cast(str, p["interaction_id"]), None)
+    def _on_gone(self, p: JSON) -> None:
+        self._contacts.pop(p["interaction_id"], None)
 
-    def _on_state_changed(self, p: dict[str, object]) -> None:
-        if p["state"] != "break":
-            return
-        agent_id = cast(str, p["agent_id"])
+    def _on_break(self, p: JSON) -> None:
+        agent_id = p["agent_id"]
         reason = p["reason"]
         if reason == SHIFT_END:
             self._agents[agent_id].logged_in = False
