@@ -354,3 +354,29 @@ def test_bad_json_events() -> None:
         event_from_json({"type": "x", "time": "2026-01-05T09:00:00", "payload": {}})
     with pytest.raises(InvalidInput):
         event_from_json({"payload": {}})
+
+
+def test_outbound_contacts_are_counted_apart_from_offered_and_answered() -> None:
+    """An agent's own call (start_outbound): not offered, answered or in the service level or
+    AHT of inbound contacts; counted as outbound with its own handle time; the agent's busy
+    time (occupancy) includes it."""
+    c = Center(QueueConfig("q", members=(Member("a"),), wrapup_seconds=10.0))
+    e, a = c.engine, "a"
+    c.do(e.start_outbound, "o1", a, "q")
+    c.wait(60)
+    c.do(e.complete, "o1", a)  # talk 60, then 10 s wrap-up
+    c.wait(10)
+    c.do(e.create_interaction, "c1", "q", "voice")
+    c.do(e.accept, "c1", a)
+    c.wait(30)
+    c.do(e.complete, "c1", a)
+    c.wait(10)
+    report = c.kpis().report()
+    for k in (report.queues["q"], report.overall):
+        assert (k.offered, k.answered, k.handled) == (1, 1, 1)
+        assert k.aht == pytest.approx(40.0)  # the inbound call only: 30 talk + 10 wrap-up
+        assert (k.outbound, k.outbound_handled) == (1, 1)
+        assert k.outbound_aht == pytest.approx(70.0)  # 60 talk + 10 wrap-up
+        assert k.service_level == 1.0
+    assert report.overall.busy_seconds == pytest.approx(90.0)  # 60 outbound + 30 inbound
+    assert json.loads(json.dumps(report.to_dict()))["overall"]["outbound"] == 1

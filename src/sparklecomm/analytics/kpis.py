@@ -174,6 +174,9 @@ class Tally:
         "hold_seconds",
         "longest_wait",
         "offered",
+        "outbound",
+        "outbound_handle_seconds",
+        "outbound_handled",
         "overflowed",
         "reserved_seconds",
         "short_abandoned",
@@ -212,6 +215,10 @@ class Tally:
         self.busy_seconds = 0.0
         self.wrap_up_seconds = 0.0
         self.break_seconds = 0.0
+        # Contacts agents started themselves (start_outbound), apart from the above.
+        self.outbound = 0
+        self.outbound_handled = 0
+        self.outbound_handle_seconds = 0.0
 
     def add(self, other: Tally) -> None:
         for name in Tally.__slots__:
@@ -263,6 +270,9 @@ class Kpis:
     busy_seconds: float
     wrap_up_seconds: float
     break_seconds: float
+    outbound: int
+    outbound_handled: int
+    outbound_handle_seconds: float
     service_level_seconds: float | None
     sl_basis: ServiceLevelBasis = "offered"
     waiting: int | None = None  # still waiting at the report's "now" (totals only)
@@ -323,6 +333,11 @@ class Kpis:
         return _ratio(self.talk_seconds + self.hold_seconds + self.wrapup_seconds, self.handled)
 
     @property
+    def outbound_aht(self) -> float | None:
+        """Average handle time of outbound contacts (talk + hold + wrap-up)."""
+        return _ratio(self.outbound_handle_seconds, self.outbound_handled)
+
+    @property
     def average_talk(self) -> float | None:
         return _ratio(self.talk_seconds, self.handled)
 
@@ -380,6 +395,7 @@ RATES: Final[tuple[str, ...]] = (
     "asa",
     "average_abandon_wait",
     "aht",
+    "outbound_aht",
     "average_talk",
     "average_hold",
     "average_wrapup",
@@ -489,6 +505,7 @@ class KpiAccumulator:
         self._legs: dict[str, _Leg] = {}  # open legs by interaction id
         self._contacts: dict[str, tuple[int, bool]] = {}  # unresolved contacts: (bucket, counted)
         self._work: dict[tuple[str, str], tuple[str, int, bool]] = {}  # agent legs before wrap-up
+        self._outbound: dict[str, None] = {}  # outbound contacts not yet wrapped up
         self._agents: dict[str, tuple[str, float]] = {}  # agent -> (state, since)
         self._now: float | None = None
         self._last_moment: datetime | None = None
@@ -603,6 +620,12 @@ class KpiAccumulator:
         queue_id = p["queue_id"]
         counted = self._since <= ts < self._until
         bucket = int(ts // self._iv)
+        if p.get("direction") == "outbound":  # started by the agent: never offered
+            self._outbound[iid] = None
+            if counted:
+                self._cells[bucket, queue_id].outbound += 1
+                self._cells[bucket, OVERALL].outbound += 1
+            return
         self._contacts[iid] = (bucket, counted)
         if counted:
             self._cells[bucket, OVERALL].offered += 1
@@ -773,11 +796,18 @@ class KpiAccumulator:
             queue_id, bucket, counted = work
         else:
             queue_id, bucket, counted = p["queue_id"], self._bucket(ts), self._counted(ts)
+        outbound = bool(self._outbound) and self._outbound.pop(iid, 0) is None
         if not counted:
             return
         talk = float(p.get("talk_seconds") or 0.0)
         hold = float(p.get("hold_seconds") or 0.0)
         wrap = float(p.get("wrapup_seconds") or 0.0)
+        if outbound:  # the agent's own contact: apart from the inbound handle times
+            for key in (queue_id, OVERALL):
+                cell = self._cells[bucket, key]
+                cell.outbound_handled += 1
+                cell.outbound_handle_seconds += talk + hold + wrap
+            return
         cell = self._cells[bucket, queue_id]
         cell.handled += 1
         cell.talk_seconds += talk

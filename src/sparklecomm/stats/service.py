@@ -72,6 +72,8 @@ def _figures(k: Kpis) -> dict[str, Any]:
         "asa_seconds": k.asa,
         "handled": k.handled,
         "aht_seconds": k.aht,
+        "outbound": k.outbound,
+        "outbound_aht_seconds": k.outbound_aht,
         "waiting": k.waiting,
         "oldest_waiting_seconds": k.oldest_waiting,
     }
