@@ -414,6 +414,7 @@ def test_the_agents_own_outbound_contact_shows_on_the_desk_and_wraps_up(
     expect(wrap).to_be_visible()
     wrap.get_by_role("button", name="End wrap-up").click()
     expect(agent.get_by_test_id("agent-state")).to_have_text("Ready")
+    expect(agent.get_by_test_id("today-outbound")).to_have_text("1")  # My day: calls placed
     # The customer's history names it as an outbound contact the agent placed.
     context = me.call("GET", f"/interactions/{started['interaction']['interaction_id']}/context")
     assert context["interaction"]["direction"] == "outbound"

@@ -70,6 +70,29 @@ def test_today_per_queue_and_per_agent(client: TestClient, world: World) -> None
     assert names[world.agent_id] == "reserved"
 
 
+def test_an_agents_own_outbound_contacts_are_counted_apart(
+    client: TestClient, world: World
+) -> None:
+    admin, sup, ana = Api(client, "admin"), Api(client, "sup"), Api(client, "ana")
+    admin.post(
+        "/queues",
+        {"id": "support", "name": "Support", "members": [{"agent_id": world.agent_id}]},
+        status=201,
+    )
+    ana.post(f"/agents/{world.agent_id}/login")
+    iid = ana.post("/interactions/outbound", {}, status=201)["interaction"]["interaction_id"]
+    world.clock.advance(40)
+    ana.post(f"/interactions/{iid}/complete", {})
+    world.clock.advance(5)
+    q = sup.get("/stats/queues")["queues"]["support"]
+    assert (q["offered"], q["answered"], q["handled"], q["outbound"]) == (0, 0, 0, 1)
+    assert q["outbound_aht_seconds"] == pytest.approx(40)
+    today = ana.get(f"/stats/agents/{world.agent_id}/today")
+    assert (today["handled"], today["outbound"]) == (0, 1)
+    assert today["outbound_aht_seconds"] == pytest.approx(40)
+    assert today["state_seconds"]["busy"] == pytest.approx(40)
+
+
 def test_alert_thresholds_are_per_tenant_and_queue_validated_audited_and_live(
     client: TestClient, world: World
 ) -> None:

@@ -31,6 +31,7 @@ INTERVAL_SECONDS = 900
 AGENT_EVENTS = frozenset(
     {
         "agent.state_changed",
+        "interaction.created",  # only an outbound one names an agent: the agent's own contact
         "interaction.accepted",
         "interaction.wrapup_ended",
         "interaction.transferred",
@@ -180,8 +181,8 @@ class StatsService:
         }
 
     def agent_today(self, principal: Principal, agent_id: str) -> dict[str, Any]:
-        """An agent's day: handled, average handle time, seconds in each state (the current
-        state's running time included)."""
+        """An agent's day: handled, average handle time, contacts they started (outbound),
+        seconds in each state (the current state's running time included)."""
         if agent_id != principal.user_id and not principal.has_role("supervisor"):
             raise PermissionDenied("agents see only their own figures")
         day = self.today(principal.tenant_id)
@@ -192,6 +193,8 @@ class StatsService:
             "agent_id": agent_id,
             "handled": k.handled if k else 0,
             "aht_seconds": k.aht if k else None,
+            "outbound": k.outbound if k else 0,
+            "outbound_aht_seconds": k.outbound_aht if k else None,
             "occupancy": k.occupancy if k else None,
             "state_seconds": {s: getattr(k, f) for s, f in STATE_FIELDS.items()} if k else {},
         }

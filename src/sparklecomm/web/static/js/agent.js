@@ -85,6 +85,7 @@ async function loadToday() {
     const t = await api("GET", `/api/v1/stats/agents/${ME}/today`);
     $("today-handled").textContent = t.handled;
     $("today-aht").textContent = duration(t.aht_seconds);
+    $("today-outbound").textContent = t.outbound ?? 0;
     const total = Object.values(t.state_seconds).reduce((a, b) => a + b, 0) || 1;
     const colors = { available: "#51cf66", reserved: "#fab005", busy: "#4c6ef5", wrap_up: "#be4bdb", break: "#fd7e14" };
     $("today-states").replaceChildren(...Object.entries(t.state_seconds).filter(([, s]) => s > 0.5).map(([state, s]) =>
