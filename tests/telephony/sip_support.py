@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from sparklecomm.telephony import SipServerConfig, loopback_only
 from sparklecomm.telephony.sip import SipMessage, SipRequest, parse_datagram
+from sparklecomm.telephony.sip.timers import TimerConfig
 from sparklecomm.telephony.sip.transport import Peer
 
 CLIENT = Peer("UDP", "127.0.0.1", 5099)
@@ -73,6 +75,19 @@ class RecordingSender:
 
 
 _CLONE_NEWNET = 0x40000000
+
+
+def udp_loopback_config(timers: TimerConfig) -> SipServerConfig:
+    """A test SIP server: UDP on a free port of 127.0.0.1, sending only to loopback, MD5
+    digest (SIPp 3.6 knows no other)."""
+    return SipServerConfig(
+        host="127.0.0.1",
+        port=0,
+        transports=("UDP",),
+        digest_algorithms=("MD5",),
+        timers=timers,
+        allowed_target=loopback_only,
+    )
 
 
 @contextmanager

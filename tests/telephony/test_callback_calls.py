@@ -14,7 +14,12 @@ from typing import Any
 
 import pytest
 from tests.conftest import World
-from tests.telephony.sip_support import StreamPeer, loopback_namespace, wait_until
+from tests.telephony.sip_support import (
+    StreamPeer,
+    loopback_namespace,
+    udp_loopback_config,
+    wait_until,
+)
 from tests.telephony.test_calls import PASSWORDS, REALM, TIMERS, FakeRelay, Phone
 from tests.telephony.test_originate import PlanRouter
 
@@ -143,14 +148,7 @@ async def center(sqlite_world: World) -> AsyncIterator[Center]:
             return t
 
         server = SipServer(
-            SipServerConfig(
-                host="127.0.0.1",
-                port=0,
-                transports=("UDP",),
-                digest_algorithms=("MD5",),
-                timers=TIMERS,
-                allowed_target=loopback_only,
-            ),
+            udp_loopback_config(TIMERS),
             clock=SystemClock(),
             credentials=credentials,
             locations=InMemoryLocationStore(),

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import REDIS_URL, World, redis_nodes
-from tests.telephony.sip_support import wait_until
+from tests.telephony.sip_support import udp_loopback_config, wait_until
 from tests.telephony.test_calls import PASSWORDS, REALM, TIMERS, FakeRelay, Phone
 from tests.telephony.test_originate import PlanRouter
 
@@ -29,8 +29,6 @@ from sparklecomm.store.db import read_events
 from sparklecomm.telephony import (
     InMemoryCredentialStore,
     SipServer,
-    SipServerConfig,
-    loopback_only,
 )
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.calls import Trunk
@@ -102,14 +100,7 @@ async def start_node(name: str, services: Services, cluster: Cluster) -> Node:
         return ["1001"] if agent_id == world.agent_id else []
 
     server = SipServer(
-        SipServerConfig(
-            host="127.0.0.1",
-            port=0,
-            transports=("UDP",),
-            digest_algorithms=("MD5",),
-            timers=TIMERS,
-            allowed_target=loopback_only,
-        ),
+        udp_loopback_config(TIMERS),
         clock=SystemClock(),
         credentials=credentials,
         locations=SqlLocationStore(services.db),

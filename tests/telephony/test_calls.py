@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pytest
-from tests.telephony.sip_support import RtpSinks, loopback_namespace
+from tests.telephony.sip_support import RtpSinks, loopback_namespace, udp_loopback_config
 
 from sparklecomm.core.clock import SystemClock
 from sparklecomm.telephony import (
     InMemoryCredentialStore,
     InMemoryLocationStore,
     SipServer,
-    SipServerConfig,
     loopback_only,
 )
 from sparklecomm.telephony import sdp as sdplib
@@ -420,14 +419,7 @@ async def switch(router_holder: dict[str, Any]) -> AsyncIterator[Switch]:
             return "t1" if extension in PASSWORDS else None
 
         server = SipServer(
-            SipServerConfig(
-                host="127.0.0.1",
-                port=0,
-                transports=("UDP",),
-                digest_algorithms=("MD5",),
-                timers=TIMERS,
-                allowed_target=loopback_only,
-            ),
+            udp_loopback_config(TIMERS),
             clock=SystemClock(),
             credentials=credentials,
             locations=InMemoryLocationStore(),

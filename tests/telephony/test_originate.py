@@ -9,7 +9,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.telephony.sip_support import RtpSinks, loopback_namespace, wait_until
+from tests.telephony.sip_support import (
+    RtpSinks,
+    loopback_namespace,
+    udp_loopback_config,
+    wait_until,
+)
 from tests.telephony.test_calls import (
     PASSWORDS,
     REALM,
@@ -25,7 +30,6 @@ from sparklecomm.telephony import (
     InMemoryCredentialStore,
     InMemoryLocationStore,
     SipServer,
-    SipServerConfig,
     loopback_only,
 )
 from sparklecomm.telephony import sdp as sdplib
@@ -118,14 +122,7 @@ async def make(relay: Any) -> AsyncIterator[Placed]:
 
         router = PlanRouter()
         server = SipServer(
-            SipServerConfig(
-                host="127.0.0.1",
-                port=0,
-                transports=("UDP",),
-                digest_algorithms=("MD5",),
-                timers=TIMERS,
-                allowed_target=loopback_only,
-            ),
+            udp_loopback_config(TIMERS),
             clock=SystemClock(),
             credentials=credentials,
             locations=InMemoryLocationStore(),
