@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import World
+from tests.conftest import PASSWORD, World
 from tests.routing.test_routing_service import Api, setup_center
 from tests.telephony.test_calls import FakeRelay
 
@@ -251,3 +251,31 @@ def test_a_user_not_logged_in_to_routing_places_a_plain_call(
     setup_center(client, sqlite_world)  # ana is an agent, but logged out
     result = Api(client, "ana").post("/telephony/calls", {"to": "1002"}, status=202)
     assert result["interaction_id"] is None
+
+
+def test_a_placed_call_is_cancelled_by_its_agent_and_the_interaction_completes(
+    setup: tuple[TestClient, StubHost, CallManager], sqlite_world: World
+) -> None:
+    client, host, manager = setup
+    world = sqlite_world
+    register(host, "1001", 5080)
+    _, ana = ready_agent(client, world)
+    admin = Api(client, "admin")
+    admin.post("/users", {"username": "bo", "password": PASSWORD}, status=201)
+    bo = Api(client, "bo")
+    result = ana.post("/telephony/calls", {"to": "1002"}, status=202)
+    call_id = result["call_id"]
+    # Another agent cannot see it; an unknown id is not there either.
+    problem = bo.send("DELETE", f"/telephony/calls/{call_id}", status=404)
+    assert problem["errors"][0]["field"] == "call_id"
+    ana.send("DELETE", "/telephony/calls/nope", status=404)
+    assert manager.active_calls == 1
+    ana.send("DELETE", f"/telephony/calls/{call_id}", status=204)
+    wait_for(lambda: manager.active_calls == 0)
+    wait_for(lambda: ana.get(f"/agents/{world.agent_id}")["state"] == "wrap_up")
+    ana.send("DELETE", f"/telephony/calls/{call_id}", status=404)  # over already
+    # A supervisor may hang up an agent's placed call.
+    ana.post(f"/interactions/{result['interaction_id']}/wrapup-end")
+    second = ana.post("/telephony/calls", {"to": "1002"}, status=202)
+    admin.send("DELETE", f"/telephony/calls/{second['call_id']}", status=204)
+    wait_for(lambda: manager.active_calls == 0)

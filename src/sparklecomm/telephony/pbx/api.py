@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sparklecomm.api.deps import Admin, CurrentPrincipal, ServicesDep, Supervisor
 from sparklecomm.container import Services
-from sparklecomm.core.errors import Conflict, DomainError, InvalidInput
+from sparklecomm.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from sparklecomm.telephony.calls import OriginateRefused
 from sparklecomm.telephony.extensions import ExtensionService, extension_payload
 from sparklecomm.telephony.pbx.dialplan import DIALLABLE_RE, normalise_number
@@ -30,6 +30,7 @@ from sparklecomm.telephony.pbx.service import (
 router = APIRouter(prefix="/api/v1/telephony", tags=["telephony"])
 Number = Annotated[str, Path(min_length=1, max_length=40, description="A phone number")]
 Name = Annotated[str, Path(min_length=1, max_length=60)]
+CallId = Annotated[str, Path(min_length=1, max_length=64, description="A call's id")]
 Scalar = str | int | float | bool
 
 
@@ -516,3 +517,26 @@ async def place_call(body: CallIn, principal: CurrentPrincipal, svc: ServicesDep
         "state": "ringing_agent",
         "interaction_id": interaction_id,
     }
+
+
+@router.delete("/calls/{call_id}", status_code=204)
+async def cancel_call(call_id: CallId, principal: CurrentPrincipal, svc: ServicesDep) -> Response:
+    """Hang up a call the platform placed for you (while your phone or the number rings, or
+    during the conversation); supervisors may hang up anyone's. A placed call that was an
+    outbound interaction then completes (wrap-up follows). 404 for a call this node does not
+    hold (ended already, or another node's), 503 without a SIP server."""
+    phones = svc.extra.get("agent_phones")
+    if phones is None:
+        raise SipUnavailable("No calls here: the SIP server is not running on this node.")
+    call = phones.manager.calls.get(call_id)
+    placed = call.placed if call is not None else None
+    if (
+        call is None
+        or placed is None
+        or call.ended
+        or call.tenant_id != principal.tenant_id
+        or (placed.agent_id != principal.user_id and not principal.has_role("supervisor"))
+    ):
+        raise NotFound(f"No call {call_id!r} placed for you is in progress here.", field="call_id")
+    phones.hang_up(call, "cancelled")
+    return Response(status_code=204)
