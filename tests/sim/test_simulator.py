@@ -12,6 +12,7 @@ import pytest
 from sparklecomm.analytics import KpiAccumulator, KpiConfig, event_from_json
 from sparklecomm.core.events import NewEvent
 from sparklecomm.sim import (
+    ScenarioError,
     Simulation,
     load_scenario,
     parse_scenario,
@@ -303,3 +304,55 @@ def test_replications_in_parallel_processes_give_the_same_results_and_events() -
         run_replications(sc, 2, jobs=0)
     with pytest.raises(ValueError, match="on_event needs jobs=1"):
         run_replications(sc, 2, jobs=2, on_event=lambda r: None)
+
+
+OFFICE = {"timezone": "UTC", "weekly": {"mon": ["09:00-17:00"]}}  # the default start: Monday
+
+
+def test_a_queue_keeping_business_hours_turns_new_contacts_away_while_closed() -> None:
+    sc = one_queue(duration=86400, queues=[{"name": "q", "hours": OFFICE}])
+    seen: list[NewEvent] = []
+    report = simulate(sc, on_event=seen.append).report
+    q = report.queues["q"]
+    assert q.diverted > 0 and q.answered > 0
+    arrived: dict[str, int] = {}
+    for event in seen:
+        hour = event.time.hour
+        if event.type == "interaction.created":
+            arrived[event.payload["interaction_id"]] = hour
+        elif event.type == "interaction.diverted":
+            assert event.payload["reason"] == "closed" and not 9 <= hour < 17
+        elif event.type == "interaction.accepted":  # only callers who came while open
+            assert 9 <= arrived[event.payload["interaction_id"]] < 17
+    # About 16 of 24 hours are closed: roughly two thirds of the calls are turned away.
+    assert 0.55 < q.diverted / q.offered < 0.78
+
+
+def test_while_closed_new_contacts_can_go_to_another_queue() -> None:
+    sc = one_queue(
+        duration=86400,
+        queues=[{"name": "q", "hours": OFFICE, "closed_to": "night"}, {"name": "night"}],
+        agents=[{"count": 10, "queues": ["q", "night"]}],
+    )
+    report = simulate(sc).report
+    assert report.queues["q"].diverted == 0 and report.queues["q"].overflowed > 0
+    assert report.queues["night"].offered == report.queues["q"].overflowed
+    assert report.queues["night"].answered > 0
+
+
+@pytest.mark.parametrize(
+    ("queue", "field"),
+    [
+        ({"name": "q", "hours": {**OFFICE, "timezone": "Mars"}}, "queues[0].hours.timezone"),
+        (
+            {"name": "q", "hours": {"timezone": "UTC", "weekly": {"mon": "9-5"}}},
+            "queues[0].hours.weekly.mon",
+        ),
+        ({"name": "q", "closed_to": "q"}, "queues[0].closed_to"),
+        ({"name": "q", "hours": OFFICE, "closed_to": "nowhere"}, "queues[0].closed_to"),
+    ],
+)
+def test_bad_business_hours_in_a_scenario_name_the_field(queue: dict[str, Any], field: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        one_queue(queues=[queue])
+    assert err.value.field.startswith(field), (err.value.field, str(err.value))

@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 
 from sparklecomm.acd import Channel, Strategy
+from sparklecomm.core.errors import InvalidInput
+from sparklecomm.core.hours import hours_from_spec, spec_of
 from sparklecomm.sim.distributions import Constant, Distribution, parse_distribution
 from sparklecomm.sim.errors import ScenarioError, check_int, check_number
 
@@ -41,6 +43,8 @@ class QueueSpec:
     max_wait: float | None = None
     overflow_to: str | None = None
     best_skill: str | None = None
+    hours: Mapping[str, Any] | None = None  # business hours (timezone, weekly, exceptions)
+    closed_to: str | None = None  # while closed, new contacts overflow there (None: diverted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +202,8 @@ _QUEUE_KEYS = {
     "max_wait",
     "overflow_to",
     "best_skill",
+    "hours",
+    "closed_to",
 }
 _AGENT_KEYS = {
     "name",
@@ -335,7 +341,22 @@ def _queue(raw: object, where: str) -> QueueSpec:
         raise ScenarioError(
             f"{where}.best_skill is needed with the best-skill strategy", f"{where}.best_skill"
         )
-    return QueueSpec(name, strategy, wrapup, threshold, max_wait, overflow, best_skill)
+    hours = None
+    if data.get("hours") is not None:
+        try:  # the same timetables as business hours (docs/pbx.md), checked the same way
+            hours = spec_of(hours_from_spec(name, data["hours"], f"{where}.hours"))
+        except InvalidInput as error:
+            raise ScenarioError(str(error), error.field or f"{where}.hours") from None
+    closed_to = None
+    if data.get("closed_to") is not None:
+        closed_to = _name(data["closed_to"], f"{where}.closed_to")
+        if hours is None:
+            raise ScenarioError(
+                f"{where}.closed_to needs {where}.hours (when it is closed)", f"{where}.closed_to"
+            )
+    return QueueSpec(
+        name, strategy, wrapup, threshold, max_wait, overflow, best_skill, hours, closed_to
+    )
 
 
 def _memberships(raw: object, where: str, queues: set[str]) -> tuple[QueueMembership, ...]:
@@ -685,6 +706,11 @@ def parse_scenario(data: object, base_dir: Path | None = None) -> Scenario:
                 raise ScenarioError(
                     f"queues[{i}].overflow_to must be another queue", f"queues[{i}].overflow_to"
                 )
+        if q.closed_to is not None and (q.closed_to not in known or q.closed_to == q.name):
+            raise ScenarioError(
+                f"queues[{i}].closed_to: no other queue named {q.closed_to!r}",
+                f"queues[{i}].closed_to",
+            )
     agents = tuple(
         _agents(a, f"agents[{i}]", i, known)
         for i, a in enumerate(_list(top["agents"], "agents", allow_empty=True))

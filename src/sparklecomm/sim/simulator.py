@@ -256,6 +256,9 @@ class Simulation:
             for agent_id in group.agent_ids():
                 for m in group.queues:
                     members[m.queue].append(Member(agent_id, penalty=m.penalty))
+        hours = {q.name: q.hours for q in sc.queues if q.hours is not None}
+        if hours:  # each queue's business hours, under the queue's own name
+            self._process(self.engine.set_business_hours(hours))
         for q in sc.queues:
             wrapup = 0.0
             if isinstance(q.wrapup, Constant):
@@ -274,6 +277,8 @@ class Simulation:
                         wrapup_seconds=wrapup,
                         max_wait_seconds=q.max_wait,
                         on_max_wait=Diversion(queue_id=q.overflow_to),
+                        hours=q.name if q.hours is not None else None,
+                        on_closed=Diversion(queue_id=q.closed_to),
                     )
                 )
             )
