@@ -220,6 +220,7 @@ class AcdService:
         self._listeners: list[Callable[[str, list[Event]], None]] = []
         self._bus: EventBus | None = None
         self._loading: set[str] = set()  # tenants being built for other nodes' events
+        self._stopping = False
         # The organisation's business hours (name → timetable), for queues that follow
         # them; set by the application from the PBX (None: no business hours at all).
         self.hours_source: Callable[[str], dict[str, Any]] | None = None
@@ -303,11 +304,17 @@ class AcdService:
         await run_in_threadpool(self.load_all)
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._stopping = False
         self._timer_task = asyncio.create_task(self._timers(), name="acd-timers")
 
     async def stop(self) -> None:
+        # The flag ends the timer loop even if a cancellation is lost in a wake-up that
+        # happens at the same moment (a command committing during shutdown).
+        self._stopping = True
         if self._timer_task is not None:
             self._timer_task.cancel()
+            if self._wake is not None:
+                self._wake.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer_task
         await run_in_threadpool(self.snapshot_all)
@@ -686,7 +693,7 @@ class AcdService:
 
     async def _timers(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._stopping:
             deadline = await run_in_threadpool(self.next_deadline)
             delay = 1.0
             if deadline is not None:
@@ -694,7 +701,8 @@ class AcdService:
             if delay > 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
                 continue
             for tenant_id in list(self._tenants):
                 try:
