@@ -324,7 +324,10 @@ class TrunkRegistrations:
         assert self._wake is not None
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a
+                # cancellation that meets a wake-up, and stop() would wait for ever.
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 self.apply(await asyncio.to_thread(trunk_logins, self.pbx))
