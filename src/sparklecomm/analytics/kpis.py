@@ -505,7 +505,7 @@ class KpiAccumulator:
         self._legs: dict[str, _Leg] = {}  # open legs by interaction id
         self._contacts: dict[str, tuple[int, bool]] = {}  # unresolved contacts: (bucket, counted)
         self._work: dict[tuple[str, str], tuple[str, int, bool]] = {}  # agent legs before wrap-up
-        self._outbound: dict[str, None] = {}  # outbound contacts not yet wrapped up
+        self._outbound: set[str] = set()  # outbound contacts not yet wrapped up
         self._agents: dict[str, tuple[str, float]] = {}  # agent -> (state, since)
         self._now: float | None = None
         self._last_moment: datetime | None = None
@@ -621,7 +621,7 @@ class KpiAccumulator:
         counted = self._since <= ts < self._until
         bucket = int(ts // self._iv)
         if p.get("direction") == "outbound":  # started by the agent: never offered
-            self._outbound[iid] = None
+            self._outbound.add(iid)
             if counted:
                 self._cells[bucket, queue_id].outbound += 1
                 self._cells[bucket, OVERALL].outbound += 1
@@ -796,7 +796,9 @@ class KpiAccumulator:
             queue_id, bucket, counted = work
         else:
             queue_id, bucket, counted = p["queue_id"], self._bucket(ts), self._counted(ts)
-        outbound = bool(self._outbound) and self._outbound.pop(iid, 0) is None
+        outbound = iid in self._outbound
+        if outbound:
+            self._outbound.discard(iid)
         if not counted:
             return
         talk = float(p.get("talk_seconds") or 0.0)

@@ -580,16 +580,11 @@ class VoiceQueue:
                 self.phones.end_call(call.call_id, "completed")
                 self._forget(call)
             elif kind == "interaction.abandoned":
-                call.phase = Phase.ENDED
-                for ringing in sorted(call.ringing):
-                    self.phones.stop_ringing(call.call_id, ringing, "abandoned")
-                self.phones.end_call(call.call_id, "abandoned")
-                self._forget(call)
+                self._release(call, "abandoned", "abandoned")
             elif kind == "interaction.diverted":
                 # The queue sent the caller away (full, closed to new callers, waited too
                 # long, estimated wait too high...): the call ends (480 to an unanswered
                 # caller). Calling ``divert_to`` instead needs the media issue.
-                call.phase = Phase.ENDED
                 reason = f"diverted_{payload.get('reason') or 'queue'}"
                 log.info(
                     "voice.diverted",
@@ -597,10 +592,15 @@ class VoiceQueue:
                     reason=reason,
                     divert_to=payload.get("divert_to"),
                 )
-                for ringing in sorted(call.ringing):
-                    self.phones.stop_ringing(call.call_id, ringing, "diverted")
-                self.phones.end_call(call.call_id, reason)
-                self._forget(call)
+                self._release(call, "diverted", reason)
+
+    def _release(self, call: VoiceCall, ringing_reason: str, reason: str) -> None:
+        """The waiting caller's call ends: phones still ringing for it stop, then the call."""
+        call.phase = Phase.ENDED
+        for ringing in sorted(call.ringing):
+            self.phones.stop_ringing(call.call_id, ringing, ringing_reason)
+        self.phones.end_call(call.call_id, reason)
+        self._forget(call)
 
     # ---- queued callbacks ------------------------------------------------------------------
 
