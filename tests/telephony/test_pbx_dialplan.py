@@ -19,6 +19,7 @@ from sparklecomm.telephony.pbx.dialplan import (
     TrunkConfig,
     caller_is_blocked,
     decide,
+    divert,
     match_rule,
 )
 from sparklecomm.telephony.pbx.routes import (
@@ -360,3 +361,53 @@ def test_longest_prefix_wins_and_deny_wins_ties() -> None:
     rule = match_rule(rules, "+43")
     assert rule is not None and rule.action == "allow"
     assert match_rule(rules, "0049") is None
+
+
+# -- a queue diverting its waiting caller (divert_to) ----------------------------------------
+def test_divert_to_an_extension_follows_its_settings() -> None:
+    route = divert(config(), "extension:1002", from_trunk("+4930100"))
+    assert plan(route) == [["1002"]]
+    assert isinstance(route, Hunt) and route.description == "diverted to extension:1002"
+    forwarded = config(settings={"1002": CallSettings(forward_always="1003")})
+    assert plan(divert(forwarded, "extension:1002", from_trunk("+4930100"))) == [["1003"]]
+    dnd = config(settings={"1002": CallSettings(dnd=True)})
+    assert divert(dnd, "extension:1002", from_trunk("+4930100")) == Reject(
+        486, "Busy Here (do not disturb)"
+    )
+    missing = divert(config(), "extension:1999", from_trunk("+4930100"))
+    assert isinstance(missing, Reject) and missing.status == 404 and "1999" in missing.reason
+
+
+def test_divert_to_a_ring_group_rings_it_then_its_fallback() -> None:
+    route = divert(config(), "ring_group:sales", from_trunk("+4930100"))
+    assert plan(route) == [["1002", "1003"], ["1004"]]
+    missing = divert(config(), "ring_group:nope", from_trunk("+4930100"))
+    assert isinstance(missing, Reject) and missing.status == 404
+
+
+def test_divert_to_a_number_an_extension_a_did_or_outside_by_the_dial_rules() -> None:
+    request = from_trunk("+4930100", caller="+4917612345")
+    assert plan(divert(config(), "number:1003", request)) == [["1003"]]
+    assert plan(divert(config(), "1003", request)) == [["1003"]]  # bare number
+    other_queue = divert(config(), "+4930100", request)
+    assert other_queue == ToQueue(
+        T, "support", {"campaign": "x", "dnis": "+4930100", "ani": "+4917612345"}
+    )
+    outside = divert(config(default_caller_id="+4930100"), "number:0301234", request)
+    assert isinstance(outside, Hunt)
+    assert outside.steps[0].targets == (
+        Target(external="+49301234", trunk_id=TRUNK.id, caller_id="+4930100"),
+    )
+    # the queue has the organisation's rights, no more: denied numbers stay denied
+    assert divert(config(), "+49900123", request).status == 403  # type: ignore[union-attr]
+    assert divert(config(), "+33123456", request).status == 403  # type: ignore[union-attr]
+    assert divert(config(), "number:not-a-number", request).status == 404  # type: ignore[union-attr]
+
+
+def test_divert_to_voicemail_or_an_unknown_kind_releases_the_caller() -> None:
+    request = from_trunk("+4930100")
+    voicemail = divert(config(), "voicemail:support", request)
+    assert isinstance(voicemail, Reject) and voicemail.status == 480
+    assert "voicemail" in voicemail.reason
+    unknown = divert(config(), "busy-tone:x", request)
+    assert isinstance(unknown, Reject) and unknown.status == 480 and "busy-tone" in unknown.reason

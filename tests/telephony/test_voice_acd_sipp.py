@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import World
 from tests.telephony.sip_support import loopback_namespace, run_sipp
 
+from sparklecomm.acd.persistence import queue_config_to_dict
 from sparklecomm.acd.service import AcdService
 from sparklecomm.core.clock import SystemClock
 from sparklecomm.store.db import read_events
@@ -30,13 +31,19 @@ from sparklecomm.telephony import (
 )
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.media.relay import MediaRelay, RelayConfig
+from sparklecomm.telephony.pbx.dialplan import PbxConfig, divert
 from sparklecomm.telephony.pbx.routes import CallRequest, Reject, Route, ToQueue
 from sparklecomm.telephony.sip.timers import TimerConfig
 from sparklecomm.telephony.voice_queue import VoiceQueue
 
 SIPP = Path(__file__).parent / "sipp"
 DID = "5550100"
-PASSWORDS = {"1001": "pw-1001-secret", "2001": "pw-2001-secret", "2002": "pw-2002-secret"}
+PASSWORDS = {
+    "1001": "pw-1001-secret",
+    "2001": "pw-2001-secret",
+    "2002": "pw-2002-secret",
+    "2003": "pw-2003-secret",
+}
 OTHER = "agent-b"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -73,15 +80,22 @@ class Center:
 
 
 class DidRouter:
-    """The dial plan of this test: the DID goes to the support queue."""
+    """The dial plan of this test: the DID goes to the support queue; a queue diverting its
+    caller goes through the real dial plan's :func:`divert` (extension 2003 is a desk phone,
+    no agent's)."""
 
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
+        self.config = PbxConfig(tenant_id, extensions={"2003": "Front desk"})
 
     async def route(self, request: CallRequest) -> Route:
         if request.dialled == DID:
             return ToQueue(self.tenant_id, "support", {"dnis": DID})
         return Reject(404, "Not Found")
+
+    async def divert(self, tenant_id: str, target: str, request: CallRequest) -> Route:
+        assert tenant_id == self.tenant_id
+        return divert(self.config, target, request)
 
 
 @pytest.fixture
@@ -299,4 +313,43 @@ async def test_caller_hanging_up_in_the_queue_is_abandoned(center: Center) -> No
     assert "interaction.offered" not in center.interaction_types()
     ended = [d for k, d in center.call_events if k == "call.ended"]
     assert ended and ended[-1]["reason"] == "cancelled"
+    assert center.server.calls.active_calls == 0
+
+
+async def test_a_caller_the_queue_diverts_is_put_through_to_its_divert_target(
+    center: Center,
+) -> None:
+    """Nobody logged in and the queue's max wait reached: the engine diverts the caller to
+    extension 2003 (``on_max_wait.divert_to``); the B2BUA routes the waiting call on there,
+    the desk phone answers and the caller, who heard ringback throughout, talks to it."""
+    world, acd = center.world, center.acd
+    config = acd.read(world.tenant_id, lambda e: queue_config_to_dict(e.queue_config("support")))
+    acd.execute(
+        world.tenant_id,
+        "update_queue",
+        config={**config, "max_wait_seconds": 30, "on_max_wait": {"divert_to": "extension:2003"}},
+    )
+    desk_phone = phone("call_uas.xml", 5084, 16200)
+    await asyncio.sleep(0.3)
+    await register(center, "2003", 5084, 5074)
+    call = caller(center, "queue_uac_waiting.xml")
+    await center.wait_for("interaction.queued")
+    await asyncio.sleep(0.3)  # the caller hears the queue's ringback
+    world.clock.advance(31)
+    await asyncio.to_thread(acd.tick_due, world.tenant_id)
+    rc, out = await call
+    assert rc == 0, out[-3000:]
+    rc_phone, out_phone = await desk_phone
+    assert rc_phone == 0, out_phone[-3000:]
+    types = center.interaction_types()
+    assert types[-1] == "interaction.diverted" and "interaction.offered" not in types
+    diverted = next(p for k, p in center.engine_events() if k == "interaction.diverted")
+    assert diverted["divert_to"] == "extension:2003" and diverted["reason"] == "max_wait"
+    kinds = [k for k, _ in center.call_events]
+    assert kinds.index("call.diverted") < kinds.index("call.answered")
+    moved = next(d for k, d in center.call_events if k == "call.diverted")
+    assert moved == {**moved, "to": "extension:2003", "reason": "diverted_max_wait"}
+    answered = next(d for k, d in center.call_events if k == "call.answered")
+    assert answered["leg"].startswith("2003 at") and "agent_id" not in answered
+    assert kinds[-1] == "call.ended"
     assert center.server.calls.active_calls == 0

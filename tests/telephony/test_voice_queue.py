@@ -45,6 +45,9 @@ class Phones:
     def end_call(self, call_id: str, reason: str) -> None:
         self.actions.append(("end", call_id, reason))
 
+    def divert(self, call_id: str, target: str, reason: str) -> None:
+        self.actions.append(("divert", call_id, target, reason))
+
     def consult_agent(self, call_id: str, agent_id: str) -> None:
         self.actions.append(("consult", call_id, agent_id))
 
@@ -236,9 +239,22 @@ def test_caller_hanging_up_while_ringing_abandons(sqlite_world: World) -> None:
     asyncio.run(scenario())
 
 
-def test_a_caller_the_queue_sends_away_is_released(sqlite_world: World) -> None:
+@pytest.mark.parametrize(
+    ("on_max_wait", "expected"),
+    [
+        ({}, ("end", "c1", "diverted_max_wait")),
+        (
+            {"divert_to": "extension:1002"},
+            ("divert", "c1", "extension:1002", "diverted_max_wait"),
+        ),
+    ],
+)
+def test_a_caller_the_queue_sends_away_is_released_or_diverted(
+    sqlite_world: World, on_max_wait: dict[str, str], expected: tuple[str, ...]
+) -> None:
     """Max wait reached with nobody to take the call: the engine diverts it, and the bridge
-    ends the call (before, the caller heard ringback for ever)."""
+    ends the call (before, the caller heard ringback for ever), or hands it to the B2BUA
+    to route on to the queue's ``divert_to``."""
     world = sqlite_world
     acd = center(world, world.agent_id)  # nobody logged in
     acd.execute(
@@ -247,7 +263,7 @@ def test_a_caller_the_queue_sends_away_is_released(sqlite_world: World) -> None:
         config={
             **acd.read(world.tenant_id, lambda e: queue_config_to_dict(e.queue_config("support"))),
             "max_wait_seconds": 30,
-            "on_max_wait": {"divert_to": "voicemail:support"},
+            "on_max_wait": on_max_wait,
         },
     )
 
@@ -259,7 +275,7 @@ def test_a_caller_the_queue_sends_away_is_released(sqlite_world: World) -> None:
         world.clock.advance(31)
         acd.tick_due(world.tenant_id)
         await settle()
-        assert phones.take() == [("end", "c1", "diverted_max_wait")]
+        assert phones.take() == [expected]
         assert "interaction.diverted" in interaction_events(world, call.interaction_id)
         assert vq.calls() == []
 

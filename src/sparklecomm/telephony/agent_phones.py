@@ -235,6 +235,11 @@ class SipAgentPhones:
         if call is not None:
             self.manager.end_call(call, reason)
 
+    def divert(self, call_id: str, target: str, reason: str) -> None:
+        call = self.manager.calls.get(call_id)
+        if call is not None:
+            self._spawn(self.manager.divert(call, target, reason))
+
     def consult_agent(self, call_id: str, agent_id: str) -> None:
         call = self.manager.calls.get(call_id)
         if call is None or call.ended:

@@ -1279,6 +1279,53 @@ class CallManager:
                 self._cancel_leg(leg)
             self._reject(call, 480, "Temporarily Unavailable", reason)
 
+    async def divert(self, call: Call, target: str, reason: str) -> None:
+        """A queue sent its waiting (unanswered) caller away to ``target`` (its
+        ``divert_to``): the agents' phones stop and the call is routed on as the dial plan
+        says (``router.divert``: an extension, a ring group, a number, another queue); the
+        caller keeps hearing ringback meanwhile. When the target cannot be reached, or the
+        router cannot divert, the caller gets the dial plan's failure (480 by default)."""
+        if call.ended or call.answered:
+            return
+        for agent_id in list(call.pending_agents):
+            self.drop_agent(call, agent_id)
+        for leg in [leg for leg in call.ringing if leg.agent_id is not None]:
+            self._cancel_leg(leg)
+        call.queue = False
+        router = getattr(self.router, "divert", None)
+        request = call.request
+        route: Route
+        if router is None or request is None or call.tenant_id is None:
+            route = Reject(480, "Temporarily Unavailable")
+        else:
+            try:
+                route = await router(call.tenant_id, target, request)
+            except Exception as error:  # the PBX's store failed: end the call cleanly
+                log.error("sip.divert_failed", call=call.id, target=target, error=str(error))
+                route = Reject(480, "Temporarily Unavailable")
+        if self._caller_gone(call) or call.answered:
+            return
+        if isinstance(route, Reject):
+            log.info(
+                "sip.divert_refused",
+                call=call.id,
+                target=target,
+                status=route.status,
+                reason=route.reason,
+            )
+            self._reject(call, route.status, route.reason, reason)
+            return
+        previous = call.description
+        call.description = f"{previous} → {target}" if previous else target
+        self._event(call, "call.diverted", {"to": target, "reason": reason})
+        if isinstance(route, ToQueue):
+            if self.queue_handler is None:
+                self._reject(call, 480, "Temporarily Unavailable", "no_queue_handler")
+                return
+            await self.queue_handler(call, route)
+            return
+        await self._hunt(call, route)
+
     # ---- consultation and warm transfer (ACD) -----------------------------------------
     #
     # The relay anchors every call's media, so the phones keep their SDP throughout: the

@@ -17,8 +17,9 @@ A's phone busy / declines / absent  ``reject`` with reason ``busy``, ``declined`
 ``offer_timed_out`` / ``withdrawn`` stop ringing A (the engine re-offers; after N
                                     misses it puts A on break ``missed-offers``)
 caller hangs up while waiting       ``abandon`` (``hangup``)
-``interaction.diverted`` (queue     the call ends (480 to the waiting caller);
-full, max wait, EWT, ratio, empty)  ``divert_to`` is logged, not called yet
+``interaction.diverted`` (queue     on to the queue's ``divert_to`` (an extension,
+full, max wait, EWT, ratio, empty)  ring group or number, as the dial plan routes
+                                    it); none, or voicemail: the call ends (480)
 caller hangs up while connected     ``complete`` for the agent (then wrap-up)
 agent hangs up                      ``complete`` (then wrap-up), caller released
 ``interaction.completed`` from the  release both legs
@@ -148,6 +149,10 @@ class AgentPhones(Protocol):
 
     def end_call(self, call_id: str, reason: str) -> None:
         """Hang up the whole call (both legs)."""
+
+    def divert(self, call_id: str, target: str, reason: str) -> None:
+        """The queue sent the waiting caller away to ``target`` (the queue's ``divert_to``):
+        route the call on there (optional: without it the call ends as :meth:`end_call`)."""
 
     def consult_agent(self, call_id: str, agent_id: str) -> None:
         """Put the caller on hold and ring every registered phone of the consulted agent
@@ -583,23 +588,30 @@ class VoiceQueue:
                 self._release(call, "abandoned", "abandoned")
             elif kind == "interaction.diverted":
                 # The queue sent the caller away (full, closed to new callers, waited too
-                # long, estimated wait too high...): the call ends (480 to an unanswered
-                # caller). Calling ``divert_to`` instead needs the media issue.
+                # long, estimated wait too high...): on to the queue's ``divert_to`` (an
+                # extension, a ring group, a number) when it names one, else the call ends
+                # (480 to the unanswered caller).
                 reason = f"diverted_{payload.get('reason') or 'queue'}"
-                log.info(
-                    "voice.diverted",
-                    call_id=call.call_id,
-                    reason=reason,
-                    divert_to=payload.get("divert_to"),
-                )
-                self._release(call, "diverted", reason)
+                target = payload.get("divert_to")
+                log.info("voice.diverted", call_id=call.call_id, reason=reason, divert_to=target)
+                divert = getattr(self.phones, "divert", None)
+                if isinstance(target, str) and target and divert is not None:
+                    self._release(call, "diverted", reason, divert_to=target)
+                else:
+                    self._release(call, "diverted", reason)
 
-    def _release(self, call: VoiceCall, ringing_reason: str, reason: str) -> None:
-        """The waiting caller's call ends: phones still ringing for it stop, then the call."""
+    def _release(
+        self, call: VoiceCall, ringing_reason: str, reason: str, *, divert_to: str | None = None
+    ) -> None:
+        """The waiting caller leaves the queue: phones still ringing for it stop, then the
+        call ends, or goes on to ``divert_to`` (:meth:`AgentPhones.divert`)."""
         call.phase = Phase.ENDED
         for ringing in sorted(call.ringing):
             self.phones.stop_ringing(call.call_id, ringing, ringing_reason)
-        self.phones.end_call(call.call_id, reason)
+        if divert_to is None:
+            self.phones.end_call(call.call_id, reason)
+        else:
+            self.phones.divert(call.call_id, divert_to, reason)
         self._forget(call)
 
     # ---- queued callbacks ------------------------------------------------------------------

@@ -16,6 +16,9 @@ and caches, and :func:`decide` is what it runs for every new INVITE. The rules, 
 * A DID that follows business hours goes to its *closed* destination while they are closed
   (none set: ``480`` "closed"); queues then also get the attribute ``hours=closed``.
 
+:func:`divert` decides where a queue sends a waiting caller it diverts (the queue's
+``divert_to``: an extension, a ring group or a number, see :data:`DIVERT_KINDS`).
+
 Another tenant's extensions, DIDs, ring groups and trunks are never reachable: the snapshot
 only holds one tenant's configuration.
 """
@@ -56,6 +59,11 @@ BLOCKED = Reject(403, "Forbidden (caller blocked)")
 NO_SUCH_NUMBER = Reject(404, "Not Found")
 DECLINED = Reject(603, "Decline")
 CLOSED = Reject(480, "Temporarily Unavailable (closed)")
+NO_VOICEMAIL = Reject(480, "Temporarily Unavailable (voicemail is not available yet)")
+#: What a queue's ``divert_to`` may name for a voice call: ``extension:1002``,
+#: ``ring_group:sales``, ``number:+3222000100`` (or the bare number) — dialled as the queue
+#: would dial it — and ``voicemail:BOX`` (not available yet: the caller gets 480).
+DIVERT_KINDS = ("extension", "ring_group", "number", "voicemail")
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,3 +426,52 @@ def decide(config: PbxConfig, request: CallRequest, at: datetime | None = None) 
         final=UNAVAILABLE,
         description=f"outbound {target.external} via trunk {trunk_name}",
     )
+
+
+def divert(
+    config: PbxConfig, target: str, request: CallRequest, at: datetime | None = None
+) -> Route:
+    """Where a queue sends a waiting caller that it diverts to ``target`` (its ``divert_to``
+    label, see :data:`DIVERT_KINDS`; the caller's original ``request`` gives the number to
+    present). The queue is the party forwarding the call, with the organisation's rights:
+
+    * ``extension:N`` rings the extension as a direct call would (DND, forwarding,
+      follow-me); ``ring_group:NAME`` rings the group (its fallback included);
+    * ``number:N`` (or a bare number): an extension or ring group of that number, a DID of
+      the organisation (its destination, another queue included), else an outside number
+      through the dial rules (denied unless a rule allows it, as for any outbound call);
+    * ``voicemail:BOX``: 480 until voicemail exists; an unknown kind or target: 480/404.
+    """
+    kind, colon, value = target.partition(":")
+    if not colon:
+        kind, value = "number", target
+    value = value.strip()
+    planner = _Planner(config, request)
+    ani = normalise_number(request.caller)
+    description = f"diverted to {target}"
+    if kind == "voicemail":
+        return NO_VOICEMAIL
+    if kind == "extension":
+        number = normalise_number(value)
+        if number not in config.extensions:
+            return Reject(404, f"Not Found (no extension {number})")
+        steps, final = planner.extension_steps(number, 0)
+    elif kind == "ring_group":
+        if value not in config.ring_groups:
+            return Reject(404, f"Not Found (no ring group {value})")
+        steps, final = planner.ring_group_steps(value, 0)
+    elif kind == "number":
+        number = normalise_number(value)
+        did = find_did(config, number)
+        if did is not None and number not in config.extensions:
+            return _to_destination(planner, did, ani, at)
+        if number in config.extensions or number in config.ring_groups:
+            steps, final = planner.target_steps(number, -1)
+        else:
+            external = planner.outbound(number)
+            if isinstance(external, Reject):
+                return external
+            steps, final = [HuntStep((external,), 120.0)], None
+    else:
+        return Reject(480, f"Temporarily Unavailable (unknown divert target {target!r})")
+    return planner.hunt(steps, final, description)

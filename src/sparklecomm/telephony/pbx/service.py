@@ -55,6 +55,7 @@ from sparklecomm.telephony.pbx.dialplan import (
     RingGroupConfig,
     TrunkConfig,
     decide,
+    divert,
     normalise_number,
 )
 from sparklecomm.telephony.pbx.fraud import FraudGuard
@@ -552,6 +553,23 @@ class PbxService:
     async def route(self, request: CallRequest) -> Route:
         """The :class:`~sparklecomm.telephony.pbx.routes.Router` protocol."""
         return await run_in_threadpool(self.route_sync, request)
+
+    def divert_sync(self, tenant_id: str, target: str, request: CallRequest) -> Route:
+        route = divert(self.config(tenant_id), target, request, self.clock.now())
+        log.info(
+            "pbx_call_diverted",
+            route=type(route).__name__,
+            target=target,
+            status=route.status if isinstance(route, Reject) else None,
+            reason=route.reason if isinstance(route, Reject) else None,
+            call_id=request.call_id,
+        )
+        return route
+
+    async def divert(self, tenant_id: str, target: str, request: CallRequest) -> Route:
+        """Where a queue's waiting caller goes when the queue diverts it to ``target`` (the
+        B2BUA's ``router.divert``; :func:`~sparklecomm.telephony.pbx.dialplan.divert`)."""
+        return await run_in_threadpool(self.divert_sync, tenant_id, target, request)
 
     def trusted_source(self, host: str) -> str | None:
         """The trunk id whose allowed sources include ``host`` (``host[:port]``), or None."""
