@@ -327,6 +327,33 @@ def test_call_settings_ring_groups_and_blocked_numbers(client: TestClient, world
     )
 
 
+async def test_a_queue_diverting_its_caller_is_routed_by_the_organisations_dial_plan(
+    client: TestClient, world: World
+) -> None:
+    """``PbxService.divert`` (the B2BUA's ``router.divert``) reads the same SQL configuration:
+    extension settings, ring groups, DIDs; the queue forwards with the organisation's rights."""
+    admin, _, _ = setup(client)
+    pbx = pbx_of(world)
+    admin.send("PUT", "/telephony/extensions/1002/call-settings", {"forward_always": "1003"})
+    admin.post("/telephony/ring-groups", {"name": "desk", "members": ["1001"]}, status=201)
+    admin.post(
+        "/telephony/trunks",
+        {"name": "carrier", "host": "127.0.0.1", "allowed_sources": ["127.0.0.2"]},
+        status=201,
+    )
+    trunk_id = pbx.trusted_source("127.0.0.2")
+    inbound = call("4930100", ext=None, caller="+4917612345", trunk_id=trunk_id)
+    t = world.tenant_id
+    r = await pbx.divert(t, "extension:1002", inbound)
+    assert isinstance(r, Hunt) and r.steps[0].targets == (Target(extension="1003"),)
+    r = await pbx.divert(t, "ring_group:desk", inbound)
+    assert isinstance(r, Hunt) and r.steps[0].targets == (Target(extension="1001"),)
+    # an outside number needs a dial rule, as any outbound call
+    r = await pbx.divert(t, "number:+4930555666", inbound)
+    assert isinstance(r, Reject) and r.status == 403
+    assert (await pbx.divert(t, "voicemail:support", inbound)).status == 480  # type: ignore[union-attr]
+
+
 def test_extensions_update_password_and_delete(client: TestClient, world: World) -> None:
     admin, sup, _ = setup(client)
     r = admin.send("PATCH", "/telephony/extensions/1001", {"display_name": "Reception"})
