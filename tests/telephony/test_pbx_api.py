@@ -327,6 +327,26 @@ def test_call_settings_ring_groups_and_blocked_numbers(client: TestClient, world
     )
 
 
+async def test_auto_answer_is_a_call_setting_the_b2bua_reads(
+    client: TestClient, world: World
+) -> None:
+    admin, sup, _ = setup(client)
+    pbx = pbx_of(world)
+    assert sup.get("/telephony/extensions/1002/call-settings")["auto_answer"] is False
+    assert await pbx.auto_answer("1002") is False
+    changed = admin.send("PUT", "/telephony/extensions/1002/call-settings", {"auto_answer": True})
+    assert changed["auto_answer"] is True and changed["dnd"] is False
+    assert await pbx.auto_answer("1002") is True
+    assert await pbx.auto_answer("1001") is False and await pbx.auto_answer("4711") is False
+    # other changes keep it; a wrong type names the field
+    admin.send("PUT", "/telephony/extensions/1002/call-settings", {"dnd": True})
+    assert sup.get("/telephony/extensions/1002/call-settings")["auto_answer"] is True
+    error = admin.send(
+        "PUT", "/telephony/extensions/1002/call-settings", {"auto_answer": "sometimes"}, status=422
+    )
+    assert "auto_answer" in str(error)
+
+
 async def test_a_queue_diverting_its_caller_is_routed_by_the_organisations_dial_plan(
     client: TestClient, world: World
 ) -> None:

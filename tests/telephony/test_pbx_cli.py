@@ -138,5 +138,10 @@ def test_extension_forward_and_dnd(tenant: str) -> None:
     assert json.loads(ok("extension", "dnd", "1001", "off", "--json"))["dnd"] is False
     code, _, err = run("extension", "dnd", "4711", "on")
     assert code == 1 and "no extension 4711" in err
+    assert "auto-answer on" in ok("extension", "auto-answer", "1001", "on")
+    data = json.loads(ok("extension", "auto-answer", "1001", "off", "--json"))
+    assert data["auto_answer"] is False and data["dnd"] is False
+    code, _, err = run("extension", "auto-answer", "1001", "always")
+    assert code == 2 and "state" in err
     code, out, _ = run("extension", "--help")
-    assert "forward" in out and "dnd" in out
+    assert "forward" in out and "dnd" in out and "auto-answer" in out

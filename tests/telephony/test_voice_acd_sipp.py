@@ -97,6 +97,10 @@ class DidRouter:
         assert tenant_id == self.tenant_id
         return divert(self.config, target, request)
 
+    async def auto_answer(self, extension: str) -> bool:
+        """Extension 2001 (the world's agent's phone) is set to auto-answer."""
+        return extension == "2001"
+
 
 @pytest.fixture
 async def center(sqlite_world: World) -> AsyncIterator[Center]:
@@ -276,6 +280,33 @@ async def test_a_call_to_the_queue_is_answered_by_the_agents_phone(center: Cente
     answered = next(d for k, d in center.call_events if k == "call.answered")
     assert answered["agent_id"] == world.agent_id
     assert center.server.calls.active_calls == 0
+
+
+async def test_a_phone_set_to_auto_answer_is_asked_to_and_others_are_not(
+    center: Center,
+) -> None:
+    """The INVITE to an agent's phone set to auto-answer carries ``Call-Info: ...;
+    answer-after=0`` and ``Answer-Mode: Auto`` (checked by the SIPp phone); a phone not set
+    to it gets neither. The first agent (2001, auto-answer) is offered the first call, the
+    second (2002) the second call while the first is in wrap-up."""
+    world = center.world
+    auto_phone = phone("call_uas_autoanswer.xml", 5080, 16000)
+    manual_phone = phone("call_uas_manual.xml", 5082, 16100)
+    await asyncio.sleep(0.3)
+    await register(center, "2001", 5080, 5070)
+    await register(center, "2002", 5082, 5072)
+    login(center, world.agent_id, OTHER)
+    rc, out = await caller(center, "call_uac.xml")
+    assert rc == 0, out[-3000:]
+    rc_phone, out_phone = await auto_phone
+    assert rc_phone == 0, out_phone[-3000:]
+    # the first agent is in wrap-up now: the second call goes to the other one
+    rc, out = await caller(center, "call_uac.xml")
+    assert rc == 0, out[-3000:]
+    rc_phone, out_phone = await manual_phone
+    assert rc_phone == 0, out_phone[-3000:]
+    accepted = [p["agent_id"] for k, p in center.engine_events() if k == "interaction.accepted"]
+    assert accepted == [world.agent_id, OTHER]
 
 
 async def test_no_answer_is_reoffered_to_the_next_agent(center: Center) -> None:

@@ -858,6 +858,9 @@ class CallManager:
                     call.step_statuses.append(480)
                     call.no_tls_path = True
             destinations = secure
+        auto_answer = False
+        if destinations and target.extension is not None and (agent_id or own_phone):
+            auto_answer = await self._auto_answer(target.extension)
         legs = []
         for uri, peer, user, trunk in destinations:
             leg = self._new_uac_leg(
@@ -875,10 +878,28 @@ class CallManager:
             leg.step = step
             leg.agent_id = agent_id
             leg.extension = target.extension
+            if auto_answer:
+                # The phone answers by itself: the de-facto Call-Info answer-after (Yealink,
+                # Polycom, Snom, Grandstream, Cisco, Linphone, baresip) and RFC 5373.
+                host, _port = self.host.local_address(peer)
+                leg.invite.headers.add("Call-Info", f"<sip:{format_host(host)}>;answer-after=0")
+                leg.invite.headers.add("Answer-Mode", "Auto")
             call.ringing.append(leg)
             legs.append(leg)
             self._send_invite(leg)
         return legs
+
+    async def _auto_answer(self, extension: str) -> bool:
+        """Whether the extension's phones answer by themselves when rung for their agent
+        (the PBX's call settings, through ``router.auto_answer``; no PBX: never)."""
+        lookup = getattr(self.router, "auto_answer", None)
+        if lookup is None:
+            return False
+        try:
+            return bool(await lookup(extension))
+        except Exception as error:  # the store failed: ring as usual
+            log.warning("sip.auto_answer_lookup_failed", extension=extension, error=str(error))
+            return False
 
     def _new_uac_leg(
         self,

@@ -125,6 +125,11 @@ class CallSettingsIn(Strict):
     forward_no_answer: str | None = Field(default=None, max_length=40)
     ring_seconds: float | None = Field(default=None, description="Own ring time, 5-300 s")
     follow_me: list[FollowMeStepIn] | None = Field(default=None, max_length=10)
+    auto_answer: bool | None = Field(
+        default=None,
+        description="The phones answer by themselves when rung for their agent (queue calls, "
+        "consultations, callbacks, click-to-dial): for agents on a headset",
+    )
 
 
 @router.get("/extensions/{number}/call-settings")
@@ -136,10 +141,12 @@ def get_call_settings(number: Number, principal: Supervisor, svc: ServicesDep) -
 def set_call_settings(
     number: Number, body: CallSettingsIn, principal: Admin, svc: ServicesDep
 ) -> dict[str, Any]:
-    """DND, forwarding (unconditional, busy, no answer) and the follow-me sequence."""
+    """DND, forwarding (unconditional, busy, no answer), the follow-me sequence and
+    auto-answer for the agent's calls."""
     values = body.model_dump(exclude_unset=True)
-    if values.get("dnd") is None:
-        values.pop("dnd", None)
+    for flag in ("dnd", "auto_answer"):
+        if values.get(flag) is None:
+            values.pop(flag, None)
     if values.get("ring_seconds") is None:
         values.pop("ring_seconds", None)
     return pbx(svc).do_set_call_settings(principal.tenant_id, principal.actor, number, values)

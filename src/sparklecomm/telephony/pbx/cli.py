@@ -1,5 +1,5 @@
 """``sparklecomm did|hours|trunk|ringgroup|block|dialrule ...`` and ``sparklecomm extension
-forward|dnd``: PBX configuration from the command line, straight on the database (like
+forward|dnd|auto-answer``: PBX configuration from the command line, straight on the database (like
 ``sparklecomm extension add``).
 
 :func:`register` mounts the commands on the main app; the shared helpers (``_errors``,
@@ -562,21 +562,36 @@ def extension_forward(
         _emit(as_json, data, [f"extension {number}: {', '.join(parts) or 'no forwarding'}"])
 
 
-def extension_dnd(
-    number: Annotated[str, typer.Argument(help="Extension number")],
-    state: Annotated[str, typer.Argument(help="on or off")],
-    as_json: JsonFlag = False,
-) -> None:
-    """Turn do-not-disturb on or off."""
+def _switch(number: str, state: str, setting: str, label: str, as_json: bool) -> None:
+    """Turn the boolean call setting ``setting`` of an extension on or off."""
     with _cli()._errors():
         if state.lower() not in ("on", "off"):
             raise InvalidInput(f"state must be 'on' or 'off', not {state!r}", field="state")
         pbx, _ = _pbx()
         tenant_id = _extension_tenant(pbx, number)
         data = pbx.do_set_call_settings(
-            tenant_id, Actor.cli(), number, {"dnd": state.lower() == "on"}
+            tenant_id, Actor.cli(), number, {setting: state.lower() == "on"}
         )
-        _emit(as_json, data, [f"extension {number}: do-not-disturb {state.lower()}"])
+        _emit(as_json, data, [f"extension {number}: {label} {state.lower()}"])
+
+
+def extension_dnd(
+    number: Annotated[str, typer.Argument(help="Extension number")],
+    state: Annotated[str, typer.Argument(help="on or off")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Turn do-not-disturb on or off."""
+    _switch(number, state, "dnd", "do-not-disturb", as_json)
+
+
+def extension_auto_answer(
+    number: Annotated[str, typer.Argument(help="Extension number")],
+    state: Annotated[str, typer.Argument(help="on or off")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Turn auto-answer on or off: the extension's phones answer by themselves when they
+    ring for their agent (queue calls, consultations, callbacks, click-to-dial)."""
+    _switch(number, state, "auto_answer", "auto-answer", as_json)
 
 
 def register(app: typer.Typer, extension_app: typer.Typer) -> None:
@@ -589,3 +604,4 @@ def register(app: typer.Typer, extension_app: typer.Typer) -> None:
     app.add_typer(dialrule_app, name="dialrule")
     extension_app.command("forward")(extension_forward)
     extension_app.command("dnd")(extension_dnd)
+    extension_app.command("auto-answer")(extension_auto_answer)

@@ -119,6 +119,9 @@ class CallSettings:
     ring_seconds: float = 20.0
     """How long the extension's own phones ring (the no-answer timeout)."""
     follow_me: tuple[FollowMeStep, ...] = ()
+    auto_answer: bool = False
+    """The extension's phones answer by themselves when they ring for their agent (a queue
+    call, a consultation, a callback or a click-to-dial): headset agents."""
 
 
 @dataclass(frozen=True, slots=True)

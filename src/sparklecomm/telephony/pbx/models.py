@@ -12,7 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sparklecomm.store.models import Base, UTCDateTime
@@ -101,6 +110,7 @@ class CallSettingsRow(Base):
     forward_no_answer: Mapped[str | None] = mapped_column(String(32), nullable=True)
     ring_seconds: Mapped[float] = mapped_column(Float, default=20.0)
     follow_me: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    auto_answer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

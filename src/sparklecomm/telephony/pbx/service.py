@@ -173,6 +173,7 @@ def call_settings_payload(number: str, row: CallSettingsRow | None) -> dict[str,
             "forward_no_answer": None,
             "ring_seconds": 20.0,
             "follow_me": [],
+            "auto_answer": False,
         }
     return {
         "extension": number,
@@ -182,6 +183,7 @@ def call_settings_payload(number: str, row: CallSettingsRow | None) -> dict[str,
         "forward_no_answer": row.forward_no_answer,
         "ring_seconds": row.ring_seconds,
         "follow_me": list(row.follow_me or []),
+        "auto_answer": bool(row.auto_answer),
     }
 
 
@@ -426,6 +428,7 @@ class PbxService:
                     FollowMeStep(tuple(step["targets"]), float(step["ring_seconds"]))
                     for step in r.follow_me or []
                 ),
+                auto_answer=bool(r.auto_answer),
             )
             for r in s.scalars(
                 select(CallSettingsRow).where(CallSettingsRow.tenant_id == tenant_id)
@@ -570,6 +573,18 @@ class PbxService:
         """Where a queue's waiting caller goes when the queue diverts it to ``target`` (the
         B2BUA's ``router.divert``; :func:`~sparklecomm.telephony.pbx.dialplan.divert`)."""
         return await run_in_threadpool(self.divert_sync, tenant_id, target, request)
+
+    def auto_answer_sync(self, extension: str) -> bool:
+        tenant_id = self.directory().extension_tenant.get(extension)
+        if tenant_id is None:
+            return False
+        settings = self.config(tenant_id).settings.get(extension)
+        return settings is not None and settings.auto_answer
+
+    async def auto_answer(self, extension: str) -> bool:
+        """Whether the extension's phones answer by themselves when rung for their agent
+        (its call settings' ``auto_answer``; the B2BUA's ``router.auto_answer``)."""
+        return await run_in_threadpool(self.auto_answer_sync, extension)
 
     def trusted_source(self, host: str) -> str | None:
         """The trunk id whose allowed sources include ``host`` (``host[:port]``), or None."""
@@ -1258,8 +1273,9 @@ class PbxService:
                 checked[key] = check_dial_target(value, key) if value else None
                 if checked[key] == number.strip():
                     raise InvalidInput("an extension cannot forward to itself", field=key)
-        if "dnd" in values:
-            checked["dnd"] = bool(values["dnd"])
+        for flag in ("dnd", "auto_answer"):
+            if flag in values:
+                checked[flag] = bool(values[flag])
         if "ring_seconds" in values:
             checked["ring_seconds"] = check_ring_seconds(values["ring_seconds"], "ring_seconds")
         if "follow_me" in values:
