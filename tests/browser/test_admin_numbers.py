@@ -128,6 +128,28 @@ def test_admin_gives_a_queue_business_hours_and_keeps_what_the_form_does_not_sho
     page.get_by_label("When closed, new contacts go to").select_option("late")
     page.get_by_role("button", name="Save queue").click()
     expect(page.locator(".field-error[data-for='on_closed']")).to_contain_text("same queue")
+    # Callers waiting too long are put through to a desk: the dial plan checks the target.
+    page.get_by_label("When closed, new contacts go to").select_option("overnight")
+    page.get_by_label("Longest wait (s)").fill("90")
+    page.get_by_label("After the longest wait, callers are put through to").fill("extension:1099")
+    page.get_by_role("button", name="Save queue").click()
+    error = page.locator(".field-error[data-for='on_max_wait.divert_to']")
+    expect(error).to_contain_text("no extension 1099")
+    expect(
+        page.get_by_label("After the longest wait, callers are put through to")
+    ).to_have_attribute("aria-invalid", "true")
+    admin.call("POST", "/telephony/extensions", {"number": "1002", "password": "desk-secret-123"})
+    page.get_by_label("After the longest wait, callers are put through to").fill("extension:1002")
+    page.get_by_role("button", name="Save queue").click()
+    expect(error).to_be_empty()
+    expect(page.locator("#status")).not_to_contain_text("rror")
+    config = admin.call("GET", "/queues/late/config")
+    assert config["max_wait_seconds"] == 90
+    assert config["on_max_wait"] == {"queue_id": None, "divert_to": "extension:1002"}
+    row.get_by_role("button", name="Edit").click()
+    expect(page.get_by_label("After the longest wait, callers are put through to")).to_have_value(
+        "extension:1002"
+    )
     assert static_problems(page) == []
     # The wallboard says which queue is closed now.
     page.goto("/wallboard")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -324,6 +325,33 @@ def test_call_settings_ring_groups_and_blocked_numbers(client: TestClient, world
     admin.send("DELETE", "/telephony/blocked-numbers/+1900*", status=204)
     assert isinstance(
         route(pbx, call("+4930102", ext=None, caller="+1900555", trunk_id=trunk_id)), Hunt
+    )
+
+
+def test_a_voice_queues_divert_target_is_checked_by_the_dial_plan(
+    client: TestClient, world: World
+) -> None:
+    admin, _, _ = setup(client)
+    config = admin.get("/queues/support/config")
+
+    def put(rule: dict[str, object], status: int, **changes: object) -> Any:
+        body = {**config, "max_wait_seconds": 120, "on_max_wait": rule, **changes}
+        return admin.send("PUT", "/queues/support", body, status=status)
+
+    missing = put({"divert_to": "extension:1099"}, 422)
+    assert errors(missing) == ["on_max_wait.divert_to"] and "1099" in missing["detail"]
+    typo = put({"divert_to": "extention:1002"}, 422)
+    assert "unknown target 'extention'" in typo["detail"]
+    # an outside number needs a dial rule, as any outbound call
+    assert "not allowed" in put({"divert_to": "number:+4930555666"}, 422)["detail"]
+    group = put({"divert_to": "1002"}, 422, on_closed={"divert_to": "ring_group:x"})
+    assert errors(group) == ["on_closed.divert_to"] and "no ring group x" in group["detail"]
+    for good in ("extension:1002", "1003", "voicemail:support"):
+        assert put({"divert_to": good}, 200)["on_max_wait"]["divert_to"] == good
+    # a queue without voice keeps its own labels for its own channels
+    chat = {**config, "channels": ["chat"], "on_max_wait": {"divert_to": "email:support"}}
+    assert admin.send("PUT", "/queues/support", chat)["on_max_wait"]["divert_to"] == (
+        "email:support"
     )
 
 

@@ -313,10 +313,29 @@ def list_queues(principal: CurrentPrincipal, svc: ServicesDep) -> list[dict[str,
 def create_queue(body: QueueCreate, principal: Admin, svc: ServicesDep) -> dict[str, Any]:
     queue_id = body.id or new_id()[:12]
     _check_hours(svc, principal, body.hours)
+    _check_divert_targets(svc, principal, body)
     config = _queue_dict(body, queue_id)
     note = _note(principal, "queue.created", "queue", queue_id, {"name": body.name})
     _service(svc).execute(principal.tenant_id, "add_queue", audit=note, config=config)
     return get_queue_config(queue_id, principal, svc)
+
+
+DIVERSIONS = ("on_max_wait", "on_full", "on_ewt", "on_ratio", "on_empty", "on_closed")
+
+
+def _check_divert_targets(svc: Services, principal: Principal, body: QueueIn) -> None:
+    """A voice queue's ``divert_to`` must be something the PBX can put a caller through to
+    (an extension, a ring group, a number a dial rule allows, voicemail): checked by the
+    dial plan itself, so a typo is refused now rather than when a caller is sent there."""
+    pbx = svc.extra.get("pbx")
+    if pbx is None or (body.channels is not None and Channel.VOICE not in body.channels):
+        return  # (no channels named: the queue takes every channel, voice included)
+    for name in DIVERSIONS:
+        rule: DiversionIn | None = getattr(body, name)
+        if rule is not None and rule.divert_to:
+            problem = pbx.divert_problem(principal.tenant_id, rule.divert_to)
+            if problem is not None:
+                raise InvalidInput(problem, field=f"{name}.divert_to")
 
 
 def _check_hours(svc: Services, principal: Principal, hours: str | None) -> None:
@@ -362,6 +381,7 @@ def update_queue(
             f"id {body.id!r} does not match the queue in the path ({queue_id!r})", field="id"
         )
     _check_hours(svc, principal, body.hours)
+    _check_divert_targets(svc, principal, body)
     note = _note(principal, "queue.updated", "queue", queue_id, body.model_dump(mode="json"))
     _service(svc).execute(
         principal.tenant_id, "update_queue", audit=note, config=_queue_dict(body, queue_id)

@@ -478,3 +478,20 @@ def divert(
     else:
         return Reject(480, f"Temporarily Unavailable (unknown divert target {target!r})")
     return planner.hunt(steps, final, description)
+
+
+def divert_problem(config: PbxConfig, target: str) -> str | None:
+    """What is wrong with ``target`` as a queue's ``divert_to`` for voice calls, in words for
+    the administrator (None: the dial plan can route it, or it is voicemail, kept for when
+    voicemail exists). Runs :func:`divert` as a diverted call would."""
+    kind, colon, _value = target.partition(":")
+    if colon and kind not in DIVERT_KINDS:
+        return (
+            f"unknown target {kind!r}: use extension:NUMBER, ring_group:NAME, number:NUMBER "
+            "or voicemail:BOX"
+        )
+    probe = CallRequest(dialled="", caller="", caller_name=None, source="configuration")
+    route = divert(config, target, probe)
+    if not isinstance(route, Reject) or route is NO_VOICEMAIL or route.status == 486:
+        return None  # routable (an extension in DND now is still a good target)
+    return f"{target} cannot be reached: {route.reason} ({route.status})"

@@ -56,6 +56,7 @@ from sparklecomm.telephony.pbx.dialplan import (
     TrunkConfig,
     decide,
     divert,
+    divert_problem,
     normalise_number,
 )
 from sparklecomm.telephony.pbx.fraud import FraudGuard
@@ -568,6 +569,10 @@ class PbxService:
             call_id=request.call_id,
         )
         return route
+
+    def divert_problem(self, tenant_id: str, target: str) -> str | None:
+        """What is wrong with ``target`` as a voice queue's ``divert_to`` (None: fine)."""
+        return divert_problem(self.config(tenant_id), target)
 
     async def divert(self, tenant_id: str, target: str, request: CallRequest) -> Route:
         """Where a queue's waiting caller goes when the queue diverts it to ``target`` (the

@@ -32,6 +32,7 @@ async function loadQueues() {
   try { hours = await api("GET", "/api/v1/telephony/business-hours"); } catch { hours = []; }
   fillSelect("hours", hours.map((x) => [x.name, x.name]), "Always open");
   fillSelect("closed_queue", configs.map((c) => [c.id, c.name]), "Nowhere (turned away)");
+  fillSelect("max_wait_queue", configs.map((c) => [c.id, c.name]), "Out of the queue");
   rows.replaceChildren(...configs.map((c) => h("tr", { "data-queue": c.id },
     h("td", {}, h("code", {}, c.id)), h("td", {}, c.name), h("td", {}, c.strategy), h("td", {}, (c.channels || []).join(", ")),
     h("td", { class: "num" }, String(c.service_level_seconds)), h("td", { class: "num" }, String(c.wrapup_seconds)),
@@ -50,6 +51,10 @@ function edit(c) {
   form.elements.channels.value = (c.channels || []).join(", ");
   form.elements.hours.value = c.hours ?? "";
   form.elements.closed_queue.value = c.on_closed?.queue_id ?? "";
+  form.elements.closed_divert.value = c.on_closed?.divert_to ?? "";
+  form.elements.max_wait_seconds.value = c.max_wait_seconds ?? "";
+  form.elements.max_wait_queue.value = c.on_max_wait?.queue_id ?? "";
+  form.elements.max_wait_divert.value = c.on_max_wait?.divert_to ?? "";
   form.elements.id.disabled = true;
   form.elements.name.focus();
 }
@@ -67,7 +72,9 @@ function queueBody() {
   for (const k of ["service_level_seconds", "offer_timeout_seconds", "wrapup_seconds"]) body[k] = d[k] === "" ? undefined : Number(d[k]);
   body.member_expression = d.member_expression || undefined;
   body.hours = d.hours || undefined;
-  body.on_closed = { ...(editing?.on_closed ?? {}), queue_id: d.closed_queue || null };
+  body.on_closed = { ...(editing?.on_closed ?? {}), queue_id: d.closed_queue || null, divert_to: d.closed_divert.trim() || null };
+  body.max_wait_seconds = d.max_wait_seconds === "" ? null : Number(d.max_wait_seconds);
+  body.on_max_wait = { ...(editing?.on_max_wait ?? {}), queue_id: d.max_wait_queue || null, divert_to: d.max_wait_divert.trim() || null };
   return [d, body];
 }
 

@@ -52,9 +52,16 @@ export function showFieldErrors(form, err, statusEl) {
   const fields = err?.fieldErrors ?? {};
   let shown = false;
   for (const [f, msg] of Object.entries(fields)) {
-    const key = f.split(/[.[]/)[0];  // "weekly.mon[0]", "exceptions[1].date": the form field
-    const p = form.querySelector(`.field-error[data-for="${key}"]`);
-    if (p) { p.textContent = msg; form.elements[key]?.setAttribute("aria-invalid", "true"); shown = true; }
+    // The field itself ("on_closed.divert_to"), else the form field it is part of
+    // ("weekly.mon[0]", "exceptions[1].date").
+    const key = f.split(/[.[]/)[0];
+    const p = form.querySelector(`.field-error[data-for="${f}"]`) ?? form.querySelector(`.field-error[data-for="${key}"]`);
+    if (p) {
+      p.textContent = msg;
+      const input = form.elements[key] ?? p.closest(".field")?.querySelector("input, select, textarea");
+      input?.setAttribute("aria-invalid", "true");
+      shown = true;
+    }
   }
   if (statusEl) statusEl.textContent = shown ? "" : (err?.message ?? "");
 }
