@@ -95,7 +95,7 @@ CHANNELS = [Channel.VOICE, Channel.VOICE, Channel.CHAT, Channel.CALLBACK, Channe
 AGENT_IDS = [a.id for a in AGENTS]
 QUEUE_IDS = [q.id for q in QUEUES]
 
-N_OPS = 23
+N_OPS = 24
 ops = st.lists(
     st.tuples(st.integers(0, N_OPS - 1), st.integers(0, 9), st.integers(0, 9), st.integers(0, 9)),
     min_size=5,
@@ -199,7 +199,29 @@ class Driver:
             verb = ["consult", "conference", "leave", "end_consult"][z % 4]
             if verb == "leave":
                 return ("leave", (snap.interaction_id, agent), {})
-            return (verb, (snap.interaction_id, snap.agent_id, agent), {})
+            if verb in ("consult", "conference") and y % 3:  # mostly someone free to join
+                free = [
+                    a
+                    for a in AGENT_IDS
+                    if self.engine.agent_snapshot(a).state == "available"
+                    and a not in snap.participants
+                ]
+                agent = free[y % len(free)] if free else agent
+            # Consultations ring on phone channels unless told (sometimes told either way).
+            told = {"ringing": bool(x % 2)} if verb == "consult" and x % 3 == 0 else {}
+            return (verb, (snap.interaction_id, snap.agent_id, agent), told)
+        if code == 23:  # a consulted phone answers (now and then a wrong agent) ...
+            ringing = [s for s in self._interactions("active") if s.ringing]
+            snap = self._pick(ringing, x)
+            if snap is not None:
+                target = snap.ringing[y % len(snap.ringing)] if z % 4 else agent
+                return ("consult_connected", (snap.interaction_id, target), {})
+            # ... or, none ringing, the owner of a call consults someone free (it rings).
+            snap = self._pick(self._interactions("active"), x)
+            free = [a for a in AGENT_IDS if self.engine.agent_snapshot(a).state == "available"]
+            if snap is None or not free:
+                return None
+            return ("consult", (snap.interaction_id, snap.agent_id, free[y % len(free)]), {})
         if code == 17:
             snap = self._pick(self._interactions("queued"), x)
             if snap is None:
@@ -293,8 +315,13 @@ def check_invariants(engine: AcdEngine) -> None:
         if it.state is InteractionState.ACTIVE:
             owners = [a for a, p in it.participants.items() if p.role.value == "owner"]
             assert owners == [it.agent_id], (it.id, owners)
-            for aid in it.participants:
+            for aid, part in it.participants.items():
                 assert it.id in agents[aid].interactions
+                # A participant rings (not connected yet) exactly when its agent says so.
+                assert (part.connected_at is None) == (it.id in agents[aid].rings), (it.id, aid)
+            owner = it.participants[it.agent_id]
+            if owner.connected_at is None:  # handed over while ringing: no talk yet
+                assert it.leg_started_at is None, it.id
         else:
             assert it.agent_id is None and not it.participants
         for entry in it.entries.values():
@@ -304,6 +331,11 @@ def check_invariants(engine: AcdEngine) -> None:
             assert agent.id in interactions[agent.offer].offers
         for iid in agent.interactions:
             assert agent.id in interactions[iid].participants
+        assert agent.rings <= set(agent.interactions), agent.id
+        if agent.logged_in_at is not None and agent.interactions:
+            # Ringing consultations alone reserve the agent; talking on anything: busy.
+            only_rings = agent.rings == set(agent.interactions)
+            assert agent.state.value == ("reserved" if only_rings else "busy"), agent.id
         expected: dict[Channel, int] = {}
         if agent.offer is not None:
             ch = interactions[agent.offer].channel

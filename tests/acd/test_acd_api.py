@@ -67,8 +67,10 @@ PINNED = {
         "to_queue_id: 'str | None' = None, priority: 'int | None' = None) -> 'list[NewEvent]'"
     ),
     "consult": (
-        "(self, interaction_id: 'str', agent_id: 'str', target_agent_id: 'str') -> 'list[NewEvent]'"
+        "(self, interaction_id: 'str', agent_id: 'str', target_agent_id: 'str', *, "
+        "ringing: 'bool | None' = None) -> 'list[NewEvent]'"
     ),
+    "consult_connected": "(self, interaction_id: 'str', agent_id: 'str') -> 'list[NewEvent]'",
     "conference": (
         "(self, interaction_id: 'str', agent_id: 'str', target_agent_id: 'str') -> 'list[NewEvent]'"
     ),

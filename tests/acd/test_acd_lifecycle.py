@@ -296,9 +296,14 @@ def test_consult_then_transfer() -> None:
     clock.advance(30)
     engine.hold("i", "a")
     events = engine.consult("i", "a", "b")
-    assert of(events, "interaction.consult_started")[0]["consulted_agent_id"] == "b"
+    started = of(events, "interaction.consult_started")[0]
+    assert (started["consulted_agent_id"], started["ringing"]) == ("b", True)  # a call rings
+    assert states(events, "b") == ["reserved"]
+    clock.advance(5)
+    events = engine.consult_connected("i", "b")
+    assert of(events, "interaction.consult_connected")[0]["ring_seconds"] == 5.0
     assert states(events, "b") == ["busy"]
-    clock.advance(20)
+    clock.advance(15)
     events = engine.transfer("i", "a", to_agent_id="b")
     t = of(events, "interaction.transferred")[0]
     assert (t["kind"], t["to_agent_id"], t["talk_seconds"], t["hold_seconds"]) == (
@@ -317,7 +322,7 @@ def test_consult_then_transfer() -> None:
 def test_conference_and_leave() -> None:
     engine, clock = two_queue_engine()
     engine.accept(*one_offer(engine.create_interaction("i", "sales", "voice")))
-    engine.consult("i", "a", "b")
+    engine.consult("i", "a", "b", ringing=False)  # connected at once, as told
     events = engine.conference("i", "a", "b")
     assert of(events, "interaction.conference_joined")[0]["from_consult"] is True
     engine.conference("i", "a", "c")
@@ -337,7 +342,7 @@ def test_conference_and_leave() -> None:
     assert engine.interaction_snapshot("i").agent_id == "b"
     with pytest.raises(Conflict):
         engine.leave("i", "b")  # alone: complete instead
-    engine.consult("i", "b", "c")
+    engine.consult("i", "b", "c", ringing=False)
     events = engine.complete("i", "b")  # the consulted agent drops with the call
     assert of(events, "interaction.participant_left")[0]["reason"] == "completed"
     assert engine.agent_snapshot("c").state == "available"
@@ -346,7 +351,7 @@ def test_conference_and_leave() -> None:
 def test_the_owner_ends_a_consultation() -> None:
     engine, clock = two_queue_engine()
     engine.accept(*one_offer(engine.create_interaction("i", "sales", "voice")))
-    engine.consult("i", "a", "b")
+    engine.consult("i", "a", "b", ringing=False)
     clock.advance(15)
     with pytest.raises(PermissionDenied):
         engine.end_consult("i", "b", "b")  # only the owner ends it

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sparklecomm.acd.model import Channel, Strategy
 from sparklecomm.acd.persistence import agent_config_to_dict, queue_config_to_dict
 from sparklecomm.acd.service import AcdService, AuditNote
+from sparklecomm.acd.views import InteractionSnapshot
 from sparklecomm.api.deps import Admin, CurrentPrincipal, ServicesDep, Supervisor
 from sparklecomm.auth.service import Principal
 from sparklecomm.container import Services
@@ -721,10 +722,11 @@ def accept(
 
 def _refuse_for_placed_calls(
     svc: Services, principal: Principal, interaction_id: str, what: str
-) -> None:
+) -> InteractionSnapshot:
     """A call an agent placed (click-to-dial) stays with the agent's phone: the PBX cannot
-    move it, so the desk may not transfer, consult or conference it (409)."""
-    snapshot = _service(svc).read(
+    move it, so the desk may not transfer, consult or conference it (409). Returns the
+    interaction's snapshot."""
+    snapshot: InteractionSnapshot = _service(svc).read(
         principal.tenant_id, lambda e: e.interaction_snapshot(interaction_id)
     )
     if snapshot.direction == "outbound" and "call_id" in snapshot.attributes:
@@ -732,6 +734,7 @@ def _refuse_for_placed_calls(
             f"A call you placed cannot be {what} from the desk yet: it stays on your phone.",
             field="interaction_id",
         )
+    return snapshot
 
 
 @router.post("/interactions/{interaction_id}/reject")
@@ -792,9 +795,19 @@ def transfer(
 def consult(
     interaction_id: AnyId, body: TargetIn, principal: CurrentPrincipal, svc: ServicesDep
 ) -> EventsOut:
-    _refuse_for_placed_calls(svc, principal, interaction_id, "consulted on")
+    """Bring another agent in privately. On a call the PBX holds (voice, with a
+    ``call_id``) the consulted agent's phones ring first: the consultation is connected
+    when one answers (``interaction.consult_connected``); otherwise at once."""
+    snapshot = _refuse_for_placed_calls(svc, principal, interaction_id, "consulted on")
+    rings = snapshot.channel == "voice" and "call_id" in snapshot.attributes
     return _act(
-        svc, principal, "consult", interaction_id, body, target_agent_id=body.target_agent_id
+        svc,
+        principal,
+        "consult",
+        interaction_id,
+        body,
+        target_agent_id=body.target_agent_id,
+        ringing=rings,
     )
 
 

@@ -240,7 +240,11 @@ class AcdEngine:
             )
         return it
 
-    def _owned_active(self, interaction_id: str, agent_id: str) -> tuple[Interaction, Agent]:
+    def _owned_active(
+        self, interaction_id: str, agent_id: str, *, answered: bool = True
+    ) -> tuple[Interaction, Agent]:
+        """The active interaction and its owner. ``answered``: the owner must be talking,
+        not still ringing (a consulted agent handed the interaction before answering)."""
         it = self._interaction(interaction_id)
         agent = self._agent(agent_id)
         if it.state is not _ACTIVE:
@@ -251,6 +255,12 @@ class AcdEngine:
         if it.agent_id != agent.id:
             raise PermissionDenied(
                 f"Interaction {it.id!r} is handled by another agent, not {agent.id!r}.",
+                field="agent_id",
+            )
+        if answered and agent.rings and it.id in agent.rings:
+            raise Conflict(
+                f"Agent {agent.id!r} has not answered interaction {it.id!r} yet: its phone "
+                "still rings.",
                 field="agent_id",
             )
         return it, agent
@@ -763,7 +773,10 @@ class AcdEngine:
         if agent.logged_in_at is None:
             state = _LOGGED_OUT
         elif agent.interactions:
-            state = _BUSY
+            # A consultation still ringing reserves the agent, as an offer does: busy only
+            # once it talks on something.
+            rings = agent.rings
+            state = _RESERVED if rings and len(rings) == len(agent.interactions) else _BUSY
         elif agent.offer is not None:
             state = _RESERVED
         elif agent.wrapups:
@@ -1455,7 +1468,7 @@ class AcdEngine:
             self._leave_queues(it)
         it.state = _ACTIVE
         it.agent_id = agent.id
-        it.participants = {agent.id: Participant(Role.OWNER, now)}
+        it.participants = {agent.id: Participant(Role.OWNER, now, now)}
         it.leg_started_at = now
         it.leg_hold_us = 0
         it.hold_started_at = None
@@ -1602,6 +1615,8 @@ class AcdEngine:
     ) -> None:
         """The agent's part ends: wrap-up for the queue's wrap-up seconds (0: none)."""
         agent.interactions.pop(it.id, None)
+        if agent.rings:  # it took the interaction over and completes before answering
+            agent.rings.discard(it.id)
         agent.talk_us += talk
         queue = self._queues.get(queue_id)
         seconds = queue.config.wrapup_seconds if queue is not None else 0.0
@@ -1656,9 +1671,12 @@ class AcdEngine:
     def complete(
         self, interaction_id: str, agent_id: str, disposition: str | None = None
     ) -> list[NewEvent]:
-        """The owner ends the interaction; other participants drop; the owner wraps up."""
+        """The owner ends the interaction; other participants drop; the owner wraps up.
+
+        An owner whose phone still rings (a consulted agent handed the interaction before
+        answering) may complete it too: with no talk time."""
         self._begin()
-        it, agent = self._owned_active(interaction_id, agent_id)
+        it, agent = self._owned_active(interaction_id, agent_id, answered=False)
         if disposition is not None:
             _check_reason(disposition, "disposition")
         if len(it.participants) > 1:
@@ -1744,7 +1762,9 @@ class AcdEngine:
     ) -> list[NewEvent]:
         """Hand the interaction over.
 
-        - to an agent already consulted or in conference: *consult transfer*, connected at once;
+        - to an agent already consulted or in conference: *consult transfer*, connected at once
+          (if that agent's phone still rings, its leg starts when it answers:
+          :meth:`consult_connected`);
         - to another agent: *blind transfer*, offered to that agent (on no answer or reject it
           goes back to its queue, at the back);
         - to a queue: *blind transfer* into that queue, waiting from now.
@@ -1842,7 +1862,11 @@ class AcdEngine:
             hold_seconds=_sec(hold),
         )
         del it.participants[owner.id]
-        it.participants[target.id].role = Role.OWNER
+        part = it.participants[target.id]
+        part.role = Role.OWNER
+        if part.connected_at is None:
+            # Still ringing: no talk until it answers (consult_connected starts its leg).
+            it.leg_started_at = None
         it.agent_id = target.id
         self._start_wrapup(owner, it, it.queue_id, talk, hold, "transferred")
 
@@ -1854,19 +1878,79 @@ class AcdEngine:
                 field=field,
             )
 
-    def consult(self, interaction_id: str, agent_id: str, target_agent_id: str) -> list[NewEvent]:
-        """The owner brings in another agent privately (the customer is typically on hold)."""
+    def consult(
+        self,
+        interaction_id: str,
+        agent_id: str,
+        target_agent_id: str,
+        *,
+        ringing: bool | None = None,
+    ) -> list[NewEvent]:
+        """The owner brings in another agent privately (the customer is typically on hold).
+
+        ``ringing``: whether the consulted agent's phone rings first (``None``: the channel
+        decides, a phone channel, voice or callback, rings). A ringing consultation holds the
+        consulted agent (its capacity is taken: nothing else is offered to it) in state
+        ``reserved``, not ``busy``, and counts no talk time until :meth:`consult_connected`
+        (its phone answered); it may end before that (``leave`` with ``busy``,
+        ``no_answer``..., ``end_consult``, ``complete``) or be handed the interaction
+        (``transfer``, the owner leaving) or turned into a conference, still ringing.
+        Otherwise (chat, e-mail, task) it is connected at once.
+        """
         now = self._begin()
         it, agent = self._owned_active(interaction_id, agent_id)
         target = self._agent(target_agent_id, "target_agent_id")
+        if ringing is not None and not isinstance(ringing, bool):
+            raise InvalidInput("ringing must be true, false or null.", field="ringing")
         if target.id in it.participants:
             raise Conflict(f"Agent {target.id!r} is already on this interaction.", field="target")
         self._check_can_take(target, it.channel, "target_agent_id")
-        self._join(it, target, Role.CONSULT, now)
+        if ringing is None:
+            ringing = it.channel in PHONE_CHANNELS
+        self._join(it, target, Role.CONSULT, now, ringing)
         self._ievent(
-            "interaction.consult_started", it, agent_id=agent.id, consulted_agent_id=target.id
+            "interaction.consult_started",
+            it,
+            agent_id=agent.id,
+            consulted_agent_id=target.id,
+            ringing=ringing,
         )
         self._refresh(target, "consult")
+        return self._finish()
+
+    def consult_connected(self, interaction_id: str, agent_id: str) -> list[NewEvent]:
+        """The consulted agent ``agent_id`` answered its ringing phone: it talks from now on
+        (``interaction.consult_connected`` with ``ring_seconds``; the agent turns ``busy``).
+        Also for an agent that was handed the interaction, or brought into a conference,
+        while its phone rang: for the new owner, its talk time starts now."""
+        now = self._begin()
+        it = self._interaction(interaction_id)
+        agent = self._agent(agent_id)
+        part = it.participants.get(agent.id) if it.state is _ACTIVE else None
+        if part is None:
+            raise PermissionDenied(
+                f"Agent {agent.id!r} is not on interaction {it.id!r}.", field="agent_id"
+            )
+        if part.connected_at is not None:
+            raise Conflict(
+                f"Agent {agent.id!r} is connected to interaction {it.id!r} already (its "
+                "phone is not ringing).",
+                field="agent_id",
+            )
+        part.connected_at = now
+        agent.rings.discard(it.id)
+        if it.agent_id == agent.id:  # handed the interaction while ringing: its leg starts
+            it.leg_started_at = now
+            it.leg_hold_us = 0
+        self._ievent(
+            "interaction.consult_connected",
+            it,
+            agent_id=it.agent_id,
+            consulted_agent_id=agent.id,
+            role=part.role.value,
+            ring_seconds=_sec(now - part.joined_at),
+        )
+        self._refresh(agent, "consult_connected")
         return self._finish()
 
     def conference(
@@ -1881,28 +1965,32 @@ class AcdEngine:
             raise Conflict(f"Agent {target.id!r} is already in the conference.", field="target")
         if part is None:
             self._check_can_take(target, it.channel, "target_agent_id")
-            self._join(it, target, Role.CONFERENCE, now)
+            self._join(it, target, Role.CONFERENCE, now, False)
         else:
-            part.role = Role.CONFERENCE
+            part.role = Role.CONFERENCE  # a consultation still ringing keeps ringing
         self._ievent(
             "interaction.conference_joined",
             it,
             agent_id=agent.id,
             joined_agent_id=target.id,
             from_consult=part is not None,
+            ringing=part is not None and part.connected_at is None,
         )
         self._refresh(target, "conference")
         return self._finish()
 
-    def _join(self, it: Interaction, target: Agent, role: Role, now: int) -> None:
-        it.participants[target.id] = Participant(role, now)
+    def _join(self, it: Interaction, target: Agent, role: Role, now: int, ringing: bool) -> None:
+        it.participants[target.id] = Participant(role, now, None if ringing else now)
         target.interactions[it.id] = it.channel
+        if ringing:
+            target.rings.add(it.id)
         target.load[it.channel] = target.load.get(it.channel, 0) + 1
 
     def leave(self, interaction_id: str, agent_id: str, reason: str = "left") -> list[NewEvent]:
         """A participant leaves (``participant_left`` with ``reason``: ``left``, or why, e.g.
         ``busy`` when a consulted agent's phone could not take the call). If the owner
-        leaves, the earliest other participant takes over."""
+        leaves, the earliest other participant who is talking takes over (the earliest one
+        whose phone still rings if none is)."""
         self._begin()
         it = self._interaction(interaction_id)
         agent = self._agent(agent_id)
@@ -1916,7 +2004,8 @@ class AcdEngine:
                 raise Conflict(
                     "The only agent on the interaction completes it instead.", field="agent_id"
                 )
-            self._hand_over(it, agent, self._agents[others[0]])
+            talking = [a for a in others if it.participants[a].connected_at is not None]
+            self._hand_over(it, agent, self._agents[(talking or others)[0]])
         else:
             self._remove_participant(it, agent, reason)
         return self._finish()
@@ -1942,13 +2031,20 @@ class AcdEngine:
         part = it.participants.pop(agent.id)
         agent.interactions.pop(it.id, None)
         agent.load[it.channel] -= 1
+        now = self._now
+        connected = part.connected_at
+        if connected is None:  # it never answered: all ringing, no talk
+            agent.rings.discard(it.id)
+        talked_from = now if connected is None else connected
         self._ievent(
             "interaction.participant_left",
             it,
             agent_id=agent.id,
             role=part.role.value,
             reason=reason,
-            seconds=_sec(self._now - part.joined_at),
+            seconds=_sec(now - talked_from),
+            ring_seconds=_sec(talked_from - part.joined_at),
+            connected=connected is not None,
         )
         self._refresh(agent, "left_interaction")
 
@@ -2014,7 +2110,7 @@ class AcdEngine:
             leg_started_at=now,
             direction="outbound",
         )
-        it.participants = {agent.id: Participant(Role.OWNER, now)}
+        it.participants = {agent.id: Participant(Role.OWNER, now, now)}
         self._interactions[interaction_id] = it
         agent.interactions[it.id] = ch
         agent.load[ch] = agent.load.get(ch, 0) + 1
@@ -2166,7 +2262,7 @@ class AcdEngine:
     ) -> list[NewEvent]:
         """The agent's call to the customer did not connect; retry per the queue's policy."""
         now = self._begin()
-        it, agent = self._owned_active(interaction_id, agent_id)
+        it, agent = self._owned_active(interaction_id, agent_id, answered=False)
         _check_reason(reason)
         if it.channel is not Channel.CALLBACK:
             raise Conflict(f"Interaction {it.id!r} is not a callback.", field="interaction_id")
@@ -2176,6 +2272,7 @@ class AcdEngine:
         policy = queue.config.callback
         talk, _ = self._close_leg(it)
         agent.interactions.pop(it.id, None)
+        agent.rings.discard(it.id)
         agent.load[it.channel] -= 1
         agent.talk_us += talk
         self._detach_owner(it)
@@ -2412,6 +2509,7 @@ class AcdEngine:
             agent_id=it.agent_id,
             offered_to=tuple(it.offers),
             participants={a: p.role.value for a, p in it.participants.items()},
+            ringing=tuple(a for a, p in it.participants.items() if p.connected_at is None),
             position=self._position(it),
             ewt_seconds=self._interaction_ewt(it),
             wait_seconds=_sec(self._now - it.queued_at),

@@ -565,8 +565,13 @@ class Offer:
 
 @dataclass(slots=True)
 class Participant:
+    """An agent on an active interaction. ``joined_at``: when it was brought in (for a
+    consultation on a phone channel: when its phone started to ring); ``connected_at``: when
+    it started to talk (``None`` while its phone still rings, see :meth:`AcdEngine.consult`)."""
+
     role: Role
     joined_at: int
+    connected_at: int | None
 
 
 @dataclass(slots=True, eq=False)
@@ -637,7 +642,10 @@ class Agent:
     logged_in_at: int | None = None
     aux_reason: str | None = None  # a requested break (effective once the work is done)
     offer: str | None = None  # interaction being offered
-    interactions: dict[str, Channel] = field(default_factory=dict)  # connected, any role
+    interactions: dict[str, Channel] = field(default_factory=dict)  # joined, any role
+    # Of those, the ones where the agent's phone still rings (a consultation not answered
+    # yet): the agent is ``reserved`` for them, not ``busy``.
+    rings: set[str] = field(default_factory=set)
     wrapups: dict[str, Wrapup] = field(default_factory=dict)
     load: dict[Channel, int] = field(default_factory=dict)
     consecutive_misses: int = 0

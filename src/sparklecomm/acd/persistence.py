@@ -181,7 +181,12 @@ def _dump_interaction(it: Interaction) -> dict[str, Any]:
         "excluded": it.excluded,
         "agent_id": it.agent_id,
         "participants": [
-            {"agent_id": aid, "role": p.role.value, "joined_at": p.joined_at}
+            {
+                "agent_id": aid,
+                "role": p.role.value,
+                "joined_at": p.joined_at,
+                "connected_at": p.connected_at,
+            }
             for aid, p in it.participants.items()
         ],
         "leg_started_at": it.leg_started_at,
@@ -239,7 +244,11 @@ def _load_interaction(engine: AcdEngine, d: Mapping[str, Any]) -> Interaction:
         excluded=dict(d["excluded"]),
         agent_id=d["agent_id"],
         participants={
-            p["agent_id"]: Participant(Role(p["role"]), p["joined_at"]) for p in d["participants"]
+            # Snapshots from before ringing consultations: everyone connected when joining.
+            p["agent_id"]: Participant(
+                Role(p["role"]), p["joined_at"], p.get("connected_at", p["joined_at"])
+            )
+            for p in d["participants"]
         },
         leg_started_at=d["leg_started_at"],
         hold_started_at=d["hold_started_at"],
@@ -267,6 +276,7 @@ def _dump_agent(agent: Agent) -> dict[str, Any]:
         "aux_reason": agent.aux_reason,
         "offer": agent.offer,
         "interactions": {iid: ch.value for iid, ch in agent.interactions.items()},
+        "rings": sorted(agent.rings),
         "wrapups": [
             {
                 "interaction_id": w.interaction_id,
@@ -303,6 +313,7 @@ def _load_agent(d: Mapping[str, Any]) -> Agent:
         aux_reason=d["aux_reason"],
         offer=d["offer"],
         interactions={iid: Channel(ch) for iid, ch in d["interactions"].items()},
+        rings=set(d.get("rings", ())),
         wrapups={
             w["interaction_id"]: Wrapup(
                 w["interaction_id"],

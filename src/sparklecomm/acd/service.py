@@ -155,6 +155,7 @@ COMMANDS = frozenset(
         "abandon",
         "transfer",
         "consult",
+        "consult_connected",
         "end_consult",
         "conference",
         "leave",

@@ -52,7 +52,7 @@ class AgentSnapshot:
     seconds_in_state: float
     pending_break: str | None  # a break that starts once the current work is done
     offer: str | None  # interaction being offered
-    interactions: tuple[str, ...]  # connected (owner, consult or conference)
+    interactions: tuple[str, ...]  # on them (owner, consult or conference; ringing too)
     wrapups: tuple[str, ...]
     load: dict[str, int]  # per channel: offers + connected + wrap-up
     capacity: dict[str, int]
@@ -86,3 +86,4 @@ class InteractionSnapshot:
     attributes: dict[str, object] = field(default_factory=dict)  # DNIS, VIP tier, campaign
     callback_phone: str | None = None  # the number a queued callback calls
     direction: str = "inbound"  # outbound: started by the agent (click-to-dial ...)
+    ringing: tuple[str, ...] = ()  # participants whose phone still rings (a consultation)
