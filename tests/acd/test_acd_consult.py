@@ -191,7 +191,7 @@ def test_the_owner_leaving_hands_over_and_an_unanswered_owner_completes_without_
 
 
 def test_the_owner_leaving_prefers_an_agent_who_talks() -> None:
-    engine, clock = engine_with_call()
+    engine, _ = engine_with_call()
     engine.consult("i", "a", "b")  # rings
     engine.conference("i", "a", "c")  # joins at once
     events = engine.leave("i", "a")

@@ -334,3 +334,62 @@ def test_an_agent_starts_an_outbound_contact_and_it_survives_a_restart(
     iid = view["interaction_id"]
     snap = acd2.read(world.tenant_id, lambda e: e.interaction_snapshot(iid))
     assert (snap.direction, snap.agent_id) == ("outbound", world.agent_id)
+
+
+def test_a_consultation_rings_on_a_call_the_pbx_holds_and_survives_a_restart(
+    database_url: str, tmp_path: Path, world: World
+) -> None:
+    acd: AcdService = world.services.extra["acd"]
+    with TestClient(build_app(world.services)) as client:
+        admin, sup, ana = setup_center(client, world)
+        bo = admin.post("/users", {"username": "bo", "password": PASSWORD}, status=201)["id"]
+        admin.send("PUT", f"/queues/support/members/{bo}", {"agent_id": bo, "penalty": 0})
+        ana.post(f"/agents/{world.agent_id}/login")
+        ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+
+        def started(result: dict[str, Any]) -> dict[str, Any]:
+            (event,) = [e for e in result["events"] if e["type"] == "interaction.consult_started"]
+            return event["payload"]  # type: ignore[no-any-return]
+
+        # A voice interaction nobody's phone rings for (no call_id): connected at once.
+        plain = sup.post("/interactions", {"queue_id": "support"}, status=201)["interaction"]
+        ana.post(f"/interactions/{plain['interaction_id']}/accept")
+        sup.post(f"/agents/{bo}/login")
+        sup.post(f"/agents/{bo}/state", {"state": "available"})
+        consult = ana.post(
+            f"/interactions/{plain['interaction_id']}/consult", {"target_agent_id": bo}
+        )
+        assert started(consult)["ringing"] is False
+        assert sup.get(f"/agents/{bo}")["state"] == "busy"
+        ana.post(f"/interactions/{plain['interaction_id']}/end-consult", {"target_agent_id": bo})
+        ana.post(f"/interactions/{plain['interaction_id']}/complete")
+        ana.post(f"/interactions/{plain['interaction_id']}/wrapup-end")
+
+        # A call the PBX holds (it has a call_id): the consulted agent's phones ring first.
+        call = sup.post(
+            "/interactions", {"queue_id": "support", "attributes": {"call_id": "c-1"}}, status=201
+        )["interaction"]["interaction_id"]
+        assert sup.get(f"/interactions/{call}")["offered_to"] == [world.agent_id]
+        acd.execute(world.tenant_id, "accept", interaction_id=call, agent_id=world.agent_id)
+        consult = ana.post(f"/interactions/{call}/consult", {"target_agent_id": bo})
+        assert started(consult)["ringing"] is True
+        assert sup.get(f"/agents/{bo}")["state"] == "reserved"
+        assert ana.get(f"/interactions/{call}")["ringing"] == [bo]
+        world.clock.advance(6)
+        # The voice bridge reports the answer: a journaled command like any other.
+        events = acd.execute(world.tenant_id, "consult_connected", interaction_id=call, agent_id=bo)
+        (connected,) = [e for e in events if e.type == "interaction.consult_connected"]
+        assert connected.payload["ring_seconds"] == 6.0
+        assert sup.get(f"/agents/{bo}")["state"] == "busy"
+        before = acd.read(world.tenant_id, lambda e: e.to_snapshot())
+    restarted = build_services(
+        Settings(data_dir=tmp_path, database_url=database_url),
+        clock=world.clock,
+        passwords=FAST_PASSWORDS,
+    )
+    acd2: AcdService = restarted.extra["acd"]
+    acd2.load_all()
+    assert acd2.read(world.tenant_id, lambda e: e.to_snapshot()) == before
+    snap = acd2.read(world.tenant_id, lambda e: e.interaction_snapshot(call))
+    assert (snap.participants, snap.ringing) == ({world.agent_id: "owner", bo: "consult"}, ())
+    restarted.db.dispose()

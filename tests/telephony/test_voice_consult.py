@@ -16,6 +16,7 @@ from tests.telephony.test_voice_queue import (
     OTHER,
     center,
     connected_call,
+    interaction_events,
     login,
     payloads,
     settle,
@@ -73,6 +74,11 @@ def owner(acd: AcdService, world: World, interaction_id: str) -> str | None:
     return result
 
 
+def agent_state(acd: AcdService, world: World, agent_id: str) -> str:
+    state: str = acd.read(world.tenant_id, lambda e: e.agent_snapshot(agent_id).state)
+    return state
+
+
 def test_consult_rings_b_then_the_warm_transfer_hands_the_caller_over(
     sqlite_world: World,
 ) -> None:
@@ -84,9 +90,15 @@ def test_consult_rings_b_then_the_warm_transfer_hands_the_caller_over(
         await consult(acd, world, call)
         assert phones.take() == [("consult", "c1", OTHER)]
         assert call.consult is Consult.RINGING
+        assert agent_state(acd, world, OTHER) == "reserved"  # ringing is not talking
+        world.clock.advance(7)
         assert await vq.consult_answered("c1", OTHER) is True
         assert phones.take() == [("consult_connect", "c1", OTHER)]
         assert call.consult is Consult.TALKING
+        assert agent_state(acd, world, OTHER) == "busy"
+        (connected,) = payloads(world, call.interaction_id, "interaction.consult_connected")
+        assert (connected["consulted_agent_id"], connected["ring_seconds"]) == (OTHER, 7.0)
+        world.clock.advance(30)
         await run(
             acd,
             world,
@@ -100,11 +112,22 @@ def test_consult_rings_b_then_the_warm_transfer_hands_the_caller_over(
         (transferred,) = payloads(world, call.interaction_id, "interaction.transferred")
         assert transferred["kind"] == "consult"
         # The new owner hanging up completes the interaction for them.
+        world.clock.advance(20)
         await vq.agent_hung_up("c1", OTHER)
         await settle()
         assert phones.take() == [("end", "c1", "agent_hung_up")]
         (completed,) = payloads(world, call.interaction_id, "interaction.completed")
-        assert completed["agent_id"] == OTHER
+        assert (completed["agent_id"], completed["talk_seconds"]) == (OTHER, 20.0)
+        kinds = [
+            k
+            for k in interaction_events(world, call.interaction_id)
+            if k.startswith(("interaction.consult", "interaction.transferred"))
+        ]
+        assert kinds == [
+            "interaction.consult_started",
+            "interaction.consult_connected",
+            "interaction.transferred",
+        ]
 
     asyncio.run(scenario())
 
@@ -117,11 +140,15 @@ def test_busy_consulted_phone_leaves_and_reconnects_the_caller(sqlite_world: Wor
         vq, phones, call = await connected_call(world, acd)
         await consult(acd, world, call)
         phones.take()
+        world.clock.advance(3)
         await vq.consult_failed("c1", OTHER, 486)
         await settle()
         assert phones.take() == [("drop_consult", "c1", OTHER, "busy"), ("reconnect", "c1")]
         (left,) = payloads(world, call.interaction_id, "interaction.participant_left")
         assert (left["agent_id"], left["reason"]) == (OTHER, "busy")  # reports say why
+        assert (left["seconds"], left["ring_seconds"], left["connected"]) == (0.0, 3.0, False)
+        assert payloads(world, call.interaction_id, "interaction.consult_connected") == []
+        assert agent_state(acd, world, OTHER) == "available"
         assert participants(acd, world, call.interaction_id) == {world.agent_id: "owner"}
         assert call.consult_agent is None and call.agent_id == world.agent_id
         # The participant_left event that our leave caused does nothing more.
@@ -230,12 +257,23 @@ def test_owner_hanging_up_while_b_rings_connects_b_on_answer(sqlite_world: World
         vq, phones, call = await connected_call(world, acd)
         await consult(acd, world, call)
         phones.take()
+        world.clock.advance(2)
         await vq.agent_hung_up("c1", world.agent_id)
         await settle()
         assert phones.take() == [("drop", "c1", world.agent_id, "transferred")]
         assert owner(acd, world, call.interaction_id) == OTHER
+        assert agent_state(acd, world, OTHER) == "reserved"  # owns the call, still ringing
+        world.clock.advance(5)
         assert await vq.consult_answered("c1", OTHER) is True
         assert phones.take() == [("consult_transfer", "c1", OTHER)]
+        (connected,) = payloads(world, call.interaction_id, "interaction.consult_connected")
+        assert (connected["role"], connected["ring_seconds"]) == ("owner", 7.0)
+        # The new owner's talk starts when its phone answered, not at the hand-over.
+        world.clock.advance(40)
+        await vq.agent_hung_up("c1", OTHER)
+        await settle()
+        (completed,) = payloads(world, call.interaction_id, "interaction.completed")
+        assert (completed["agent_id"], completed["talk_seconds"]) == (OTHER, 40.0)
 
     asyncio.run(scenario())
 
@@ -373,5 +411,41 @@ def test_a_late_consult_event_is_dropped(sqlite_world: World) -> None:
         assert phones.take() == []
         vq.handle([replace(started, id=call.last_event_id + 1)])  # a new one still acts
         assert phones.take() == [("consult", "c1", OTHER)]
+
+    asyncio.run(scenario())
+
+
+def test_an_answer_after_the_consultation_ended_elsewhere_is_hung_up(
+    sqlite_world: World,
+) -> None:
+    """The engine ended the consultation (e.g. on another node) before this bridge heard of
+    it, and then the consulted phone answers: its leg is dropped, caller and owner talk."""
+    world = sqlite_world
+    acd = setup(world)
+
+    async def scenario() -> None:
+        vq, phones, call = await connected_call(world, acd)
+        await consult(acd, world, call)
+        phones.take()
+        acd.remove_listener(vq._listener)  # the bridge does not hear the end
+        await run(
+            acd,
+            world,
+            "end_consult",
+            interaction_id=call.interaction_id,
+            agent_id=world.agent_id,
+            target_agent_id=OTHER,
+        )
+        acd.add_listener(vq._listener)
+        assert call.consult is Consult.RINGING
+        assert await vq.consult_answered("c1", OTHER) is False
+        await settle()
+        assert phones.take() == [
+            ("drop_consult", "c1", OTHER, "consult_gone"),
+            ("reconnect", "c1"),
+        ]
+        assert call.consult is None and call.agent_id == world.agent_id
+        assert participants(acd, world, call.interaction_id) == {world.agent_id: "owner"}
+        assert payloads(world, call.interaction_id, "interaction.consult_connected") == []
 
     asyncio.run(scenario())

@@ -196,6 +196,23 @@ async def until(condition: Any, what: str, limit: float = 10.0) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def consult_events(center: Center, interaction_id: str) -> list[tuple[str, str]]:
+    """The interaction's consultation, transfer and end events, in order: (type, the agent
+    they concern: the consulted one, the one taking over, leaving or completing)."""
+    concern = {
+        "interaction.consult_started": "consulted_agent_id",
+        "interaction.consult_connected": "consulted_agent_id",
+        "interaction.transferred": "to_agent_id",
+        "interaction.participant_left": "agent_id",
+        "interaction.completed": "agent_id",
+    }
+    return [
+        (k, p[concern[k]])
+        for k, p in center.engine_events()
+        if k in concern and p.get("interaction_id") == interaction_id
+    ]
+
+
 def the_call(center: Center) -> Call:
     (call,) = center.server.calls.calls.values()
     return call
@@ -300,6 +317,14 @@ async def test_warm_transfer_switches_the_media(center: Center, tmp_path: Path) 
             assert rc == 0, out[-3000:]
     transferred = [p for k, p in center.engine_events() if k == "interaction.transferred"]
     assert [(p["kind"], p["to_agent_id"]) for p in transferred] == [("consult", OTHER)]
+    # The routing engine heard the consulted phone answer before the transfer: its ring
+    # time is reported apart, not counted as talk.
+    assert consult_events(center, interaction_id) == [
+        ("interaction.consult_started", OTHER),
+        ("interaction.consult_connected", OTHER),
+        ("interaction.transferred", OTHER),
+        ("interaction.completed", OTHER),
+    ]
     await until(lambda: center.server.calls.active_calls == 0, "the call to end")
     kinds = [k for k, _ in center.call_events]
     assert "call.consulting" in kinds and "call.transferred" in kinds
@@ -364,4 +389,13 @@ async def test_cancelled_consultation_reconnects_the_caller(center: Center, tmp_
         for task in (caller_sipp, owner_sipp):
             rc, out = await task
             assert rc == 0, out[-3000:]
+    assert consult_events(center, interaction_id) == [
+        ("interaction.consult_started", OTHER),
+        ("interaction.consult_connected", OTHER),
+        ("interaction.participant_left", OTHER),
+        ("interaction.completed", world.agent_id),
+    ]
+    (left,) = [p for k, p in center.engine_events() if k == "interaction.participant_left"]
+    assert (left["reason"], left["connected"]) == ("left", True)
+    assert left["ring_seconds"] >= 0 and left["seconds"] >= 0
     await until(lambda: center.server.calls.active_calls == 0, "the call to end")

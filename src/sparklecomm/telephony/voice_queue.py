@@ -122,7 +122,7 @@ import structlog
 from starlette.concurrency import run_in_threadpool
 
 from sparklecomm.bus.base import delivering_remote
-from sparklecomm.core.errors import DomainError
+from sparklecomm.core.errors import Conflict, DomainError
 from sparklecomm.core.events import Event
 from sparklecomm.core.ids import new_id
 from sparklecomm.telephony.pbx.routes import ToQueue
@@ -426,17 +426,37 @@ class VoiceQueue:
 
     async def consult_answered(self, call_id: str, agent_id: str) -> bool:
         """The consulted agent's phone answered; True when it is now connected (to the
-        owner, or to the caller when the call was handed over meanwhile)."""
+        owner, or to the caller when the call was handed over meanwhile).
+
+        ``consult_connected`` tells the engine first, so that the consulted agent's talk
+        (and, after a hand-over while it rang, the new owner's leg) starts now, not when
+        its phone started to ring."""
         call = self._by_call.get(call_id)
-        if (
-            call is None
-            or call.phase is not Phase.CONNECTED
-            or call.consult_agent != agent_id
-            or call.consult is not Consult.RINGING
-        ):
+        if not self._consult_rings(call, agent_id):
             self.phones.drop_consult(call_id, agent_id, "consult_gone")
             return False
+        assert call is not None
         self._stop_consult_timer(call)
+        try:
+            await self._execute(
+                call, "consult_connected", interaction_id=call.interaction_id, agent_id=agent_id
+            )
+        except Conflict:
+            pass  # connected in the engine's books already (a consultation told not to ring)
+        except DomainError as exc:
+            # The consultation ended meanwhile (ended on the desk, the call completed): the
+            # answered leg has nobody to talk to.
+            log.info(
+                "voice.consult_answer_refused", call_id=call_id, agent_id=agent_id, error=str(exc)
+            )
+            if self._consult_rings(call, agent_id):
+                await self._end_consult(call, agent_id, "consult_gone")
+            else:
+                self.phones.drop_consult(call_id, agent_id, "consult_gone")
+            return False
+        if not self._consult_rings(call, agent_id):  # the call changed while we asked
+            self.phones.drop_consult(call_id, agent_id, "consult_gone")
+            return False
         if call.transfer_pending:
             self._clear_consult(call)
             log.info("voice.consult_transferred", call_id=call_id, agent_id=agent_id)
@@ -447,16 +467,21 @@ class VoiceQueue:
         self.phones.consult_connect(call_id, agent_id)
         return True
 
+    @staticmethod
+    def _consult_rings(call: VoiceCall | None, agent_id: str) -> bool:
+        """Whether ``agent_id``'s phones ring for a consultation on this connected call."""
+        return (
+            call is not None
+            and call.phase is Phase.CONNECTED
+            and call.consult_agent == agent_id
+            and call.consult is Consult.RINGING
+        )
+
     async def consult_failed(self, call_id: str, agent_id: str, status: int) -> None:
         """The consulted agent's phones could not take the call (busy, declined, absent;
         408: not answered in time): ``leave`` for that agent, caller and owner again."""
         call = self._by_call.get(call_id)
-        if (
-            call is None
-            or call.phase is not Phase.CONNECTED
-            or call.consult_agent != agent_id
-            or call.consult is not Consult.RINGING
-        ):
+        if call is None or not self._consult_rings(call, agent_id):
             return
         reason = "no_answer" if status == 408 else FAILURE_REASONS.get(status, "unreachable")
         log.info("voice.consult_failed", call_id=call_id, agent_id=agent_id, reason=reason)
