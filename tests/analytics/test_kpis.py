@@ -380,3 +380,36 @@ def test_outbound_contacts_are_counted_apart_from_offered_and_answered() -> None
         assert k.service_level == 1.0
     assert report.overall.busy_seconds == pytest.approx(90.0)  # 60 outbound + 30 inbound
     assert json.loads(json.dumps(report.to_dict()))["overall"]["outbound"] == 1
+
+
+def test_a_consulted_agents_ring_time_is_reserved_not_busy_nor_talk() -> None:
+    """A consultation's ring is ``reserved`` time, like an offer's: not busy (occupancy),
+    not talk. A consult transfer made while the phone rang starts the new owner's leg (its
+    talk, its handle time) when it answers."""
+    c = Center(QueueConfig("q", members=(Member("a"), Member("b"))), agents=("a", "b"))
+    e = c.engine
+    c.do(e.create_interaction, "c1", "q", "voice")
+    owner = c.offer_of("c1")
+    other = "b" if owner == "a" else "a"
+    c.do(e.accept, "c1", owner)
+    c.wait(10)
+    c.do(e.consult, "c1", owner, other)  # rings 7 s, talks 30 s
+    c.wait(7)
+    c.do(e.consult_connected, "c1", other)
+    c.wait(30)
+    c.do(e.end_consult, "c1", owner, other)
+    c.wait(20)
+    c.do(e.consult, "c1", owner, other)  # rings 5 s, handed over, rings 4 s more
+    c.wait(5)
+    c.do(e.transfer, "c1", owner, to_agent_id=other)  # the owner's leg: 72 s of talk
+    c.wait(4)
+    c.do(e.consult_connected, "c1", other)
+    c.wait(30)
+    c.do(e.complete, "c1", other)  # the new owner's leg: 30 s of talk, not 34
+    overall = c.kpis().report().overall
+    assert overall.reserved_seconds == pytest.approx(7 + 9)
+    assert overall.busy_seconds == pytest.approx(72 + 30 + 30)  # owner, consulted, new owner
+    assert (overall.handled, overall.transferred) == (2, 1)
+    assert overall.talk_seconds == pytest.approx(72 + 30)
+    assert overall.aht == pytest.approx(51.0)
+    assert overall.occupancy == pytest.approx(132 / (2 * 106))

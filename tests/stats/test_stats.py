@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from sparklecomm.acd.service import AcdService
 from sparklecomm.app import build_app
-from tests.conftest import World
+from tests.conftest import PASSWORD, World
 from tests.routing.test_routing_service import Api
 
 
@@ -91,6 +92,47 @@ def test_an_agents_own_outbound_contacts_are_counted_apart(
     assert (today["handled"], today["outbound"]) == (0, 1)
     assert today["outbound_aht_seconds"] == pytest.approx(40)
     assert today["state_seconds"]["busy"] == pytest.approx(40)
+
+
+def test_a_consulted_agents_ring_time_is_reserved_not_busy(
+    client: TestClient, world: World
+) -> None:
+    """A call the PBX holds: the consulted agent's phone rings 7 s (reserved), it talks
+    30 s (busy), takes the call over and talks 20 s more: its handle time is those 20 s."""
+    admin, sup, ana = Api(client, "admin"), Api(client, "sup"), Api(client, "ana")
+    bo = admin.post("/users", {"username": "bo", "password": PASSWORD}, status=201)["id"]
+    admin.post(
+        "/queues",
+        {
+            "id": "support",
+            "name": "Support",
+            "members": [{"agent_id": world.agent_id}, {"agent_id": bo}],
+        },
+        status=201,
+    )
+    acd: AcdService = world.services.extra["acd"]
+    ana.post(f"/agents/{world.agent_id}/login")
+    ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+    call = sup.post(
+        "/interactions", {"queue_id": "support", "attributes": {"call_id": "c-1"}}, status=201
+    )["interaction"]["interaction_id"]
+    acd.execute(world.tenant_id, "accept", interaction_id=call, agent_id=world.agent_id)
+    sup.post(f"/agents/{bo}/login")
+    sup.post(f"/agents/{bo}/state", {"state": "available"})
+    world.clock.advance(10)
+    ana.post(f"/interactions/{call}/consult", {"target_agent_id": bo})
+    world.clock.advance(7)
+    acd.execute(world.tenant_id, "consult_connected", interaction_id=call, agent_id=bo)
+    world.clock.advance(30)
+    ana.post(f"/interactions/{call}/transfer", {"to_agent_id": bo})
+    world.clock.advance(20)
+    sup.post(f"/interactions/{call}/complete", {"agent_id": bo})  # no wrap-up in this queue
+    today = sup.get(f"/stats/agents/{bo}/today")
+    assert today["handled"] == 1
+    assert today["aht_seconds"] == pytest.approx(20)
+    assert today["state_seconds"]["reserved"] == pytest.approx(7)
+    assert today["state_seconds"]["busy"] == pytest.approx(50)
+    assert today["state_seconds"]["available"] == pytest.approx(10)
 
 
 def test_alert_thresholds_are_per_tenant_and_queue_validated_audited_and_live(

@@ -12,7 +12,8 @@ a KPI is defined exactly once. The definitions are in docs/kpis.md; in short:
 * rates leave out *short abandons* (callers who hung up within ``short_abandon_seconds``);
 * handle time (talk + hold + wrap-up) is counted per agent leg when its wrap-up ends;
 * agent time (occupancy, utilisation) comes from ``agent.state_changed`` and is split exactly
-  across interval boundaries.
+  across interval boundaries; a consultation's ring is ``reserved`` time (like an offer's),
+  its talk ``busy`` time, so ring time is never counted as talk or occupancy.
 
 Pure: no I/O, no clock. "Now" is the time of the last event fed, or the ``now`` given to
 :meth:`KpiAccumulator.report`.

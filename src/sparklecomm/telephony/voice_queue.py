@@ -28,7 +28,9 @@ desktop
 (kind ``blind``)                    ``offered`` rings the new agent and reconnects
 ``interaction.consult_started``     caller on hold, ring the consulted agent B's
                                     phones (:meth:`AgentPhones.consult_agent`)
-B's phone answers                   owner and B talk, the caller still on hold
+B's phone answers                   ``consult_connected`` (B's talk starts: the
+                                    engine held B ``reserved`` while it rang), then
+                                    owner and B talk, the caller still on hold
 B's phones fail / no answer in the  ``leave`` for B; caller and owner talk again
 offer timeout (default 20 s)
 ``interaction.participant_left``    B's leg ends (CANCEL or BYE); caller and owner
