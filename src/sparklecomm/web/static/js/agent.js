@@ -118,7 +118,7 @@ function wrapOf(iid) {
 function renderStatus() {
   const pill = $("state-pill");
   pill.dataset.state = agent.state;
-  pill.textContent = agent.state === "break" ? `${STATE_LABEL.break} · ${agent.reason}` : STATE_LABEL[agent.state] ?? agent.state;
+  pill.textContent = statePill(agent.state, agent.reason).textContent;
   $("pending-break").textContent = agent.pending_break ? `Break (${agent.pending_break}) after this work` : "";
   const loggedIn = agent.state !== "logged_out";
   const login = $("btn-login");

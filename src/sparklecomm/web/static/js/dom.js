@@ -41,8 +41,10 @@ export const STATE_LABEL = {
 
 export function statePill(state, reason) {
   const label = STATE_LABEL[state] ?? state;
-  return h("span", { class: "pill", dataset: { state } },
-    state === "break" && reason ? `${label} · ${reason}` : label);
+  // Reserved by a colleague's consultation: the agent's phone rings for it, no offer.
+  const text = state === "break" && reason ? `${label} · ${reason}`
+    : state === "reserved" && reason === "consult" ? "Consult ringing" : label;
+  return h("span", { class: "pill", dataset: { state } }, text);
 }
 
 // Field errors of an RFC 9457 problem next to the inputs of a form (name = field).
