@@ -189,6 +189,8 @@ class Driver:
             snap = self._pick(self._interactions("active"), x)
             if snap is None:
                 return None
+            if z % 5 == 4:  # out of routing, to a number
+                return ("transfer", (snap.interaction_id, snap.agent_id), {"to_number": "2003"})
             if z % 2:
                 return ("transfer", (snap.interaction_id, snap.agent_id), {"to_queue_id": queue})
             return ("transfer", (snap.interaction_id, snap.agent_id), {"to_agent_id": agent})
@@ -381,7 +383,9 @@ def check_event_stream(events: list[NewEvent]) -> None:
             assert p["interaction_id"] not in connected, f"{p['interaction_id']} assigned twice"
             connected[p["interaction_id"]] = p["agent_id"]
         elif event.type == "interaction.transferred":
-            if p["kind"] == "blind":
+            if p["kind"] == "external":  # its interaction.completed follows
+                assert connected[p["interaction_id"]] == p["agent_id"]
+            elif p["kind"] == "blind":
                 connected.pop(p["interaction_id"])
             else:
                 connected[p["interaction_id"]] = p["to_agent_id"]

@@ -64,7 +64,8 @@ PINNED = {
     "abandon": "(self, interaction_id: 'str', reason: 'str' = 'hangup') -> 'list[NewEvent]'",
     "transfer": (
         "(self, interaction_id: 'str', agent_id: 'str', *, to_agent_id: 'str | None' = None, "
-        "to_queue_id: 'str | None' = None, priority: 'int | None' = None) -> 'list[NewEvent]'"
+        "to_queue_id: 'str | None' = None, to_number: 'str | None' = None, "
+        "priority: 'int | None' = None) -> 'list[NewEvent]'"
     ),
     "consult": (
         "(self, interaction_id: 'str', agent_id: 'str', target_agent_id: 'str', *, "

@@ -290,6 +290,55 @@ def test_blind_transfer_to_an_agent_and_its_return_on_no_answer() -> None:
         engine.transfer("i", "c", to_agent_id="b", to_queue_id="sales")
 
 
+def test_transfer_out_to_a_number_ends_the_interaction_for_routing() -> None:
+    """The agent put the call through to a number (the phone's transfer key): the call goes
+    on without the engine, so the interaction completes and the agent wraps up."""
+    engine, clock = two_queue_engine()
+    engine.accept(*one_offer(engine.create_interaction("i", "sales", "voice")))
+    clock.advance(40)
+    engine.hold("i", "a")
+    clock.advance(5)
+    events = engine.transfer("i", "a", to_number=" 2003 ")
+    assert types(events)[:2] == ["interaction.transferred", "interaction.completed"]
+    t = of(events, "interaction.transferred")[0]
+    assert (t["kind"], t["to_number"], t["to_agent_id"], t["to_queue_id"]) == (
+        "external",
+        "2003",
+        None,
+        None,
+    )
+    assert (t["talk_seconds"], t["hold_seconds"]) == (40.0, 5.0)
+    done = of(events, "interaction.completed")[0]
+    assert (done["transferred_to"], done["talk_seconds"], done["agent_id"]) == ("2003", 40.0, "a")
+    assert states(events, "a") == ["wrap_up"]
+    assert "i" not in engine.interaction_ids()  # out of routing
+    clock.advance(30)
+    ended = of(engine.tick(), "interaction.wrapup_ended")[0]
+    assert (ended["talk_seconds"], ended["hold_seconds"], ended["handle_seconds"]) == (
+        40.0,
+        5.0,
+        75.0,
+    )
+
+
+def test_transfer_out_is_refused_when_it_cannot_be_done() -> None:
+    engine, _ = two_queue_engine()
+    engine.accept(*one_offer(engine.create_interaction("i", "sales", "voice")))
+    for bad in ("", "   ", "x" * 65, "20\n03", 2003):
+        with pytest.raises(InvalidInput) as error:
+            engine.transfer("i", "a", to_number=bad)  # type: ignore[arg-type]
+        assert error.value.field == "to_number"
+    with pytest.raises(InvalidInput) as error:
+        engine.transfer("i", "a", to_number="2003", to_queue_id="support")
+    assert error.value.field == "to"
+    with pytest.raises(PermissionDenied):
+        engine.transfer("i", "b", to_number="2003")  # not b's
+    engine.consult("i", "a", "b", ringing=False)
+    with pytest.raises(Conflict) as conflict:
+        engine.transfer("i", "a", to_number="2003")
+    assert conflict.value.field == "to_number"
+
+
 def test_consult_then_transfer() -> None:
     engine, clock = two_queue_engine()
     engine.accept(*one_offer(engine.create_interaction("i", "sales", "voice")))

@@ -118,6 +118,44 @@ async def test_a_callback_rings_the_agent_then_reaches_the_customer(center: Setu
     assert "callback.attempt_failed" not in kinds and "interaction.completed" in kinds
 
 
+async def test_an_agent_transferring_a_callback_with_the_phone_is_free_at_once(
+    center: Setup,
+) -> None:
+    """Connected to the customer, the agent puts them through to a colleague's desk (1002)
+    with the phone's transfer key: the callback is transferred out (completed, the agent
+    free) and customer and desk talk on."""
+    extensions: ExtensionService = center.world.services.extra["extensions"]
+    t, agent_id = center.world.tenant_id, center.world.agent_id
+    extensions.do_create(t, Actor.cli(), number="1002", password=SECOND_PASSWORD)
+    agent = uas(
+        center, "agent", "call_uas_refer.xml", ip="127.0.0.1", port=5080, rtp=AGENT_RTP,
+        keys=("-key", "refer_to", "1002"),
+    )  # fmt: skip
+    customer = uas(
+        center, "customer", "call_uas.xml", ip=TRUNK_HOST, port=TRUNK_PORT, rtp=CUSTOMER_RTP
+    )
+    desk = uas(center, "desk", "call_uas.xml", ip="127.0.0.1", port=5082, rtp=31016)
+    await asyncio.sleep(0.3)
+    await register(center, 5070, 5080)
+    await register_as(center, "1002", SECOND_PASSWORD, 5071, 5082)
+    request_callback(center)
+    transferred = await wait_for(center, "interaction.transferred")
+    assert (transferred["kind"], transferred["to_number"]) == ("external", "1002")
+    await wait_for(center, "interaction.completed")
+    acd: AcdService = center.world.services.extra["acd"]
+    # free at once (this queue has no wrap-up), while customer and desk talk on
+    assert acd.read(t, lambda e: e.agent_snapshot(agent_id).state) == "available"
+    rc, out = await agent
+    assert rc == 0, out[-3000:]
+    (call,) = center.server.calls.calls.values()  # customer and desk still talk
+    center.server.calls.end_call(call, "test_over")
+    for task in (customer, desk):
+        rc, out = await task
+        assert rc == 0, out[-3000:]
+    kinds = [k for k, p in engine_events(center) if p.get("interaction_id") == "cb-1"]
+    assert "callback.attempt_failed" not in kinds and kinds.count("interaction.completed") == 1
+
+
 async def test_a_busy_customer_is_a_failed_attempt(center: Setup) -> None:
     agent = uas(center, "agent", "call_uas.xml", ip="127.0.0.1", port=5080, rtp=AGENT_RTP)
     customer = uas(

@@ -22,6 +22,7 @@ from sparklecomm.acd import AgentConfig, QueueConfig
 from sparklecomm.acd.persistence import agent_config_to_dict, queue_config_to_dict
 from sparklecomm.audit.store import Actor
 from sparklecomm.core.clock import SystemClock
+from sparklecomm.store.db import read_events
 from sparklecomm.telephony import SipServer, SipServerConfig, loopback_only
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.calls import OriginateRefused
@@ -122,8 +123,18 @@ async def sipp(*args: str, ip: str = "127.0.0.1", limit: float = 40) -> tuple[in
     return await run_sipp(*args, "-i", ip, "-nostdin", "-timeout_error", limit=limit)
 
 
-def uas(setup: Setup, name: str, scenario: str, *, ip: str, port: int, rtp: int) -> Any:
-    """A SIPp UAS whose SDP names ``rtp`` as its media port; what it received is logged."""
+def uas(
+    setup: Setup,
+    name: str,
+    scenario: str,
+    *,
+    ip: str,
+    port: int,
+    rtp: int,
+    keys: tuple[str, ...] = (),
+) -> Any:
+    """A SIPp UAS whose SDP names ``rtp`` as its media port; what it received is logged.
+    ``keys``: more ``-key NAME VALUE`` pairs for the scenario."""
     xml = (SIPP / scenario).read_text().replace("[media_port]", "[rtp]")
     path = setup.tmp / f"{name}.xml"
     path.write_text(xml)
@@ -133,6 +144,7 @@ def uas(setup: Setup, name: str, scenario: str, *, ip: str, port: int, rtp: int)
             "-p", str(port),
             "-mp", str(rtp + 1000),
             "-key", "rtp", str(rtp),
+            *keys,
             "-m", "1",
             "-timeout", "30s",
             "-trace_msg", "-message_file", str(setup.tmp / f"{name}.log"),
@@ -141,11 +153,11 @@ def uas(setup: Setup, name: str, scenario: str, *, ip: str, port: int, rtp: int)
     )  # fmt: skip
 
 
-async def register(setup: Setup, port: int, contact_port: int) -> None:
+async def register(setup: Setup, port: int, contact_port: int, extension: str = "1001") -> None:
     rc, out = await sipp(
         setup.target,
         "-sf", str(SIPP / "call_register.xml"),
-        "-s", "1001", "-au", "1001", "-ap", PASSWORD,
+        "-s", extension, "-au", extension, "-ap", PASSWORD,
         "-key", "contact_port", str(contact_port),
         "-p", str(port),
         "-m", "1",
@@ -336,5 +348,52 @@ async def test_completing_the_outbound_interaction_hangs_up_both_phones(setup: S
         rc, out = await customer
         assert rc == 0, out[-3000:]
         assert call.ended
+    finally:
+        await outbound.aclose()
+
+
+async def test_the_agents_phone_transferring_the_customer_frees_the_agent(setup: Setup) -> None:
+    """The agent puts the customer through to a colleague's desk (1002) with the phone's own
+    transfer key (REFER): once the desk answers, the agent's phone is released and the
+    outbound interaction is transferred out (the agent wraps up) while customer and desk
+    talk on; the platform no longer hangs that call up for the agent."""
+    acd = routing_agent(setup)
+    outbound = OutboundCalls(acd, setup.phones)
+    t, agent_id = setup.world.tenant_id, setup.world.agent_id
+    extensions: ExtensionService = setup.world.services.extra["extensions"]
+    extensions.do_create(t, Actor.cli(), number="1002", password=PASSWORD)
+    try:
+        agent = uas(
+            setup, "agent", "call_uas_refer.xml", ip="127.0.0.1", port=5080, rtp=AGENT_RTP,
+            keys=("-key", "refer_to", "1002"),
+        )  # fmt: skip
+        customer = uas(
+            setup, "customer", "call_uas.xml", ip=TRUNK_HOST, port=TRUNK_PORT, rtp=CUSTOMER_RTP
+        )
+        desk = uas(setup, "desk", "call_uas.xml", ip="127.0.0.1", port=5082, rtp=31014)
+        await asyncio.sleep(0.3)
+        await register(setup, 5070, 5080)
+        await register(setup, 5072, 5082, extension="1002")
+        call, iid = await outbound.place(t, agent_id, "+4930555")
+        assert iid is not None
+        await setup.wait_event("call.transferred")
+        await wait_state(acd, setup, "wrap_up")
+        assert not call.ended and outbound.calls() == []
+        rc, out = await agent  # NOTIFYs, then released with a BYE
+        assert rc == 0, out[-3000:]
+        with setup.world.services.db.read() as s:
+            events = read_events(s, t, after=0, limit=1000)
+        mine = [
+            e
+            for e in events
+            if isinstance(e.payload, dict) and e.payload.get("interaction_id") == iid
+        ]
+        transferred = next(e.payload for e in mine if e.type == "interaction.transferred")
+        assert (transferred["kind"], transferred["to_number"]) == ("external", "1002")
+        assert [e.type for e in mine].count("interaction.completed") == 1
+        setup.server.calls.end_call(call, "test_over")  # customer and desk part
+        for task in (customer, desk):
+            rc, out = await task
+            assert rc == 0, out[-3000:]
     finally:
         await outbound.aclose()

@@ -32,7 +32,15 @@ from sparklecomm.telephony import (
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.media.relay import MediaRelay, RelayConfig
 from sparklecomm.telephony.pbx.dialplan import PbxConfig, divert
-from sparklecomm.telephony.pbx.routes import CallRequest, Reject, Route, ToQueue
+from sparklecomm.telephony.pbx.routes import (
+    CallRequest,
+    Hunt,
+    HuntStep,
+    Reject,
+    Route,
+    Target,
+    ToQueue,
+)
 from sparklecomm.telephony.sip.timers import TimerConfig
 from sparklecomm.telephony.voice_queue import VoiceQueue
 
@@ -91,6 +99,9 @@ class DidRouter:
     async def route(self, request: CallRequest) -> Route:
         if request.dialled == DID:
             return ToQueue(self.tenant_id, "support", {"dnis": DID})
+        if request.dialled in self.config.extensions:  # e.g. a phone's own transfer
+            target = Target(extension=request.dialled)
+            return Hunt(self.tenant_id, (HuntStep((target,), 20.0),), description="desk")
         return Reject(404, "Not Found")
 
     async def divert(self, tenant_id: str, target: str, request: CallRequest) -> Route:
@@ -383,4 +394,53 @@ async def test_a_caller_the_queue_diverts_is_put_through_to_its_divert_target(
     answered = next(d for k, d in center.call_events if k == "call.answered")
     assert answered["leg"].startswith("2003 at") and "agent_id" not in answered
     assert kinds[-1] == "call.ended"
+    assert center.server.calls.active_calls == 0
+
+
+async def test_an_agent_transferring_with_the_phones_own_key_is_free_at_once(
+    center: Center, tmp_path: Path
+) -> None:
+    """The agent puts the caller through to the front desk (2003) with the phone's transfer
+    key (REFER). Once the desk answers, the agent's leg is released and the routing engine
+    hears a transfer out: the interaction completes and the agent wraps up, while caller
+    and desk talk on (before, the agent stayed busy until that conversation ended)."""
+    world, acd = center.world, center.acd
+    uac = (SIPP / "call_uac.xml").read_text()
+    assert '<pause milliseconds="500"/>' in uac
+    talking_caller = tmp_path / "caller.xml"
+    talking_caller.write_text(
+        uac.replace('<pause milliseconds="500"/>', '<pause milliseconds="3000"/>')
+    )
+    agent_phone = asyncio.get_running_loop().create_task(
+        sipp("-sf", str(SIPP / "call_uas_refer.xml"), "-p", "5080", "-mp", "16000",
+             "-key", "refer_to", "2003", "-m", "1", "-timeout", "25s")
+    )  # fmt: skip
+    desk_phone = phone("call_uas.xml", 5084, 16200)
+    await asyncio.sleep(0.3)
+    await register(center, "2001", 5080, 5070)
+    await register(center, "2003", 5084, 5074)
+    login(center, world.agent_id)
+    call = asyncio.get_running_loop().create_task(
+        sipp(center.target, "-sf", str(talking_caller), "-s", DID, "-au", "1001",
+             "-ap", PASSWORDS["1001"], "-auth_uri", f"{DID}@{center.target}",
+             "-key", "caller", "1001", "-p", "5071", "-mp", "17000", "-m", "1",
+             "-timeout", "25s")
+    )  # fmt: skip
+    await center.wait_for("interaction.completed")
+    # the caller and the desk still talk: the agent is already wrapping up
+    assert not call.done()
+    snap = acd.read(world.tenant_id, lambda e: e.agent_snapshot(world.agent_id))
+    assert snap.state == "wrap_up"
+    for task in (agent_phone, call, desk_phone):
+        rc, out = await task
+        assert rc == 0, out[-3000:]
+    events = center.engine_events()
+    transferred = next(p for k, p in events if k == "interaction.transferred")
+    assert (transferred["kind"], transferred["to_number"]) == ("external", "2003")
+    completed = [p for k, p in events if k == "interaction.completed"]
+    assert len(completed) == 1 and completed[0]["transferred_to"] == "2003"
+    assert "interaction.abandoned" not in center.interaction_types()
+    kinds = [k for k, _ in center.call_events]
+    assert kinds.index("call.transferring") < kinds.index("call.transferred")
+    assert kinds.count("call.ended") == 1 and kinds[-1] == "call.ended"
     assert center.server.calls.active_calls == 0

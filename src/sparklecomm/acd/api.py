@@ -777,7 +777,10 @@ def end_wrapup(
 def transfer(
     interaction_id: AnyId, body: TransferIn, principal: CurrentPrincipal, svc: ServicesDep
 ) -> EventsOut:
-    """Blind transfer to an agent or a queue (409 for a call the agent placed)."""
+    """Blind transfer to an agent or a queue (409 for a call the agent placed). To put a
+    call through to a number, agents use their phone's own transfer key (docs/telephony.md)."""
+    if (body.to_agent_id is None) == (body.to_queue_id is None):
+        raise InvalidInput("Give exactly one of to_agent_id and to_queue_id.", field="to")
     _refuse_for_placed_calls(svc, principal, interaction_id, "transferred")
     return _act(
         svc,

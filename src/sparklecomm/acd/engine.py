@@ -1758,6 +1758,7 @@ class AcdEngine:
         *,
         to_agent_id: str | None = None,
         to_queue_id: str | None = None,
+        to_number: str | None = None,
         priority: int | None = None,
     ) -> list[NewEvent]:
         """Hand the interaction over.
@@ -1767,16 +1768,26 @@ class AcdEngine:
           :meth:`consult_connected`);
         - to another agent: *blind transfer*, offered to that agent (on no answer or reject it
           goes back to its queue, at the back);
-        - to a queue: *blind transfer* into that queue, waiting from now.
+        - to a queue: *blind transfer* into that queue, waiting from now;
+        - to a number (``to_number``: an extension, a colleague outside routing, an outside
+          number, as the shell dialled it): *transfer out* of routing — the call goes on
+          without the engine, so the interaction is over for it (``interaction.transferred``
+          with kind ``external``, then ``interaction.completed`` with ``transferred_to``).
         The transferring agent's leg ends and it wraps up.
         """
         self._begin()
         it, agent = self._owned_active(interaction_id, agent_id)
-        if (to_agent_id is None) == (to_queue_id is None):
-            raise InvalidInput("Give exactly one of to_agent_id and to_queue_id.", field="to")
+        targets = (to_agent_id, to_queue_id, to_number)
+        if sum(t is not None for t in targets) != 1:
+            raise InvalidInput(
+                "Give exactly one of to_agent_id, to_queue_id and to_number.", field="to"
+            )
         if priority is not None:
             _check_priority(priority)
         others = [a for a in it.participants if a != agent.id]
+        if to_number is not None:
+            self._transfer_out(it, agent, _checked_number(to_number), others)
+            return self._finish()
         if to_agent_id is not None:
             target = self._agent(to_agent_id, "to_agent_id")
             if target is agent:
@@ -1841,6 +1852,39 @@ class AcdEngine:
         self._start_wrapup(agent, it, old_queue, talk, hold, "transferred")
         self._enqueue(it, queue, "transfer", keep_place=False)
         return self._finish()
+
+    def _transfer_out(self, it: Interaction, agent: Agent, number: str, others: list[str]) -> None:
+        if others:
+            raise Conflict(
+                "End the consultation or conference before a transfer to a number.",
+                field="to_number",
+            )
+        talk, hold = self._close_leg(it)
+        self._ievent(
+            "interaction.transferred",
+            it,
+            agent_id=agent.id,
+            to_agent_id=None,
+            to_queue_id=None,
+            to_number=number,
+            kind="external",
+            talk_seconds=_sec(talk),
+            hold_seconds=_sec(hold),
+        )
+        queue = self._queues.get(it.queue_id)
+        self._ievent(
+            "interaction.completed",
+            it,
+            agent_id=agent.id,
+            disposition=None,
+            talk_seconds=_sec(talk),
+            hold_seconds=_sec(hold),
+            wrapup_planned_seconds=queue.config.wrapup_seconds if queue is not None else 0.0,
+            original_channel=it.original_channel.value if it.original_channel else None,
+            transferred_to=number,
+        )
+        self._drop(it)
+        self._start_wrapup(agent, it, it.queue_id, talk, hold, "transferred")
 
     def _detach_owner(self, it: Interaction) -> None:
         it.agent_id = None
@@ -2683,6 +2727,17 @@ class AcdEngine:
         self._work.clear()
         self._heap = [(t[0], tid) for tid, t in self._timers.items()]
         heapq.heapify(self._heap)
+
+
+def _checked_number(number: object) -> str:
+    """A number an interaction is transferred out to, as the shell dials it."""
+    text = number.strip() if isinstance(number, str) else ""
+    if not 1 <= len(text) <= 64 or not text.isprintable():
+        raise InvalidInput(
+            "to_number must be a number or address of 1-64 printable characters.",
+            field="to_number",
+        )
+    return text
 
 
 def _check_reason(reason: object, field: str = "reason") -> None:

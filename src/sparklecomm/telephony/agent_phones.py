@@ -153,6 +153,10 @@ class SipAgentPhones:
             placed = call.placed
             if what == "connected":
                 queue.callback_connected(ring_id)
+            elif what == "transferred" and call.transferred_to is not None:
+                if self._callback_calls.get(ring_id) == call.id:
+                    del self._callback_calls[ring_id]
+                self._spawn(queue.callback_transferred(ring_id, call.transferred_to))
             elif what == "ended" and placed is not None:
                 if self._callback_calls.get(ring_id) == call.id:
                     del self._callback_calls[ring_id]
@@ -317,6 +321,11 @@ class SipAgentPhones:
     def owner_left(self, call: Call, agent_id: str) -> None:
         if self.queue is not None:
             self._spawn(self.queue.agent_hung_up(call.id, agent_id))
+
+    def agent_transferred(self, call: Call, agent_id: str, number: str) -> None:
+        call.queue = False  # the call goes on outside routing
+        if self.queue is not None:
+            self._spawn(self.queue.agent_transferred(call.id, agent_id, number))
 
     # ---- helpers ---------------------------------------------------------------------------
 

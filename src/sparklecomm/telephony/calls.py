@@ -160,6 +160,10 @@ class AgentLegListener(Protocol):
     def owner_left(self, call: Call, agent_id: str) -> None:
         """The connected agent hung up during a consultation (the caller stays)."""
 
+    def agent_transferred(self, call: Call, agent_id: str, number: str) -> None:
+        """The connected agent put the caller through to ``number`` with its phone's own
+        transfer (REFER) and its leg was released: the call goes on without the agent."""
+
 
 class SipHost(Protocol):
     """What the B2BUA needs of the SIP server (:class:`~sparklecomm.telephony.SipServer`)."""
@@ -253,6 +257,8 @@ class Leg:
     step: int = -1
     refer: Leg | None = None
     """For a leg dialled by a blind transfer: the leg that sent the REFER."""
+    refer_to: str | None = None
+    """For a leg that sent a REFER: the number it transfers its party to."""
     cancel_sent: bool = False
     agent_id: str | None = None
     """For a leg ringing an agent's phone for the ACD: the agent."""
@@ -321,6 +327,8 @@ class Call:
     placed: Placement | None = None
     """A call the platform places (:meth:`CallManager.originate`): leg ``a`` is the agent's
     phone, leg ``b`` the dialled party; both are legs we called (UAC)."""
+    transferred_to: str | None = None
+    """The number a party's own transfer (REFER) last put the call through to."""
 
     @property
     def a(self) -> Leg:
@@ -2145,6 +2153,7 @@ class CallManager:
             self._notify(transferor, "SIP/2.0 480 Temporarily Unavailable", active=False)
             return
         call.transfer_legs = legs
+        transferor.refer_to = number
         self._event(call, "call.transferring", {"to": number, "by": transferor.label})
 
     async def _dial_transfer(self, call: Call, target: Target, stays: Leg, side: Side) -> list[Leg]:
@@ -2195,6 +2204,25 @@ class CallManager:
 
                     self.layer.send_request(reinvite, stays.peer, done)
         self._event(call, "call.transferred", {"to": leg.label})
+        if transferor.refer_to is not None:
+            self._transferred_away(call, transferor, transferor.refer_to)
+
+    def _transferred_away(self, call: Call, transferor: Leg, number: str) -> None:
+        """The transferor's party put the call through to ``number`` and left: whoever
+        tracks an agent's work on the call hears it (the ACD bridge for a queue call, the
+        placement's ``on_event`` with ``transferred`` for a call the platform placed)."""
+        call.transferred_to = number
+        placed = call.placed
+        if placed is not None:
+            if transferor.side == "a" and placed.on_event is not None:
+                placed.on_event(call, "transferred")
+            return
+        agent_id = transferor.agent_id
+        listener = self.agent_listener
+        if call.queue and agent_id is not None and listener is not None:
+            transferred = getattr(listener, "agent_transferred", None)
+            if transferred is not None:
+                transferred(call, agent_id, number)
 
     def _transfer_failed(self, leg: Leg, response: SipResponse) -> None:
         transferor = leg.refer

@@ -15,6 +15,8 @@ the agent's phones ring              ``start_outbound``: the agent is busy at on
                                      hung up, 409
 the call ends (either side hangs     ``complete`` (then the queue's wrap-up)
 up, no answer, busy, failed)
+the agent's phone transfers the      ``transfer`` with ``to_number``: completed, the
+customer to a number (REFER)         agent wraps up; the call goes on without them
 ``interaction.completed`` from the   hang the call up
 desk while it is still going on
 ===================================  ===============================================
@@ -158,11 +160,35 @@ class OutboundCalls:
     # ---- the call's side -------------------------------------------------------------------
 
     def _on_call(self, call: Call, what: str) -> None:
-        if what != "ended":
-            return
         record = self._by_call.get(call.id)
-        if record is not None and not record.completed:
+        if record is None or record.completed:
+            return
+        if what == "ended":
             self._spawn(self._complete(record, "call_ended"))
+        elif what == "transferred" and call.transferred_to is not None:
+            self._spawn(self._transferred_out(record, call.transferred_to))
+
+    async def _transferred_out(self, record: OutboundCall, number: str) -> None:
+        """The agent's phone put the customer through to ``number`` (REFER) and left: the
+        interaction is transferred out (it completes, the agent wraps up); the call goes
+        on without the agent and is no longer ours to hang up."""
+        record.completed = True
+        self._forget(record)
+        try:
+            await run_in_threadpool(
+                self.routing.execute,
+                record.tenant_id,
+                "transfer",
+                interaction_id=record.interaction_id,
+                agent_id=record.agent_id,
+                to_number=number,
+            )
+        except DomainError as exc:  # completed on the desk meanwhile
+            log.info(
+                "outbound.transfer_ignored", interaction_id=record.interaction_id, error=str(exc)
+            )
+            return
+        log.info("outbound.transferred", interaction_id=record.interaction_id, to=number)
 
     async def _complete(self, record: OutboundCall, why: str) -> None:
         record.completed = True

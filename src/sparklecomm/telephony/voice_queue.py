@@ -22,6 +22,9 @@ full, max wait, EWT, ratio, empty)  ring group or number, as the dial plan route
                                     it); none, or voicemail: the call ends (480)
 caller hangs up while connected     ``complete`` for the agent (then wrap-up)
 agent hangs up                      ``complete`` (then wrap-up), caller released
+agent's phone transfers the caller  ``transfer`` with ``to_number`` once the number
+to a number (REFER)                 answers: the interaction completes, the agent
+                                    wraps up, the call goes on outside routing
 ``interaction.completed`` from the  release both legs
 desktop
 ``interaction.transferred``         blind transfer: drop the agent's leg; the next
@@ -425,6 +428,31 @@ class VoiceQueue:
         await self._finish(call, agent_id)
         self.phones.end_call(call_id, "agent_hung_up")
         self._forget(call)
+
+    async def agent_transferred(self, call_id: str, agent_id: str, number: str) -> None:
+        """The connected agent put the caller through to ``number`` with its phone's own
+        transfer key (REFER) and its leg was released: the call goes on outside routing, so
+        the engine hears a transfer out (``transfer`` with ``to_number``: the interaction
+        completes, the agent wraps up) and the bridge lets the call go (the B2BUA keeps
+        caller and number connected). Without this the agent stayed busy until the
+        transferred conversation ended."""
+        call = self._by_call.get(call_id)
+        if call is None or call.phase is not Phase.CONNECTED or call.agent_id != agent_id:
+            return
+        call.phase = Phase.ENDED
+        self._forget(call)  # before the command: its interaction.completed must not hang up
+        try:
+            await self._execute(
+                call,
+                "transfer",
+                interaction_id=call.interaction_id,
+                agent_id=agent_id,
+                to_number=number,
+            )
+        except DomainError as exc:  # e.g. a consultation going on: the agent's part ends
+            log.info("voice.transfer_out_refused", call_id=call_id, error=str(exc))
+            await self._finish(call, agent_id)
+        log.info("voice.transferred_out", call_id=call_id, agent_id=agent_id, to=number)
 
     async def consult_answered(self, call_id: str, agent_id: str) -> bool:
         """The consulted agent's phone answered; True when it is now connected (to the
@@ -905,6 +933,30 @@ class VoiceQueue:
             await run_in_threadpool(self.routing.execute, record.tenant_id, name, **args, **extra)
         except DomainError as exc:
             log.info("callback.command_ignored", interaction_id=interaction_id, error=str(exc))
+
+    async def callback_transferred(self, ring_id: str, number: str) -> None:
+        """The agent's phone put the customer of a connected callback through to ``number``
+        (REFER) and was released: a transfer out, as for a queue call (the interaction
+        completes, the agent wraps up); the call goes on and is no longer ours to end."""
+        record = self._rings.get(ring_id)
+        if record is None or not record.connected:
+            return
+        self._forget_callback(record)  # first: the engine's events must not hang it up
+        try:
+            await run_in_threadpool(
+                self.routing.execute,
+                record.tenant_id,
+                "transfer",
+                interaction_id=record.interaction_id,
+                agent_id=record.agent_id,
+                to_number=number,
+            )
+        except DomainError as exc:
+            log.info(
+                "callback.transfer_ignored", interaction_id=record.interaction_id, error=str(exc)
+            )
+            return
+        log.info("callback.transferred_out", interaction_id=record.interaction_id, to=number)
 
     def callbacks(self) -> list[CallbackCall]:
         return list(self._rings.values())
