@@ -124,20 +124,26 @@ def make_world(database_url: str, data_dir: Path, **settings: object) -> World:
     return World(svc, clock, tenant.tenant_id, ids["admin"], ids["supervisor"], ids["agent"])
 
 
-def redis_nodes(database_url: str, data_dir: Path) -> tuple[World, Services]:
+def redis_nodes(
+    database_url: str, data_dir: Path, *, shared_clock: bool = False, **settings: object
+) -> tuple[World, Services]:
     """Two nodes on one database sharing live events through the real Redis server: the
     world's services (node A) and a second process's services (node B), each with its own
-    :class:`RedisBus` on a channel prefix of its own test."""
+    :class:`RedisBus` on a channel prefix of its own test. ``settings`` go to both; node B
+    runs on the system clock unless ``shared_clock`` gives it the world's fake one (then
+    neither node's timers end a wrap-up the other started)."""
     from sparklecomm.bus.redis import RedisBus
 
     assert REDIS_URL is not None
     prefix = f"sparklecomm-test-{uuid.uuid4().hex}:"
-    # No SIP listeners: the nodes would both try the default port 5060.
-    world = make_world(database_url, data_dir, sip_enabled=False)
+    # No SIP listeners unless asked (on port 0): both would try the default port 5060.
+    settings = {"sip_enabled": False, **settings}
+    world = make_world(database_url, data_dir, **settings)
     world.services.bus = RedisBus(REDIS_URL, prefix=prefix)
     world.services.db.publisher = world.services.bus.publish
     node_b = build_services(
-        Settings(data_dir=data_dir, database_url=database_url, sip_enabled=False),
+        Settings(data_dir=data_dir, database_url=database_url, **settings),  # type: ignore[arg-type]
+        clock=world.clock if shared_clock else None,
         passwords=FAST_PASSWORDS,
         bus=RedisBus(REDIS_URL, prefix=prefix),
     )

@@ -35,6 +35,7 @@ from sparklecomm.stats.service import StatsService
 from sparklecomm.store.db import Database
 from sparklecomm.telephony import SipServer, SipServerConfig
 from sparklecomm.telephony.agent_phones import SipAgentPhones
+from sparklecomm.telephony.call_directory import CallDirectory, SharedBus
 from sparklecomm.telephony.extensions import ExtensionService
 from sparklecomm.telephony.outbound import OutboundCalls
 from sparklecomm.telephony.pbx.registration import TrunkRegistrations
@@ -213,6 +214,14 @@ def build_app(services: Services) -> FastAPI:
         acd: AcdService = services.extra["acd"]
         await acd.start()
         acd.follow(services.bus)  # other nodes' routing decisions (with the Redis bus)
+        # With several nodes, a placed call can be hung up through any of them: each node
+        # records its calls in Redis and hangs them up for the others (even a node without
+        # SIP forwards hang-ups).
+        directory: CallDirectory | None = None
+        if isinstance(services.bus, SharedBus):
+            directory = CallDirectory(services.bus)
+            await directory.start()
+            services.extra["call_directory"] = directory
         sip: SipServer | None = services.extra.get("sip")
         trunk_registrations: TrunkRegistrations | None = None
         housekeeping: asyncio.Task[None] | None = None
@@ -225,6 +234,8 @@ def build_app(services: Services) -> FastAPI:
             phones = SipAgentPhones(sip.calls, services.extra["extensions"].numbers_of_user)
             phones.attach(VoiceQueue(acd, phones, claim=getattr(services.bus, "claim", None)))
             services.extra["agent_phones"] = phones
+            if directory is not None:
+                directory.serve(phones)
             # Agents' click-to-dial calls are outbound interactions (busy while on them).
             services.extra["outbound_calls"] = OutboundCalls(acd, phones)
             try:
@@ -259,6 +270,8 @@ def build_app(services: Services) -> FastAPI:
                 )
                 services.extra.pop("sip")
                 sip = None
+                if directory is not None:
+                    directory.serve(None)
                 # No SIP here: leave the callbacks (and placed calls) to the nodes that can
                 # ring phones.
                 await services.extra.pop("outbound_calls").aclose()
@@ -277,6 +290,9 @@ def build_app(services: Services) -> FastAPI:
                 await services.extra.pop("outbound_calls").aclose()
             if "agent_phones" in services.extra:
                 await services.extra.pop("agent_phones").close()
+            if directory is not None:
+                services.extra.pop("call_directory", None)
+                await directory.stop()
             acd.unfollow()
             await acd.stop()
             await services.bus.stop()

@@ -72,6 +72,66 @@ async def test_of_several_nodes_claiming_one_key_exactly_one_wins() -> None:
             await bus.stop()
 
 
+async def test_records_are_shared_and_expire() -> None:
+    """What a placed call's record is kept with (which node holds the call)."""
+    assert REDIS_URL is not None
+    prefix = f"sparklecomm-test-{uuid.uuid4().hex}:"
+    a, b = RedisBus(REDIS_URL, prefix=prefix), RedisBus(REDIS_URL, prefix=prefix)
+    for bus in (a, b):
+        await bus.start()
+    try:
+        await a.remember({"call:1": "on a", "call:2": "also a"}, 60)
+        await a.remember({"call:short": "brief"}, 0.1)
+        assert [await b.recall(k) for k in ("call:1", "call:2")] == ["on a", "also a"]
+        await b.forget("call:2")
+        assert await a.recall("call:2") is None
+        await asyncio.sleep(0.3)
+        assert await b.recall("call:short") is None  # expired
+        await a.remember({"call:short": "again"}, 60)  # written again: back
+        assert await b.recall("call:short") == "again"
+    finally:
+        for bus in (a, b):
+            await bus.stop()
+
+
+async def test_a_request_reaches_only_the_node_asked_and_its_answer_comes_back() -> None:
+    assert REDIS_URL is not None
+    prefix = f"sparklecomm-test-{uuid.uuid4().hex}:"
+    buses = [RedisBus(REDIS_URL, prefix=prefix) for _ in range(3)]
+    asked: dict[int, list[dict]] = {0: [], 1: [], 2: []}
+    for number, bus in enumerate(buses):
+        await bus.start()
+
+        async def answer(body: dict, number: int = number) -> dict:
+            asked[number].append(body)
+            if body.get("fail"):
+                raise RuntimeError("handler broke")
+            return {"by": number, "echo": body["x"]}
+
+        bus.on_request("echo", answer)
+    seen: list[object] = []
+    try:
+        with buses[2].subscribe("t1") as sub:
+            answer = await buses[0].ask(buses[1].node_id, "echo", {"x": 7}, 2.0)
+            assert answer == {"by": 1, "echo": 7}
+            assert asked == {0: [], 1: [{"x": 7}], 2: []}
+            # A request nobody knows, a failing handler, a node that is gone.
+            assert await buses[0].ask(buses[2].node_id, "nope", {}, 2.0) == {
+                "error": "unknown_request"
+            }
+            assert await buses[0].ask(buses[2].node_id, "echo", {"fail": 1}, 2.0) == {
+                "error": "failed"
+            }
+            started = asyncio.get_running_loop().time()
+            assert await buses[0].ask("no-such-node", "echo", {"x": 1}, 0.3) is None
+            assert 0.25 < asyncio.get_running_loop().time() - started < 2.0
+            seen.extend(sub.drain())
+        assert seen == []  # no request was taken for an event
+    finally:
+        for bus in buses:
+            await bus.stop()
+
+
 async def test_an_unstarted_bus_cannot_claim() -> None:
     assert REDIS_URL is not None
     with pytest.raises(RuntimeError):

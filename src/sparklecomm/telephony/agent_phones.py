@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -38,6 +38,15 @@ log = structlog.get_logger("sparklecomm.telephony.agent_phones")
 
 AgentExtensions = Callable[[str, str], Awaitable[Sequence[str]]]
 """``(tenant_id, agent_id)`` → the agent's extension numbers."""
+
+
+class PlacedCallRecords(Protocol):
+    """Told of every call placed here and of its end, so that other nodes find it
+    (:class:`~sparklecomm.telephony.call_directory.CallDirectory`)."""
+
+    async def placed(self, call: Call) -> None: ...
+
+    def ended(self, call: Call) -> None: ...
 
 
 class SipAgentPhones:
@@ -55,6 +64,8 @@ class SipAgentPhones:
         timeout); this is only a backstop."""
         self.callback_answer_timeout = 60.0
         """How long the customer's phone may ring."""
+        self.directory: PlacedCallRecords | None = None
+        """Set with several nodes: where the calls placed here are recorded."""
 
     def attach(self, queue: VoiceQueue) -> None:
         """Use ``queue`` and become the manager's queue handler and agent-leg listener."""
@@ -109,7 +120,7 @@ class SipAgentPhones:
         ``ended``); raises :class:`~sparklecomm.telephony.calls.OriginateRefused` before
         anything rings."""
         numbers = await self.extensions(tenant_id, agent_id)
-        return await self.manager.originate(
+        call = await self.manager.originate(
             tenant_id,
             list(numbers),
             target,
@@ -117,12 +128,31 @@ class SipAgentPhones:
             ring_seconds=ring_seconds,
             answer_timeout=answer_timeout,
             source=f"click-to-dial:{agent_id}",
-            on_event=on_event,
+            on_event=self._recorded(on_event),
         )
+        if self.directory is not None:
+            await self.directory.placed(call)
+        return call
 
     def hang_up(self, call: Call, reason: str) -> None:
         """End a call placed for an agent (both legs)."""
         self.manager.end_call(call, reason)
+
+    def _recorded(
+        self, on_event: Callable[[Call, str], None] | None
+    ) -> Callable[[Call, str], None] | None:
+        """``on_event``, and the directory told when the call ends (with several nodes)."""
+        directory = self.directory
+        if directory is None:
+            return on_event
+
+        def told(call: Call, what: str) -> None:
+            if what == "ended":
+                directory.ended(call)
+            if on_event is not None:
+                on_event(call, what)
+
+        return told
 
     # ---- CallbackPhones: queued callbacks placed through the agent's phones --------------
 
@@ -172,7 +202,7 @@ class SipAgentPhones:
                 answer_timeout=self.callback_answer_timeout,
                 source=f"callback:{interaction_id}",
                 confirm=confirm,
-                on_event=on_event,
+                on_event=self._recorded(on_event),
             )
         except OriginateRefused as refused:
             if refused.kind == "dial_plan":
@@ -184,6 +214,8 @@ class SipAgentPhones:
                 )
             queue.callback_desk_only(ring_id, refused.kind)
             return
+        if self.directory is not None:
+            await self.directory.placed(call)
         if call.ended:
             return
         self._callback_calls[ring_id] = call.id

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sparklecomm.api.deps import Admin, CurrentPrincipal, ServicesDep, Supervisor
 from sparklecomm.container import Services
 from sparklecomm.core.errors import Conflict, DomainError, InvalidInput, NotFound
+from sparklecomm.telephony.agent_phones import SipAgentPhones
+from sparklecomm.telephony.call_directory import CallDirectory, may_hang_up
 from sparklecomm.telephony.calls import OriginateRefused
 from sparklecomm.telephony.extensions import ExtensionService, extension_payload
 from sparklecomm.telephony.pbx.dialplan import DIALLABLE_RE, normalise_number
@@ -530,20 +532,37 @@ async def place_call(body: CallIn, principal: CurrentPrincipal, svc: ServicesDep
 async def cancel_call(call_id: CallId, principal: CurrentPrincipal, svc: ServicesDep) -> Response:
     """Hang up a call the platform placed for you (while your phone or the number rings, or
     during the conversation); supervisors may hang up anyone's. A placed call that was an
-    outbound interaction then completes (wrap-up follows). 404 for a call this node does not
-    hold (ended already, or another node's), 503 without a SIP server."""
-    phones = svc.extra.get("agent_phones")
-    if phones is None:
+    outbound interaction then completes (wrap-up follows). With several nodes (Redis), any
+    node hangs up a call another node placed: the request goes to that node. 404 for a call
+    no node holds for you (ended already, or someone else's); 503 without a SIP server (on
+    a single node), or when the node holding the call does not answer."""
+    phones: SipAgentPhones | None = svc.extra.get("agent_phones")
+    directory: CallDirectory | None = svc.extra.get("call_directory")
+    if phones is None and directory is None:
         raise SipUnavailable("No calls here: the SIP server is not running on this node.")
-    call = phones.manager.calls.get(call_id)
-    placed = call.placed if call is not None else None
-    if (
-        call is None
-        or placed is None
-        or call.ended
-        or call.tenant_id != principal.tenant_id
-        or (placed.agent_id != principal.user_id and not principal.has_role("supervisor"))
-    ):
-        raise NotFound(f"No call {call_id!r} placed for you is in progress here.", field="call_id")
-    phones.hang_up(call, "cancelled")
-    return Response(status_code=204)
+    supervisor = principal.has_role("supervisor")
+    call = phones.manager.calls.get(call_id) if phones is not None else None
+    if phones is not None and call is not None:  # held here: decided here
+        if not may_hang_up(call, principal.tenant_id, principal.user_id, supervisor):
+            raise _no_call(call_id)
+        phones.hang_up(call, "cancelled")
+        return Response(status_code=204)
+    if directory is None:
+        raise _no_call(call_id)
+    outcome = await directory.hang_up(
+        call_id, tenant_id=principal.tenant_id, user_id=principal.user_id, supervisor=supervisor
+    )
+    if outcome == "hung_up":
+        return Response(status_code=204)
+    if outcome == "no_answer":
+        raise SipUnavailable(
+            f"The node holding call {call_id!r} did not answer; try again (a node that "
+            "stopped takes its calls with it)."
+        )
+    if outcome == "unreachable":
+        raise SipUnavailable("Calls of other nodes cannot be reached: Redis does not answer.")
+    raise _no_call(call_id)
+
+
+def _no_call(call_id: str) -> NotFound:
+    return NotFound(f"No call {call_id!r} placed for you is in progress.", field="call_id")

@@ -1,0 +1,228 @@
+"""Which node holds each call the platform placed, so that any node can hang it up.
+
+A placed call (click-to-dial, a queued callback rung on the agent's phones) lives in the
+memory of the node whose B2BUA placed it. With several nodes behind a load balancer,
+``DELETE /api/v1/telephony/calls/{call_id}`` may reach another one. So, with the Redis bus:
+
+* the node placing a call records ``call:<call_id>`` → ``{node, tenant_id, agent_id}`` in
+  Redis before the API answers 202, kept :data:`RECORD_TTL` seconds and refreshed every
+  third of that while the call goes on, deleted when it ends (a node that dies leaves its
+  records to expire);
+* a node asked to hang up a call it does not hold looks the record up and sends the
+  hang-up to the owner node over the bus (:meth:`RedisBus.ask
+  <sparklecomm.bus.redis.RedisBus.ask>`), with the user's organisation, id and whether
+  they are a supervisor;
+* the owner decides exactly as for a local request (:func:`may_hang_up`: the call is still
+  going on, of that organisation, and the user's own or the user is a supervisor), hangs
+  up and answers; no answer within :attr:`CallDirectory.answer_timeout` seconds (the node
+  died, or Redis lost the request) is told apart from "no such call".
+
+Without Redis there is one node, and a call it does not hold does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import structlog
+
+from sparklecomm.telephony.calls import Call
+
+if TYPE_CHECKING:
+    from sparklecomm.bus.redis import RequestHandler
+    from sparklecomm.telephony.agent_phones import SipAgentPhones
+
+log = structlog.get_logger("sparklecomm.telephony.call_directory")
+
+RECORD_TTL = 60.0
+"""How long a placed call's record lives without a refresh (a dead node's records go)."""
+ANSWER_TIMEOUT = 3.0
+"""How long a forwarded hang-up waits for the owner node's answer."""
+HANG_UP = "call.hang_up"
+
+HangUpOutcome = Literal["hung_up", "not_found", "no_answer", "unreachable"]
+"""``hung_up``: the owner node hung the call up; ``not_found``: no node holds such a call
+for this user; ``no_answer``: the owner did not answer in time; ``unreachable``: Redis
+could not be asked."""
+
+
+@runtime_checkable
+class SharedBus(Protocol):
+    """What the directory needs of :class:`~sparklecomm.bus.redis.RedisBus`."""
+
+    node_id: str
+
+    async def remember(self, records: Mapping[str, str], ttl_seconds: float) -> None: ...
+
+    async def recall(self, key: str) -> str | None: ...
+
+    async def forget(self, key: str) -> None: ...
+
+    def on_request(self, kind: str, handler: RequestHandler) -> None: ...
+
+    async def ask(
+        self, node_id: str, kind: str, body: dict[str, Any], wait_seconds: float
+    ) -> dict[str, Any] | None: ...
+
+
+def may_hang_up(call: Call | None, tenant_id: str, user_id: str, supervisor: bool) -> bool:
+    """Whether the user may hang ``call`` up: a placed call still going on, of their
+    organisation, and theirs unless they are a supervisor."""
+    if call is None or call.placed is None or call.ended or call.tenant_id != tenant_id:
+        return False
+    return call.placed.agent_id == user_id or supervisor
+
+
+def _key(call_id: str) -> str:
+    return f"call:{call_id}"
+
+
+class CallDirectory:
+    """The records of this node's placed calls, and hang-ups to and from other nodes."""
+
+    def __init__(
+        self, bus: SharedBus, *, ttl: float = RECORD_TTL, answer_timeout: float = ANSWER_TIMEOUT
+    ) -> None:
+        self.bus = bus
+        self.ttl = ttl
+        self.answer_timeout = answer_timeout
+        self.phones: SipAgentPhones | None = None
+        self._held: dict[str, str] = {}
+        """Call id → its record (JSON), for the calls of this node."""
+        self._refresher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        self.bus.on_request(HANG_UP, self._hang_up_here)
+        self._refresher = asyncio.get_running_loop().create_task(
+            self._refresh(), name="call-directory-refresh"
+        )
+
+    def serve(self, phones: SipAgentPhones | None) -> None:
+        """Record the calls ``phones`` places and hang them up for other nodes (None: this
+        node places no calls)."""
+        if self.phones is not None:
+            self.phones.directory = None
+        self.phones = phones
+        if phones is not None:
+            phones.directory = self
+
+    async def stop(self) -> None:
+        self.serve(None)
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        held, self._held = list(self._held), {}
+        for call_id in held:  # the calls die with this node: no one may look for them here
+            with contextlib.suppress(Exception):
+                await self.bus.forget(_key(call_id))
+
+    def held(self) -> list[str]:
+        """The ids of the calls recorded for this node."""
+        return list(self._held)
+
+    # ---- this node's calls -----------------------------------------------------------------
+
+    async def placed(self, call: Call) -> None:
+        """Record ``call`` (just placed here); a Redis failure (or no answer within
+        :attr:`answer_timeout`) is logged, not raised: the call goes on, only other nodes
+        cannot hang it up."""
+        if call.ended or call.placed is None:
+            return
+        node, agent_id = self.bus.node_id, call.placed.agent_id
+        record = json.dumps({"node": node, "tenant_id": call.tenant_id, "agent_id": agent_id})
+        self._held[call.id] = record
+        try:
+            async with asyncio.timeout(self.answer_timeout):  # a stuck Redis never holds a call
+                await self.bus.remember({_key(call.id): record}, self.ttl)
+        except Exception as error:
+            log.warning("call_directory.not_recorded", call=call.id, error=str(error))
+            return
+        if call.id not in self._held:  # it ended while the record was written
+            await self._forget(call.id)
+
+    def ended(self, call: Call) -> None:
+        """``call`` ended here: its record goes (a forwarded hang-up would find nothing)."""
+        if self._held.pop(call.id, None) is not None:
+            task = asyncio.get_running_loop().create_task(self._forget(call.id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _forget(self, call_id: str) -> None:
+        try:
+            await self.bus.forget(_key(call_id))
+        except Exception as error:  # it expires by itself
+            log.warning("call_directory.not_forgotten", call=call_id, error=str(error))
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            held = dict(self._held)
+            try:
+                # Written again rather than only extended: a Redis restarted meanwhile
+                # learns them again.
+                await self.bus.remember({_key(c): r for c, r in held.items()}, self.ttl)
+            except Exception as error:
+                log.warning("call_directory.not_refreshed", calls=len(held), error=str(error))
+                continue
+            for call_id in held:
+                if call_id not in self._held:  # ended while being refreshed
+                    await self._forget(call_id)
+
+    async def _hang_up_here(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Another node forwards a user's hang-up: decided as for a request made here."""
+        call_id = str(body.get("call_id", ""))
+        tenant_id = str(body.get("tenant_id", ""))
+        user_id = str(body.get("user_id", ""))
+        supervisor = body.get("supervisor") is True
+        phones = self.phones
+        call = phones.manager.calls.get(call_id) if phones is not None else None
+        if phones is None or call is None or not may_hang_up(call, tenant_id, user_id, supervisor):
+            return {"status": "not_found"}
+        log.info("call_directory.hang_up", call=call_id, user_id=user_id, forwarded=True)
+        phones.hang_up(call, "cancelled")
+        return {"status": "hung_up"}
+
+    # ---- other nodes' calls ----------------------------------------------------------------
+
+    async def hang_up(
+        self, call_id: str, *, tenant_id: str, user_id: str, supervisor: bool
+    ) -> HangUpOutcome:
+        """Hang up a call another node holds, for this user (see the module docstring)."""
+        try:
+            raw = await self.bus.recall(_key(call_id))
+        except Exception as error:
+            log.warning("call_directory.unreachable", call=call_id, error=str(error))
+            return "unreachable"
+        try:
+            record = json.loads(raw) if raw is not None else None
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            return "not_found"
+        node = record.get("node")
+        if not isinstance(node, str) or node == self.bus.node_id:
+            return "not_found"  # ours, yet not in memory: it is over
+        if record.get("tenant_id") != tenant_id:
+            return "not_found"
+        body = {
+            "call_id": call_id,
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+            "supervisor": supervisor,
+        }
+        try:
+            answer = await self.bus.ask(node, HANG_UP, body, self.answer_timeout)
+        except Exception as error:
+            log.warning("call_directory.unreachable", call=call_id, error=str(error))
+            return "unreachable"
+        if answer is None:
+            log.warning("call_directory.no_answer", call=call_id, node=node)
+            return "no_answer"
+        return "hung_up" if answer.get("status") == "hung_up" else "not_found"
