@@ -37,7 +37,11 @@ _overrides: dict[str, Any] = {}
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Data directory (default ./data or SPARKLECOMM_DATA_DIR)"),
+    typer.Option(
+        "--data-dir",
+        help="Data directory (default: SPARKLECOMM_DATA_DIR, else ./data of the current "
+        "directory; only serve, demo and migrate create it)",
+    ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
 
@@ -73,12 +77,23 @@ def _settings(data_dir: Path | None = None) -> Any:
         _fail(f"bad settings: {problems}", 2)
 
 
-def _services(data_dir: Path | None = None, *, migrate: bool = True) -> Any:
+def _services(
+    data_dir: Path | None = None, *, migrate: bool = True, initialise: bool = False
+) -> Any:
+    """The services of the installation the settings name. Only the commands that set one
+    up (``initialise``: serve, demo, migrate) create the data directory; the others refuse
+    (exit 2) with where they looked when it holds no installation
+    (:meth:`~sparklecomm.settings.Settings.installation_problem`)."""
     from sparklecomm.app import build_services
     from sparklecomm.store.migrate import upgrade
 
     settings = _settings(data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if initialise:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        problem = settings.installation_problem()
+        if problem is not None:
+            _fail(problem, 2)
     services = build_services(settings)
     if migrate:
         upgrade(services.db.engine)
@@ -123,7 +138,7 @@ def migrate(data_dir: DataDir = None) -> None:
     from sparklecomm.store.migrate import current_revision, head_revision
 
     with _errors():
-        services = _services(data_dir)
+        services = _services(data_dir, initialise=True)
         rev = current_revision(services.db.engine)
         typer.echo(f"database at revision {rev} (newest: {head_revision(services.db.engine)})")
 
@@ -172,7 +187,7 @@ def serve(
         if value is not None:
             _overrides[key] = value
     with _errors():
-        services = _services(data_dir, migrate=False)
+        services = _services(data_dir, migrate=False, initialise=True)
         settings = services.settings
         configure_logging(settings.log_level, settings.log_format)
         tls = _check_sip_tls(settings)
@@ -257,7 +272,7 @@ def demo(
     if port is not None:
         _overrides["port"] = port
     with _errors():
-        services = _services(data_dir, migrate=False)
+        services = _services(data_dir, migrate=False, initialise=True)
         settings = services.settings
         configure_logging(settings.log_level, settings.log_format)
         prepared = setup(services, admin_password=admin_password)

@@ -2,6 +2,11 @@
 
 Precedence (highest first): explicit arguments (the CLI's flags), environment variables,
 the TOML file named by ``SPARKLECOMM_CONFIG`` (or ``<data_dir>/sparklecomm.toml``), defaults.
+
+The data directory defaults to ``data`` in the *current* directory. Only the commands that
+set an installation up (``serve``, ``demo``, ``migrate``) create it; the others first ask
+:meth:`Settings.installation_problem`, so that running one from the wrong directory says
+where it looked instead of making an empty installation there.
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ from pydantic_settings import (
 )
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+DATABASE_FILE = "sparklecomm.db"
+"""The SQLite database in the data directory (without ``database_url``)."""
+SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
+"""The generated secret key in the data directory (without ``secret_key``)."""
+POINT_AT_IT = (
+    "Point at the installation with `sparklecomm --data-dir DIR COMMAND`, SPARKLECOMM_DATA_DIR "
+    "or data_dir in the file SPARKLECOMM_CONFIG names"
+)
 
 
 def _toml_path() -> Path | None:
@@ -144,13 +157,57 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.data_dir / 'sparklecomm.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / DATABASE_FILE).resolve()}"
+
+    def installation_problem(self) -> str | None:
+        """Why these settings do not name an existing installation, for the commands that
+        only read or change one (None when they do). Such a command never creates the data
+        directory:
+
+        * the data directory must exist;
+        * the default one (``./data``, nothing chose it) must also hold the installation:
+          its SQLite database, or with ``database_url`` its secret key (unless
+          ``secret_key`` is set: then no data directory is needed);
+        * a directory chosen explicitly (``--data-dir``, ``SPARKLECOMM_DATA_DIR``, the
+          TOML file) that exists is used as it is, as before: an empty one becomes a new
+          installation (what ``migrate`` would make).
+        """
+        if self.database_url and self.secret_key:
+            return None  # nothing of the data directory is used
+        data_dir = self.data_dir.absolute()
+        chosen = "data_dir" in self.model_fields_set
+        reason: str | None = None
+        if not self.data_dir.is_dir():
+            reason = "the directory does not exist"
+        elif chosen:
+            return None
+        elif not self.database_url:
+            if not (data_dir / DATABASE_FILE).exists():
+                reason = f"it holds no database ({DATABASE_FILE})"
+        elif not (data_dir / SECRET_FILE).exists():
+            reason = f"it holds no secret key ({SECRET_FILE})"
+        if reason is None:
+            return None
+        if chosen:
+            which = (
+                "the data directory chosen by --data-dir, SPARKLECOMM_DATA_DIR or the config file"
+            )
+        else:
+            which = f"the default data directory: ./data of the current directory {Path.cwd()}"
+        if not self.database_url:
+            also = " (or at its database: --database-url or SPARKLECOMM_DATABASE_URL)"
+        else:
+            also = " (or give the server's key: SPARKLECOMM_SECRET_KEY)"
+        return (
+            f"no SparkleComm installation at {data_dir} ({which}): {reason}. {POINT_AT_IT}"
+            f"{also}; to set a new installation up there, run `sparklecomm migrate` (or serve)."
+        )
 
     def effective_secret_key(self) -> str:
         """The configured key, or one generated once and kept in the data directory."""
         if self.secret_key:
             return self.secret_key
-        path = self.data_dir / "secret.key"
+        path = self.data_dir / SECRET_FILE
         if path.exists():
             return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
