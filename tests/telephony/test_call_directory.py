@@ -55,7 +55,11 @@ class MemoryBus:
 
 def placed_call(call_id: str = "c1", *, agent: str = "ana", tenant: str = "t1") -> Any:
     return SimpleNamespace(
-        id=call_id, tenant_id=tenant, ended=False, placed=SimpleNamespace(agent_id=agent)
+        id=call_id,
+        tenant_id=tenant,
+        ended=False,
+        placed=SimpleNamespace(agent_id=agent),
+        transferred_to=None,
     )
 
 
@@ -86,6 +90,10 @@ def test_who_may_hang_up_a_placed_call() -> None:
     ended = placed_call()
     ended.ended = True
     assert not may_hang_up(ended, "t1", "ana", supervisor=False)
+    handed_on = placed_call()
+    handed_on.transferred_to = "1002"  # the agent's phone put the customer through
+    assert not may_hang_up(handed_on, "t1", "ana", supervisor=False)
+    assert may_hang_up(handed_on, "t1", "sup", supervisor=True)
 
 
 async def test_a_call_is_recorded_and_its_record_goes_when_it_ends() -> None:

@@ -71,10 +71,13 @@ class SharedBus(Protocol):
 
 def may_hang_up(call: Call | None, tenant_id: str, user_id: str, supervisor: bool) -> bool:
     """Whether the user may hang ``call`` up: a placed call still going on, of their
-    organisation, and theirs unless they are a supervisor."""
+    organisation, and theirs unless they are a supervisor (once their phone transferred it
+    to another number, it is no longer theirs)."""
     if call is None or call.placed is None or call.ended or call.tenant_id != tenant_id:
         return False
-    return call.placed.agent_id == user_id or supervisor
+    if supervisor:
+        return True
+    return call.placed.agent_id == user_id and call.transferred_to is None
 
 
 def _key(call_id: str) -> str:
