@@ -1795,23 +1795,9 @@ class AcdEngine:
             if target.id in it.participants:
                 self._hand_over(it, agent, target)
                 return self._finish()
-            if others:
-                raise Conflict(
-                    "End the consultation or conference before a blind transfer.",
-                    field="to_agent_id",
-                )
+            self._alone(others, "a blind transfer", "to_agent_id")
             self._check_can_take(target, it.channel, "to_agent_id")
-            talk, hold = self._close_leg(it)
-            self._ievent(
-                "interaction.transferred",
-                it,
-                agent_id=agent.id,
-                to_agent_id=target.id,
-                to_queue_id=None,
-                kind="blind",
-                talk_seconds=_sec(talk),
-                hold_seconds=_sec(hold),
-            )
+            talk, hold = self._leg_transferred(it, agent, to_agent_id=target.id)
             self._detach_owner(it)
             if priority is not None:
                 it.priority = priority
@@ -1827,22 +1813,8 @@ class AcdEngine:
                 f"Queue {queue.id!r} does not take {it.channel.value} interactions.",
                 field="to_queue_id",
             )
-        if others:
-            raise Conflict(
-                "End the consultation or conference before a transfer to a queue.",
-                field="to_queue_id",
-            )
-        talk, hold = self._close_leg(it)
-        self._ievent(
-            "interaction.transferred",
-            it,
-            agent_id=agent.id,
-            to_agent_id=None,
-            to_queue_id=queue.id,
-            kind="blind",
-            talk_seconds=_sec(talk),
-            hold_seconds=_sec(hold),
-        )
+        self._alone(others, "a transfer to a queue", "to_queue_id")
+        talk, hold = self._leg_transferred(it, agent, to_queue_id=queue.id)
         old_queue = it.queue_id
         self._detach_owner(it)
         if priority is not None:
@@ -1853,24 +1825,40 @@ class AcdEngine:
         self._enqueue(it, queue, "transfer", keep_place=False)
         return self._finish()
 
-    def _transfer_out(self, it: Interaction, agent: Agent, number: str, others: list[str]) -> None:
+    @staticmethod
+    def _alone(others: list[str], what: str, field: str) -> None:
+        """A blind transfer needs the owner alone on the interaction."""
         if others:
-            raise Conflict(
-                "End the consultation or conference before a transfer to a number.",
-                field="to_number",
-            )
+            raise Conflict(f"End the consultation or conference before {what}.", field=field)
+
+    def _leg_transferred(
+        self,
+        it: Interaction,
+        agent: Agent,
+        *,
+        to_agent_id: str | None = None,
+        to_queue_id: str | None = None,
+        **extra: Any,
+    ) -> tuple[int, int]:
+        """The owner's leg ends by a blind transfer (or one out of routing: ``extra``):
+        ``interaction.transferred``; returns the leg's (talk us, hold us)."""
         talk, hold = self._close_leg(it)
         self._ievent(
             "interaction.transferred",
             it,
             agent_id=agent.id,
-            to_agent_id=None,
-            to_queue_id=None,
-            to_number=number,
-            kind="external",
+            to_agent_id=to_agent_id,
+            to_queue_id=to_queue_id,
+            kind=extra.pop("kind", "blind"),
             talk_seconds=_sec(talk),
             hold_seconds=_sec(hold),
+            **extra,
         )
+        return talk, hold
+
+    def _transfer_out(self, it: Interaction, agent: Agent, number: str, others: list[str]) -> None:
+        self._alone(others, "a transfer to a number", "to_number")
+        talk, hold = self._leg_transferred(it, agent, kind="external", to_number=number)
         queue = self._queues.get(it.queue_id)
         self._ievent(
             "interaction.completed",

@@ -172,38 +172,30 @@ class OutboundCalls:
         """The agent's phone put the customer through to ``number`` (REFER) and left: the
         interaction is transferred out (it completes, the agent wraps up); the call goes
         on without the agent and is no longer ours to hang up."""
-        record.completed = True
-        self._forget(record)
-        try:
-            await run_in_threadpool(
-                self.routing.execute,
-                record.tenant_id,
-                "transfer",
-                interaction_id=record.interaction_id,
-                agent_id=record.agent_id,
-                to_number=number,
-            )
-        except DomainError as exc:  # completed on the desk meanwhile
-            log.info(
-                "outbound.transfer_ignored", interaction_id=record.interaction_id, error=str(exc)
-            )
-            return
-        log.info("outbound.transferred", interaction_id=record.interaction_id, to=number)
+        await self._end(record, "transfer", f"transferred to {number}", to_number=number)
 
     async def _complete(self, record: OutboundCall, why: str) -> None:
+        await self._end(record, "complete", why)
+
+    async def _end(self, record: OutboundCall, command: str, why: str, **args: Any) -> None:
+        """The interaction ends by ``command`` (``complete``, or ``transfer`` out)."""
         record.completed = True
         self._forget(record)
         try:
             await run_in_threadpool(
                 self.routing.execute,
                 record.tenant_id,
-                "complete",
+                command,
                 interaction_id=record.interaction_id,
                 agent_id=record.agent_id,
+                **args,
             )
         except DomainError as exc:  # completed on the desk meanwhile, or the agent removed
             log.info(
-                "outbound.complete_ignored", interaction_id=record.interaction_id, error=str(exc)
+                "outbound.command_ignored",
+                interaction_id=record.interaction_id,
+                command=command,
+                error=str(exc),
             )
             return
         log.info("outbound.completed", interaction_id=record.interaction_id, why=why)
