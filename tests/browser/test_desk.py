@@ -420,3 +420,33 @@ def test_the_agents_own_outbound_contact_shows_on_the_desk_and_wraps_up(
     assert context["interaction"]["direction"] == "outbound"
     assert context["customer"]["id"] == "c-100"
     agent.context.close()
+
+
+def test_a_call_on_the_phone_offers_put_through_to_a_number(
+    browser: Browser, live_server: LiveServer, center: dict[str, Any]
+) -> None:
+    """A call on the agent's phone (it has a ``call_id``) offers *Put through to a number*;
+    this test's call is held by no SIP server, so the PBX's refusal is shown."""
+    me = Client(live_server.url, "agent")
+    agent_id = center["agent_id"]
+    me.call("POST", f"/agents/{agent_id}/login", ok=(200, 409))
+    me.call("POST", f"/agents/{agent_id}/state", {"state": "available"})
+    agent = open_as(browser, live_server, "agent", "/agent")
+    expect(agent.locator("#desk")).to_have_attribute("data-ready", "true")
+    me.call(
+        "POST",
+        "/interactions/outbound",
+        {"channel": "voice", "attributes": {"to": "+15550142", "call_id": "not-held-here"}},
+    )
+    card = agent.locator("[data-testid='interaction'][data-direction='outbound']")
+    number = card.get_by_label("Number to put the call through to")
+    expect(number).to_be_visible()
+    expect(card.get_by_label("Transfer to")).to_have_count(0)  # a placed call: not to agents
+    number.fill("20 03")
+    card.get_by_role("button", name="Put through").click()
+    expect(agent.get_by_role("alert").last).to_contain_text("Put through: The call cannot be put")
+    assert static_problems(agent) == []
+    card.get_by_role("button", name="Complete").click()
+    agent.get_by_test_id("wrapup").get_by_role("button", name="End wrap-up").click()
+    expect(agent.get_by_test_id("agent-state")).to_have_text("Ready")
+    agent.context.close()

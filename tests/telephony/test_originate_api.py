@@ -195,6 +195,11 @@ def test_an_agents_call_is_an_outbound_interaction_busy_until_it_ends(
     assert "interaction.offered" not in [e["type"] for e in waiting["events"]]
     # The desk may not move the placed call; a second call while on it is refused (409).
     ana.post(f"/interactions/{iid}/transfer", {"to_queue_id": "support"}, status=409)
+    # Nor put it through to a number before anyone answered (the phones still ring).
+    ringing = ana.post(f"/interactions/{iid}/transfer-to-number", {"to_number": "1003"}, status=409)
+    assert "cannot be put through now" in ringing["detail"]
+    bad = ana.post(f"/interactions/{iid}/transfer-to-number", {"to_number": "10 03"}, status=422)
+    assert bad["errors"][0]["field"] == "to_number"
     problem = ana.post("/telephony/calls", {"to": "1002"}, status=409)
     assert "busy" in problem["detail"]
     # Nobody answers: the phones ring 0.3 s, the call ends, the interaction completes and
@@ -279,3 +284,15 @@ def test_a_placed_call_is_cancelled_by_its_agent_and_the_interaction_completes(
     second = ana.post("/telephony/calls", {"to": "1002"}, status=202)
     admin.send("DELETE", f"/telephony/calls/{second['call_id']}", status=204)
     wait_for(lambda: manager.active_calls == 0)
+
+
+def test_only_a_call_is_put_through_to_a_number(
+    setup: tuple[TestClient, StubHost, CallManager], sqlite_world: World
+) -> None:
+    client, _, _ = setup
+    sup, ana = ready_agent(client, sqlite_world)
+    chat = sup.post("/interactions", {"queue_id": "support", "channel": "chat"}, status=201)
+    iid = chat["interaction"]["interaction_id"]
+    ana.post(f"/interactions/{iid}/accept")
+    problem = ana.post(f"/interactions/{iid}/transfer-to-number", {"to_number": "1003"}, status=409)
+    assert "Only a phone call" in problem["detail"]

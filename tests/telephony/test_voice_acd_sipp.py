@@ -444,3 +444,56 @@ async def test_an_agent_transferring_with_the_phones_own_key_is_free_at_once(
     assert kinds.index("call.transferring") < kinds.index("call.transferred")
     assert kinds.count("call.ended") == 1 and kinds[-1] == "call.ended"
     assert center.server.calls.active_calls == 0
+
+
+async def wait_call_event(center: Center, kind: str, limit: float = 10.0) -> dict[str, Any]:
+    for _ in range(int(limit / 0.05)):
+        for found, data in center.call_events:
+            if found == kind:
+                return data
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{kind} not seen: {[k for k, _ in center.call_events]}")
+
+
+async def test_the_desk_puts_a_caller_through_to_a_number(center: Center, tmp_path: Path) -> None:
+    """``transfer_to_number`` (the desk's *Transfer to a number*): a number nobody has fails
+    and the caller stays with the agent; the front desk (2003) answers, the agent's phone is
+    released and routing hears a transfer out while caller and desk talk on."""
+    world, acd, calls = center.world, center.acd, center.server.calls
+    uac = (SIPP / "call_uac.xml").read_text()
+    talking_caller = tmp_path / "caller.xml"
+    talking_caller.write_text(
+        uac.replace('<pause milliseconds="500"/>', '<pause milliseconds="4000"/>')
+    )
+    agent_phone = phone("call_uas.xml", 5080, 16000)
+    desk_phone = phone("call_uas.xml", 5084, 16200)
+    await asyncio.sleep(0.3)
+    await register(center, "2001", 5080, 5070)
+    await register(center, "2003", 5084, 5074)
+    login(center, world.agent_id)
+    caller_task = asyncio.get_running_loop().create_task(
+        sipp(center.target, "-sf", str(talking_caller), "-s", DID, "-au", "1001",
+             "-ap", PASSWORDS["1001"], "-auth_uri", f"{DID}@{center.target}",
+             "-key", "caller", "1001", "-p", "5071", "-mp", "17000", "-m", "1",
+             "-timeout", "25s")
+    )  # fmt: skip
+    await center.wait_for("interaction.accepted")
+    await wait_call_event(center, "call.answered")
+    (call,) = calls.calls.values()
+    assert not calls.transfer_to_number(call, OTHER, "2003")  # not that agent's call
+    assert calls.transfer_to_number(call, world.agent_id, "2009")  # no such number
+    failed = await wait_call_event(center, "call.transfer_failed")
+    assert (failed["to"], failed["status"]) == ("2009", 404)
+    assert "interaction.transferred" not in center.interaction_types()
+    assert calls.transfer_to_number(call, world.agent_id, "2003")
+    assert not calls.transfer_to_number(call, world.agent_id, "2003")  # one at a time
+    await center.wait_for("interaction.completed")
+    assert not caller_task.done()  # caller and desk talk on
+    snap = acd.read(world.tenant_id, lambda e: e.agent_snapshot(world.agent_id))
+    assert snap.state == "wrap_up"
+    for task in (agent_phone, caller_task, desk_phone):
+        rc, out = await task
+        assert rc == 0, out[-3000:]
+    transferred = next(p for k, p in center.engine_events() if k == "interaction.transferred")
+    assert (transferred["kind"], transferred["to_number"]) == ("external", "2003")
+    assert center.server.calls.active_calls == 0

@@ -208,6 +208,16 @@ class TransferIn(ActAs):
     priority: int | None = Field(default=None, ge=-10, le=10)
 
 
+class TransferToNumberIn(ActAs):
+    to_number: str = Field(
+        min_length=1,
+        max_length=33,
+        pattern=r"^\+?[0-9*#]{1,32}$",
+        description="An extension, a ring group's or a DID's number, or an outside number a "
+        "dial rule allows: dialled with the agent's extension's rights",
+    )
+
+
 class TargetIn(ActAs):
     target_agent_id: str = Field(min_length=1, max_length=64)
 
@@ -792,6 +802,42 @@ def transfer(
         to_queue_id=body.to_queue_id,
         priority=body.priority,
     )
+
+
+@router.post("/interactions/{interaction_id}/transfer-to-number", status_code=202)
+def transfer_to_number(
+    interaction_id: AnyId, body: TransferToNumberIn, principal: CurrentPrincipal, svc: ServicesDep
+) -> dict[str, Any]:
+    """Put a call through to a number (a colleague's extension, a department's ring group,
+    an outside number): the PBX dials it with the agent's extension's rights while the
+    agent stays on the line; once it answers, the agent's phone is released and the
+    interaction is transferred out of routing (``interaction.transferred``, kind
+    ``external``; the agent wraps up). If the number is busy or does not answer, the call
+    stays with the agent (``call.transfer_failed`` on the event stream). 202: dialling.
+    Calls only (409 for chats, e-mails; or for a call this node does not hold)."""
+    agent_id = _acting_agent(principal, body.agent_id)
+    snapshot: InteractionSnapshot = _service(svc).read(
+        principal.tenant_id, lambda e: e.interaction_snapshot(interaction_id)
+    )
+    call_id = snapshot.attributes.get("call_id")
+    if snapshot.channel != "voice" or not isinstance(call_id, str):
+        raise Conflict(
+            "Only a phone call can be put through to a number; use a transfer to an agent or "
+            "a queue.",
+            field="interaction_id",
+        )
+    if snapshot.state != "active" or snapshot.agent_id != agent_id:
+        raise Conflict(
+            f"Interaction {interaction_id!r} is not connected to {agent_id!r}.", field="agent_id"
+        )
+    phones = svc.extra.get("agent_phones")
+    if phones is None or not phones.transfer_to_number(call_id, agent_id, body.to_number):
+        raise Conflict(
+            "The call cannot be put through now: it is not connected to your phone on this "
+            "node, or a transfer is already going on.",
+            field="interaction_id",
+        )
+    return {"interaction_id": interaction_id, "call_id": call_id, "to": body.to_number}
 
 
 @router.post("/interactions/{interaction_id}/consult")

@@ -354,6 +354,15 @@ class SipAgentPhones:
         if self.queue is not None:
             self._spawn(self.queue.agent_hung_up(call.id, agent_id))
 
+    def transfer_to_number(self, call_id: str, agent_id: str, number: str) -> bool:
+        """The agent desk puts the caller (or the dialled customer) through to ``number``
+        (:meth:`CallManager.transfer_to_number`); False when the call is not held here, the
+        agent is not connected on it, or a transfer is already going on."""
+        call = self.manager.calls.get(call_id)
+        if call is None:
+            return False
+        return self.manager.transfer_to_number(call, agent_id, number)
+
     def agent_transferred(self, call: Call, agent_id: str, number: str) -> None:
         call.queue = False  # the call goes on outside routing
         if self.queue is not None:

@@ -258,7 +258,10 @@ class Leg:
     refer: Leg | None = None
     """For a leg dialled by a blind transfer: the leg that sent the REFER."""
     refer_to: str | None = None
-    """For a leg that sent a REFER: the number it transfers its party to."""
+    """For a leg whose party is being transferred (its REFER, or the agent desk): the
+    number."""
+    refer_notify: bool = False
+    """The transfer came by REFER: the leg is told how it goes (NOTIFY, RFC 3515)."""
     cancel_sent: bool = False
     agent_id: str | None = None
     """For a leg ringing an agent's phone for the ACD: the agent."""
@@ -2121,27 +2124,67 @@ class CallManager:
             self._respond(tx, build_response(request, 491))
             return
         self._respond(tx, build_response(request, 202, to_tag=leg.local_tag))
+        leg.refer_notify = True
         self._notify(leg, "SIP/2.0 100 Trying", active=True)
         self._spawn(self._transfer(leg, other, target.user))
+
+    def transfer_to_number(self, call: Call, agent_id: str, number: str) -> bool:
+        """The agent desk puts the party the agent talks to through to ``number`` (a blind
+        transfer, as by the agent phone's own REFER, without the NOTIFYs): the number is
+        dialled with the agent's extension's rights and, once it answers, the agent's leg
+        is released (then ``call.transferred``, and the ACD hears a transfer out). Until
+        then the agent stays connected; if the number fails or does not answer,
+        ``call.transfer_failed``. False when the agent is not connected on this call or a
+        transfer is already going on."""
+        if call.ended or not call.answered:
+            return False
+        agent_leg = next(
+            (
+                leg
+                for leg in call.legs.values()
+                if leg.state == "up"
+                and (
+                    leg.agent_id == agent_id
+                    or (
+                        call.placed is not None
+                        and leg.side == "a"
+                        and call.placed.agent_id == agent_id
+                    )
+                )
+            ),
+            None,
+        )
+        other = call.other(agent_leg) if agent_leg is not None else None
+        if agent_leg is None or other is None or agent_leg.refer_to is not None:
+            return False
+        if any(leg.state in ("calling", "early") for leg in call.transfer_legs):
+            return False
+        agent_leg.refer_to = number
+        self._spawn(self._transfer(agent_leg, other, number))
+        return True
 
     async def _transfer(self, transferor: Leg, stays: Leg, number: str) -> None:
         call = transferor.call
         base = call.request
         assert base is not None
+        transferor.refer_to = number
+        # Dialled with the transferring phone's rights (its extension), not the caller's:
+        # a caller from a carrier trunk may only reach DIDs, the agent may reach colleagues.
+        own = transferor.extension
         request = CallRequest(
             dialled=number,
             caller=base.caller if stays.side == "a" else call.dialled,
             caller_name=base.caller_name if stays.side == "a" else None,
             source=call.source,
-            extension=base.extension,
+            extension=own or base.extension,
             tenant_id=call.tenant_id,
-            trunk_id=base.trunk_id,
+            trunk_id=None if own else base.trunk_id,
             call_id=base.call_id,
         )
         route = await self.router.route(request)
         if not isinstance(route, Hunt) or not route.steps:
             status = route.status if isinstance(route, Reject) else 480
-            self._notify(transferor, f"SIP/2.0 {status} Transfer Failed", active=False)
+            self._transfer_over(call, transferor, status, "Transfer Failed")
             return
         side = transferor.side
         legs: list[Leg] = []
@@ -2150,11 +2193,26 @@ class CallManager:
                 leg.refer = transferor
                 legs.append(leg)
         if not legs:
-            self._notify(transferor, "SIP/2.0 480 Temporarily Unavailable", active=False)
+            self._transfer_over(call, transferor, 480, "Temporarily Unavailable")
             return
         call.transfer_legs = legs
-        transferor.refer_to = number
         self._event(call, "call.transferring", {"to": number, "by": transferor.label})
+        await asyncio.sleep(route.steps[0].ring_seconds)
+        ringing = [leg for leg in legs if leg.state in ("calling", "early")]
+        if ringing and not call.ended and transferor.refer_to == number:
+            for leg in ringing:
+                self._cancel_leg(leg)
+            self._transfer_over(call, transferor, 480, "No Answer")
+
+    def _transfer_over(self, call: Call, transferor: Leg, status: int, reason: str) -> None:
+        """A transfer failed: the transferor keeps its party (told by NOTIFY if it sent a
+        REFER), ``call.transfer_failed``."""
+        to = transferor.refer_to
+        transferor.refer_to = None
+        self._notify(transferor, f"SIP/2.0 {status} {reason}", active=False)
+        self._event(
+            call, "call.transfer_failed", {"to": to, "by": transferor.label, "status": status}
+        )
 
     async def _dial_transfer(self, call: Call, target: Target, stays: Leg, side: Side) -> list[Leg]:
         saved = list(call.ringing)
@@ -2228,11 +2286,11 @@ class CallManager:
         transferor = leg.refer
         call = leg.call
         pending = [other for other in call.transfer_legs if other.state in ("calling", "early")]
-        if transferor is not None and not pending:
-            self._notify(transferor, f"SIP/2.0 {response.status} {response.reason}", active=False)
+        if transferor is not None and not pending and transferor.refer_to is not None:
+            self._transfer_over(call, transferor, response.status, response.reason)
 
     def _notify(self, leg: Leg, sipfrag: str, *, active: bool) -> None:
-        if leg.dialog is None or leg.state == "ended":
+        if not leg.refer_notify or leg.dialog is None or leg.state == "ended":
             return
         headers = Headers()
         headers.add("Event", "refer")

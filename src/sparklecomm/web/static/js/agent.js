@@ -231,6 +231,21 @@ function transferPanel(iid) {
   return h("div", { class: "row" }, sel, go);
 }
 
+function numberTransferPanel(iid) {
+  // A call on the agent's phone can be put through to any number the agent may dial (a
+  // colleague's extension, a department's ring group, an outside number); the agent stays
+  // on the line until it answers.
+  const input = h("input", { id: `xfer-number-${iid}`, class: "compact", "aria-label": "Number to put the call through to",
+    placeholder: "2003 or +3222000100", inputmode: "tel", autocomplete: "off" });
+  const go = h("button", { class: "btn small", type: "button", onclick: async () => {
+    const to = input.value.replace(/[\s().-]/g, "");
+    if (!to) { input.focus(); return; }
+    const done = await act("Put through", () => api("POST", `/api/v1/interactions/${iid}/transfer-to-number`, { to_number: to }));
+    if (done) toast(`Putting the call through to ${to}: you stay on the line until it answers.`);
+  } }, "Put through");
+  return h("div", { class: "row" }, input, go);
+}
+
 function consultPanel(iid) {
   // The owner brings in another agent privately (a call's customer is on hold meanwhile),
   // then hands the customer over, makes it a conference, or ends the consultation.
@@ -332,8 +347,10 @@ function activeCard(iid) {
   const since = acceptedAt(iid);
   const outbound = c?.interaction.direction === "outbound";
   const who = c?.customer?.name ?? (outbound ? c?.interaction.attributes?.to : null) ?? "unknown caller";
-  // A call the agent placed stays on their phone: the PBX cannot transfer it (yet).
+  // A call the agent placed stays on their phone: it cannot go to another agent or queue
+  // (yet); any call on a phone can be put through to a number.
   const movable = !(outbound && onPhone(c));
+  const phoneCall = channel === "voice" && onPhone(c);
   return h("article", { class: "icard", "data-testid": "interaction", "data-interaction": iid, "data-channel": channel,
     "data-direction": outbound ? "outbound" : "inbound" },
     h("header", {}, h("h2", {}, outbound ? `Outbound ${CHANNEL[channel]?.toLowerCase() ?? channel} to ${who}` : `${CHANNEL[channel] ?? channel} with ${who}`),
@@ -342,8 +359,9 @@ function activeCard(iid) {
       h("span", { class: "spacer" }),
       since ? h("span", { class: "num timer", "data-since": since.toISOString(), "data-testid": "talk-timer", title: "Time connected" }, "") : null),
     h("div", { class: "body" }, customerPanel(iid, { editable: true }),
-      h("div", {}, notesPanel(iid), movable ? [h("div", { class: "section-title" }, "Transfer"), transferPanel(iid),
-        h("div", { class: "section-title" }, "Consult"), consultPanel(iid)] : null)),
+      h("div", {}, notesPanel(iid), movable ? [h("div", { class: "section-title" }, "Transfer"), transferPanel(iid)] : null,
+        phoneCall ? [h("div", { class: "section-title" }, "Put through to a number"), numberTransferPanel(iid)] : null,
+        movable ? [h("div", { class: "section-title" }, "Consult"), consultPanel(iid)] : null)),
     h("div", { class: "actions" },
       h("button", { class: "btn", type: "button", "aria-keyshortcuts": "Alt+H", onclick: () => holdToggle(iid) },
         held ? "Resume " : "Hold ", h("kbd", {}, "Alt H")),
