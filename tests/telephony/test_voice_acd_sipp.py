@@ -229,12 +229,14 @@ async def register(center: Center, extension: str, contact_port: int, port: int)
     assert rc == 0, out[-2000:]
 
 
-def caller(center: Center, scenario: str) -> asyncio.Task[tuple[int, str]]:
+def caller(center: Center, scenario: str | Path) -> asyncio.Task[tuple[int, str]]:
+    """The caller dialling the queue's DID: a scenario of ``sipp/`` by name, or a file."""
+    path = scenario if isinstance(scenario, Path) else SIPP / scenario
     return asyncio.get_running_loop().create_task(
         sipp(
             center.target,
             "-sf",
-            str(SIPP / scenario),
+            str(path),
             "-s",
             DID,
             "-au",
@@ -256,6 +258,17 @@ def caller(center: Center, scenario: str) -> asyncio.Task[tuple[int, str]]:
             "25s",
         )
     )
+
+
+def talking_caller(tmp: Path, milliseconds: int) -> Path:
+    """``call_uac.xml`` staying on the line ``milliseconds`` after the answer (not 500)."""
+    uac = (SIPP / "call_uac.xml").read_text()
+    assert '<pause milliseconds="500"/>' in uac
+    path = tmp / "caller.xml"
+    path.write_text(
+        uac.replace('<pause milliseconds="500"/>', f'<pause milliseconds="{milliseconds}"/>')
+    )
+    return path
 
 
 def login(center: Center, *agents: str) -> None:
@@ -405,12 +418,6 @@ async def test_an_agent_transferring_with_the_phones_own_key_is_free_at_once(
     hears a transfer out: the interaction completes and the agent wraps up, while caller
     and desk talk on (before, the agent stayed busy until that conversation ended)."""
     world, acd = center.world, center.acd
-    uac = (SIPP / "call_uac.xml").read_text()
-    assert '<pause milliseconds="500"/>' in uac
-    talking_caller = tmp_path / "caller.xml"
-    talking_caller.write_text(
-        uac.replace('<pause milliseconds="500"/>', '<pause milliseconds="3000"/>')
-    )
     agent_phone = asyncio.get_running_loop().create_task(
         sipp("-sf", str(SIPP / "call_uas_refer.xml"), "-p", "5080", "-mp", "16000",
              "-key", "refer_to", "2003", "-m", "1", "-timeout", "25s")
@@ -420,12 +427,7 @@ async def test_an_agent_transferring_with_the_phones_own_key_is_free_at_once(
     await register(center, "2001", 5080, 5070)
     await register(center, "2003", 5084, 5074)
     login(center, world.agent_id)
-    call = asyncio.get_running_loop().create_task(
-        sipp(center.target, "-sf", str(talking_caller), "-s", DID, "-au", "1001",
-             "-ap", PASSWORDS["1001"], "-auth_uri", f"{DID}@{center.target}",
-             "-key", "caller", "1001", "-p", "5071", "-mp", "17000", "-m", "1",
-             "-timeout", "25s")
-    )  # fmt: skip
+    call = caller(center, talking_caller(tmp_path, 3000))
     await center.wait_for("interaction.completed")
     # the caller and the desk still talk: the agent is already wrapping up
     assert not call.done()
@@ -460,23 +462,13 @@ async def test_the_desk_puts_a_caller_through_to_a_number(center: Center, tmp_pa
     and the caller stays with the agent; the front desk (2003) answers, the agent's phone is
     released and routing hears a transfer out while caller and desk talk on."""
     world, acd, calls = center.world, center.acd, center.server.calls
-    uac = (SIPP / "call_uac.xml").read_text()
-    talking_caller = tmp_path / "caller.xml"
-    talking_caller.write_text(
-        uac.replace('<pause milliseconds="500"/>', '<pause milliseconds="4000"/>')
-    )
     agent_phone = phone("call_uas.xml", 5080, 16000)
     desk_phone = phone("call_uas.xml", 5084, 16200)
     await asyncio.sleep(0.3)
     await register(center, "2001", 5080, 5070)
     await register(center, "2003", 5084, 5074)
     login(center, world.agent_id)
-    caller_task = asyncio.get_running_loop().create_task(
-        sipp(center.target, "-sf", str(talking_caller), "-s", DID, "-au", "1001",
-             "-ap", PASSWORDS["1001"], "-auth_uri", f"{DID}@{center.target}",
-             "-key", "caller", "1001", "-p", "5071", "-mp", "17000", "-m", "1",
-             "-timeout", "25s")
-    )  # fmt: skip
+    caller_task = caller(center, talking_caller(tmp_path, 4000))
     await center.wait_for("interaction.accepted")
     await wait_call_event(center, "call.answered")
     (call,) = calls.calls.values()
