@@ -153,17 +153,18 @@ ADMIN_SECTIONS = {"queues": "Queues", "agents": "Agents & skills", "codes": "Cod
 
 @router.get("/admin/{section}", response_class=HTMLResponse)
 def admin_routing_page(section: str, request: Request, svc: ServicesDep) -> Response:
-    """Admin › queues, agents (skills, proficiency, capacity), reason/disposition codes."""
+    """Admin › queues, agents (skills, proficiency, capacity), reason/disposition codes,
+    phone numbers and business hours, phones (extensions)."""
     principal = _guarded(request, svc, "admin")
     if not isinstance(principal, Principal):
         return principal
-    if section == "numbers":
+    if section in ("numbers", "phones"):
         return _render(
             request,
-            "admin_numbers.html",
+            f"admin_{section}.html",
             principal,
             active="/admin",
-            admin_section="/admin/numbers",
+            admin_section=f"/admin/{section}",
         )
     if section not in ADMIN_SECTIONS:
         return RedirectResponse("/admin", status_code=303)
