@@ -7,10 +7,15 @@ The consulted agent is ``reserved`` while its phone rings (nothing else is offer
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from acd_helpers import build, of, offers, one_offer, states, types
 
-from sparklecomm.acd import AcdEngine, Member, QueueConfig
+from sparklecomm.acd import AcdEngine, AgentConfig, Member, QueueConfig
+from sparklecomm.acd.persistence import agent_config_to_dict, queue_config_to_dict
+from sparklecomm.acd.service import EngineClock, _replay
+from sparklecomm.acd.store import AcdCommand
 from sparklecomm.core.clock import FakeClock
 from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
@@ -288,3 +293,32 @@ def test_a_snapshot_from_before_ringing_consultations_loads_them_connected() -> 
         del agent["rings"]
     restored = AcdEngine.from_snapshot(data, FakeClock(clock.now()))
     assert restored.to_snapshot() == engine.to_snapshot()
+
+
+def test_a_consultation_journaled_before_ringing_existed_replays_connected() -> None:
+    """Journals written before consultations could ring have ``consult`` without
+    ``ringing``: a rebuild replays them as they ran then, connected at once (the service
+    fills ``ringing=False``), where a new call would ring."""
+    start = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    clock = EngineClock(start)
+    engine = AcdEngine(clock)
+    queue = QueueConfig("sales", members=(Member("a"), Member("b")))
+    steps: list[tuple[str, dict[str, object]]] = [
+        ("add_queue", {"config": queue_config_to_dict(queue)}),
+        *[("add_agent", {"config": agent_config_to_dict(AgentConfig(a))}) for a in ("a", "b")],
+        ("login", {"agent_id": "a"}),
+        ("login", {"agent_id": "b"}),
+        ("create_interaction", {"interaction_id": "i", "queue_id": "sales", "channel": "voice"}),
+        ("accept", {"interaction_id": "i", "agent_id": "a"}),
+        ("consult", {"interaction_id": "i", "agent_id": "a", "target_agent_id": "b"}),
+    ]
+    _replay(
+        engine,
+        clock,
+        [
+            AcdCommand(tenant_id="t", seq=n, time=start, name=name, args=args)
+            for n, (name, args) in enumerate(steps, 1)
+        ],
+    )
+    assert engine.agent_snapshot("b").state == "busy"  # connected, not ringing
+    assert engine.interaction_snapshot("i").participants == {"a": "owner", "b": "consult"}
