@@ -2120,7 +2120,7 @@ class CallManager:
         if not isinstance(target, SipUri) or not target.user or other is None:
             self._respond(tx, build_response(request, 400, "Bad Request - Refer-To Needs a User"))
             return
-        if not call.answered:
+        if not call.answered or leg.refer_to is not None:  # (a transfer already going on)
             self._respond(tx, build_response(request, 491))
             return
         self._respond(tx, build_response(request, 202, to_tag=leg.local_tag))
