@@ -12,8 +12,9 @@ callback's offer before it rings the agent's phones.
 Nodes also keep small shared records there (:meth:`RedisBus.remember`, with an expiry) and
 ask one particular node something (:meth:`RedisBus.ask`): the request goes on that node's
 own channel, the answer comes back in a list the asking node pops (``BLPOP``), so an answer
-that arrives before the asker waits is not lost. Click-to-dial uses both: which node holds
-each placed call, and a hang-up sent to it (:mod:`sparklecomm.telephony.call_directory`).
+that arrives before the asker waits is not lost. Calls use both: which node holds each
+placed or queued call, and a hang-up or a transfer to a number sent to it
+(:mod:`sparklecomm.telephony.call_directory`).
 """
 
 from __future__ import annotations

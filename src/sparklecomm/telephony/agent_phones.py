@@ -40,11 +40,13 @@ AgentExtensions = Callable[[str, str], Awaitable[Sequence[str]]]
 """``(tenant_id, agent_id)`` → the agent's extension numbers."""
 
 
-class PlacedCallRecords(Protocol):
-    """Told of every call placed here and of its end, so that other nodes find it
-    (:class:`~sparklecomm.telephony.call_directory.CallDirectory`)."""
+class CallRecords(Protocol):
+    """Told of every call placed here or handed to a queue here, and of its end, so that
+    other nodes find it (:class:`~sparklecomm.telephony.call_directory.CallDirectory`)."""
 
     async def placed(self, call: Call) -> None: ...
+
+    async def queued(self, call: Call) -> None: ...
 
     def ended(self, call: Call) -> None: ...
 
@@ -64,8 +66,8 @@ class SipAgentPhones:
         timeout); this is only a backstop."""
         self.callback_answer_timeout = 60.0
         """How long the customer's phone may ring."""
-        self.directory: PlacedCallRecords | None = None
-        """Set with several nodes: where the calls placed here are recorded."""
+        self.directory: CallRecords | None = None
+        """Set with several nodes: where the calls placed or queued here are recorded."""
 
     def attach(self, queue: VoiceQueue) -> None:
         """Use ``queue`` and become the manager's queue handler and agent-leg listener."""
@@ -102,6 +104,8 @@ class SipAgentPhones:
         call.queue = True
         if call.ended:  # the caller hung up while the interaction was being created
             await queue.caller_hung_up(call.id)
+        elif self.directory is not None:  # from now on, call_ended tells its end
+            await self.directory.queued(call)
 
     # ---- calls placed for an agent (click-to-dial) --------------------------------------
 
@@ -274,7 +278,12 @@ class SipAgentPhones:
     def divert(self, call_id: str, target: str, reason: str) -> None:
         call = self.manager.calls.get(call_id)
         if call is not None:
-            self._spawn(self.manager.divert(call, target, reason))
+            self._spawn(self._divert(call, target, reason))
+
+    async def _divert(self, call: Call, target: str, reason: str) -> None:
+        await self.manager.divert(call, target, reason)
+        if not call.queue and self.directory is not None:  # routed on outside the queues
+            self.directory.ended(call)
 
     def consult_agent(self, call_id: str, agent_id: str) -> None:
         call = self.manager.calls.get(call_id)
@@ -329,6 +338,8 @@ class SipAgentPhones:
             self._spawn(self.queue.agent_failed(call.id, agent_id, status))
 
     def call_ended(self, call: Call, reason: str) -> None:
+        if self.directory is not None:
+            self.directory.ended(call)
         queue = self.queue
         if queue is None:
             return
@@ -365,6 +376,8 @@ class SipAgentPhones:
 
     def agent_transferred(self, call: Call, agent_id: str, number: str) -> None:
         call.queue = False  # the call goes on outside routing
+        if self.directory is not None:  # its end is no longer told here
+            self.directory.ended(call)
         if self.queue is not None:
             self._spawn(self.queue.agent_transferred(call.id, agent_id, number))
 

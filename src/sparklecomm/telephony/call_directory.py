@@ -1,21 +1,30 @@
-"""Which node holds each call the platform placed, so that any node can hang it up.
+"""Which node holds each call, so that any node can hang it up or put it through.
 
-A placed call (click-to-dial, a queued callback rung on the agent's phones) lives in the
-memory of the node whose B2BUA placed it. With several nodes behind a load balancer,
-``DELETE /api/v1/telephony/calls/{call_id}`` may reach another one. So, with the Redis bus:
+A call lives in the memory of the node whose B2BUA holds it: a placed call (click-to-dial,
+a queued callback rung on the agent's phones) on the node that placed it, a caller waiting
+in or served by an ACD queue on the node it came in on. With several nodes behind a load
+balancer, ``DELETE /api/v1/telephony/calls/{call_id}`` or ``POST
+/api/v1/interactions/{id}/transfer-to-number`` may reach another one. So, with the Redis
+bus:
 
-* the node placing a call records ``call:<call_id>`` → ``{node, tenant_id, agent_id}`` in
-  Redis before the API answers 202, kept :data:`RECORD_TTL` seconds and refreshed every
-  third of that while the call goes on, deleted when it ends (a node that dies leaves its
-  records to expire);
-* a node asked to hang up a call it does not hold looks the record up and sends the
-  hang-up to the owner node over the bus (:meth:`RedisBus.ask
-  <sparklecomm.bus.redis.RedisBus.ask>`), with the user's organisation, id and whether
-  they are a supervisor;
+* the node holding a call records ``call:<call_id>`` → ``{node, tenant_id, agent_id,
+  kind}`` in Redis (``kind``: ``placed``, before the API answers 202; ``queue``, once the
+  caller is handed to the queue; a record without ``kind``, from an older node, is a placed
+  call), kept :data:`RECORD_TTL` seconds and refreshed every third of that while the call
+  goes on, deleted when it ends or leaves routing (a node that dies leaves its records to
+  expire);
+* a node asked about a call it does not hold looks the record up and sends the request to
+  the owner node over the bus (:meth:`RedisBus.ask <sparklecomm.bus.redis.RedisBus.ask>`):
+  a hang-up (:data:`HANG_UP`, placed calls only) with the user's organisation, id and
+  whether they are a supervisor; a transfer to a number (:data:`TRANSFER_TO_NUMBER`) with
+  the organisation, the agent and the number;
 * the owner decides exactly as for a local request (:func:`may_hang_up`: the call is still
-  going on, of that organisation, and the user's own or the user is a supervisor), hangs
-  up and answers; no answer within :attr:`CallDirectory.answer_timeout` seconds (the node
-  died, or Redis lost the request) is told apart from "no such call".
+  going on, of that organisation, and the user's own or the user is a supervisor;
+  :meth:`SipAgentPhones.transfer_to_number
+  <sparklecomm.telephony.agent_phones.SipAgentPhones.transfer_to_number>`: the agent is
+  connected on it and no transfer is going on), acts and answers; no answer within
+  :attr:`CallDirectory.answer_timeout` seconds (the node died, or Redis lost the request)
+  is told apart from "no such call".
 
 Without Redis there is one node, and a call it does not hold does not exist.
 """
@@ -39,15 +48,22 @@ if TYPE_CHECKING:
 log = structlog.get_logger("sparklecomm.telephony.call_directory")
 
 RECORD_TTL = 60.0
-"""How long a placed call's record lives without a refresh (a dead node's records go)."""
+"""How long a call's record lives without a refresh (a dead node's records go)."""
 ANSWER_TIMEOUT = 3.0
-"""How long a forwarded hang-up waits for the owner node's answer."""
+"""How long a forwarded request waits for the owner node's answer."""
 HANG_UP = "call.hang_up"
+TRANSFER_TO_NUMBER = "call.transfer_to_number"
 
+CallKind = Literal["placed", "queue"]
+"""A call the platform placed for an agent, or a caller handed to an ACD queue."""
+Unanswered = Literal["not_found", "no_answer", "unreachable"]
+"""``not_found``: no node holds such a call for this user; ``no_answer``: the owner did
+not answer in time; ``unreachable``: Redis could not be asked."""
 HangUpOutcome = Literal["hung_up", "not_found", "no_answer", "unreachable"]
-"""``hung_up``: the owner node hung the call up; ``not_found``: no node holds such a call
-for this user; ``no_answer``: the owner did not answer in time; ``unreachable``: Redis
-could not be asked."""
+"""``hung_up``: the owner node hung the call up; otherwise see :data:`Unanswered`."""
+TransferOutcome = Literal["accepted", "refused", "not_found", "no_answer", "unreachable"]
+"""``accepted``: the owner node dials the number; ``refused``: the agent is not connected
+on the call, or a transfer is already going on; otherwise see :data:`Unanswered`."""
 
 
 @runtime_checkable
@@ -85,7 +101,7 @@ def _key(call_id: str) -> str:
 
 
 class CallDirectory:
-    """The records of this node's placed calls, and hang-ups to and from other nodes."""
+    """The records of this node's calls, and requests about them to and from other nodes."""
 
     def __init__(
         self, bus: SharedBus, *, ttl: float = RECORD_TTL, answer_timeout: float = ANSWER_TIMEOUT
@@ -101,13 +117,14 @@ class CallDirectory:
 
     async def start(self) -> None:
         self.bus.on_request(HANG_UP, self._hang_up_here)
+        self.bus.on_request(TRANSFER_TO_NUMBER, self._transfer_here)
         self._refresher = asyncio.get_running_loop().create_task(
             self._refresh(), name="call-directory-refresh"
         )
 
     def serve(self, phones: SipAgentPhones | None) -> None:
-        """Record the calls ``phones`` places and hang them up for other nodes (None: this
-        node places no calls)."""
+        """Record the calls ``phones`` holds and act on them for other nodes (None: this
+        node holds no calls)."""
         if self.phones is not None:
             self.phones.directory = None
         self.phones = phones
@@ -135,11 +152,23 @@ class CallDirectory:
     async def placed(self, call: Call) -> None:
         """Record ``call`` (just placed here); a Redis failure (or no answer within
         :attr:`answer_timeout`) is logged, not raised: the call goes on, only other nodes
-        cannot hang it up."""
+        cannot reach it."""
         if call.ended or call.placed is None:
             return
-        node, agent_id = self.bus.node_id, call.placed.agent_id
-        record = json.dumps({"node": node, "tenant_id": call.tenant_id, "agent_id": agent_id})
+        await self._record(call, "placed", call.placed.agent_id)
+
+    async def queued(self, call: Call) -> None:
+        """Record ``call`` (a caller just handed to an ACD queue here), as :meth:`placed`;
+        which agent it is connected to, routing knows (its interaction)."""
+        if call.ended:
+            return
+        await self._record(call, "queue", None)
+
+    async def _record(self, call: Call, kind: CallKind, agent_id: str | None) -> None:
+        node = self.bus.node_id
+        record = json.dumps(
+            {"node": node, "tenant_id": call.tenant_id, "agent_id": agent_id, "kind": kind}
+        )
         self._held[call.id] = record
         try:
             async with asyncio.timeout(self.answer_timeout):  # a stuck Redis never holds a call
@@ -151,7 +180,8 @@ class CallDirectory:
             await self._forget(call.id)
 
     def ended(self, call: Call) -> None:
-        """``call`` ended here: its record goes (a forwarded hang-up would find nothing)."""
+        """``call`` ended here, or left routing (a queue call put through to a number or
+        diverted by its queue): its record goes (a forwarded request would find nothing)."""
         if self._held.pop(call.id, None) is not None:
             task = asyncio.get_running_loop().create_task(self._forget(call.id))
             self._tasks.add(task)
@@ -192,12 +222,66 @@ class CallDirectory:
         phones.hang_up(call, "cancelled")
         return {"status": "hung_up"}
 
+    async def _transfer_here(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Another node forwards an agent desk's transfer to a number: done as for a request
+        made here (the organisation checked, since the call id came from the other node)."""
+        call_id = str(body.get("call_id", ""))
+        tenant_id = str(body.get("tenant_id", ""))
+        agent_id = str(body.get("agent_id", ""))
+        number = body.get("number")
+        phones = self.phones
+        call = phones.manager.calls.get(call_id) if phones is not None else None
+        if phones is None or call is None or call.tenant_id != tenant_id:
+            return {"status": "not_found"}
+        if not isinstance(number, str) or not number:
+            return {"status": "refused"}
+        if not phones.transfer_to_number(call_id, agent_id, number):
+            return {"status": "refused"}
+        log.info("call_directory.transfer", call=call_id, agent_id=agent_id, forwarded=True)
+        return {"status": "accepted"}
+
     # ---- other nodes' calls ----------------------------------------------------------------
 
     async def hang_up(
         self, call_id: str, *, tenant_id: str, user_id: str, supervisor: bool
     ) -> HangUpOutcome:
         """Hang up a call another node holds, for this user (see the module docstring)."""
+        body = {
+            "call_id": call_id,
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+            "supervisor": supervisor,
+        }
+        answer = await self._ask_owner(call_id, tenant_id, HANG_UP, body, placed_only=True)
+        if isinstance(answer, str):
+            return answer
+        return "hung_up" if answer.get("status") == "hung_up" else "not_found"
+
+    async def transfer_to_number(
+        self, call_id: str, *, tenant_id: str, agent_id: str, number: str
+    ) -> TransferOutcome:
+        """Put a call another node holds through to ``number``, for the agent connected on
+        it (see the module docstring)."""
+        body = {"call_id": call_id, "tenant_id": tenant_id, "agent_id": agent_id, "number": number}
+        answer = await self._ask_owner(call_id, tenant_id, TRANSFER_TO_NUMBER, body)
+        if isinstance(answer, str):
+            return answer
+        status = answer.get("status")
+        if status == "accepted":
+            return "accepted"
+        return "refused" if status == "refused" else "not_found"
+
+    async def _ask_owner(
+        self,
+        call_id: str,
+        tenant_id: str,
+        kind: str,
+        body: dict[str, Any],
+        *,
+        placed_only: bool = False,
+    ) -> dict[str, Any] | Unanswered:
+        """The answer of the node the record of ``call_id`` names, when it is another node,
+        the call is of this organisation (and a placed one, with ``placed_only``)."""
         try:
             raw = await self.bus.recall(_key(call_id))
         except Exception as error:
@@ -214,18 +298,14 @@ class CallDirectory:
             return "not_found"  # ours, yet not in memory: it is over
         if record.get("tenant_id") != tenant_id:
             return "not_found"
-        body = {
-            "call_id": call_id,
-            "tenant_id": tenant_id,
-            "user_id": user_id,
-            "supervisor": supervisor,
-        }
+        if placed_only and record.get("kind", "placed") != "placed":
+            return "not_found"
         try:
-            answer = await self.bus.ask(node, HANG_UP, body, self.answer_timeout)
+            answer = await self.bus.ask(node, kind, body, self.answer_timeout)
         except Exception as error:
             log.warning("call_directory.unreachable", call=call_id, error=str(error))
             return "unreachable"
         if answer is None:
             log.warning("call_directory.no_answer", call=call_id, node=node)
             return "no_answer"
-        return "hung_up" if answer.get("status") == "hung_up" else "not_found"
+        return answer
