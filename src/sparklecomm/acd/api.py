@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from sparklecomm.acd.model import Channel, Strategy
 from sparklecomm.acd.persistence import agent_config_to_dict, queue_config_to_dict
@@ -23,6 +24,9 @@ from sparklecomm.auth.service import Principal
 from sparklecomm.container import Services
 from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sparklecomm.core.ids import new_id
+from sparklecomm.telephony.agent_phones import SipAgentPhones
+from sparklecomm.telephony.call_directory import CallDirectory
+from sparklecomm.telephony.pbx.api import SipUnavailable
 
 router = APIRouter(prefix="/api/v1", tags=["routing"])
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -805,7 +809,7 @@ def transfer(
 
 
 @router.post("/interactions/{interaction_id}/transfer-to-number", status_code=202)
-def transfer_to_number(
+async def transfer_to_number(
     interaction_id: AnyId, body: TransferToNumberIn, principal: CurrentPrincipal, svc: ServicesDep
 ) -> dict[str, Any]:
     """Put a call through to a number (a colleague's extension, a department's ring group,
@@ -814,10 +818,14 @@ def transfer_to_number(
     interaction is transferred out of routing (``interaction.transferred``, kind
     ``external``; the agent wraps up). If the number is busy or does not answer, the call
     stays with the agent (``call.transfer_failed`` on the event stream). 202: dialling.
-    Calls only (409 for chats, e-mails; or for a call this node does not hold)."""
+    With several nodes (Redis), any node takes the request: it goes to the node holding
+    the call. 409 for chats, e-mails, or a call not connected to the agent's phone; 503
+    when the node holding the call does not answer."""
     agent_id = _acting_agent(principal, body.agent_id)
-    snapshot: InteractionSnapshot = _service(svc).read(
-        principal.tenant_id, lambda e: e.interaction_snapshot(interaction_id)
+    snapshot: InteractionSnapshot = await run_in_threadpool(
+        _service(svc).read,
+        principal.tenant_id,
+        lambda e: e.interaction_snapshot(interaction_id),
     )
     call_id = snapshot.attributes.get("call_id")
     if snapshot.channel != "voice" or not isinstance(call_id, str):
@@ -830,11 +838,28 @@ def transfer_to_number(
         raise Conflict(
             f"Interaction {interaction_id!r} is not connected to {agent_id!r}.", field="agent_id"
         )
-    phones = svc.extra.get("agent_phones")
-    if phones is None or not phones.transfer_to_number(call_id, agent_id, body.to_number):
+    phones: SipAgentPhones | None = svc.extra.get("agent_phones")
+    directory: CallDirectory | None = svc.extra.get("call_directory")
+    if phones is not None and call_id in phones.manager.calls:  # held here: done here
+        accepted = phones.transfer_to_number(call_id, agent_id, body.to_number)
+    elif directory is not None:  # another node's, or none's
+        outcome = await directory.transfer_to_number(
+            call_id, tenant_id=principal.tenant_id, agent_id=agent_id, number=body.to_number
+        )
+        if outcome == "no_answer":
+            raise SipUnavailable(
+                f"The node holding call {call_id!r} did not answer; try again (a node that "
+                "stopped takes its calls with it)."
+            )
+        if outcome == "unreachable":
+            raise SipUnavailable("Calls of other nodes cannot be reached: Redis does not answer.")
+        accepted = outcome == "accepted"
+    else:
+        accepted = False
+    if not accepted:
         raise Conflict(
-            "The call cannot be put through now: it is not connected to your phone on this "
-            "node, or a transfer is already going on.",
+            "The call cannot be put through now: it is not connected to your phone, or a "
+            "transfer is already going on.",
             field="interaction_id",
         )
     return {"interaction_id": interaction_id, "call_id": call_id, "to": body.to_number}
