@@ -59,3 +59,12 @@ class TooManyAttempts(DomainError):
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """A part the request needs is not running or does not answer (the SIP server, another
+    node): try again later."""
+
+    status = 503
+    title = "Service unavailable"
+    code = "unavailable"

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sparklecomm.api.deps import Admin, CurrentPrincipal, ServicesDep, Supervisor
 from sparklecomm.container import Services
-from sparklecomm.core.errors import Conflict, DomainError, InvalidInput, NotFound
+from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.call_directory import CallDirectory, may_hang_up
 from sparklecomm.telephony.calls import OriginateRefused
@@ -471,12 +471,6 @@ class CallIn(Strict):
     )
 
 
-class SipUnavailable(DomainError):
-    status = 503
-    title = "Service unavailable"
-    code = "unavailable"
-
-
 @router.post("/calls", status_code=202)
 async def place_call(body: CallIn, principal: CurrentPrincipal, svc: ServicesDep) -> dict[str, Any]:
     """Click-to-dial: ring the signed-in user's phones (the extensions whose ``user_id`` is
@@ -495,7 +489,7 @@ async def place_call(body: CallIn, principal: CurrentPrincipal, svc: ServicesDep
         )
     phones = svc.extra.get("agent_phones")
     if phones is None:
-        raise SipUnavailable("Calls cannot be placed: the SIP server is not running here.")
+        raise Unavailable("Calls cannot be placed: the SIP server is not running here.")
     outbound = svc.extra.get("outbound_calls")
     interaction_id: str | None = None
     try:
@@ -519,7 +513,7 @@ async def place_call(body: CallIn, principal: CurrentPrincipal, svc: ServicesDep
                 "You have no registered phone: register a phone on your extension first.",
                 field="to",
             ) from None
-        raise SipUnavailable(f"Calls cannot be placed: {refused.reason}.") from None
+        raise Unavailable(f"Calls cannot be placed: {refused.reason}.") from None
     return {
         "call_id": call.id,
         "to": number,
@@ -539,7 +533,7 @@ async def cancel_call(call_id: CallId, principal: CurrentPrincipal, svc: Service
     phones: SipAgentPhones | None = svc.extra.get("agent_phones")
     directory: CallDirectory | None = svc.extra.get("call_directory")
     if phones is None and directory is None:
-        raise SipUnavailable("No calls here: the SIP server is not running on this node.")
+        raise Unavailable("No calls here: the SIP server is not running on this node.")
     supervisor = principal.has_role("supervisor")
     call = phones.manager.calls.get(call_id) if phones is not None else None
     if phones is not None and call is not None:  # held here: decided here
@@ -555,12 +549,12 @@ async def cancel_call(call_id: CallId, principal: CurrentPrincipal, svc: Service
     if outcome == "hung_up":
         return Response(status_code=204)
     if outcome == "no_answer":
-        raise SipUnavailable(
+        raise Unavailable(
             f"The node holding call {call_id!r} did not answer; try again (a node that "
             "stopped takes its calls with it)."
         )
     if outcome == "unreachable":
-        raise SipUnavailable("Calls of other nodes cannot be reached: Redis does not answer.")
+        raise Unavailable("Calls of other nodes cannot be reached: Redis does not answer.")
     raise _no_call(call_id)
 
 
