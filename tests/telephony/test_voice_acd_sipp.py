@@ -427,7 +427,7 @@ async def test_an_agent_transferring_with_the_phones_own_key_is_free_at_once(
     await register(center, "2001", 5080, 5070)
     await register(center, "2003", 5084, 5074)
     login(center, world.agent_id)
-    call = caller(center, talking_caller(tmp_path, 3000))
+    call = caller(center, talking_caller(tmp_path, 6000))
     await center.wait_for("interaction.completed")
     # the caller and the desk still talk: the agent is already wrapping up
     assert not call.done()
@@ -468,7 +468,7 @@ async def test_the_desk_puts_a_caller_through_to_a_number(center: Center, tmp_pa
     await register(center, "2001", 5080, 5070)
     await register(center, "2003", 5084, 5074)
     login(center, world.agent_id)
-    caller_task = caller(center, talking_caller(tmp_path, 4000))
+    caller_task = caller(center, talking_caller(tmp_path, 6000))
     await center.wait_for("interaction.accepted")
     await wait_call_event(center, "call.answered")
     (call,) = calls.calls.values()
