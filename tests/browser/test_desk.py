@@ -445,6 +445,16 @@ def test_a_call_on_the_phone_offers_put_through_to_a_number(
     number.fill("20 03")
     card.get_by_role("button", name="Put through").click()
     expect(agent.get_by_role("alert").last).to_contain_text("Put through: The call cannot be put")
+    # When a number does not answer, the PBX says so on the event stream: the desk tells
+    # the agent (the event is played into the page as the WebSocket would deliver it).
+    agent.evaluate(
+        """() => document.dispatchEvent(new CustomEvent("sc:event", {detail: {
+            type: "call.transfer_failed", time: new Date().toISOString(),
+            payload: {call_id: "not-held-here", to: "2003", status: 486}}}))"""
+    )
+    expect(agent.get_by_role("alert").last).to_contain_text(
+        "Put through to 2003 failed (486): the caller is still with you."
+    )
     assert static_problems(agent) == []
     card.get_by_role("button", name="Complete").click()
     agent.get_by_test_id("wrapup").get_by_role("button", name="End wrap-up").click()

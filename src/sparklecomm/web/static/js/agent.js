@@ -532,6 +532,13 @@ document.addEventListener("sc:event", (e) => {
   if (ev.type === "interaction.completed" && p.agent_id === ME) wraps.set(p.interaction_id, { seconds: p.wrapup_planned_seconds ?? p.wrapup_seconds, at: Date.parse(ev.time) });
   if (ev.type.startsWith("interaction.") || ev.type.startsWith("queue.")) refreshQueues();
   if (ev.type.startsWith("code.")) loadCodes();
+  if (ev.type === "call.transfer_failed") {
+    // Put through to a number (the desk or the phone's transfer key) did not work out.
+    for (const [iid, c] of contexts) {
+      if (owns(iid) && c?.interaction.attributes?.call_id === p.call_id)
+        toast(`Put through to ${p.to} failed (${p.status}): the caller is still with you.`, "error");
+    }
+  }
   if (p.agent_id === ME || (p.interaction_id && mine(p.interaction_id))) {
     if (ev.type === "note.added" || ev.type.startsWith("customer.")) contexts.delete(p.interaction_id);
     refresh();
