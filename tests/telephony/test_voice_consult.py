@@ -449,3 +449,31 @@ def test_an_answer_after_the_consultation_ended_elsewhere_is_hung_up(
         assert payloads(world, call.interaction_id, "interaction.consult_connected") == []
 
     asyncio.run(scenario())
+
+
+def test_owner_transferring_out_while_consulting_ends_the_consultation(
+    sqlite_world: World,
+) -> None:
+    """The owner puts the caller through to a number (the phone's transfer key) while B is
+    consulted: B's leg is dropped and B leaves, then the interaction is transferred out;
+    neither agent stays busy and the call itself is left to the B2BUA (not hung up)."""
+    world = sqlite_world
+    acd = setup(world)
+
+    async def scenario() -> None:
+        vq, phones, call = await connected_call(world, acd)
+        await consult(acd, world, call)
+        assert await vq.consult_answered("c1", OTHER) is True
+        phones.take()
+        await vq.agent_transferred("c1", world.agent_id, "2003")
+        await settle()
+        assert phones.take() == [("drop_consult", "c1", OTHER, "transferred_out")]
+        left = payloads(world, call.interaction_id, "interaction.participant_left")
+        assert [(p["agent_id"], p["reason"]) for p in left] == [(OTHER, "consult_ended")]
+        (out,) = payloads(world, call.interaction_id, "interaction.transferred")
+        assert (out["kind"], out["to_number"]) == ("external", "2003")
+        assert agent_state(acd, world, OTHER) == "available"
+        assert agent_state(acd, world, world.agent_id) == "wrap_up"
+        assert vq.calls() == []
+
+    asyncio.run(scenario())

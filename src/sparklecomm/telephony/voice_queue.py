@@ -439,8 +439,19 @@ class VoiceQueue:
         call = self._by_call.get(call_id)
         if call is None or call.phase is not Phase.CONNECTED or call.agent_id != agent_id:
             return
+        consulted = call.consult_agent
         call.phase = Phase.ENDED
-        self._forget(call)  # before the command: its interaction.completed must not hang up
+        self._forget(call)  # before the commands: their events must not act on the call
+        if consulted is not None:  # a consultation was going on: it ends with the call
+            self._clear_consult(call)
+            self.phones.drop_consult(call_id, consulted, "transferred_out")
+            await self._quietly(
+                call,
+                "end_consult",
+                interaction_id=call.interaction_id,
+                agent_id=agent_id,
+                target_agent_id=consulted,
+            )
         try:
             await self._execute(
                 call,
