@@ -489,3 +489,33 @@ async def test_the_desk_puts_a_caller_through_to_a_number(center: Center, tmp_pa
     transferred = next(p for k, p in center.engine_events() if k == "interaction.transferred")
     assert (transferred["kind"], transferred["to_number"]) == ("external", "2003")
     assert center.server.calls.active_calls == 0
+
+
+async def test_a_phone_transfer_to_a_queues_number_is_a_transfer_to_that_queue(
+    center: Center, tmp_path: Path
+) -> None:
+    """The agent's phone transfers the caller to a number that leads to a queue (here the
+    support DID itself): routing takes it as a blind transfer to that queue: the agent's
+    phone is released and the next agent's phone rings and takes the caller."""
+    world = center.world
+    first = asyncio.get_running_loop().create_task(
+        sipp("-sf", str(SIPP / "call_uas_refer.xml"), "-p", "5080", "-mp", "16000",
+             "-key", "refer_to", DID, "-m", "1", "-timeout", "25s")
+    )  # fmt: skip
+    second = phone("call_uas.xml", 5082, 16100)
+    await asyncio.sleep(0.3)
+    await register(center, "2001", 5080, 5070)
+    await register(center, "2002", 5082, 5072)
+    login(center, world.agent_id)
+    call = caller(center, talking_caller(tmp_path, 6000))
+    await center.wait_for("interaction.transferred")
+    login(center, OTHER)  # the next agent comes in: the waiting caller is offered to them
+    for task in (first, call, second):
+        rc, out = await task
+        assert rc == 0, out[-3000:]
+    events = center.engine_events()
+    transferred = next(p for k, p in events if k == "interaction.transferred")
+    assert (transferred["kind"], transferred["to_queue_id"]) == ("blind", "support")
+    accepted = [p["agent_id"] for k, p in events if k == "interaction.accepted"]
+    assert accepted == [world.agent_id, OTHER]
+    assert center.server.calls.active_calls == 0

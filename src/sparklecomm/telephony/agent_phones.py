@@ -374,6 +374,13 @@ class SipAgentPhones:
             return False
         return self.manager.transfer_to_number(call, agent_id, number)
 
+    async def agent_transferred_to_queue(self, call: Call, agent_id: str, queue_id: str) -> bool:
+        """The agent put the caller through to a number that leads to a queue: a transfer
+        to that queue in routing (:meth:`VoiceQueue.transfer_to_queue`)."""
+        if self.queue is None:
+            return False
+        return await self.queue.transfer_to_queue(call.id, agent_id, queue_id)
+
     def agent_transferred(self, call: Call, agent_id: str, number: str) -> None:
         call.queue = False  # the call goes on outside routing
         if self.directory is not None:  # its end is no longer told here

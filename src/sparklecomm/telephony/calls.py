@@ -2182,6 +2182,8 @@ class CallManager:
             call_id=base.call_id,
         )
         route = await self.router.route(request)
+        if isinstance(route, ToQueue) and await self._transfer_to_queue(call, transferor, route):
+            return
         if not isinstance(route, Hunt) or not route.steps:
             status = route.status if isinstance(route, Reject) else 480
             self._transfer_over(call, transferor, status, "Transfer Failed")
@@ -2203,6 +2205,21 @@ class CallManager:
             for leg in ringing:
                 self._cancel_leg(leg)
             self._transfer_over(call, transferor, 480, "No Answer")
+
+    async def _transfer_to_queue(self, call: Call, transferor: Leg, route: ToQueue) -> bool:
+        """The number leads to a queue and the call is the ACD's: the agent's transfer is a
+        transfer to that queue in routing (the bridge then drops the agent's leg and the
+        caller waits there); True when routing took it."""
+        into = getattr(self.agent_listener, "agent_transferred_to_queue", None)
+        agent_id = transferor.agent_id
+        if not call.queue or agent_id is None or into is None:
+            return False
+        if not await into(call, agent_id, route.queue_id):
+            return False
+        self._notify(transferor, "SIP/2.0 200 OK", active=False)
+        self._event(call, "call.transferred", {"to": f"queue {route.queue_id}"})
+        transferor.refer_to = None
+        return True
 
     def _transfer_over(self, call: Call, transferor: Leg, status: int, reason: str) -> None:
         """A transfer failed: the transferor keeps its party (told by NOTIFY if it sent a

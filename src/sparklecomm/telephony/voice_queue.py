@@ -429,6 +429,27 @@ class VoiceQueue:
         self.phones.end_call(call_id, "agent_hung_up")
         self._forget(call)
 
+    async def transfer_to_queue(self, call_id: str, agent_id: str, queue_id: str) -> bool:
+        """The connected agent put the caller through (phone's transfer key, or the desk's
+        put-through) to a number that leads to ``queue_id``: a blind transfer to that queue
+        in routing, as from the desk (the agent's leg is dropped when the engine says so,
+        the caller waits there). False when routing refuses it (the call stays)."""
+        call = self._by_call.get(call_id)
+        if call is None or call.phase is not Phase.CONNECTED or call.agent_id != agent_id:
+            return False
+        try:
+            await self._execute(
+                call,
+                "transfer",
+                interaction_id=call.interaction_id,
+                agent_id=agent_id,
+                to_queue_id=queue_id,
+            )
+        except DomainError as exc:
+            log.info("voice.transfer_to_queue_refused", call_id=call_id, error=str(exc))
+            return False
+        return True
+
     async def agent_transferred(self, call_id: str, agent_id: str, number: str) -> None:
         """The connected agent put the caller through to ``number`` with its phone's own
         transfer key (REFER) and its leg was released: the call goes on outside routing, so
