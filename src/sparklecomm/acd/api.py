@@ -22,10 +22,10 @@ from sparklecomm.acd.views import InteractionSnapshot
 from sparklecomm.api.deps import Admin, CurrentPrincipal, ServicesDep, Supervisor
 from sparklecomm.auth.service import Principal
 from sparklecomm.container import Services
-from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
+from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sparklecomm.core.ids import new_id
 from sparklecomm.telephony.agent_phones import SipAgentPhones
-from sparklecomm.telephony.call_directory import CallDirectory
+from sparklecomm.telephony.call_directory import CallDirectory, check_reached
 
 router = APIRouter(prefix="/api/v1", tags=["routing"])
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -845,13 +845,7 @@ async def transfer_to_number(
         outcome = await directory.transfer_to_number(
             call_id, tenant_id=principal.tenant_id, agent_id=agent_id, number=body.to_number
         )
-        if outcome == "no_answer":
-            raise Unavailable(
-                f"The node holding call {call_id!r} did not answer; try again (a node that "
-                "stopped takes its calls with it)."
-            )
-        if outcome == "unreachable":
-            raise Unavailable("Calls of other nodes cannot be reached: Redis does not answer.")
+        check_reached(outcome, call_id)
         accepted = outcome == "accepted"
     else:
         accepted = False

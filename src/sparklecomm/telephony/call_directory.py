@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import structlog
 
+from sparklecomm.core.errors import Unavailable
 from sparklecomm.telephony.calls import Call
 
 if TYPE_CHECKING:
@@ -94,6 +95,19 @@ def may_hang_up(call: Call | None, tenant_id: str, user_id: str, supervisor: boo
     if supervisor:
         return True
     return call.placed.agent_id == user_id and call.transferred_to is None
+
+
+def check_reached(outcome: str, call_id: str) -> None:
+    """Raise :class:`~sparklecomm.core.errors.Unavailable` (503) when a forwarded request
+    found no one to answer it (``no_answer``: the node holding the call; ``unreachable``:
+    Redis)."""
+    if outcome == "no_answer":
+        raise Unavailable(
+            f"The node holding call {call_id!r} did not answer; try again (a node that "
+            "stopped takes its calls with it)."
+        )
+    if outcome == "unreachable":
+        raise Unavailable("Calls of other nodes cannot be reached: Redis does not answer.")
 
 
 def _key(call_id: str) -> str:

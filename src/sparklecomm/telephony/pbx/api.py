@@ -16,7 +16,7 @@ from sparklecomm.api.deps import Admin, CurrentPrincipal, ServicesDep, Superviso
 from sparklecomm.container import Services
 from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from sparklecomm.telephony.agent_phones import SipAgentPhones
-from sparklecomm.telephony.call_directory import CallDirectory, may_hang_up
+from sparklecomm.telephony.call_directory import CallDirectory, check_reached, may_hang_up
 from sparklecomm.telephony.calls import OriginateRefused
 from sparklecomm.telephony.extensions import ExtensionService, extension_payload
 from sparklecomm.telephony.pbx.dialplan import DIALLABLE_RE, normalise_number
@@ -548,13 +548,7 @@ async def cancel_call(call_id: CallId, principal: CurrentPrincipal, svc: Service
     )
     if outcome == "hung_up":
         return Response(status_code=204)
-    if outcome == "no_answer":
-        raise Unavailable(
-            f"The node holding call {call_id!r} did not answer; try again (a node that "
-            "stopped takes its calls with it)."
-        )
-    if outcome == "unreachable":
-        raise Unavailable("Calls of other nodes cannot be reached: Redis does not answer.")
+    check_reached(outcome, call_id)
     raise _no_call(call_id)
 
 
