@@ -260,6 +260,15 @@ def caller(center: Center, scenario: str | Path) -> asyncio.Task[tuple[int, str]
     )
 
 
+def transferring_phone(number: str) -> asyncio.Task[tuple[int, str]]:
+    """The agent's phone 2001 (port 5080): answers, then transfers the caller to ``number``
+    with its own transfer key (REFER)."""
+    return asyncio.get_running_loop().create_task(
+        sipp("-sf", str(SIPP / "call_uas_refer.xml"), "-p", "5080", "-mp", "16000",
+             "-key", "refer_to", number, "-m", "1", "-timeout", "25s")
+    )  # fmt: skip
+
+
 def talking_caller(tmp: Path, milliseconds: int) -> Path:
     """``call_uac.xml`` staying on the line ``milliseconds`` after the answer (not 500)."""
     uac = (SIPP / "call_uac.xml").read_text()
@@ -418,10 +427,7 @@ async def test_an_agent_transferring_with_the_phones_own_key_is_free_at_once(
     hears a transfer out: the interaction completes and the agent wraps up, while caller
     and desk talk on (before, the agent stayed busy until that conversation ended)."""
     world, acd = center.world, center.acd
-    agent_phone = asyncio.get_running_loop().create_task(
-        sipp("-sf", str(SIPP / "call_uas_refer.xml"), "-p", "5080", "-mp", "16000",
-             "-key", "refer_to", "2003", "-m", "1", "-timeout", "25s")
-    )  # fmt: skip
+    agent_phone = transferring_phone("2003")
     desk_phone = phone("call_uas.xml", 5084, 16200)
     await asyncio.sleep(0.3)
     await register(center, "2001", 5080, 5070)
@@ -498,10 +504,7 @@ async def test_a_phone_transfer_to_a_queues_number_is_a_transfer_to_that_queue(
     support DID itself): routing takes it as a blind transfer to that queue: the agent's
     phone is released and the next agent's phone rings and takes the caller."""
     world = center.world
-    first = asyncio.get_running_loop().create_task(
-        sipp("-sf", str(SIPP / "call_uas_refer.xml"), "-p", "5080", "-mp", "16000",
-             "-key", "refer_to", DID, "-m", "1", "-timeout", "25s")
-    )  # fmt: skip
+    first = transferring_phone(DID)
     second = phone("call_uas.xml", 5082, 16100)
     await asyncio.sleep(0.3)
     await register(center, "2001", 5080, 5070)
