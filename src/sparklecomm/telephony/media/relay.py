@@ -6,6 +6,12 @@ is the address the B2BUA advertises in the SDP it sends to that side. A packet a
 leg a's RTP socket leaves from leg b's RTP socket towards leg b's remote, and the other way
 round; RTCP likewise on the +1 ports.
 
+The platform as a party (waiting media): :meth:`RelaySession.attach` isolates a leg and
+hands what its phone sends to the platform (DTMF for a callback offer), and returns a
+``send`` function that plays the platform's own RTP to that phone (music, announcements).
+The attached leg's peer is a socketless endpoint (:class:`_PlatformEndpoint`) whose
+``sendto`` is the platform's callback, so the forwarding path is the same code for it too.
+
 Latching (symmetric RTP, RFC 4961 style, as rtpproxy and rtpengine do): the source address
 of the first packet received on a leg becomes that leg's remote, whatever its SDP said, so
 phones behind NAT (whose SDP names a private address) work. The trade-off: whoever gets a
@@ -392,6 +398,46 @@ class _RtcpEndpoint(_Endpoint):
         self.peer._sendto(data, target)  # type: ignore[misc]  # set whenever target is
 
 
+class _PlatformEndpoint(_Endpoint):
+    """The peer of a leg the platform itself talks to (:meth:`RelaySession.attach`).
+
+    Never bound. The leg's forwarding path hands packets to ``_sendto``, which here calls
+    the platform's callback; its ``packets_in``/``bytes_in`` count what the platform sent
+    out of the leg (so the leg's ``packets_out`` stays ``peer.packets_in - peer.dropped``).
+    """
+
+    __slots__ = ("on_packet",)
+
+    def __init__(
+        self, leg: RelayLeg, on_packet: Callable[[bytes], None], config: RelayConfig
+    ) -> None:
+        super().__init__("platform", rtp=True, config=config)
+        self.on_packet = on_packet
+        self._sendto = self._deliver
+        self.target = ("platform", 0)  # never used as an address: _deliver ignores it
+        self.peer = leg.rtp
+
+    def _deliver(self, data: bytes, addr: Address) -> None:
+        try:
+            self.on_packet(data)
+        except Exception:
+            # A failing listener must not break the leg's socket (nor log every packet).
+            self.errors += 1
+            if self.errors == 1:
+                log.exception("rtp.platform_listener_failed", leg=self.peer.leg)
+
+    def send(self, packet: bytes) -> None:
+        leg = self.peer
+        if leg.peer is not self:  # detached, connected again, or the leg closed
+            return
+        target = leg.target
+        if target is None:
+            return
+        self.packets_in += 1
+        self.bytes_in += len(packet)
+        leg._sendto(packet, target)  # type: ignore[misc]  # set whenever target is
+
+
 def _descriptor_limit() -> int:
     """The process's soft limit on open files (a generous guess where it cannot be read)."""
     try:
@@ -529,7 +575,10 @@ class RelaySession:
     def connect(self, first: LegName | None, second: LegName | None = None) -> None:
         """Make ``first`` and ``second`` talk to each other; every other leg is isolated
         (what it sends is dropped, it receives nothing). ``connect(None)`` isolates all.
-        Two-party calls never need it (``a`` and ``b`` are connected from the start)."""
+        Two-party calls never need it (``a`` and ``b`` are connected from the start).
+
+        A leg the platform is attached to (:meth:`attach`) is detached when named here;
+        one not named stays attached (the platform keeps talking to it)."""
         pair: dict[RelayLeg, RelayLeg] = {}
         if first is not None:
             if second is None or second == first:
@@ -538,14 +587,56 @@ class RelaySession:
             pair = {one: two, two: one}
         for leg in self.legs:
             other = pair.get(leg)
+            if other is None and isinstance(leg.rtp.peer, _PlatformEndpoint):
+                continue  # attached and not named: stays with the platform
             leg.rtp.set_peer(other.rtp if other is not None else self._hold_rtp)
             leg.rtcp.set_peer(other.rtcp if other is not None else self._hold_rtcp)
         log.info("rtp.legs_connected", call_id=self.call_id, legs=f"{first}-{second}")
 
     def connected(self, leg: LegName) -> str | None:
-        """The leg that ``leg`` talks to now (``None``: isolated)."""
+        """The leg that ``leg`` talks to now (``None``: isolated, or attached to the
+        platform)."""
         peer = self._leg(leg).rtp.peer
-        return None if peer is self._hold_rtp else peer.leg
+        if peer is self._hold_rtp or isinstance(peer, _PlatformEndpoint):
+            return None
+        return peer.leg
+
+    def attach(self, leg: LegName, on_packet: Callable[[bytes], None]) -> Callable[[bytes], None]:
+        """Let the platform itself be ``leg``'s party (waiting music, announcements, DTMF).
+
+        The leg is isolated from the other legs (as :meth:`connect` isolates: it forwards
+        to no one and no one forwards to it); every RTP packet its phone sends (after the
+        usual source check and latching, counted in its ``packets_in``) goes to
+        ``on_packet`` instead. Returns ``send(packet)``, which sends an RTP packet out of the
+        leg's RTP port to its phone (the SDP address or the latched source), counted in
+        the leg's ``packets_out``. ``send`` does nothing while the leg has no allowed target,
+        and for good once the leg is detached, connected again or closed. Attaching an
+        attached leg replaces the listener (the earlier ``send`` stops working). RTCP of
+        the leg is dropped meanwhile."""
+        target = self._leg(leg)
+        if self.closed:
+            raise RuntimeError("attach() on a closed relay session")
+        platform = _PlatformEndpoint(target, on_packet, self._config)
+        for other in self.legs:  # whoever forwarded to this leg is isolated now
+            if other is not target and other.rtp.peer is target.rtp:
+                other.rtp.set_peer(self._hold_rtp)
+                other.rtcp.set_peer(self._hold_rtcp)
+        target.rtp.set_peer(platform)
+        target.rtcp.set_peer(self._hold_rtcp)
+        log.info("rtp.leg_attached", call_id=self.call_id, leg=leg)
+        return platform.send
+
+    def detach(self, leg: LegName) -> None:
+        """Stop handing ``leg``'s packets to the platform (its ``send`` stops working too);
+        the leg stays isolated until :meth:`connect` names it. Idempotent."""
+        target = self._leg(leg)
+        if isinstance(target.rtp.peer, _PlatformEndpoint):
+            target.rtp.set_peer(self._hold_rtp)
+            log.info("rtp.leg_detached", call_id=self.call_id, leg=leg)
+
+    def attached(self, leg: LegName) -> bool:
+        """Whether the platform is ``leg``'s party now (:meth:`attach`)."""
+        return isinstance(self._leg(leg).rtp.peer, _PlatformEndpoint)
 
     def swap(self, first: LegName, second: LegName) -> None:
         """Exchange the names of two legs (their ports, remotes and pairing stay): after a
