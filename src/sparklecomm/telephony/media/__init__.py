@@ -1,6 +1,8 @@
-"""Media: the RTP relay that anchors every call's media (later: codecs, DTMF, playback,
-recording, mixing). See ``docs/telephony.md`` (Media relay)."""
+"""Media: the RTP relay that anchors every call's media, and waiting media (a player and a
+DTMF receiver for a caller the platform talks to); later: recording, mixing. See
+``docs/telephony.md`` (Media relay)."""
 
+from sparklecomm.telephony.media.player import DtmfReceiver, Playlist, Program, RtpPlayer
 from sparklecomm.telephony.media.ports import PortAllocator, PortRangeExhausted
 from sparklecomm.telephony.media.relay import MediaRelay, RelayConfig, RelayLeg, RelaySession
 from sparklecomm.telephony.media.rtp import (
@@ -12,15 +14,19 @@ from sparklecomm.telephony.media.rtp import (
 )
 
 __all__ = [
+    "DtmfReceiver",
     "G711Stream",
     "MediaRelay",
+    "Playlist",
     "PortAllocator",
     "PortRangeExhausted",
+    "Program",
     "RelayConfig",
     "RelayLeg",
     "RelaySession",
     "RtpHeader",
     "RtpParseError",
+    "RtpPlayer",
     "build_rtp_packet",
     "parse_rtp_header",
 ]
