@@ -37,9 +37,11 @@ from sparklecomm.telephony import SipServer, SipServerConfig
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.call_directory import CallDirectory, SharedBus
 from sparklecomm.telephony.extensions import ExtensionService
+from sparklecomm.telephony.media.audio import PromptVoice
 from sparklecomm.telephony.outbound import OutboundCalls
 from sparklecomm.telephony.pbx.registration import TrunkRegistrations
 from sparklecomm.telephony.voice_queue import VoiceQueue
+from sparklecomm.telephony.waiting import WaitingRoom
 from sparklecomm.web import STATIC_DIR
 
 log = structlog.get_logger(__name__)
@@ -233,6 +235,10 @@ def build_app(services: Services) -> FastAPI:
             # one there and only the winner rings (docs/telephony.md "Queued callbacks").
             phones = SipAgentPhones(sip.calls, services.extra["extensions"].numbers_of_user)
             phones.attach(VoiceQueue(acd, phones, claim=getattr(services.bus, "claim", None)))
+            # Queues with music on hold: early media, announcements, the callback key.
+            phones.waiting_room = WaitingRoom(
+                sip.calls, voice=PromptVoice(services.settings.data_dir / "prompts")
+            )
             services.extra["agent_phones"] = phones
             if directory is not None:
                 directory.serve(phones)

@@ -21,6 +21,7 @@ from sparklecomm.acd import (
     QueueConfig,
     RelaxationStep,
     Strategy,
+    WaitingMedia,
     agent_config_from_dict,
     agent_config_to_dict,
     queue_config_from_dict,
@@ -168,6 +169,16 @@ def test_configs_round_trip_through_json() -> None:
         (QueueConfig("q", on_full=Diversion("q")), "on_full"),
         (QueueConfig("q", max_length=-1), "max_length"),
         (QueueConfig("q", callback=CallbackPolicy(max_attempts=0)), "callback"),
+        (
+            QueueConfig("q", waiting=WaitingMedia(announce_every_seconds=5)),
+            "waiting.announce_every_seconds",
+        ),
+        (QueueConfig("q", waiting=WaitingMedia(callback_key="11")), "waiting.callback_key"),
+        (  # a key to ask for a callback in a queue that has no callback channel
+            QueueConfig("q", channels=("voice",), waiting=WaitingMedia(callback_key="1")),  # type: ignore[arg-type]
+            "waiting.callback_key",
+        ),
+        (QueueConfig("q", waiting=WaitingMedia(music_on_hold="yes")), "waiting.music_on_hold"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_queue_configs_name_the_field(config: QueueConfig, field: str) -> None:

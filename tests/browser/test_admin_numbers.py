@@ -150,6 +150,18 @@ def test_admin_gives_a_queue_business_hours_and_keeps_what_the_form_does_not_sho
     expect(page.get_by_label("After the longest wait, callers are put through to")).to_have_value(
         "extension:1002"
     )
+    # Waiting callers hear music and announcements, and press 1 to be called back.
+    page.get_by_label("Waiting callers hear").select_option("on")
+    page.get_by_label("Announce place and wait every (s)").fill("45")
+    page.get_by_label("Key to be called back").fill("1")
+    page.get_by_role("button", name="Save queue").click()
+    expect(page.locator("#status")).to_have_text("Saved.")
+    waiting = admin.call("GET", "/queues/late/config")["waiting"]
+    assert waiting == {**waiting, "music_on_hold": True, "announce_every_seconds": 45}
+    assert waiting["callback_key"] == "1"
+    row.get_by_role("button", name="Edit").click()
+    expect(page.get_by_label("Key to be called back")).to_have_value("1")
+    expect(page.get_by_label("Waiting callers hear")).to_have_value("on")
     assert static_problems(page) == []
     # The wallboard says which queue is closed now.
     page.goto("/wallboard")

@@ -287,6 +287,32 @@ def test_patch_changes_only_what_is_given(client: TestClient, world: World) -> N
     ana.get(f"/agents/{world.admin_id}/config", status=403)
 
 
+def test_what_waiting_callers_hear_is_part_of_the_queue(client: TestClient, world: World) -> None:
+    """Music on hold, announcements and the callback key: set, read back (null kept:
+    announce once), and refused with the field named when the queue has no callbacks."""
+    admin, _sup, _ana = setup_center(client, world)
+    assert admin.get("/queues/support/config")["waiting"] == {
+        "music_on_hold": False,
+        "announce_every_seconds": 60.0,
+        "announce_position": True,
+        "announce_wait": True,
+        "callback_key": None,
+    }
+    body = {
+        "name": "Support",
+        "channels": ["voice", "callback"],
+        "waiting": {"music_on_hold": True, "announce_every_seconds": None, "callback_key": "1"},
+    }
+    admin.send("PUT", "/queues/support", body)
+    waiting = admin.get("/queues/support/config")["waiting"]
+    assert waiting["music_on_hold"] is True and waiting["callback_key"] == "1"
+    assert waiting["announce_every_seconds"] is None
+    refused = admin.send("PUT", "/queues/support", {**body, "channels": ["voice"]}, status=422)
+    assert "waiting.callback_key" in str(refused)
+    admin.send("PUT", "/queues/support", {**body, "waiting": {"callback_key": "x"}}, status=422)
+    assert admin.get("/queues/support/config")["waiting"]["callback_key"] == "1"
+
+
 def test_an_agent_starts_an_outbound_contact_and_it_survives_a_restart(
     database_url: str, tmp_path: Path, world: World
 ) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import World
-from tests.telephony.sip_support import loopback_namespace, run_sipp
+from tests.telephony.sip_support import loopback_namespace, run_sipp, wait_until
 
 from sparklecomm.acd.persistence import queue_config_to_dict
 from sparklecomm.acd.service import AcdService
@@ -30,7 +30,9 @@ from sparklecomm.telephony import (
     loopback_only,
 )
 from sparklecomm.telephony.agent_phones import SipAgentPhones
+from sparklecomm.telephony.media.audio import PromptVoice, ulaw_decode
 from sparklecomm.telephony.media.relay import MediaRelay, RelayConfig
+from sparklecomm.telephony.media.rtp import build_rtp_packet, parse_rtp_header
 from sparklecomm.telephony.pbx.dialplan import PbxConfig, divert
 from sparklecomm.telephony.pbx.routes import (
     CallRequest,
@@ -43,6 +45,7 @@ from sparklecomm.telephony.pbx.routes import (
 )
 from sparklecomm.telephony.sip.timers import TimerConfig
 from sparklecomm.telephony.voice_queue import VoiceQueue
+from sparklecomm.telephony.waiting import WaitingRoom
 
 SIPP = Path(__file__).parent / "sipp"
 DID = "5550100"
@@ -62,6 +65,7 @@ class Center:
     acd: AcdService
     server: SipServer
     call_events: list[tuple[str, dict[str, Any]]]
+    phones: SipAgentPhones
 
     @property
     def target(self) -> str:
@@ -175,9 +179,12 @@ async def center(sqlite_world: World) -> AsyncIterator[Center]:
         )
         phones = SipAgentPhones(server.calls, extensions)
         phones.attach(VoiceQueue(acd, phones))
+        phones.waiting_room = WaitingRoom(
+            server.calls, voice=PromptVoice(world.services.settings.data_dir / "prompts")
+        )
         await server.start()
         try:
-            yield Center(world, acd, server, call_events)
+            yield Center(world, acd, server, call_events, phones)
         finally:
             await phones.close()
             await server.stop()
@@ -229,8 +236,9 @@ async def register(center: Center, extension: str, contact_port: int, port: int)
     assert rc == 0, out[-2000:]
 
 
-def caller(center: Center, scenario: str | Path) -> asyncio.Task[tuple[int, str]]:
-    """The caller dialling the queue's DID: a scenario of ``sipp/`` by name, or a file."""
+def caller(center: Center, scenario: str | Path, *extra: str) -> asyncio.Task[tuple[int, str]]:
+    """The caller dialling the queue's DID: a scenario of ``sipp/`` by name, or a file
+    (``extra``: more SIPp arguments)."""
     path = scenario if isinstance(scenario, Path) else SIPP / scenario
     return asyncio.get_running_loop().create_task(
         sipp(
@@ -256,6 +264,7 @@ def caller(center: Center, scenario: str | Path) -> asyncio.Task[tuple[int, str]
             "1",
             "-timeout",
             "25s",
+            *extra,
         )
     )
 
@@ -522,3 +531,116 @@ async def test_a_phone_transfer_to_a_queues_number_is_a_transfer_to_that_queue(
     accepted = [p["agent_id"] for k, p in events if k == "interaction.accepted"]
     assert accepted == [world.agent_id, OTHER]
     assert center.server.calls.active_calls == 0
+
+
+# ---- music on hold, announcements and the callback key ------------------------------------
+
+
+def with_music(center: Center, **waiting: Any) -> None:
+    """The support queue plays music and announcements to waiting callers."""
+    acd, t = center.acd, center.world.tenant_id
+    config = queue_config_to_dict(acd.read(t, lambda engine: engine.queue_config("support")))
+    config["channels"] = ["voice", "callback"]
+    config["waiting"] = {"music_on_hold": True, "announce_every_seconds": None, **waiting}
+    acd.execute(t, "update_queue", config=config)
+
+
+class CallerMedia(asyncio.DatagramProtocol):
+    """The caller's media port: what the platform plays arrives here."""
+
+    def __init__(self) -> None:
+        self.packets: list[bytes] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.packets.append(data)
+
+    def press(self, key: int, relay_port: int) -> None:
+        """One key press as a phone sends it (RFC 4733): three packets while the key is
+        down, then three end packets, all with the event's timestamp."""
+        assert self.transport is not None
+        for n in range(6):
+            end = n >= 3
+            duration = 800 if end else 160 * (n + 1)
+            payload = bytes([key, (0x80 if end else 0) | 10]) + duration.to_bytes(2, "big")
+            packet = build_rtp_packet(
+                payload, sequence=100 + n, timestamp=4000, ssrc=0x1234, payload_type=101
+            )
+            self.transport.sendto(packet, ("127.0.0.1", relay_port))
+
+
+async def test_a_waiting_caller_hears_music_and_asks_for_a_callback_with_a_key(
+    center: Center,
+) -> None:
+    """With nobody logged in the caller waits: the platform answers the offer in a 183 (early
+    media, PCMU chosen from the caller's PCMU/PCMA), plays music and says the place in line;
+    the caller presses 1 (RFC 4733 from its media port), routing turns the call into a
+    queued callback to the caller's number, and the call is answered, confirmed and hung up
+    by the platform. Routing heard no abandon."""
+    with_music(center, callback_key="1")
+    loop = asyncio.get_running_loop()
+    transport, media = await loop.create_datagram_endpoint(
+        CallerMedia, local_addr=("127.0.0.1", 17100)
+    )
+    try:
+        call = caller(center, "queue_uac_callback_key.xml", "-key", "media_listen", "17100")
+        await center.wait_for("interaction.queued")
+        room = center.phones.waiting_room
+        assert room is not None
+        await wait_until(lambda: bool(room.waiting))
+        waiting = next(iter(room.waiting.values()))
+        await wait_until(lambda: waiting.announcements >= 1 and len(media.packets) > 100, 15)
+        headers = [parse_rtp_header(p) for p in media.packets]
+        assert {h.payload_type for h in headers} == {0}
+        assert len({h.ssrc for h in headers}) == 1
+        sequences = [h.sequence for h in headers[:100]]
+        assert sequences == [(sequences[0] + n) & 0xFFFF for n in range(100)]
+        pcm = ulaw_decode(b"".join(p[12:] for p in media.packets))
+        assert int(abs(pcm.astype(int)).max()) > 1000  # music and speech, not silence
+        media.press(1, waiting.call.media.a.port)
+        rc, out = await call
+        assert rc == 0, out[-3000:]
+    finally:
+        transport.close()
+    assert waiting.digits == ["1"]
+    kinds = center.interaction_types()
+    assert "interaction.callback_requested" in kinds and "interaction.abandoned" not in kinds
+    requested = next(p for k, p in center.engine_events() if k == "interaction.callback_requested")
+    assert requested["phone"] == "1001" and requested["position"] == 1
+    ended = [d for k, d in center.call_events if k == "call.ended"]
+    assert ended and ended[-1]["reason"] == "callback_requested"
+    assert center.server.calls.active_calls == 0 and not room.waiting
+
+
+async def test_music_stops_when_an_agent_answers_and_caller_and_agent_talk(
+    center: Center,
+) -> None:
+    """The caller hears the platform until the agent's phone answers; then the 200 OK
+    repeats the 183's answer and the relay connects caller and agent as for any call."""
+    world = center.world
+    with_music(center)
+    agent_phone = phone("call_uas.xml", 5080, 16000)
+    await asyncio.sleep(0.3)
+    await register(center, "2001", 5080, 5070)
+    call = caller(center, "queue_uac_waiting.xml")
+    await center.wait_for("interaction.queued")
+    room = center.phones.waiting_room
+    assert room is not None
+    await wait_until(lambda: bool(room.waiting))
+    waiting = next(iter(room.waiting.values()))
+    sip_call = waiting.call
+    await wait_until(lambda: waiting.player is not None and waiting.player.packets_sent > 10)
+    login(center, world.agent_id)
+    await wait_until(lambda: sip_call.answered, 10)
+    assert waiting.stopped and sip_call.waiting is None
+    assert sip_call.media is None or sip_call.media.connected("a") == "b"
+    rc, out = await call
+    assert rc == 0, out[-3000:]
+    rc_phone, out_phone = await agent_phone
+    assert rc_phone == 0, out_phone[-3000:]
+    kinds = [k for k, _ in center.call_events]
+    assert "call.answered" in kinds and kinds[-1] == "call.ended"
+    assert center.interaction_types().count("interaction.accepted") == 1

@@ -19,6 +19,7 @@ from .model import (
     QueueConfig,
     RelaxationStep,
     Strategy,
+    WaitingMedia,
 )
 from .persistence import (
     agent_config_from_dict,
@@ -47,6 +48,7 @@ __all__ = [
     "SkillExpression",
     "Strategy",
     "WaitingEntry",
+    "WaitingMedia",
     "agent_config_from_dict",
     "agent_config_to_dict",
     "compile_expression",

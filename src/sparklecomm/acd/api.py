@@ -71,6 +71,26 @@ class CallbackPolicyIn(Strict):
     max_delay_seconds: float = Field(default=7 * 86400, ge=0, le=90 * 86400)
 
 
+class WaitingIn(Strict):
+    """What voice callers hear while they wait (docs/telephony.md "While callers wait")."""
+
+    music_on_hold: bool = Field(
+        default=False,
+        description="Music on hold and spoken announcements (early media) instead of ringback",
+    )
+    announce_every_seconds: float | None = Field(
+        default=60, ge=10, le=3600, description="How often the announcement repeats; null: once"
+    )
+    announce_position: bool = Field(default=True, description="Say the caller's place in line")
+    announce_wait: bool = Field(default=True, description="Say the expected wait")
+    callback_key: str | None = Field(
+        default=None,
+        pattern=r"^[0-9*#]$",
+        description="The key a caller presses to be called back, keeping their place in line "
+        "(the queue must offer callbacks)",
+    )
+
+
 class PriorityRuleIn(Strict):
     attribute: str = Field(min_length=1, max_length=50)
     value: str | int | float | bool
@@ -130,6 +150,7 @@ class QueueIn(Strict):
     )
     callback: CallbackPolicyIn | None = None
     priority_rules: list[PriorityRuleIn] = []
+    waiting: WaitingIn | None = None
 
 
 class QueueCreate(QueueIn):
@@ -273,6 +294,8 @@ def _queue_dict(body: QueueIn, queue_id: str) -> dict[str, Any]:
     data = body.model_dump(exclude_none=True, mode="json")
     data["id"] = queue_id
     data["wrapup_seconds"] = body.wrapup_seconds  # null is meaningful here
+    if body.waiting is not None:  # and here (null: announce once, no key)
+        data["waiting"] = body.waiting.model_dump(mode="json")
     return data
 
 

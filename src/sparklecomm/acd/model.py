@@ -208,6 +208,30 @@ class CallbackPolicy:
     max_delay_seconds: float = 7 * 86400.0  # how far ahead a customer may choose a time
 
 
+DTMF_KEYS = frozenset("0123456789*#")
+"""Keys a caller can press on a phone's keypad (RFC 4733 events 0–11)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingMedia:
+    """What a *voice* caller hears while waiting in the queue (docs/telephony.md "While
+    callers wait"): ringback (the default), or music on hold with spoken announcements.
+
+    ``music_on_hold``: the platform sends early media (183) — music, and the announcements
+    below — instead of ringback (180). ``announce_every_seconds``: how often the
+    announcement comes back (``None``: only once, as the caller joins). ``announce_position``
+    / ``announce_wait``: say the caller's place in line / their expected wait.
+    ``callback_key``: a key (``"1"``) the caller presses to be called back, keeping their
+    place in line (the queue must offer callbacks).
+    """
+
+    music_on_hold: bool = False
+    announce_every_seconds: float | None = 60.0
+    announce_position: bool = True
+    announce_wait: bool = True
+    callback_key: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class PriorityRule:
     """Add ``boost`` to the priority of interactions whose ``attribute`` equals ``value``.
@@ -258,6 +282,7 @@ class QueueConfig:
     default_handle_seconds: float = 180.0  # EWT before any handle time has been seen
     callback: CallbackPolicy = CallbackPolicy()
     priority_rules: tuple[PriorityRule, ...] = ()
+    waiting: WaitingMedia = WaitingMedia()
 
     def normalized(self) -> QueueConfig:
         """A checked copy with enums in place of strings; ``InvalidInput`` when wrong."""
@@ -354,6 +379,31 @@ class QueueConfig:
             raise _fail("callback.max_attempts must be between 1 and 100.", "callback")
         _check_seconds(cb.retry_delay_seconds, "callback")
         _check_seconds(cb.max_delay_seconds, "callback")
+        waiting = self.waiting
+        if not isinstance(waiting, WaitingMedia):
+            raise _fail("waiting must be a WaitingMedia.", "waiting")
+        for flag in ("music_on_hold", "announce_position", "announce_wait"):
+            if not isinstance(getattr(waiting, flag), bool):
+                raise _fail(f"waiting.{flag} must be true or false.", f"waiting.{flag}")
+        every = _check_seconds(
+            waiting.announce_every_seconds, "waiting.announce_every_seconds", allow_none=True
+        )
+        if every is not None and not 10 <= every <= 3600:
+            raise _fail(
+                "waiting.announce_every_seconds must be between 10 and 3600 (or null: once).",
+                "waiting.announce_every_seconds",
+            )
+        if waiting.callback_key is not None:
+            if waiting.callback_key not in DTMF_KEYS or len(waiting.callback_key) != 1:
+                raise _fail(
+                    "waiting.callback_key must be one key: 0-9, * or #.", "waiting.callback_key"
+                )
+            if not cb.enabled or Channel.CALLBACK not in channels:
+                raise _fail(
+                    "waiting.callback_key needs a queue that offers callbacks (callback "
+                    "enabled and the callback channel among its channels).",
+                    "waiting.callback_key",
+                )
         for rule in self.priority_rules:
             if not isinstance(rule, PriorityRule) or not isinstance(rule.boost, int):
                 raise _fail("priority_rules must be PriorityRule entries.", "priority_rules")
@@ -386,6 +436,7 @@ class QueueConfig:
                 retry_delay_seconds=float(cb.retry_delay_seconds),
                 max_delay_seconds=float(cb.max_delay_seconds),
             ),
+            waiting=replace(waiting, announce_every_seconds=every),
         )
 
     @property

@@ -42,6 +42,7 @@ from .model import (
     QueueEntry,
     RelaxationStep,
     Role,
+    WaitingMedia,
     Wrapup,
 )
 
@@ -59,6 +60,7 @@ _NESTED: dict[str, type[Any]] = {
     "on_empty": Diversion,
     "on_closed": Diversion,
     "callback": CallbackPolicy,
+    "waiting": WaitingMedia,
 }
 _NESTED_LISTS: dict[str, type[Any]] = {
     "members": Member,

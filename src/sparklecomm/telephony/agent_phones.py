@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -33,6 +33,9 @@ from sparklecomm.core.errors import DomainError
 from sparklecomm.telephony.calls import Call, CallManager, OriginateRefused
 from sparklecomm.telephony.pbx.routes import ToQueue
 from sparklecomm.telephony.voice_queue import VoiceQueue
+
+if TYPE_CHECKING:
+    from sparklecomm.telephony.waiting import WaitingRoom
 
 log = structlog.get_logger("sparklecomm.telephony.agent_phones")
 
@@ -66,6 +69,8 @@ class SipAgentPhones:
         timeout); this is only a backstop."""
         self.callback_answer_timeout = 60.0
         """How long the customer's phone may ring."""
+        self.waiting_room: WaitingRoom | None = None
+        """Music on hold and announcements for waiting callers (``None``: ringback only)."""
         self.directory: CallRecords | None = None
         """Set with several nodes: where the calls placed or queued here are recorded."""
 
@@ -86,7 +91,7 @@ class SipAgentPhones:
         if call.a.remote_sdp is None:
             manager.reject(call, 488, "Not Acceptable Here - SDP offer required", "no_offer")
             return
-        manager.ringback(call)
+        self._waiting_media(call, await self._waiting_config(queue, route))
         request = call.request
         try:
             await queue.enqueue(
@@ -106,6 +111,27 @@ class SipAgentPhones:
             await queue.caller_hung_up(call.id)
         elif self.directory is not None:  # from now on, call_ended tells its end
             await self.directory.queued(call)
+
+    async def _waiting_config(self, queue: VoiceQueue, route: ToQueue) -> Any:
+        if self.waiting_room is None:
+            return None
+        return await queue.waiting_media(route.tenant_id, route.queue_id)
+
+    def _waiting_media(self, call: Call, config: Any) -> None:
+        """Early media with music and announcements when the queue wants them (and the call
+        allows them), else ringback. A call diverted from a queue with music keeps it."""
+        manager = self.manager
+        if call.waiting is not None or self._caller_gone(call):
+            return
+        if config is not None and config.music_on_hold and self.waiting_room is not None:
+            answer = manager.early_media(call)
+            if answer is not None and self.queue is not None:
+                self.waiting_room.start(call, answer, config, self.queue)
+                return
+        manager.ringback(call)
+
+    def _caller_gone(self, call: Call) -> bool:
+        return call.ended or call.cancelled
 
     # ---- calls placed for an agent (click-to-dial) --------------------------------------
 

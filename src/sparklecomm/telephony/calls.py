@@ -315,7 +315,14 @@ class Call:
     """Agents' legs that answered and wait for the engine's accept before connecting."""
     ringback_sent: bool = False
     ringback_timer: TimerHandle | None = None
-    """Re-sends the 180 to a caller waiting in a queue (RFC 3261 §13.3.1.1)."""
+    """Re-sends the 180 (or the 183 of early media) to a caller waiting in a queue (RFC
+    3261 §13.3.1.1)."""
+    early_answer: bytes | None = None
+    """The SDP answer of the 183 the platform sent (:meth:`CallManager.early_media`): the
+    caller's 200 OK repeats it."""
+    waiting: Any = None
+    """What the platform plays to the waiting caller (``stop()`` ends it and reconnects the
+    relay's legs ``a`` and ``b``): :mod:`sparklecomm.telephony.waiting`."""
     step_statuses: list[int] = field(default_factory=list)
     """Why the current hunt step's targets failed: their final statuses, 486 for an
     extension already in a call through us, 503 for a trunk at its ``max_channels``."""
@@ -1082,6 +1089,7 @@ class CallManager:
             else:
                 call.early_leg = leg
                 leg.remote_sdp = early
+                self._end_waiting(call)  # the target's own early media from now on
                 self._set_remote(call, leg.side, early)
                 forward.body = self._sdp_for(a, early)
                 forward.headers.add("Content-Type", "application/sdp")
@@ -1152,9 +1160,18 @@ class CallManager:
         if call.step_done is not None and not call.step_done.done():
             call.step_done.set_result("answered")
 
-    def _answer_caller(self, call: Call, answer: sdplib.SessionDescription | None) -> None:
-        """200 OK to the caller (repeated until its ACK), with ``answer`` anchored for it."""
+    def _answer_caller(
+        self,
+        call: Call,
+        answer: sdplib.SessionDescription | None,
+        *,
+        keep_waiting: bool = False,
+    ) -> None:
+        """200 OK to the caller (repeated until its ACK), with ``answer`` anchored for it
+        (or the answer of the platform's early media, which a 200 must repeat)."""
         self._stop_ringback(call)
+        if not keep_waiting:
+            self._end_waiting(call)
         a = call.a
         call.answered_at = self.clock.monotonic()
         self.stats["answered"] += 1
@@ -1163,7 +1180,10 @@ class CallManager:
         ok = build_response(a.invite, 200, to_tag=a.local_tag)
         ok.headers.add("Contact", a.dialog.local_contact if a.dialog else "")
         ok.headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO")
-        if answer is not None:
+        if call.early_answer is not None:
+            ok.body = call.early_answer
+            ok.headers.add("Content-Type", "application/sdp")
+        elif answer is not None:
             ok.body = self._sdp_for(a, answer)
             ok.headers.add("Content-Type", "application/sdp")
         a.state = "up"
@@ -1183,13 +1203,52 @@ class CallManager:
         call.ringback_sent = True
         self._send_ringback(call)
 
+    def early_media(self, call: Call) -> sdplib.SessionDescription | None:
+        """Answer the waiting caller's offer with the platform's own media in a 183 Session
+        Progress (early media: music on hold and announcements, RFC 3960), repeated like
+        ringback; the caller is not answered (not charged) until an agent answers.
+
+        The codec is the first of PCMU/PCMA the caller offered (plus telephone-event for
+        the keypad); the caller's offer is narrowed to that codec for everyone rung
+        afterwards, so the 200 OK can repeat the 183's answer. ``None`` (nothing sent) when
+        the call has no relay, no offer, an encrypted (SRTP) offer, or is answered or gone:
+        the caller then gets ringback as before."""
+        a = call.a
+        offer = a.remote_sdp
+        if (
+            call.media is None
+            or offer is None
+            or call.answered
+            or call.ended
+            or a.server_tx is None
+            or call.ringback_sent
+            or self._caller_gone(call)
+        ):
+            return None
+        endpoint = call.media.a
+        try:
+            answer = sdplib.answer(offer, endpoint.host, endpoint.port)
+        except sdplib.SdpError as error:
+            log.info("sip.no_early_media", call=call.id, reason=str(error))
+            return None
+        a.remote_sdp = sdplib.narrow(offer, answer)
+        call.early_answer = self._sdp_for(a, answer)
+        call.ringback_sent = True
+        self._send_ringback(call)
+        return answer
+
     def _send_ringback(self, call: Call) -> None:
         call.ringback_timer = None
         a = call.a
         tx = a.server_tx
         if call.answered or tx is None or call.ended or self._caller_gone(call):
             return
-        ringing = build_response(a.invite, 180, to_tag=a.local_tag)
+        if call.early_answer is not None:
+            ringing = build_response(a.invite, 183, to_tag=a.local_tag)
+            ringing.body = call.early_answer
+            ringing.headers.add("Content-Type", "application/sdp")
+        else:
+            ringing = build_response(a.invite, 180, to_tag=a.local_tag)
         ringing.headers.add("Contact", a.dialog.local_contact if a.dialog else "")
         self._respond(tx, ringing)
         if self.ringback_interval > 0:
@@ -1202,6 +1261,25 @@ class CallManager:
         if call.ringback_timer is not None:
             call.ringback_timer.cancel()
             call.ringback_timer = None
+
+    @staticmethod
+    def _end_waiting(call: Call) -> None:
+        """Stop what the platform plays to the caller (the relay's legs talk again)."""
+        waiting = call.waiting
+        if waiting is not None:
+            call.waiting = None
+            try:
+                waiting.stop()
+            except Exception:  # the media is best effort; the call goes on
+                log.exception("sip.waiting_stop_failed", call=call.id)
+
+    def answer_waiting(self, call: Call) -> bool:
+        """Answer a caller who hears the platform's early media, keeping it playing (a
+        caller who asked for a callback hears the confirmation, then is hung up)."""
+        if call.ended or call.answered or call.early_answer is None:
+            return False
+        self._answer_caller(call, None, keep_waiting=True)
+        return True
 
     async def ring_agent(self, call: Call, agent_id: str, extensions: Iterable[str]) -> int:
         """INVITE every registered phone of the agent's extensions; how many were rung."""
@@ -1282,6 +1360,7 @@ class CallManager:
             self._answer_caller(call, leg.remote_sdp)
             self._event(call, "call.answered", {"leg": leg.label, "agent_id": agent_id})
         else:
+            self._end_waiting(call)
             if call.media is None:
                 log.warning("sip.reconnect_without_relay", call=call.id)
             self._event(call, "call.connected", {"leg": leg.label, "agent_id": agent_id})
@@ -2375,6 +2454,7 @@ class CallManager:
             return
         call.ended = True
         self._stop_ringback(call)
+        self._end_waiting(call)
         self.calls.pop(call.id, None)
         for leg in [leg for leg in call.ringing if leg.consult]:
             self._cancel_leg(leg)

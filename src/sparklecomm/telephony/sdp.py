@@ -363,6 +363,26 @@ def anchor(
     return SessionDescription(session, media)
 
 
+def narrow(offer: SessionDescription, answer: SessionDescription) -> SessionDescription:
+    """``offer`` with its first audio stream narrowed to the formats of ``answer``'s audio
+    (and their ``a=rtpmap``/``a=fmtp`` lines): what the platform offers others once it has
+    answered the caller itself, so that whoever answers picks the codec already agreed."""
+    result = offer.copy()
+    audio = result.audio()
+    chosen = answer.audio()
+    if audio is None or chosen is None:
+        return result
+    keep = [fmt for fmt in audio.formats if fmt in chosen.formats]
+    dropped = set(audio.formats) - set(keep)
+    audio.formats = keep
+    audio.lines = [
+        (key, value)
+        for key, value in audio.lines
+        if not (key == "a" and _payload_attribute(value) in dropped)
+    ]
+    return result
+
+
 def answer(
     offer: SessionDescription, host: str, port: int, *, session_id: str = "1", version: int = 1
 ) -> SessionDescription:

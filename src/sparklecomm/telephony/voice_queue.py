@@ -351,6 +351,59 @@ class VoiceQueue:
         )
         return call
 
+    # ---- the waiting caller (music on hold, announcements, the callback key) -------------
+
+    async def _read(self, tenant_id: str, fn: Callable[[Any], Any]) -> Any:
+        """``fn(engine)`` under the tenant's lock (``None`` when routing cannot be read, or
+        ``fn`` raises: the interaction or queue is gone)."""
+        read = getattr(self.routing, "read", None)
+        if read is None:
+            return None
+        try:
+            return await run_in_threadpool(read, tenant_id, fn)
+        except Exception as exc:
+            log.info("voice.read_failed", tenant_id=tenant_id, error=str(exc))
+            return None
+
+    async def waiting_media(self, tenant_id: str, queue_id: str) -> Any:
+        """The queue's :class:`~sparklecomm.acd.model.WaitingMedia` (``None``: unknown)."""
+        return await self._read(tenant_id, lambda engine: engine.queue_config(queue_id).waiting)
+
+    async def place_in_line(self, call_id: str) -> tuple[int | None, float | None]:
+        """The waiting caller's place in line (1: next) and expected wait in seconds, as
+        routing sees them now; ``(None, None)`` once offered, connected or unknown."""
+        call = self._by_call.get(call_id)
+        if call is None or call.phase is not Phase.QUEUED or call.ringing:
+            return None, None
+        iid = call.interaction_id
+        found = await self._read(
+            call.tenant_id, lambda engine: (engine.position(iid), engine.estimated_wait(iid))
+        )
+        if not found or not found[0]:  # 0: being offered
+            return None, None
+        position, wait = found
+        return position, wait
+
+    async def request_callback(self, call_id: str, phone: str) -> bool:
+        """The waiting caller pressed the callback key: the interaction becomes a queued
+        callback to ``phone``, keeping its place in line, and the call is no longer this
+        bridge's (hanging it up abandons nothing). False when routing refuses (an agent is
+        being offered the call, the queue does not offer callbacks...)."""
+        call = self._by_call.get(call_id)
+        if call is None or call.phase is not Phase.QUEUED or call.ringing:
+            return False
+        try:
+            await self._execute(
+                call, "request_callback", interaction_id=call.interaction_id, phone=phone
+            )
+        except DomainError as exc:
+            log.info("voice.callback_refused", call_id=call_id, error=str(exc))
+            return False
+        log.info("voice.callback_requested", call_id=call_id, interaction_id=call.interaction_id)
+        call.phase = Phase.ENDED
+        self._forget(call)
+        return True
+
     async def agent_answered(self, call_id: str, agent_id: str) -> bool:
         """An agent's phone answered; True when the call is now theirs (and connected)."""
         call = self._by_call.get(call_id)

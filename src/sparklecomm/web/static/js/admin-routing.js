@@ -55,6 +55,9 @@ function edit(c) {
   form.elements.max_wait_seconds.value = c.max_wait_seconds ?? "";
   form.elements.max_wait_queue.value = c.on_max_wait?.queue_id ?? "";
   form.elements.max_wait_divert.value = c.on_max_wait?.divert_to ?? "";
+  form.elements.music_on_hold.value = c.waiting?.music_on_hold ? "on" : "";
+  form.elements.announce_every_seconds.value = c.waiting?.announce_every_seconds ?? "";
+  form.elements.callback_key.value = c.waiting?.callback_key ?? "";
   form.elements.id.disabled = true;
   form.elements.name.focus();
 }
@@ -75,6 +78,9 @@ function queueBody() {
   body.on_closed = { ...(editing?.on_closed ?? {}), queue_id: d.closed_queue || null, divert_to: d.closed_divert.trim() || null };
   body.max_wait_seconds = d.max_wait_seconds === "" ? null : Number(d.max_wait_seconds);
   body.on_max_wait = { ...(editing?.on_max_wait ?? {}), queue_id: d.max_wait_queue || null, divert_to: d.max_wait_divert.trim() || null };
+  body.waiting = { ...(editing?.waiting ?? {}), music_on_hold: d.music_on_hold === "on",
+    announce_every_seconds: d.announce_every_seconds === "" ? null : Number(d.announce_every_seconds),
+    callback_key: d.callback_key.trim() || null };
   return [d, body];
 }
 
