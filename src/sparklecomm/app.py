@@ -11,8 +11,10 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import structlog
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +29,7 @@ from sparklecomm.auth.service import AuthService, Principal, user_payload
 from sparklecomm.bus.base import EventBus, InProcessBus
 from sparklecomm.container import Services
 from sparklecomm.core.clock import Clock, SystemClock
+from sparklecomm.core.errors import InvalidInput
 from sparklecomm.customers.service import CustomerService
 from sparklecomm.events.stream import EventStream
 from sparklecomm.logging import RequestIdMiddleware
@@ -37,7 +40,7 @@ from sparklecomm.telephony import SipServer, SipServerConfig
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.call_directory import CallDirectory, SharedBus
 from sparklecomm.telephony.extensions import ExtensionService
-from sparklecomm.telephony.media.audio import PromptVoice
+from sparklecomm.telephony.media.audio import PromptVoice, load_wav
 from sparklecomm.telephony.outbound import OutboundCalls
 from sparklecomm.telephony.pbx.registration import TrunkRegistrations
 from sparklecomm.telephony.voice_queue import VoiceQueue
@@ -135,7 +138,6 @@ def build_sip_server(settings: Settings, clock: Clock, extensions: ExtensionServ
     relay, call events on the tenants' streams."""
     from starlette.concurrency import run_in_threadpool
 
-    from sparklecomm.core.errors import InvalidInput
     from sparklecomm.core.events import NewEvent
     from sparklecomm.telephony.media.relay import MediaRelay, RelayConfig
     from sparklecomm.telephony.pbx.locations import SqlLocationStore
@@ -191,6 +193,18 @@ class Health(BaseModel):
     database: str
 
 
+def _music_on_hold(path: Path | None) -> np.ndarray | None:
+    """The operator's music on hold (``None``: the built-in music). An unreadable file is
+    logged and the built-in music plays instead: callers still wait with music."""
+    if path is None:
+        return None
+    try:
+        return load_wav(path)
+    except InvalidInput as error:
+        log.error("music_on_hold_unreadable", file=str(path), error=str(error))
+        return None
+
+
 async def _sip_housekeeping(sip: SipServer, interval: float = 300.0) -> None:
     """Delete expired phone registrations now and then. Lookups already ignore them; this
     keeps the table (shared by every node) from growing with phones that went away."""
@@ -237,7 +251,9 @@ def build_app(services: Services) -> FastAPI:
             phones.attach(VoiceQueue(acd, phones, claim=getattr(services.bus, "claim", None)))
             # Queues with music on hold: early media, announcements, the callback key.
             phones.waiting_room = WaitingRoom(
-                sip.calls, voice=PromptVoice(services.settings.data_dir / "prompts")
+                sip.calls,
+                voice=PromptVoice(services.settings.data_dir / "prompts"),
+                music=_music_on_hold(services.settings.music_on_hold),
             )
             services.extra["agent_phones"] = phones
             if directory is not None:

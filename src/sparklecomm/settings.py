@@ -99,6 +99,11 @@ class Settings(BaseSettings):
         default=["SHA-256", "MD5"],
         description="Challenge order; old phones that know only MD5 need MD5 first",
     )
+    music_on_hold: Path | None = Field(
+        default=None,
+        description="A WAV file (any PCM rate, mono or stereo) that callers waiting in queues "
+        "with music on hold hear, looped; default: the platform's built-in music",
+    )
     session_ttl_hours: int = Field(default=12, ge=1)
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: int = Field(default=300, ge=1)

@@ -357,3 +357,25 @@ async def test_prompt_voice_rejects_bad_text(tmp_path: Path) -> None:
         await voice.speak("   ")
     with pytest.raises(InvalidInput, match="control"):
         await voice.speak("hello\x00there")
+
+
+def test_the_operators_music_on_hold_file_is_played_else_the_built_in_music(
+    tmp_path: Path,
+) -> None:
+    """``SPARKLECOMM_MUSIC_ON_HOLD``: a WAV file is read at start-up; a file that is not a
+    WAV leaves the built-in music (``None``) rather than stopping the server."""
+    from sparklecomm.app import _music_on_hold
+
+    tone = (np.sin(2 * np.pi * 440 * np.arange(16000) / 16000) * 8000).astype(np.int16)
+    good = tmp_path / "hold.wav"
+    with wave.open(str(good), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(tone.tobytes())
+    music = _music_on_hold(good)
+    assert music is not None and music.dtype == np.int16 and len(music) == 8000
+    bad = tmp_path / "hold.mp3"
+    bad.write_bytes(b"ID3 not a wave file")
+    assert _music_on_hold(bad) is None
+    assert _music_on_hold(None) is None

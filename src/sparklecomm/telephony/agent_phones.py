@@ -121,17 +121,15 @@ class SipAgentPhones:
         """Early media with music and announcements when the queue wants them (and the call
         allows them), else ringback. A call diverted from a queue with music keeps it."""
         manager = self.manager
-        if call.waiting is not None or self._caller_gone(call):
-            return
-        if config is not None and config.music_on_hold and self.waiting_room is not None:
+        room = self.waiting_room
+        if room is not None and config is not None and config.music_on_hold:
+            if call.waiting is not None or call.ended or call.cancelled:
+                return
             answer = manager.early_media(call)
             if answer is not None and self.queue is not None:
-                self.waiting_room.start(call, answer, config, self.queue)
+                room.start(call, answer, config, self.queue)
                 return
-        manager.ringback(call)
-
-    def _caller_gone(self, call: Call) -> bool:
-        return call.ended or call.cancelled
+        manager.ringback(call)  # nothing new for a call that has early media already
 
     # ---- calls placed for an agent (click-to-dial) --------------------------------------
 
