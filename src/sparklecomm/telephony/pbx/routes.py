@@ -3,7 +3,8 @@
 The B2BUA (call control, :mod:`sparklecomm.telephony.calls`) builds a :class:`CallRequest`
 for each new INVITE and asks the PBX (:class:`Router`) where the call goes. The answer is a
 :class:`Route`: a :class:`Hunt` (ring extensions or external numbers, step by step), a
-:class:`ToQueue` (the ACD takes over) or a :class:`Reject`. Pure data; no I/O here.
+:class:`ToQueue` (the ACD takes over), a :class:`ToIvr` (a voice menu the platform plays,
+whose answer gives the next route) or a :class:`Reject`. Pure data; no I/O here.
 
 A :class:`Hunt` is a find-me/follow-me sequence. Its steps are tried in order; each step
 rings all its targets at once (simultaneous ring group) and gives up after ``ring_seconds``.
@@ -97,10 +98,42 @@ class ToQueue:
     priority: int = 0
 
 
-Route = Hunt | ToQueue | Reject
+@dataclass(frozen=True, slots=True)
+class IvrMenu:
+    """A voice menu (IVR) as the B2BUA plays it: ``prompt`` is spoken, the caller presses
+    one of ``keys`` within ``timeout_seconds``; a wrong key or no key plays
+    ``invalid_prompt`` and the menu again, at most ``attempts`` times in all. Where each key
+    (or, after the last attempt, no valid key) leads is the dial plan's business
+    (:meth:`Router.ivr_choice`)."""
+
+    name: str
+    prompt: str
+    keys: tuple[str, ...]
+    """The keys that lead somewhere (``"1"``, ``"2"``, ``"0"``, ``"*"`` ...)."""
+    timeout_seconds: float = 5.0
+    attempts: int = 3
+    invalid_prompt: str = "Sorry, that is not a valid choice."
+
+
+@dataclass(frozen=True, slots=True)
+class ToIvr:
+    """Answer the call and play ``menu``; the caller's choice gives the next route."""
+
+    tenant_id: str
+    menu: IvrMenu
+    attributes: dict[str, str] = field(default_factory=dict)
+    """What the call carries so far (``dnis``, ``ani``, the DID's attributes, ``ivr``: the
+    choices made, e.g. ``main:2 billing:1``): passed back with the choice."""
+
+
+Route = Hunt | ToQueue | Reject | ToIvr
 
 
 class Router(Protocol):
     """Implemented by the PBX service; the B2BUA calls it once per new INVITE."""
 
     async def route(self, request: CallRequest) -> Route: ...
+
+    # Optional (the B2BUA checks with getattr): where an IVR caller's choice leads.
+    # async def ivr_choice(self, route: ToIvr, key: str | None, request: CallRequest) -> Route
+    #   ``key`` None: no valid key after the menu's last attempt (its default).
