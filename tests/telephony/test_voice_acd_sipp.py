@@ -38,9 +38,11 @@ from sparklecomm.telephony.pbx.routes import (
     CallRequest,
     Hunt,
     HuntStep,
+    IvrMenu,
     Reject,
     Route,
     Target,
+    ToIvr,
     ToQueue,
 )
 from sparklecomm.telephony.sip.timers import TimerConfig
@@ -49,6 +51,14 @@ from sparklecomm.telephony.waiting import WaitingRoom
 
 SIPP = Path(__file__).parent / "sipp"
 DID = "5550100"
+MENU_DID = "5550200"
+MAIN_MENU = IvrMenu(
+    "main",
+    "For support, press 2. For the front desk, press 3.",
+    keys=("2", "3"),
+    timeout_seconds=1.0,
+    attempts=2,
+)
 PASSWORDS = {
     "1001": "pw-1001-secret",
     "2001": "pw-2001-secret",
@@ -103,10 +113,22 @@ class DidRouter:
     async def route(self, request: CallRequest) -> Route:
         if request.dialled == DID:
             return ToQueue(self.tenant_id, "support", {"dnis": DID})
+        if request.dialled == MENU_DID:
+            return ToIvr(self.tenant_id, MAIN_MENU, {"dnis": MENU_DID})
         if request.dialled in self.config.extensions:  # e.g. a phone's own transfer
             target = Target(extension=request.dialled)
             return Hunt(self.tenant_id, (HuntStep((target,), 20.0),), description="desk")
         return Reject(404, "Not Found")
+
+    async def ivr_choice(self, route: ToIvr, key: str | None, request: CallRequest) -> Route:
+        """The menu of this test: 2 → the support queue, 3 → the front desk, else hang up."""
+        attributes = {**route.attributes, "ivr": f"{route.menu.name}:{key or '-'}"}
+        if key == "2":
+            return ToQueue(self.tenant_id, "support", attributes)
+        if key == "3":
+            target = Target(extension="2003")
+            return Hunt(self.tenant_id, (HuntStep((target,), 20.0),), description="desk")
+        return Reject(603, "Decline")
 
     async def divert(self, tenant_id: str, target: str, request: CallRequest) -> Route:
         assert tenant_id == self.tenant_id
@@ -236,9 +258,11 @@ async def register(center: Center, extension: str, contact_port: int, port: int)
     assert rc == 0, out[-2000:]
 
 
-def caller(center: Center, scenario: str | Path, *extra: str) -> asyncio.Task[tuple[int, str]]:
-    """The caller dialling the queue's DID: a scenario of ``sipp/`` by name, or a file
-    (``extra``: more SIPp arguments)."""
+def caller(
+    center: Center, scenario: str | Path, *extra: str, number: str = DID
+) -> asyncio.Task[tuple[int, str]]:
+    """The caller dialling the queue's DID (or ``number``): a scenario of ``sipp/`` by
+    name, or a file (``extra``: more SIPp arguments)."""
     path = scenario if isinstance(scenario, Path) else SIPP / scenario
     return asyncio.get_running_loop().create_task(
         sipp(
@@ -246,13 +270,13 @@ def caller(center: Center, scenario: str | Path, *extra: str) -> asyncio.Task[tu
             "-sf",
             str(path),
             "-s",
-            DID,
+            number,
             "-au",
             "1001",
             "-ap",
             PASSWORDS["1001"],
             "-auth_uri",
-            f"{DID}@{center.target}",
+            f"{number}@{center.target}",
             "-key",
             "caller",
             "1001",
@@ -644,3 +668,82 @@ async def test_music_stops_when_an_agent_answers_and_caller_and_agent_talk(
     kinds = [k for k, _ in center.call_events]
     assert "call.answered" in kinds and kinds[-1] == "call.ended"
     assert center.interaction_types().count("interaction.accepted") == 1
+
+
+# ---- voice menus (IVR) ----------------------------------------------------------------------
+
+
+async def caller_media() -> tuple[asyncio.DatagramTransport, CallerMedia]:
+    loop = asyncio.get_running_loop()
+    return await loop.create_datagram_endpoint(CallerMedia, local_addr=("127.0.0.1", 17100))
+
+
+async def test_a_caller_chooses_in_the_voice_menu_waits_with_music_and_reaches_an_agent(
+    center: Center,
+) -> None:
+    """The platform answers the call (200 with its own PCMU answer) and speaks the menu;
+    the caller presses 2: the call goes to the support queue with the choice among its
+    attributes, the caller hears music (answered callers hear no ringback), and when the
+    agent's phone answers, caller and agent talk through the relay with no second 200."""
+    world = center.world
+    agent_phone = phone("call_uas.xml", 5080, 16000)
+    await asyncio.sleep(0.3)
+    await register(center, "2001", 5080, 5070)
+    transport, media = await caller_media()
+    room = center.phones.waiting_room
+    assert room is not None
+    try:
+        call = caller(center, "menu_uac.xml", "-key", "media_listen", "17100", number=MENU_DID)
+        await wait_until(lambda: bool(room.waiting) and next(iter(room.waiting.values())).menus)
+        session = next(iter(room.waiting.values()))
+        sip_call = session.call
+        assert sip_call.platform_answered and not sip_call.answered
+        await wait_until(lambda: len(media.packets) > 20)
+        media.press(2, sip_call.media.a.port)
+        await center.wait_for("interaction.queued")
+        created = next(p for k, p in center.engine_events() if k == "interaction.created")
+        assert created["attributes"]["ivr"] == "main:2"
+        assert created["attributes"]["dnis"] == MENU_DID
+        heard = len(media.packets)
+        await wait_until(lambda: len(media.packets) > heard + 25)  # music in the queue
+        login(center, world.agent_id)
+        await wait_until(lambda: sip_call.answered, 10)
+        assert session.stopped and sip_call.media.connected("a") == "b"
+        rc, out = await call
+        assert rc == 0, out[-3000:]
+    finally:
+        transport.close()
+    rc_phone, out_phone = await agent_phone
+    assert rc_phone == 0, out_phone[-3000:]
+    choices = [d for k, d in center.call_events if k == "call.menu_choice"]
+    assert choices == [{**choices[0], "menu": "main", "key": "2"}]
+    kinds = [k for k, _ in center.call_events]
+    assert kinds.count("call.answered") == 2 and kinds[-1] == "call.ended"
+    assert center.interaction_types().count("interaction.accepted") == 1
+
+
+async def test_a_caller_who_chooses_nothing_hears_the_menu_again_then_is_hung_up(
+    center: Center,
+) -> None:
+    """No key: the invalid prompt and the menu again (two attempts), then the menu's
+    default (here a refusal): the caller, already answered, gets a BYE saying why."""
+    transport, media = await caller_media()
+    room = center.phones.waiting_room
+    assert room is not None
+    try:
+        call = caller(
+            center, "menu_uac_hung_up.xml", "-key", "media_listen", "17100", number=MENU_DID
+        )
+        await wait_until(lambda: bool(room.waiting))
+        session = next(iter(room.waiting.values()))
+        rc, out = await asyncio.wait_for(call, 40)
+        assert rc == 0, out[-3000:]
+    finally:
+        transport.close()
+    assert session.menus == 2 and session.stopped
+    assert len(media.packets) > 100  # the menu, spoken twice, reached the caller's port
+    choices = [d for k, d in center.call_events if k == "call.menu_choice"]
+    assert [c["key"] for c in choices] == [None]
+    ended = [d for k, d in center.call_events if k == "call.ended"]
+    assert ended[-1]["reason"] == "menu_rejected" and ended[-1]["status"] == 603
+    assert center.server.calls.active_calls == 0 and not room.waiting

@@ -69,10 +69,19 @@ class SipAgentPhones:
         timeout); this is only a backstop."""
         self.callback_answer_timeout = 60.0
         """How long the customer's phone may ring."""
-        self.waiting_room: WaitingRoom | None = None
-        """Music on hold and announcements for waiting callers (``None``: ringback only)."""
         self.directory: CallRecords | None = None
         """Set with several nodes: where the calls placed or queued here are recorded."""
+
+    @property
+    def waiting_room(self) -> WaitingRoom | None:
+        """Music on hold and announcements for waiting callers (``None``: ringback only):
+        the manager's, which also plays voice menus."""
+        room: WaitingRoom | None = getattr(self.manager, "waiting_room", None)
+        return room
+
+    @waiting_room.setter
+    def waiting_room(self, room: WaitingRoom | None) -> None:
+        self.manager.waiting_room = room
 
     def attach(self, queue: VoiceQueue) -> None:
         """Use ``queue`` and become the manager's queue handler and agent-leg listener."""
@@ -122,8 +131,14 @@ class SipAgentPhones:
         allows them), else ringback. A call diverted from a queue with music keeps it."""
         manager = self.manager
         room = self.waiting_room
+        if room is not None and call.waiting is not None:
+            # Answered for a voice menu, or diverted from a queue with music: the caller
+            # keeps hearing the platform, now with this queue's settings.
+            if config is not None and self.queue is not None:
+                call.waiting.enter_queue(config, self.queue)
+            return
         if room is not None and config is not None and config.music_on_hold:
-            if call.waiting is not None or call.ended or call.cancelled:
+            if call.ended or call.cancelled:
                 return
             answer = manager.early_media(call)
             if answer is not None and self.queue is not None:

@@ -45,6 +45,7 @@ from sparklecomm.telephony.pbx.routes import (
     Route,
     Router,
     Target,
+    ToIvr,
     ToQueue,
 )
 from sparklecomm.telephony.sip.dialog import Dialog, DialogState
@@ -320,6 +321,10 @@ class Call:
     early_answer: bytes | None = None
     """The SDP answer of the 183 the platform sent (:meth:`CallManager.early_media`): the
     caller's 200 OK repeats it."""
+    platform_answered: bool = False
+    """The platform itself answered the caller (a voice menu): the caller has its 200 OK
+    and hears the platform, though no party answered yet (``answered`` stays false until
+    one does)."""
     waiting: Any = None
     """What the platform plays to the waiting caller (``stop()`` ends it and reconnects the
     relay's legs ``a`` and ``b``): :mod:`sparklecomm.telephony.waiting`."""
@@ -456,6 +461,12 @@ class CallManager:
         self.ringback_interval = ringback_interval
         """Seconds between the 180s re-sent to a caller waiting in a queue."""
         self.agent_listener: AgentLegListener | None = None
+        self.waiting_room: Any = None
+        """What the platform plays to callers itself (voice menus, music on hold):
+        :class:`~sparklecomm.telephony.waiting.WaitingRoom`; ``None``: nothing (menus are
+        refused with 480, queues give ringback)."""
+        self.max_menus = 20
+        """Menus one call may go through (a caller choosing in circles is hung up)."""
         self._pending_events: deque[tuple[str, str, dict[str, Any]]] = deque()
         self._emitting = False
         self.calls: dict[str, Call] = {}
@@ -659,6 +670,8 @@ class CallManager:
             call.description = route.description
         elif isinstance(route, ToQueue):
             call.description = f"queue {route.queue_id}"
+        elif isinstance(route, ToIvr):
+            call.description = f"menu {route.menu.name}"
         self._event(call, "call.started", {"route": call.description or type(route).__name__})
         if self.relay is not None and call.media is None:
             try:
@@ -683,7 +696,62 @@ class CallManager:
                 return
             await self.queue_handler(call, route)
             return
+        if isinstance(route, ToIvr):
+            await self._menu(call, route)
+            return
         await self._hunt(call, route)
+
+    async def _menu(self, call: Call, route: ToIvr) -> None:
+        """A voice menu: the platform answers the caller with its own media and plays the
+        menu; the key pressed (``None``: no valid key after the last attempt) gives the
+        next route (``router.ivr_choice``): another menu, a queue, something to ring, or a
+        refusal (the caller is hung up). The caller hears music while what comes next rings."""
+        room = self.waiting_room
+        chooser = getattr(self.router, "ivr_choice", None)
+        if room is None or chooser is None or call.media is None:
+            log.warning("sip.menu_unavailable", call=call.id, menu=route.menu.name)
+            self._reject(call, 480, "Temporarily Unavailable (no voice menus here)", "no_menu")
+            return
+        answer = self.answer_by_platform(call)
+        if answer is None:
+            if not self._caller_gone(call):
+                self._reject(call, 488, "Not Acceptable Here", "no_menu_media")
+            return
+        self._event(call, "call.answered", {"leg": f"menu {route.menu.name}"})
+        session = call.waiting if call.waiting is not None else room.attach(call, answer)
+        request = call.request
+        next_route: Route = route
+        for _ in range(self.max_menus):
+            if not isinstance(next_route, ToIvr):
+                break
+            menu = next_route.menu
+            key = await session.menu(menu)
+            if call.ended:
+                return
+            self._event(call, "call.menu_choice", {"menu": menu.name, "key": key})
+            try:
+                next_route = await chooser(next_route, key, request)
+            except Exception as error:  # the PBX's store failed: end the call cleanly
+                log.error("sip.menu_choice_failed", call=call.id, menu=menu.name, error=str(error))
+                next_route = Reject(480, "Temporarily Unavailable")
+            if call.ended:
+                return
+        else:
+            next_route = Reject(480, "Temporarily Unavailable (too many menus)")
+        if isinstance(next_route, Reject):
+            self._reject(call, next_route.status, next_route.reason, "menu_rejected")
+            return
+        if isinstance(next_route, ToQueue):
+            call.description = f"{call.description} → queue {next_route.queue_id}"
+            if self.queue_handler is None:
+                self._reject(call, 480, "Temporarily Unavailable", "no_queue_handler")
+                return
+            await self.queue_handler(call, next_route)
+            return
+        assert isinstance(next_route, Hunt)
+        call.description = f"{call.description} → {next_route.description or 'ring'}"
+        session.hold()
+        await self._hunt(call, next_route)
 
     async def _hunt(self, call: Call, hunt: Hunt) -> None:
         # ``basis``: how the last unconditional step ended ("busy" or "no_answer"); a step
@@ -1077,8 +1145,8 @@ class CallManager:
     def _early(self, call: Call, leg: Leg, response: SipResponse) -> None:
         a = call.a
         tx = a.server_tx
-        if tx is None or call.cancelled:
-            return
+        if tx is None or call.cancelled or call.platform_answered:
+            return  # (answered by the platform: the caller hears it until a party answers)
         forward = build_response(a.invite, response.status, to_tag=a.local_tag)
         forward.headers.add("Contact", a.dialog.local_contact if a.dialog else "")
         if response.body and (call.early_leg is None or call.early_leg is leg):
@@ -1175,8 +1243,13 @@ class CallManager:
         a = call.a
         call.answered_at = self.clock.monotonic()
         self.stats["answered"] += 1
-        if a.server_tx is None:
+        if a.server_tx is None or call.platform_answered:
             return
+        self._send_ok(call, answer)
+
+    def _send_ok(self, call: Call, answer: sdplib.SessionDescription | None) -> None:
+        a = call.a
+        assert a.server_tx is not None
         ok = build_response(a.invite, 200, to_tag=a.local_tag)
         ok.headers.add("Contact", a.dialog.local_contact if a.dialog else "")
         ok.headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO")
@@ -1225,23 +1298,61 @@ class CallManager:
             or self._caller_gone(call)
         ):
             return None
+        answer = self._own_answer(call, offer)
+        if answer is not None:
+            call.ringback_sent = True
+            self._send_ringback(call)
+        return answer
+
+    def _own_answer(
+        self, call: Call, offer: sdplib.SessionDescription
+    ) -> sdplib.SessionDescription | None:
+        """The platform's answer to the caller's offer, at the relay's leg ``a``; the offer
+        is narrowed to its codec for everyone rung afterwards (``None``: no codec to
+        answer with)."""
+        a = call.a
         endpoint = call.media.a
         try:
             answer = sdplib.answer(offer, endpoint.host, endpoint.port)
         except sdplib.SdpError as error:
-            log.info("sip.no_early_media", call=call.id, reason=str(error))
+            log.info("sip.no_platform_media", call=call.id, reason=str(error))
             return None
         a.remote_sdp = sdplib.narrow(offer, answer)
         call.early_answer = self._sdp_for(a, answer)
-        call.ringback_sent = True
-        self._send_ringback(call)
+        return answer
+
+    def answer_by_platform(self, call: Call) -> sdplib.SessionDescription | None:
+        """Answer the caller (200 OK) with the platform's own media, for a voice menu: the
+        caller hears the platform until a party answers (then the relay connects them, with
+        no second 200). ``None`` when it cannot (no relay or offer, SRTP only, gone)."""
+        a = call.a
+        offer = a.remote_sdp
+        if (
+            call.media is None
+            or offer is None
+            or call.answered
+            or call.platform_answered
+            or call.ended
+            or a.server_tx is None
+            or self._caller_gone(call)
+        ):
+            return None
+        answer = self._own_answer(call, offer)
+        if answer is None:
+            return None
+        self._stop_ringback(call)
+        call.ringback_sent = True  # no 180/183 after the 200
+        self._send_ok(call, answer)
+        call.platform_answered = True
         return answer
 
     def _send_ringback(self, call: Call) -> None:
         call.ringback_timer = None
         a = call.a
         tx = a.server_tx
-        if call.answered or tx is None or call.ended or self._caller_gone(call):
+        if call.answered or call.platform_answered or tx is None or call.ended:
+            return
+        if self._caller_gone(call):
             return
         if call.early_answer is not None:
             ringing = build_response(a.invite, 183, to_tag=a.local_tag)
@@ -1383,7 +1494,7 @@ class CallManager:
             return
         for agent_id in list(call.pending_agents):
             self.drop_agent(call, agent_id)
-        if call.answered:
+        if call.answered or call.platform_answered:
             self._hangup_all(call, reason)
         else:
             for leg in list(call.ringing):
@@ -1434,6 +1545,9 @@ class CallManager:
                 self._reject(call, 480, "Temporarily Unavailable", "no_queue_handler")
                 return
             await self.queue_handler(call, route)
+            return
+        if isinstance(route, ToIvr):
+            await self._menu(call, route)
             return
         await self._hunt(call, route)
 
@@ -1652,9 +1766,11 @@ class CallManager:
                 "sip.originate_refused", target=target, status=route.status, reason=route.reason
             )
             raise OriginateRefused("dial_plan", route.status, route.reason)
-        if isinstance(route, ToQueue):
+        if isinstance(route, ToQueue | ToIvr):
             raise OriginateRefused(
-                "dial_plan", 480, "Temporarily Unavailable (a queue cannot be dialled this way)"
+                "dial_plan",
+                480,
+                "Temporarily Unavailable (a queue or voice menu cannot be dialled this way)",
             )
         if self.relay is None:
             raise OriginateRefused("no_media", 503, "Service Unavailable - No Media Relay")
@@ -2410,7 +2526,12 @@ class CallManager:
             return True
         first = call.legs.get("a")
         tx = first.server_tx if first is not None else None
-        if tx is not None and not call.answered and tx.state is not State.PROCEEDING:
+        if (
+            tx is not None
+            and not call.answered
+            and not call.platform_answered
+            and tx.state is not State.PROCEEDING
+        ):
             call.cancelled = True
             for leg in list(call.ringing):
                 self._cancel_leg(leg)
@@ -2423,6 +2544,15 @@ class CallManager:
         self._reject(call, status, reason, why)
 
     def _reject(self, call: Call, status: int, reason: str, why: str) -> None:
+        if call.platform_answered and not call.ended:
+            # The caller has its 200 already (a voice menu): hang up instead, saying why.
+            self.stats["failed"] += 1
+            for leg in list(call.ringing):
+                self._cancel_leg(leg)
+            text = "".join(ch for ch in reason if ch.isprintable() and ch not in '"\\')[:100]
+            self._bye(call.a, reason=f'SIP ;cause={status} ;text="{text}"')
+            self._finish(call, why, status=status)
+            return
         first = call.legs.get("a")
         tx = first.server_tx if first is not None else None
         if first is not None and tx is not None and not call.cancelled:
@@ -2445,7 +2575,12 @@ class CallManager:
             if leg.state == "up":
                 self._bye(leg)
         first = call.legs.get("a")
-        if not call.answered and first is not None and first.server_tx is not None:
+        if (
+            not call.answered
+            and not call.platform_answered
+            and first is not None
+            and first.server_tx is not None
+        ):
             self._respond(first.server_tx, build_response(first.invite, 500))
         self._finish(call, why)
 

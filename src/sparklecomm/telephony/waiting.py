@@ -42,6 +42,7 @@ from sparklecomm.telephony.media.player import DtmfReceiver, Playlist, RtpPlayer
 
 if TYPE_CHECKING:
     from sparklecomm.acd.model import WaitingMedia
+    from sparklecomm.telephony.pbx.routes import IvrMenu
     from sparklecomm.telephony import sdp as sdplib
     from sparklecomm.telephony.calls import Call, CallManager
 
@@ -121,7 +122,16 @@ class WaitingRoom:
         config: WaitingMedia,
         queue: WaitingQueue,
     ) -> Waiting | None:
-        """Start playing to ``call``'s caller, whose offer ``answer`` (the 183's) answered."""
+        """Start playing to ``call``'s caller, whose offer ``answer`` (the 183's) answered:
+        music, and the announcements and callback key of the queue's ``config``."""
+        waiting = self.attach(call, answer)
+        if waiting is not None:
+            waiting.enter_queue(config, queue)
+        return waiting
+
+    def attach(self, call: Call, answer: sdplib.SessionDescription) -> Waiting | None:
+        """Take over the caller's media (playing nothing yet): ``answer`` is the platform's
+        SDP answer to the caller (its codec and telephone-event payload types)."""
         audio = answer.audio()
         if call.media is None or call.ended or call.waiting is not None or audio is None:
             return None
@@ -129,9 +139,7 @@ class WaitingRoom:
         if codec is None:
             return None
         events = [int(f) for f in audio.formats[1:] if f.isdigit()]
-        waiting = Waiting(
-            self, call, config, queue, codec, int(audio.formats[0]), events[0] if events else None
-        )
+        waiting = Waiting(self, call, codec, int(audio.formats[0]), events[0] if events else None)
         call.waiting = waiting
         self.waiting[call.id] = waiting
         waiting.begin()
@@ -145,16 +153,14 @@ class Waiting:
         self,
         room: WaitingRoom,
         call: Call,
-        config: WaitingMedia,
-        queue: WaitingQueue,
         codec: str,
         payload_type: int,
         event_type: int | None,
     ) -> None:
         self.room = room
         self.call = call
-        self.config = config
-        self.queue = queue
+        self.config: WaitingMedia | None = None
+        self.queue: WaitingQueue | None = None
         self.codec = codec
         self.media = call.media
         self.player: RtpPlayer | None = None
@@ -167,19 +173,71 @@ class Waiting:
         self.announcements = 0
         """Announcements played so far."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._announcing: asyncio.Task[None] | None = None
+        self._key: asyncio.Future[str] | None = None
+        """Set while a menu waits for a key."""
+        self.menus = 0
+        """Menu prompts played so far."""
 
     def begin(self) -> None:
         send = self.media.attach("a", self._received)
         self.player = RtpPlayer(send, payload_type=self.payload_type)
-        self._play()
-        if self._announces():
-            self._spawn(self._announce())
 
-    def _announces(self) -> bool:
-        config = self.config
-        return bool(config.announce_position or config.announce_wait or config.callback_key)
+    def enter_queue(self, config: WaitingMedia, queue: WaitingQueue) -> None:
+        """The caller waits in a queue now: music, and with ``config.music_on_hold`` its
+        announcements and callback key (a caller the platform answered for a menu hears
+        music in any queue: their phone plays no ringback once answered)."""
+        self.config = config
+        self.queue = queue
+        self.hold()
+        if config.music_on_hold and (
+            config.announce_position or config.announce_wait or config.callback_key
+        ):
+            self._announcing = self._spawn(self._announce(config, queue))
+
+    def hold(self) -> None:
+        """Music only (no announcements): while what the caller chose rings."""
+        if self._announcing is not None:
+            self._announcing.cancel()
+            self._announcing = None
+        self._play()
+
+    async def menu(self, menu: IvrMenu) -> str | None:
+        """Play ``menu`` and return the valid key the caller pressed, or ``None`` after its
+        last attempt without one (a wrong key or silence plays its invalid prompt)."""
+        if self._announcing is not None:
+            self._announcing.cancel()
+            self._announcing = None
+        self.config = None  # no callback key inside a menu
+        for attempt in range(menu.attempts):
+            if self.stopped:
+                return None
+            if attempt:
+                invalid = await self.room.prompt(menu.invalid_prompt, self.codec)
+                if invalid is not None:
+                    self._play(invalid, music=False)
+                    await asyncio.sleep(len(invalid) / SAMPLE_RATE)
+            clip = await self.room.prompt(menu.prompt, self.codec)
+            seconds = 0.0
+            if clip is not None and not self.stopped:
+                self.menus += 1
+                self._play(clip, music=False)
+                seconds = len(clip) / SAMPLE_RATE
+            self._key = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(seconds + menu.timeout_seconds):
+                    key = await self._key
+            except TimeoutError:
+                continue
+            finally:
+                self._key = None
+            if key in menu.keys:
+                self._play(music=False)  # the prompt stops at the key
+                return key
+        return None
 
     def _play(self, *clips: bytes, music: bool = True) -> None:
+        """Play ``clips``, then the music on hold (or, without ``music``, nothing)."""
         if self.player is None or self.stopped:
             return
         loop = self.room.music(self.codec) if music else None
@@ -192,15 +250,25 @@ class Waiting:
     def _digit(self, digit: str) -> None:
         self.digits.append(digit)
         log.info("voice.waiting_key", call=self.call.id, key=digit)
-        if digit == self.config.callback_key and not self.callback_requested and not self.stopped:
+        if self._key is not None:
+            if not self._key.done():
+                self._key.set_result(digit)
+            return
+        config, queue = self.config, self.queue
+        if (
+            config is not None
+            and queue is not None
+            and digit == config.callback_key
+            and not self.callback_requested
+            and not self.stopped
+        ):
             self.callback_requested = True
-            self._spawn(self._callback())
+            self._spawn(self._callback(queue))
 
-    async def _announce(self) -> None:
-        config = self.config
+    async def _announce(self, config: WaitingMedia, queue: WaitingQueue) -> None:
         await asyncio.sleep(self.room.first_announcement)
         while not self.stopped:
-            position, wait = await self.queue.place_in_line(self.call.id)
+            position, wait = await queue.place_in_line(self.call.id)
             if position is None:  # being offered, connected or gone: no announcement
                 text = ""
             else:
@@ -218,9 +286,9 @@ class Waiting:
                 return
             await asyncio.sleep(config.announce_every_seconds)
 
-    async def _callback(self) -> None:
+    async def _callback(self, queue: WaitingQueue) -> None:
         call = self.call
-        done = await self.queue.request_callback(call.id, call.caller)
+        done = await queue.request_callback(call.id, call.caller)
         if self.stopped:
             return
         if not done:
@@ -239,10 +307,11 @@ class Waiting:
         await asyncio.sleep(seconds + self.room.hangup_pause)
         manager.end_call(call, "callback_requested")
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -255,6 +324,8 @@ class Waiting:
             return
         self.stopped = True
         self.room.waiting.pop(self.call.id, None)
+        if self._key is not None and not self._key.done():
+            self._key.set_result("")  # a menu waiting for a key gives up at once
         current = asyncio.current_task() if _loop_running() else None
         for task in list(self._tasks):
             if task is not current:
