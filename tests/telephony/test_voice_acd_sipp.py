@@ -747,3 +747,33 @@ async def test_a_caller_who_chooses_nothing_hears_the_menu_again_then_is_hung_up
     ended = [d for k, d in center.call_events if k == "call.ended"]
     assert ended[-1]["reason"] == "menu_rejected" and ended[-1]["status"] == 603
     assert center.server.calls.active_calls == 0 and not room.waiting
+
+
+async def test_a_menu_choice_that_rings_a_phone_plays_music_until_it_answers(
+    center: Center,
+) -> None:
+    """Key 3 rings the front desk (2003): the caller, answered by the platform, hears music
+    while the desk rings; the desk's answer connects them (no second 200 to the caller)."""
+    desk_phone = phone("call_uas.xml", 5084, 16200)
+    await asyncio.sleep(0.3)
+    await register(center, "2003", 5084, 5074)
+    transport, media = await caller_media()
+    room = center.phones.waiting_room
+    assert room is not None
+    try:
+        call = caller(center, "menu_uac.xml", "-key", "media_listen", "17100", number=MENU_DID)
+        await wait_until(lambda: bool(room.waiting) and next(iter(room.waiting.values())).menus)
+        session = next(iter(room.waiting.values()))
+        sip_call = session.call
+        media.press(3, sip_call.media.a.port)
+        await wait_until(lambda: sip_call.answered, 10)
+        assert session.stopped and sip_call.media.connected("a") == "b"
+        rc, out = await call
+        assert rc == 0, out[-3000:]
+    finally:
+        transport.close()
+    rc_desk, out_desk = await desk_phone
+    assert rc_desk == 0, out_desk[-3000:]
+    answered = [d for k, d in center.call_events if k == "call.answered"]
+    assert answered[0]["leg"] == "menu main" and answered[1]["leg"].startswith("2003 at")
+    assert center.interaction_types() == []  # no queue on this path

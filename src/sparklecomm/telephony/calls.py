@@ -2549,8 +2549,7 @@ class CallManager:
             self.stats["failed"] += 1
             for leg in list(call.ringing):
                 self._cancel_leg(leg)
-            text = "".join(ch for ch in reason if ch.isprintable() and ch not in '"\\')[:100]
-            self._bye(call.a, reason=f'SIP ;cause={status} ;text="{text}"')
+            self._bye(call.a, reason=_reason_value(status, reason))
             self._finish(call, why, status=status)
             return
         first = call.legs.get("a")
@@ -2561,10 +2560,9 @@ class CallManager:
             # A call we placed: the agent's answered phone hangs up, told why (RFC 3326).
             for leg in list(call.ringing):
                 self._cancel_leg(leg)
-            text = "".join(ch for ch in reason if ch.isprintable() and ch not in '"\\')[:100]
             for leg in list(call.legs.values()):
                 if leg.state == "up":
-                    self._bye(leg, reason=f'SIP ;cause={status} ;text="{text}"')
+                    self._bye(leg, reason=_reason_value(status, reason))
         self.stats["failed"] += 1
         self._finish(call, why, status=status)
 
@@ -2708,6 +2706,12 @@ def _contact(host: str, port: int, peer: Peer, *, secure: bool = False) -> str:
         return f"<sips:{format_host(host)}:{port}>"
     transport = "" if peer.transport.upper() == "UDP" else f";transport={peer.transport.lower()}"
     return f"<sip:{format_host(host)}:{port}{transport}>"
+
+
+def _reason_value(status: int, reason: str) -> str:
+    """A Reason header (RFC 3326) for a BYE that says why: ``SIP ;cause=480 ;text="..."``."""
+    text = "".join(ch for ch in reason if ch.isprintable() and ch not in '"\\')[:100]
+    return f'SIP ;cause={status} ;text="{text}"'
 
 
 def _reason_response(request: SipRequest, status: int, detail: str) -> SipResponse:

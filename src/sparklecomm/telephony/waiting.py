@@ -42,9 +42,9 @@ from sparklecomm.telephony.media.player import DtmfReceiver, Playlist, RtpPlayer
 
 if TYPE_CHECKING:
     from sparklecomm.acd.model import WaitingMedia
-    from sparklecomm.telephony.pbx.routes import IvrMenu
     from sparklecomm.telephony import sdp as sdplib
     from sparklecomm.telephony.calls import Call, CallManager
+    from sparklecomm.telephony.pbx.routes import IvrMenu
 
 log = structlog.get_logger("sparklecomm.telephony.waiting")
 
