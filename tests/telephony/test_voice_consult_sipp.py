@@ -38,6 +38,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 center = test_voice_acd_sipp.center  # the fixture: SIP server, relay, routing, bridge
 
 CALLER_RTP, OWNER_RTP, CONSULTED_RTP = 31000, 31002, 31004
+PHONE_PORTS = (CALLER_RTP, OWNER_RTP, CONSULTED_RTP)
 
 
 def scenarios(tmp: Path) -> tuple[Path, Path]:
@@ -137,6 +138,7 @@ class Phone:
         self.sock.setblocking(False)
         self.ssrc = port
         self.seq = 0
+        self.music = 0
 
     def send(self, relay_port: int, count: int = 5) -> None:
         for _ in range(count):
@@ -150,13 +152,17 @@ class Phone:
             self.sock.sendto(packet, ("127.0.0.1", relay_port))
 
     def received(self) -> list[str]:
-        """Whose packets arrived since the last call (by the sender's name in the payload)."""
+        """Whose packets arrived since the last call (by the sender's name in the payload);
+        the platform's music on hold (its own SSRC, no phone's) is counted in ``music``."""
         out = []
         while True:
             try:
                 data = self.sock.recv(2048)
             except BlockingIOError:
                 return out
+            if int.from_bytes(data[8:12], "big") not in PHONE_PORTS:
+                self.music += 1
+                continue
             out.append(data[12:].rstrip(b"\xff").decode())
 
     def close(self) -> None:
@@ -278,6 +284,8 @@ async def test_warm_transfer_switches_the_media(center: Center, tmp_path: Path) 
             "owner": [],
             "consulted": [],
         }
+        # On hold, the caller hears the platform's music (and only the caller does).
+        assert caller.music > 10 and owner.music == consulted.music == 0
 
         # Warm transfer from the owner's desktop: caller <-> consulted agent, owner hung up.
         await asyncio.to_thread(
@@ -307,6 +315,10 @@ async def test_warm_transfer_switches_the_media(center: Center, tmp_path: Path) 
         }
         assert call.b is not None and call.b.agent_id == OTHER
         assert media.b.port == c_port  # the consulted phone's relay leg is the call's b now
+        heard = caller.music
+        await asyncio.sleep(0.3)
+        caller.received()
+        assert caller.music == heard and call.waiting is None  # the music stopped
 
         # The new owner completes on the desktop: both remaining legs get BYE.
         await asyncio.to_thread(

@@ -1586,6 +1586,7 @@ class CallManager:
             return 0
         call.consult_agent = agent_id
         media.connect(None)  # the caller on hold, the owner hears nothing while it rings
+        self._hold_music(call, owner.remote_sdp)
         rung = 0
         for number in extensions:
             if call.ended or call.consult_agent != agent_id:
@@ -1633,11 +1634,22 @@ class CallManager:
         self._event(call, "call.consult_connected", {"leg": leg.label, "agent_id": agent_id})
         return True
 
+    def _hold_music(self, call: Call, description: sdplib.SessionDescription) -> None:
+        """Music on hold for the caller while an agent consults (``description``: the SDP
+        of the caller's stream, for its codec); it ends when the caller talks again."""
+        room = self.waiting_room
+        if room is None or call.waiting is not None:
+            return
+        session = room.attach(call, description)
+        if session is not None:
+            session.hold()
+
     def consult_reconnect(self, call: Call) -> None:
         """The consultation is over: caller and owner talk again."""
         owner = call.legs.get("b")
         if call.ended or call.media is None or owner is None or owner.state != "up":
             return
+        self._end_waiting(call)
         if getattr(call.media, "c", None) is not None:
             call.media.connect("a", "b")
 
@@ -1661,6 +1673,7 @@ class CallManager:
         if call.ended or leg is None or leg.agent_id != agent_id or leg.state != "up":
             return False
         media = call.media
+        self._end_waiting(call)
         media.connect("a", "c")
         media.swap("b", "c")
         call.consult_leg = None

@@ -319,7 +319,8 @@ class Waiting:
             log.error("voice.waiting_failed", call=self.call.id, error=repr(task.exception()))
 
     def stop(self) -> None:
-        """Stop playing and listening; the relay's legs ``a`` and ``b`` talk again."""
+        """Stop playing and listening; the relay's legs ``a`` and ``b`` talk again (unless
+        ``b`` talks to ``c``: a consultation, which the caller of this method ends)."""
         if self.stopped:
             return
         self.stopped = True
@@ -336,7 +337,8 @@ class Waiting:
         if not getattr(media, "closed", False):
             with contextlib.suppress(Exception):
                 media.detach("a")
-                media.connect("a", "b")
+                if media.connected("b") is None:  # (while consulting, b talks to c)
+                    media.connect("a", "b")
 
 
 def _loop_running() -> bool:
