@@ -777,3 +777,27 @@ async def test_a_menu_choice_that_rings_a_phone_plays_music_until_it_answers(
     answered = [d for k, d in center.call_events if k == "call.answered"]
     assert answered[0]["leg"] == "menu main" and answered[1]["leg"].startswith("2003 at")
     assert center.interaction_types() == []  # no queue on this path
+
+
+async def test_a_caller_who_chose_a_queue_and_hangs_up_while_waiting_is_abandoned(
+    center: Center,
+) -> None:
+    """Nobody is logged in: after choosing the support queue the caller waits with music
+    and hangs up (BYE, having been answered by the platform): routing counts an abandon."""
+    transport, media = await caller_media()
+    room = center.phones.waiting_room
+    assert room is not None
+    try:
+        call = caller(center, "menu_uac.xml", "-key", "media_listen", "17100", number=MENU_DID)
+        await wait_until(lambda: bool(room.waiting) and next(iter(room.waiting.values())).menus)
+        session = next(iter(room.waiting.values()))
+        media.press(2, session.call.media.a.port)
+        await center.wait_for("interaction.queued")
+        rc, out = await call
+        assert rc == 0, out[-3000:]
+    finally:
+        transport.close()
+    await center.wait_for("interaction.abandoned")
+    ended = [d for k, d in center.call_events if k == "call.ended"]
+    assert ended[-1]["reason"] == "caller_hangup"
+    assert center.server.calls.active_calls == 0 and not room.waiting

@@ -2224,12 +2224,17 @@ class CallManager:
             # A BYE in an early dialog: the caller gave up.
             for ringing in list(call.ringing):
                 self._cancel_leg(ringing)
-            if call.a.server_tx is not None and leg.side == "a":
+            answered_here = call.platform_answered  # (a voice menu: the caller had a 200)
+            if call.a.server_tx is not None and leg.side == "a" and not answered_here:
                 self._respond(call.a.server_tx, build_response(call.a.invite, 487))
             call.cancelled = True
             if call.step_done is not None and not call.step_done.done():
                 call.step_done.set_result("cancelled")
-            self._finish(call, "agent_hangup" if call.placed is not None else "cancelled")
+            if call.placed is not None:
+                reason = "agent_hangup"
+            else:
+                reason = "caller_hangup" if answered_here else "cancelled"
+            self._finish(call, reason)
             return
         self._bye(other)
         if call.placed is not None and leg.side == "a":
