@@ -15,6 +15,9 @@ and caches, and :func:`decide` is what it runs for every new INVITE. The rules, 
   tenant (none by default) and sent through the rule's trunk.
 * A DID that follows business hours goes to its *closed* destination while they are closed
   (none set: ``480`` "closed"); queues then also get the attribute ``hours=closed``.
+* A DID may lead to a voice menu (``ivr:NAME``): the platform plays it (:class:`ToIvr`) and
+  :func:`ivr_choice` decides where the caller's key (or no key) leads; the keys pressed
+  travel in the attribute ``ivr`` (``main:2 billing:1``).
 
 :func:`divert` decides where a queue sends a waiting caller it diverts (the queue's
 ``divert_to``: an extension, a ring group or a number, see :data:`DIVERT_KINDS`).
@@ -35,13 +38,21 @@ from sparklecomm.telephony.pbx.routes import (
     CallRequest,
     Hunt,
     HuntStep,
+    IvrMenu,
     Reject,
     Route,
     Target,
+    ToIvr,
     ToQueue,
 )
 
-DESTINATION_KINDS = ("extension", "ring_group", "queue", "reject")
+DESTINATION_KINDS = ("extension", "ring_group", "queue", "ivr", "reject")
+#: Where a voice menu's key (or its default) may lead: a DID's destinations and an outside
+#: number (``number:+4930…``, dialled through the dial rules).
+IVR_DESTINATION_KINDS = ("extension", "ring_group", "queue", "ivr", "number", "reject")
+#: The keys of a phone's keypad (RFC 4733 events 0-11).
+DTMF_KEYS = "0123456789*#"
+DEFAULT_INVALID_PROMPT = "Sorry, that is not a valid choice."
 FALLBACK_KINDS = ("extension", "ring_group", "reject")
 RING_MODES = ("simultaneous", "sequential")
 RULE_ACTIONS = ("allow", "deny")
@@ -68,13 +79,20 @@ DIVERT_KINDS = ("extension", "ring_group", "number", "voicemail")
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    """Where a DID or a ring group's fallback goes: ``kind`` and its ``value``."""
+    """Where a DID, a ring group's fallback or a voice menu's key goes: ``kind`` and its
+    ``value``."""
 
-    kind: str  # extension | ring_group | queue | reject
+    kind: str  # extension | ring_group | queue | ivr | number | reject
     value: str = ""
 
     def describe(self) -> str:
         return self.kind if self.kind == "reject" else f"{self.kind}:{self.value}"
+
+    @classmethod
+    def of(cls, text: str) -> Destination:
+        """The destination of its stored form ``kind:value`` (or ``reject``)."""
+        kind, _, value = text.partition(":")
+        return cls(kind, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +112,31 @@ class RingGroupConfig:
     mode: str = "simultaneous"
     ring_seconds: float = 20.0
     fallback: Destination = field(default_factory=lambda: Destination("reject"))
+
+
+@dataclass(frozen=True, slots=True)
+class IvrMenuConfig:
+    """A voice menu: ``prompt`` is spoken, each key of ``options`` leads to a destination;
+    a caller who presses no valid key within ``attempts`` goes to ``default``."""
+
+    name: str
+    prompt: str
+    options: Mapping[str, Destination]
+    timeout_seconds: float = 5.0
+    attempts: int = 3
+    invalid_prompt: str = DEFAULT_INVALID_PROMPT
+    default: Destination = field(default_factory=lambda: Destination("reject"))
+
+    def menu(self) -> IvrMenu:
+        """The menu as the platform plays it."""
+        return IvrMenu(
+            name=self.name,
+            prompt=self.prompt,
+            keys=tuple(sorted(self.options)),
+            timeout_seconds=self.timeout_seconds,
+            attempts=self.attempts,
+            invalid_prompt=self.invalid_prompt,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +192,8 @@ class PbxConfig:
     settings: Mapping[str, CallSettings] = field(default_factory=dict)
     dids: Mapping[str, DidConfig] = field(default_factory=dict)
     ring_groups: Mapping[str, RingGroupConfig] = field(default_factory=dict)
+    menus: Mapping[str, IvrMenuConfig] = field(default_factory=dict)
+    """Voice menus by name."""
     trunks: Mapping[str, TrunkConfig] = field(default_factory=dict)
     dial_rules: tuple[DialRule, ...] = ()
     blocked: tuple[str, ...] = ()
@@ -377,6 +422,14 @@ def _to_destination(planner: _Planner, did: DidConfig, ani: str, at: datetime | 
         return ToQueue(
             tenant_id=planner.config.tenant_id, queue_id=dest.value, attributes=attributes
         )
+    if dest.kind == "ivr":
+        menu = planner.config.menus.get(dest.value)
+        if menu is None:
+            return _menu_gone(dest.value)
+        attributes = {**did.attributes, "dnis": did.number, "ani": ani}
+        if closed:
+            attributes["hours"] = "closed"
+        return ToIvr(tenant_id=planner.config.tenant_id, menu=menu.menu(), attributes=attributes)
     if dest.kind == "reject":
         return DECLINED
     steps, final = planner.destination_steps(dest, 0)
@@ -495,3 +548,66 @@ def divert_problem(config: PbxConfig, target: str) -> str | None:
     if not isinstance(route, Reject) or route is NO_VOICEMAIL or route.status == 486:
         return None  # routable (an extension in DND now is still a good target)
     return f"{target} cannot be reached: {route.reason} ({route.status})"
+
+
+def _menu_gone(name: str) -> Reject:
+    return Reject(480, f"Temporarily Unavailable (no voice menu {name})")
+
+
+def ivr_choice(
+    config: PbxConfig,
+    route: ToIvr,
+    key: str | None,
+    request: CallRequest,
+    at: datetime | None = None,
+) -> Route:
+    """Where the caller of a voice menu goes after pressing ``key`` (None: no valid key
+    after the menu's last attempt). The menu is read again from ``config`` (it may have
+    changed while the caller listened; gone: ``480``). A key the menu does not offer (or
+    none) takes its default. The choice is added to the attribute ``ivr`` (``main:2``;
+    ``main:-`` for the default), which a queue reached afterwards gets with the call's
+    other attributes (``dnis``, ``ani`` ...). An extension or ring group is rung as a DID to
+    it would ring it; ``number:N`` goes out through the dial rules (``at``: kept for
+    symmetry with :func:`decide`; the menu itself does not follow business hours)."""
+    del at  # the destinations of a menu do not depend on the time (yet)
+    if route.tenant_id != config.tenant_id:
+        return Reject(403, "Forbidden (wrong organisation)")
+    name = route.menu.name
+    menu = config.menus.get(name)
+    if menu is None:
+        return _menu_gone(name)
+    dest = menu.options.get(key) if key is not None else None
+    if dest is None:
+        dest, label = menu.default, "-"
+    else:
+        label = key or "-"
+    path = f"{route.attributes.get('ivr', '')} {name}:{label}".strip()
+    attributes = {**route.attributes, "ivr": path}
+    tenant = config.tenant_id
+    if dest.kind == "queue":
+        return ToQueue(tenant_id=tenant, queue_id=dest.value, attributes=attributes)
+    if dest.kind == "ivr":
+        other = config.menus.get(dest.value)
+        if other is None:
+            return _menu_gone(dest.value)
+        return ToIvr(tenant_id=tenant, menu=other.menu(), attributes=attributes)
+    if dest.kind == "reject":
+        return DECLINED
+    planner = _Planner(config, request)
+    if request.extension is not None:
+        planner.visited.add(request.extension)  # never ring the caller back
+    description = f"voice menu {name} key {label} → {dest.describe()}"
+    if dest.kind == "number":
+        number = normalise_number(dest.value)
+        if number in config.extensions or number in config.ring_groups:
+            steps, final = planner.target_steps(number, -1)
+        else:
+            external = planner.outbound(number)
+            if isinstance(external, Reject):
+                return external
+            steps, final = [HuntStep((external,), 120.0)], None
+        return planner.hunt(steps, final, description)
+    if dest.kind in ("extension", "ring_group"):
+        steps, final = planner.destination_steps(dest, 0)
+        return planner.hunt(steps, final, description)
+    return Reject(480, f"Temporarily Unavailable (unknown destination {dest.describe()!r})")
