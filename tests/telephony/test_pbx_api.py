@@ -77,6 +77,7 @@ def test_roles_agents_get_403_supervisors_read_admins_change(
         "/telephony/extensions",
         "/telephony/dids",
         "/telephony/ring-groups",
+        "/telephony/ivr-menus",
         "/telephony/trunks",
         "/telephony/blocked-numbers",
         "/telephony/dial-rules",
@@ -484,6 +485,7 @@ def test_openapi_documents_the_pbx_routes(client: TestClient) -> None:
     for path in (
         "/api/v1/telephony/dids",
         "/api/v1/telephony/ring-groups/{name}",
+        "/api/v1/telephony/ivr-menus/{name}",
         "/api/v1/telephony/trunks/{name}",
         "/api/v1/telephony/extensions/{number}/call-settings",
         "/api/v1/telephony/blocked-numbers",

@@ -1,5 +1,5 @@
-"""HTTP routes of the PBX: extensions, DIDs, business hours, ring groups, trunks, call
-settings, blocked numbers and dial rules, under ``/api/v1/telephony``.
+"""HTTP routes of the PBX: extensions, DIDs, business hours, ring groups, voice menus (IVR),
+trunks, call settings, blocked numbers and dial rules, under ``/api/v1/telephony``.
 
 Supervisors read, administrators change. Every change is audited and appears on the event
 stream (``pbx.did.created`` ...). A trunk's password is write-only.
@@ -19,12 +19,17 @@ from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.call_directory import CallDirectory, check_reached, may_hang_up
 from sparklecomm.telephony.calls import OriginateRefused
 from sparklecomm.telephony.extensions import ExtensionService, extension_payload
-from sparklecomm.telephony.pbx.dialplan import DIALLABLE_RE, normalise_number
+from sparklecomm.telephony.pbx.dialplan import (
+    DEFAULT_INVALID_PROMPT,
+    DIALLABLE_RE,
+    normalise_number,
+)
 from sparklecomm.telephony.pbx.service import (
     PbxService,
     blocked_payload,
     did_payload,
     hours_payload,
+    ivr_menu_payload,
     ring_group_payload,
     trunk_payload,
 )
@@ -98,7 +103,7 @@ def update_extension(
 
 @router.delete("/extensions/{number}", status_code=204)
 def delete_extension(number: Number, principal: Admin, svc: ServicesDep) -> Response:
-    """Refused (409) while a DID or a ring group points at the extension."""
+    """Refused (409) while a DID, a ring group or a voice menu points at the extension."""
     pbx(svc).do_delete_extension(principal.tenant_id, principal.actor, number)
     return Response(status_code=204)
 
@@ -159,7 +164,8 @@ class DidIn(Strict):
     number: str = Field(max_length=40, description="The inbound number, e.g. +4930123456")
     destination: str = Field(
         max_length=120,
-        description="extension:1001, ring_group:sales, queue:support or reject",
+        description="extension:1001, ring_group:sales, queue:support, ivr:main (a voice "
+        "menu) or reject",
     )
     attributes: dict[str, Scalar] = Field(
         default_factory=dict, description="Interaction attributes for the ACD (campaign ...)"
@@ -334,6 +340,70 @@ def replace_ring_group(
 @router.delete("/ring-groups/{name}", status_code=204)
 def delete_ring_group(name: Name, principal: Admin, svc: ServicesDep) -> Response:
     pbx(svc).do_delete_ring_group(principal.tenant_id, principal.actor, name)
+    return Response(status_code=204)
+
+
+# -- voice menus (IVR) -----------------------------------------------------------------------
+class IvrMenuBody(Strict):
+    prompt: str = Field(max_length=1000, description="What the caller hears (spoken), 1-1000")
+    options: dict[str, str] = Field(
+        description='Key → destination: {"1": "queue:sales", "2": "ivr:billing"}; keys 0-9, * '
+        "and #; destinations extension:N, ring_group:NAME, queue:ID, ivr:NAME, number:N, "
+        "reject"
+    )
+    timeout_seconds: float = Field(default=5.0, description="Wait for a key, 1-60 s")
+    attempts: int = Field(default=3, description="Times the menu is played at most, 1-10")
+    invalid_prompt: str = Field(
+        default=DEFAULT_INVALID_PROMPT,
+        max_length=1000,
+        description="Spoken after a wrong key or none, before the menu again",
+    )
+    default: str = Field(
+        default="reject",
+        max_length=120,
+        description="Where a caller goes who pressed no valid key after the last attempt",
+    )
+
+
+class IvrMenuIn(IvrMenuBody):
+    name: str = Field(max_length=50)
+
+
+@router.get("/ivr-menus")
+def list_ivr_menus(principal: Supervisor, svc: ServicesDep) -> list[dict[str, Any]]:
+    """The organisation's voice menus."""
+    return [ivr_menu_payload(m) for m in pbx(svc).ivr_menus(principal.tenant_id)]
+
+
+@router.post("/ivr-menus", status_code=201)
+def create_ivr_menu(body: IvrMenuIn, principal: Admin, svc: ServicesDep) -> dict[str, Any]:
+    """Create a voice menu (409 when the name is taken)."""
+    menu = pbx(svc).do_save_ivr_menu(
+        principal.tenant_id, principal.actor, **body.model_dump(), create=True
+    )
+    return ivr_menu_payload(menu)
+
+
+@router.get("/ivr-menus/{name}")
+def get_ivr_menu(name: Name, principal: Supervisor, svc: ServicesDep) -> dict[str, Any]:
+    return ivr_menu_payload(pbx(svc).ivr_menu(principal.tenant_id, name))
+
+
+@router.put("/ivr-menus/{name}")
+def put_ivr_menu(
+    name: Name, body: IvrMenuBody, principal: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    """Create the voice menu ``name`` or replace all its settings."""
+    menu = pbx(svc).do_save_ivr_menu(
+        principal.tenant_id, principal.actor, name=name, **body.model_dump(), create=None
+    )
+    return ivr_menu_payload(menu)
+
+
+@router.delete("/ivr-menus/{name}", status_code=204)
+def delete_ivr_menu(name: Name, principal: Admin, svc: ServicesDep) -> Response:
+    """Refused (409) while a DID or another voice menu leads to it."""
+    pbx(svc).do_delete_ivr_menu(principal.tenant_id, principal.actor, name)
     return Response(status_code=204)
 
 

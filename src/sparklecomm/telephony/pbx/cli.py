@@ -1,4 +1,4 @@
-"""``sparklecomm did|hours|trunk|ringgroup|block|dialrule ...`` and ``sparklecomm extension
+"""``sparklecomm did|hours|trunk|ringgroup|ivr|block|dialrule ...`` and ``sparklecomm extension
 forward|dnd|auto-answer``: PBX configuration from the command line, straight on the database (like
 ``sparklecomm extension add``).
 
@@ -24,6 +24,9 @@ hours_app = typer.Typer(
 )
 trunk_app = typer.Typer(help="Carrier SIP trunks.", no_args_is_help=True)
 ringgroup_app = typer.Typer(help="Ring groups (several extensions).", no_args_is_help=True)
+ivr_app = typer.Typer(
+    help="Voice menus (IVR): a spoken prompt, and where each key leads.", no_args_is_help=True
+)
 block_app = typer.Typer(help="Blocked inbound callers.", no_args_is_help=True)
 dialrule_app = typer.Typer(
     help="Outbound dial rules (no rule: no outbound calls).", no_args_is_help=True
@@ -70,7 +73,9 @@ def did_add(
     number: Annotated[str, typer.Argument(help="Inbound number, e.g. +4930123456")],
     to: Annotated[
         str,
-        typer.Option("--to", help="extension:1001, ring-group:sales, queue:support or reject"),
+        typer.Option(
+            "--to", help="extension:1001, ring-group:sales, queue:support, ivr:main or reject"
+        ),
     ],
     tenant: Tenant = "demo",
     attr: Annotated[
@@ -86,7 +91,8 @@ def did_add(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Route an inbound number to an extension, a ring group, a queue, or reject it."""
+    """Route an inbound number to an extension, a ring group, a queue, a voice menu, or
+    reject it."""
     from sparklecomm.telephony.pbx.service import did_payload
 
     with _cli()._errors():
@@ -413,11 +419,91 @@ def ringgroup_list(tenant: Tenant = "demo", as_json: JsonFlag = False) -> None:
 
 @ringgroup_app.command("remove")
 def ringgroup_remove(name: str, tenant: Tenant = "demo") -> None:
-    """Remove a ring group (refused while a DID or another group uses it)."""
+    """Remove a ring group (refused while a DID, another group or a voice menu uses it)."""
     with _cli()._errors():
         pbx, tenant_id = _pbx(tenant)
         pbx.do_delete_ring_group(tenant_id, Actor.cli(), name)
         typer.echo(f"removed ring group {name}")
+
+
+# -- voice menus (IVR) -----------------------------------------------------------------------
+def _options(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, dest = pair.partition("=")
+        if not sep or not key.strip() or not dest.strip():
+            raise InvalidInput(
+                f"option {pair!r} must be KEY=DESTINATION, e.g. 1=queue:sales", field="option"
+            )
+        if key.strip() in out:
+            raise InvalidInput(f"key {key.strip()} is given twice", field="option")
+        out[key.strip()] = dest.strip()
+    return out
+
+
+def _ivr_line(data: dict[str, Any]) -> str:
+    keys = ", ".join(f"{k}→{v}" for k, v in data["options"].items())
+    return f"voice menu {data['name']}: {keys}; no choice → {data['default']}"
+
+
+@ivr_app.command("set")
+def ivr_set(
+    name: Annotated[str, typer.Argument(help="A name such as main")],
+    prompt: Annotated[str, typer.Option("--prompt", help="What the caller hears (spoken)")],
+    option: Annotated[
+        list[str],
+        typer.Option("--option", help="KEY=DESTINATION, e.g. 1=queue:sales or 2=ivr:billing"),
+    ],
+    tenant: Tenant = "demo",
+    default: Annotated[
+        str, typer.Option("--default", help="Where callers go who press no valid key")
+    ] = "reject",
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for a key")] = 5.0,
+    attempts: Annotated[int, typer.Option("--attempts", help="Times the menu is played")] = 3,
+    invalid_prompt: Annotated[
+        str | None, typer.Option("--invalid-prompt", help="Spoken after a wrong key or none")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a voice menu, or replace every setting of an existing one."""
+    from sparklecomm.telephony.pbx.dialplan import DEFAULT_INVALID_PROMPT
+    from sparklecomm.telephony.pbx.service import ivr_menu_payload
+
+    with _cli()._errors():
+        pbx, tenant_id = _pbx(tenant)
+        menu = pbx.do_save_ivr_menu(
+            tenant_id,
+            Actor.cli(),
+            name=name,
+            prompt=prompt,
+            options=_options(option),
+            timeout_seconds=timeout,
+            attempts=attempts,
+            invalid_prompt=DEFAULT_INVALID_PROMPT if invalid_prompt is None else invalid_prompt,
+            default=default,
+        )
+        data = ivr_menu_payload(menu)
+        _emit(as_json, data, [_ivr_line(data)])
+
+
+@ivr_app.command("list")
+def ivr_list(tenant: Tenant = "demo", as_json: JsonFlag = False) -> None:
+    """List voice menus."""
+    from sparklecomm.telephony.pbx.service import ivr_menu_payload
+
+    with _cli()._errors():
+        pbx, tenant_id = _pbx(tenant)
+        rows = [ivr_menu_payload(m) for m in pbx.ivr_menus(tenant_id)]
+        _emit(as_json, rows, [_ivr_line(r) for r in rows])
+
+
+@ivr_app.command("remove")
+def ivr_remove(name: str, tenant: Tenant = "demo") -> None:
+    """Remove a voice menu (refused while a DID or another menu leads to it)."""
+    with _cli()._errors():
+        pbx, tenant_id = _pbx(tenant)
+        pbx.do_delete_ivr_menu(tenant_id, Actor.cli(), name)
+        typer.echo(f"removed voice menu {name}")
 
 
 # -- blocked numbers -------------------------------------------------------------------------
@@ -600,6 +686,7 @@ def register(app: typer.Typer, extension_app: typer.Typer) -> None:
     app.add_typer(hours_app, name="hours")
     app.add_typer(trunk_app, name="trunk")
     app.add_typer(ringgroup_app, name="ringgroup")
+    app.add_typer(ivr_app, name="ivr")
     app.add_typer(block_app, name="block")
     app.add_typer(dialrule_app, name="dialrule")
     extension_app.command("forward")(extension_forward)

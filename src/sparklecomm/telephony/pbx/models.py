@@ -1,10 +1,10 @@
-"""Tables of the PBX: DIDs, ring groups, trunks, call settings, blocked numbers, dial rules,
-business hours.
+"""Tables of the PBX: DIDs, ring groups, voice menus, trunks, call settings, blocked numbers,
+dial rules, business hours.
 
 Every row belongs to one tenant. A DID's number is unique across the platform (a carrier
-delivers it to exactly one organisation); names of ring groups and trunks are unique within
-a tenant. A trunk's password is stored encrypted (:mod:`sparklecomm.telephony.pbx.secrets`)
-and is never returned by the API.
+delivers it to exactly one organisation); names of ring groups, voice menus and trunks are
+unique within a tenant. A trunk's password is stored encrypted
+(:mod:`sparklecomm.telephony.pbx.secrets`) and is never returned by the API.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     false,
 )
@@ -34,7 +35,9 @@ class Did(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"), index=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
-    destination_kind: Mapped[str] = mapped_column(String(20))  # extension|ring_group|queue|reject
+    destination_kind: Mapped[str] = mapped_column(
+        String(20)
+    )  # extension|ring_group|queue|ivr|reject
     destination: Mapped[str] = mapped_column(String(100), default="")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     description: Mapped[str] = mapped_column(String(200), default="")
@@ -75,6 +78,27 @@ class RingGroup(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_pbx_ring_groups_name"),)
+
+
+class IvrMenuRow(Base):
+    """A voice menu (IVR): a spoken prompt and where each key leads (``options``: key →
+    destination text such as ``queue:sales``); ``default_destination`` takes a caller who
+    pressed no valid key after the last attempt."""
+
+    __tablename__ = "pbx_ivr_menus"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"), index=True)
+    name: Mapped[str] = mapped_column(String(50))
+    prompt: Mapped[str] = mapped_column(Text)
+    options: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    timeout_seconds: Mapped[float] = mapped_column(Float, default=5.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=3)
+    invalid_prompt: Mapped[str] = mapped_column(Text)
+    default_destination: Mapped[str] = mapped_column(String(120), default="reject")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_pbx_ivr_menus_name"),)
 
 
 class Trunk(Base):

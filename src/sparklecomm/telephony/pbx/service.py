@@ -41,9 +41,12 @@ from sparklecomm.telephony.extensions import Extension, ExtensionService, extens
 from sparklecomm.telephony.pbx.crypto import SecretBox
 from sparklecomm.telephony.pbx.dialplan import (
     AUTH_REQUIRED,
+    DEFAULT_INVALID_PROMPT,
     DESTINATION_KINDS,
     DIALLABLE_RE,
+    DTMF_KEYS,
     FALLBACK_KINDS,
+    IVR_DESTINATION_KINDS,
     RING_MODES,
     RULE_ACTIONS,
     CallSettings,
@@ -51,12 +54,14 @@ from sparklecomm.telephony.pbx.dialplan import (
     DialRule,
     DidConfig,
     FollowMeStep,
+    IvrMenuConfig,
     PbxConfig,
     RingGroupConfig,
     TrunkConfig,
     decide,
     divert,
     divert_problem,
+    ivr_choice,
     normalise_number,
 )
 from sparklecomm.telephony.pbx.fraud import FraudGuard
@@ -66,10 +71,11 @@ from sparklecomm.telephony.pbx.models import (
     CallSettingsRow,
     DialRuleRow,
     Did,
+    IvrMenuRow,
     RingGroup,
     Trunk,
 )
-from sparklecomm.telephony.pbx.routes import CallRequest, Reject, Route
+from sparklecomm.telephony.pbx.routes import CallRequest, Reject, Route, ToIvr
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +93,11 @@ MAX_ATTRIBUTES = 20
 MAX_MEMBERS = 50
 MAX_FOLLOW_ME = 10
 MIN_RING, MAX_RING = 5.0, 300.0
+MAX_PROMPT = 1000
+MIN_IVR_TIMEOUT, MAX_IVR_TIMEOUT = 1.0, 60.0
+MAX_IVR_ATTEMPTS = 10
+#: Numbers this short are extensions: a voice menu's ``number:`` must then exist.
+SHORT_NUMBER = 6
 
 
 # -- public forms -------------------------------------------------------------------------
@@ -144,6 +155,21 @@ def ring_group_payload(g: RingGroup) -> dict[str, Any]:
         "mode": g.mode,
         "ring_seconds": g.ring_seconds,
         "fallback": Destination(g.fallback_kind, g.fallback).describe(),
+    }
+
+
+def ivr_menu_payload(m: IvrMenuRow) -> dict[str, Any]:
+    """A voice menu as the API and the command line show it (keys in keypad order)."""
+    options = dict(m.options or {})
+    return {
+        "id": m.id,
+        "name": m.name,
+        "prompt": m.prompt,
+        "options": {k: options[k] for k in sorted(options, key=DTMF_KEYS.find)},
+        "timeout_seconds": m.timeout_seconds,
+        "attempts": m.attempts,
+        "invalid_prompt": m.invalid_prompt,
+        "default": m.default_destination,
     }
 
 
@@ -208,7 +234,7 @@ def dial_rule_payload(r: DialRuleRow, trunk_names: dict[str, str]) -> dict[str, 
 # -- checks -------------------------------------------------------------------------------
 def parse_destination(text: str, field: str, kinds: tuple[str, ...]) -> Destination:
     """``extension:1001``, ``ring_group:sales`` (or ``ring-group:``), ``queue:support``,
-    ``reject``."""
+    ``ivr:main`` (a voice menu), ``number:+4930…`` (voice menus only), ``reject``."""
     text = text.strip()
     kind, _, value = text.partition(":")
     kind = kind.strip().lower().replace("-", "_")
@@ -227,6 +253,10 @@ def parse_destination(text: str, field: str, kinds: tuple[str, ...]) -> Destinat
         raise InvalidInput(f"{kind} needs a value, as in {kind}:NAME", field=field)
     if kind == "queue" and not QUEUE_RE.match(value):
         raise InvalidInput(f"{value!r} is not a queue id", field=field)
+    if kind == "ivr":
+        return Destination(kind, check_name_id(value, field))
+    if kind == "number":
+        return Destination(kind, check_dial_target(value, field))
     return Destination(kind, normalise_number(value) if kind == "extension" else value)
 
 
@@ -276,6 +306,17 @@ def check_attributes(attributes: dict[str, Any], field: str) -> dict[str, str]:
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def check_prompt(value: Any, field: str) -> str:
+    """Text to be spoken: 1-1000 characters; line breaks and runs of spaces become one
+    space."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a text", field=field)
+    text = " ".join(value.split())
+    if not text:
+        raise InvalidInput(f"{field} must not be empty", field=field)
+    return check_text(text, field, MAX_PROMPT)
+
+
 def check_text(value: str, field: str, max_length: int = 200) -> str:
     """Free text (descriptions, notes): bounded, without control characters (PostgreSQL
     refuses NUL in text)."""
@@ -305,7 +346,8 @@ class _Directory:
 
 
 class PbxService:
-    """DIDs, ring groups, trunks, call settings, blocked numbers, dial rules; the router."""
+    """DIDs, ring groups, voice menus, trunks, call settings, blocked numbers, dial rules;
+    the router."""
 
     def __init__(
         self,
@@ -465,6 +507,18 @@ class PbxService:
             )
             for g in s.scalars(select(RingGroup).where(RingGroup.tenant_id == tenant_id))
         }
+        menus = {
+            m.name: IvrMenuConfig(
+                name=m.name,
+                prompt=m.prompt,
+                options={k: Destination.of(v) for k, v in (m.options or {}).items()},
+                timeout_seconds=m.timeout_seconds,
+                attempts=m.attempts,
+                invalid_prompt=m.invalid_prompt,
+                default=Destination.of(m.default_destination),
+            )
+            for m in s.scalars(select(IvrMenuRow).where(IvrMenuRow.tenant_id == tenant_id))
+        }
         trunks = {
             t.id: TrunkConfig(t.id, t.name, t.caller_id)
             for t in s.scalars(select(Trunk).where(Trunk.tenant_id == tenant_id))
@@ -491,6 +545,7 @@ class PbxService:
             settings=settings,
             dids=dids,
             ring_groups=groups,
+            menus=menus,
             trunks=trunks,
             dial_rules=rules,
             blocked=blocked,
@@ -578,6 +633,25 @@ class PbxService:
         """Where a queue's waiting caller goes when the queue diverts it to ``target`` (the
         B2BUA's ``router.divert``; :func:`~sparklecomm.telephony.pbx.dialplan.divert`)."""
         return await run_in_threadpool(self.divert_sync, tenant_id, target, request)
+
+    def ivr_choice_sync(self, route: ToIvr, key: str | None, request: CallRequest) -> Route:
+        result = ivr_choice(self.config(route.tenant_id), route, key, request, self.clock.now())
+        log.info(
+            "pbx_ivr_choice",
+            menu=route.menu.name,
+            key=key,
+            route=type(result).__name__,
+            status=result.status if isinstance(result, Reject) else None,
+            reason=result.reason if isinstance(result, Reject) else None,
+            call_id=request.call_id,
+        )
+        return result
+
+    async def ivr_choice(self, route: ToIvr, key: str | None, request: CallRequest) -> Route:
+        """Where a voice menu's caller goes after pressing ``key`` (None: no valid key after
+        the last attempt: the menu's default); the B2BUA's ``router.ivr_choice``
+        (:func:`~sparklecomm.telephony.pbx.dialplan.ivr_choice`)."""
+        return await run_in_threadpool(self.ivr_choice_sync, route, key, request)
 
     def auto_answer_sync(self, extension: str) -> bool:
         tenant_id = self.directory().extension_tenant.get(extension)
@@ -669,6 +743,16 @@ class PbxService:
             )
         ):
             raise InvalidInput(f"no ring group {dest.value!r} here", field=field)
+        if dest.kind == "ivr" and self._menu_row(s, tenant_id, dest.value) is None:
+            raise InvalidInput(f"no voice menu {dest.value!r} here", field=field)
+        if (
+            dest.kind == "number"
+            and dest.value.isdigit()
+            and len(dest.value) <= SHORT_NUMBER
+            and dest.value not in self._extension_numbers(s, tenant_id)
+        ):
+            # Short numbers are extensions: a typo must not turn into an outbound call.
+            raise InvalidInput(f"no extension {dest.value} here", field=field)
         if dest.kind == "queue" and self.queue_ids is not None:
             known = set(self.queue_ids(tenant_id))
             if dest.value not in known:
@@ -689,6 +773,22 @@ class PbxService:
                 ),
             )
         ).first()
+
+    @staticmethod
+    def _menu_to(
+        s: Session, tenant_id: str, kind: str, value: str
+    ) -> tuple[IvrMenuRow, str] | None:
+        """A voice menu of the tenant with a key (or its default, ``"default"``) leading to
+        ``kind:value``, and which."""
+        target = Destination(kind, value).describe()
+        query = select(IvrMenuRow).where(IvrMenuRow.tenant_id == tenant_id)
+        for menu in s.scalars(query.order_by(IvrMenuRow.name)):
+            for key, dest in sorted((menu.options or {}).items()):
+                if dest == target:
+                    return menu, f"key {key}"
+            if menu.default_destination == target:
+                return menu, "default"
+        return None
 
     def _check_did_hours(
         self, s: Session, tenant_id: str, hours: str | None, closed: Destination | None
@@ -1069,9 +1169,142 @@ class PbxService:
                 )
             ):
                 raise Conflict(f"ring group {other.name!r} falls back to it", field="name")
+            used = self._menu_to(s, tenant_id, "ring_group", name)
+            if used is not None:
+                raise Conflict(
+                    f"voice menu {used[0].name!r} leads to ring group {name!r} ({used[1]})",
+                    field="name",
+                )
             payload = ring_group_payload(group)
             s.delete(group)
             self._record(tx, tenant_id, actor, "ring_group.deleted", group.id, payload)
+
+        self._write(tenant_id, do)
+
+    # -- voice menus (IVR) ----------------------------------------------------------------
+    @staticmethod
+    def _menu_row(s: Session, tenant_id: str, name: str) -> IvrMenuRow | None:
+        return s.scalar(
+            select(IvrMenuRow).where(IvrMenuRow.tenant_id == tenant_id, IvrMenuRow.name == name)
+        )
+
+    def ivr_menus(self, tenant_id: str) -> list[IvrMenuRow]:
+        with self.db.read() as s:
+            query = select(IvrMenuRow).where(IvrMenuRow.tenant_id == tenant_id)
+            return list(s.scalars(query.order_by(IvrMenuRow.name)))
+
+    def ivr_menu(self, tenant_id: str, name: str) -> IvrMenuRow:
+        with self.db.read() as s:
+            menu = self._menu_row(s, tenant_id, name.strip().lower())
+            if menu is None:
+                raise NotFound(f"no voice menu {name!r} here", field="name")
+            return menu
+
+    @staticmethod
+    def _checked_menu_destination(text: Any, field: str, name: str) -> Destination:
+        if not isinstance(text, str):
+            raise InvalidInput(f"{field} must be a destination such as queue:sales", field=field)
+        dest = parse_destination(text, field, IVR_DESTINATION_KINDS)
+        if dest.kind == "ivr" and dest.value == name:
+            raise InvalidInput(f"voice menu {name!r} cannot lead to itself", field=field)
+        return dest
+
+    def do_save_ivr_menu(
+        self,
+        tenant_id: str,
+        actor: Actor,
+        *,
+        name: str,
+        prompt: str,
+        options: Mapping[str, str],
+        timeout_seconds: float = 5.0,
+        attempts: int = 3,
+        invalid_prompt: str = DEFAULT_INVALID_PROMPT,
+        default: str = "reject",
+        create: bool | None = None,
+    ) -> IvrMenuRow:
+        """Create a voice menu or replace an existing one's settings (``create`` True: it
+        must be new; False: it must exist; None: either)."""
+        name = check_name_id(name, "name")
+        spoken = check_prompt(prompt, "prompt")
+        invalid = check_prompt(invalid_prompt, "invalid_prompt")
+        if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int | float):
+            raise InvalidInput(
+                "timeout_seconds must be a number of seconds", field="timeout_seconds"
+            )
+        if not MIN_IVR_TIMEOUT <= timeout_seconds <= MAX_IVR_TIMEOUT:
+            raise InvalidInput(
+                f"timeout_seconds must be {MIN_IVR_TIMEOUT:g}-{MAX_IVR_TIMEOUT:g} seconds",
+                field="timeout_seconds",
+            )
+        if isinstance(attempts, bool) or not isinstance(attempts, int):
+            raise InvalidInput("attempts must be a whole number", field="attempts")
+        if not 1 <= attempts <= MAX_IVR_ATTEMPTS:
+            raise InvalidInput(f"attempts must be 1-{MAX_IVR_ATTEMPTS}", field="attempts")
+        if not options:
+            raise InvalidInput(
+                'a voice menu needs at least one key, e.g. {"1": "queue:sales"}',
+                field="options",
+            )
+        dests: dict[str, Destination] = {}
+        for raw_key, text in options.items():
+            key = str(raw_key).strip()
+            if len(key) != 1 or key not in DTMF_KEYS:
+                raise InvalidInput(
+                    f"key {raw_key!r} must be one key of the keypad: 0-9, * or #",
+                    field=f"options.{raw_key}",
+                )
+            if key in dests:
+                raise InvalidInput(f"key {key} is given twice", field=f"options.{raw_key}")
+            dests[key] = self._checked_menu_destination(text, f"options.{key}", name)
+        fallback = self._checked_menu_destination(default, "default", name)
+
+        def do(tx: Tx) -> IvrMenuRow:
+            s = tx.session
+            for key, dest in dests.items():
+                self._check_destination(s, tenant_id, dest, f"options.{key}")
+            self._check_destination(s, tenant_id, fallback, "default")
+            menu = self._menu_row(s, tenant_id, name)
+            if create is True and menu is not None:
+                raise Conflict(f"voice menu {name!r} exists already", field="name")
+            if create is False and menu is None:
+                raise NotFound(f"no voice menu {name!r} here", field="name")
+            action = "ivr_menu.updated"
+            now = tx.clock.now()
+            if menu is None:
+                action = "ivr_menu.created"
+                menu = IvrMenuRow(id=new_id(), tenant_id=tenant_id, name=name, created_at=now)
+                s.add(menu)
+            menu.prompt, menu.invalid_prompt = spoken, invalid
+            menu.options = {k: d.describe() for k, d in sorted(dests.items())}
+            menu.timeout_seconds, menu.attempts = float(timeout_seconds), attempts
+            menu.default_destination = fallback.describe()
+            menu.updated_at = now
+            s.flush()
+            self._record(tx, tenant_id, actor, action, menu.id, ivr_menu_payload(menu))
+            return menu
+
+        result: IvrMenuRow = self._write(tenant_id, do)
+        return result
+
+    def do_delete_ivr_menu(self, tenant_id: str, actor: Actor, name: str) -> None:
+        """Refused while a DID or another voice menu leads to it."""
+        name = name.strip().lower()
+
+        def do(tx: Tx) -> None:
+            s = tx.session
+            menu = self._menu_row(s, tenant_id, name)
+            if menu is None:
+                raise NotFound(f"no voice menu {name!r} here", field="name")
+            did = self._did_to(s, tenant_id, "ivr", name)
+            if did is not None:
+                raise Conflict(f"DID {did.number} goes to voice menu {name!r}", field="name")
+            used = self._menu_to(s, tenant_id, "ivr", name)
+            if used is not None:
+                raise Conflict(f"voice menu {used[0].name!r} leads to it ({used[1]})", field="name")
+            payload = ivr_menu_payload(menu)
+            s.delete(menu)
+            self._record(tx, tenant_id, actor, "ivr_menu.deleted", menu.id, payload)
 
         self._write(tenant_id, do)
 
@@ -1527,8 +1760,8 @@ class PbxService:
         return result
 
     def do_delete_extension(self, tenant_id: str, actor: Actor, number: str) -> None:
-        """Delete an extension and its call settings; refused while a DID or a ring group
-        points at it."""
+        """Delete an extension and its call settings; refused while a DID, a ring group or a
+        voice menu points at it."""
 
         def do(tx: Tx) -> None:
             s = tx.session
@@ -1543,6 +1776,12 @@ class PbxService:
                     raise Conflict(
                         f"ring group {group.name!r} rings extension {ext.number}", field="number"
                     )
+            used = self._menu_to(s, tenant_id, "extension", ext.number)
+            if used is not None:
+                raise Conflict(
+                    f"voice menu {used[0].name!r} leads to extension {ext.number} ({used[1]})",
+                    field="number",
+                )
             s.execute(delete(CallSettingsRow).where(CallSettingsRow.extension == ext.number))
             payload = extension_payload(ext)
             s.delete(ext)
