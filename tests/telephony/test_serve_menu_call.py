@@ -1,0 +1,148 @@
+"""A voice menu through the real ``sparklecomm serve``: an administrator sets up a queue
+with music on hold, a menu whose key 2 leads to it and a DID to the menu, over the REST API;
+a caller (SIPp) dials the DID, is answered by the platform, hears the menu (RTP from the
+platform), presses 2 (RFC 4733 from the caller's media port), hears music in the queue and
+is answered by the agent's desk phone. Inside a loopback-only network namespace."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from tests.telephony.sip_support import ServeApi, loopback_namespace, running_serve
+from tests.telephony.test_serve_queue_call import SIPP, _events, _finish, _sipp
+
+from sparklecomm.telephony.media.rtp import build_rtp_packet, parse_rtp_header
+
+MENU_DID = "5550200"
+CALLER_PASSWORD = "pw-1001-secret"
+DESK_PASSWORD = "pw-2001-secret"
+CALLER_MEDIA = 17100
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+def _press(sock: socket.socket, key: int, relay: tuple[str, int]) -> None:
+    """One key press as a phone sends it (RFC 4733): three packets, then three end packets."""
+    for n in range(6):
+        end = n >= 3
+        payload = bytes([key, (0x80 if end else 0) | 10]) + (800 if end else 160).to_bytes(2, "big")
+        sock.sendto(
+            build_rtp_packet(payload, sequence=n, timestamp=8000, ssrc=7, payload_type=101),
+            relay,
+        )
+
+
+def test_a_caller_chooses_a_queue_in_the_menu_and_reaches_the_agent(tmp_path: Path) -> None:
+    if shutil.which("sipp") is None:
+        pytest.skip("sipp is not installed (Debian package sip-tester)")
+    log = tmp_path / "serve.log"
+    with (
+        loopback_namespace(),
+        running_serve(
+            tmp_path,
+            "serve-test-pass",
+            SPARKLECOMM_SIP_DIGEST_ALGORITHMS='["MD5", "SHA-256"]',
+        ) as (http_port, sip_port),
+    ):
+        admin = ServeApi(http_port)
+        admin.login("admin", "serve-test-pass")
+        ana = admin.call(
+            "POST",
+            "/users",
+            {"username": "ana", "password": "ana-password-1", "display_name": "Ana Lima"},
+        )
+        assert isinstance(ana, dict)
+        ana_id = ana["id"]
+        admin.call("PUT", f"/agents/{ana_id}", {"capacity": {"voice": 1}})
+        admin.call(
+            "POST",
+            "/queues",
+            {
+                "id": "support",
+                "name": "Support line",
+                "channels": ["voice"],
+                "members": [{"agent_id": ana_id}],
+                "waiting": {"music_on_hold": True, "announce_every_seconds": None},
+            },
+        )
+        admin.call(
+            "POST",
+            "/telephony/extensions",
+            {"number": "2001", "password": DESK_PASSWORD, "user_id": ana_id},
+        )
+        admin.call("POST", "/telephony/extensions", {"number": "1001", "password": CALLER_PASSWORD})
+        admin.call(
+            "PUT",
+            "/telephony/ivr-menus/main",
+            {
+                "prompt": "For support, press 2.",
+                "options": {"2": "queue:support"},
+                "timeout_seconds": 3,
+                "attempts": 2,
+            },
+        )
+        admin.call("POST", "/telephony/dids", {"number": MENU_DID, "destination": "ivr:main"})
+
+        target = f"127.0.0.1:{sip_port}"
+        desk_phone = _sipp("-sf", str(SIPP / "call_uas.xml"), "-p", "5080", "-mp", "16000")
+        time.sleep(0.3)
+        register = _sipp(
+            target,
+            *("-sf", str(SIPP / "call_register.xml"), "-s", "2001"),
+            *("-au", "2001", "-ap", DESK_PASSWORD, "-key", "contact_port", "5080", "-p", "5070"),
+        )
+        _finish(register, "the desk phone's REGISTER", log)
+        media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        media.bind(("127.0.0.1", CALLER_MEDIA))
+        media.settimeout(10)
+        try:
+            caller = _sipp(
+                target,
+                *("-sf", str(SIPP / "menu_uac.xml"), "-s", MENU_DID, "-au", "1001"),
+                *("-ap", CALLER_PASSWORD, "-auth_uri", f"{MENU_DID}@{target}"),
+                *("-key", "caller", "1001", "-key", "media_listen", str(CALLER_MEDIA)),
+                *("-p", "5071", "-mp", "17000"),
+            )
+            # The menu: the platform's RTP arrives from the relay's caller port.
+            packets = []
+            while len(packets) < 25:
+                data, relay = media.recvfrom(2048)
+                packets.append(parse_rtp_header(data))
+            assert {p.payload_type for p in packets} == {0}
+            _press(media, 2, relay)
+            # Ana is ready only now: the caller first waits in the queue, with music.
+            agent = ServeApi(http_port)
+            agent.login("ana", "ana-password-1")
+            agent.call("POST", f"/agents/{ana_id}/login")  # ready at once: offered the call
+            _finish(caller, "the caller", log)
+        finally:
+            media.close()
+        _finish(desk_phone, "the agent's desk phone", log)
+
+        deadline = time.monotonic() + 15
+        while True:
+            events = _events(admin)
+            kinds = [e["type"] for e in events]
+            if "interaction.completed" in kinds or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        created = [e["payload"] for e in events if e["type"] == "interaction.created"]
+        assert len(created) == 1, kinds
+        assert created[0]["queue_id"] == "support"
+        assert created[0]["attributes"]["ivr"] == "main:2"
+        assert created[0]["attributes"]["dnis"] == MENU_DID
+        calls = [e for e in events if e["type"].startswith("call.")]
+        assert [e["type"] for e in calls] == [
+            "call.started",
+            "call.answered",
+            "call.menu_choice",
+            "call.answered",
+            "call.ended",
+        ], calls
+        assert calls[1]["payload"]["leg"] == "menu main"
+        assert calls[2]["payload"]["key"] == "2"
+        assert calls[3]["payload"]["agent_id"] == ana_id
+        assert calls[4]["payload"]["reason"] == "caller_hangup"
