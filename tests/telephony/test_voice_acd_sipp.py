@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from sparklecomm.telephony.pbx.routes import (
 )
 from sparklecomm.telephony.sip.timers import TimerConfig
 from sparklecomm.telephony.voice_queue import VoiceQueue
-from sparklecomm.telephony.waiting import WaitingRoom
+from sparklecomm.telephony.waiting import Waiting, WaitingRoom
 
 SIPP = Path(__file__).parent / "sipp"
 DID = "5550100"
@@ -673,9 +674,24 @@ async def test_music_stops_when_an_agent_answers_and_caller_and_agent_talk(
 # ---- voice menus (IVR) ----------------------------------------------------------------------
 
 
-async def caller_media() -> tuple[asyncio.DatagramTransport, CallerMedia]:
+@asynccontextmanager
+async def menu_call(
+    center: Center, scenario: str = "menu_uac.xml"
+) -> AsyncIterator[tuple[asyncio.Task[tuple[int, str]], Waiting, CallerMedia]]:
+    """A caller dialling the menu's DID, once the platform plays the menu to it: the SIPp
+    task, the platform's media session and the caller's media port (to press keys)."""
     loop = asyncio.get_running_loop()
-    return await loop.create_datagram_endpoint(CallerMedia, local_addr=("127.0.0.1", 17100))
+    transport, media = await loop.create_datagram_endpoint(
+        CallerMedia, local_addr=("127.0.0.1", 17100)
+    )
+    room = center.phones.waiting_room
+    assert room is not None
+    try:
+        call = caller(center, scenario, "-key", "media_listen", "17100", number=MENU_DID)
+        await wait_until(lambda: any(w.menus for w in room.waiting.values()), 10)
+        yield call, next(iter(room.waiting.values())), media
+    finally:
+        transport.close()
 
 
 async def test_a_caller_chooses_in_the_voice_menu_waits_with_music_and_reaches_an_agent(
@@ -689,13 +705,7 @@ async def test_a_caller_chooses_in_the_voice_menu_waits_with_music_and_reaches_a
     agent_phone = phone("call_uas.xml", 5080, 16000)
     await asyncio.sleep(0.3)
     await register(center, "2001", 5080, 5070)
-    transport, media = await caller_media()
-    room = center.phones.waiting_room
-    assert room is not None
-    try:
-        call = caller(center, "menu_uac.xml", "-key", "media_listen", "17100", number=MENU_DID)
-        await wait_until(lambda: bool(room.waiting) and next(iter(room.waiting.values())).menus)
-        session = next(iter(room.waiting.values()))
+    async with menu_call(center) as (call, session, media):
         sip_call = session.call
         assert sip_call.platform_answered and not sip_call.answered
         await wait_until(lambda: len(media.packets) > 20)
@@ -711,8 +721,6 @@ async def test_a_caller_chooses_in_the_voice_menu_waits_with_music_and_reaches_a
         assert session.stopped and sip_call.media.connected("a") == "b"
         rc, out = await call
         assert rc == 0, out[-3000:]
-    finally:
-        transport.close()
     rc_phone, out_phone = await agent_phone
     assert rc_phone == 0, out_phone[-3000:]
     choices = [d for k, d in center.call_events if k == "call.menu_choice"]
@@ -727,19 +735,10 @@ async def test_a_caller_who_chooses_nothing_hears_the_menu_again_then_is_hung_up
 ) -> None:
     """No key: the invalid prompt and the menu again (two attempts), then the menu's
     default (here a refusal): the caller, already answered, gets a BYE saying why."""
-    transport, media = await caller_media()
-    room = center.phones.waiting_room
-    assert room is not None
-    try:
-        call = caller(
-            center, "menu_uac_hung_up.xml", "-key", "media_listen", "17100", number=MENU_DID
-        )
-        await wait_until(lambda: bool(room.waiting))
-        session = next(iter(room.waiting.values()))
+    async with menu_call(center, "menu_uac_hung_up.xml") as (call, session, media):
         rc, out = await asyncio.wait_for(call, 40)
         assert rc == 0, out[-3000:]
-    finally:
-        transport.close()
+    room = center.phones.waiting_room
     assert session.menus == 2 and session.stopped
     assert len(media.packets) > 100  # the menu, spoken twice, reached the caller's port
     choices = [d for k, d in center.call_events if k == "call.menu_choice"]
@@ -757,21 +756,13 @@ async def test_a_menu_choice_that_rings_a_phone_plays_music_until_it_answers(
     desk_phone = phone("call_uas.xml", 5084, 16200)
     await asyncio.sleep(0.3)
     await register(center, "2003", 5084, 5074)
-    transport, media = await caller_media()
-    room = center.phones.waiting_room
-    assert room is not None
-    try:
-        call = caller(center, "menu_uac.xml", "-key", "media_listen", "17100", number=MENU_DID)
-        await wait_until(lambda: bool(room.waiting) and next(iter(room.waiting.values())).menus)
-        session = next(iter(room.waiting.values()))
+    async with menu_call(center) as (call, session, media):
         sip_call = session.call
         media.press(3, sip_call.media.a.port)
         await wait_until(lambda: sip_call.answered, 10)
         assert session.stopped and sip_call.media.connected("a") == "b"
         rc, out = await call
         assert rc == 0, out[-3000:]
-    finally:
-        transport.close()
     rc_desk, out_desk = await desk_phone
     assert rc_desk == 0, out_desk[-3000:]
     answered = [d for k, d in center.call_events if k == "call.answered"]
@@ -784,19 +775,12 @@ async def test_a_caller_who_chose_a_queue_and_hangs_up_while_waiting_is_abandone
 ) -> None:
     """Nobody is logged in: after choosing the support queue the caller waits with music
     and hangs up (BYE, having been answered by the platform): routing counts an abandon."""
-    transport, media = await caller_media()
-    room = center.phones.waiting_room
-    assert room is not None
-    try:
-        call = caller(center, "menu_uac.xml", "-key", "media_listen", "17100", number=MENU_DID)
-        await wait_until(lambda: bool(room.waiting) and next(iter(room.waiting.values())).menus)
-        session = next(iter(room.waiting.values()))
+    async with menu_call(center) as (call, session, media):
         media.press(2, session.call.media.a.port)
         await center.wait_for("interaction.queued")
         rc, out = await call
         assert rc == 0, out[-3000:]
-    finally:
-        transport.close()
+    room = center.phones.waiting_room
     await center.wait_for("interaction.abandoned")
     ended = [d for k, d in center.call_events if k == "call.ended"]
     assert ended[-1]["reason"] == "caller_hangup"

@@ -1286,23 +1286,31 @@ class CallManager:
         afterwards, so the 200 OK can repeat the 183's answer. ``None`` (nothing sent) when
         the call has no relay, no offer, an encrypted (SRTP) offer, or is answered or gone:
         the caller then gets ringback as before."""
-        a = call.a
-        offer = a.remote_sdp
-        if (
-            call.media is None
-            or offer is None
-            or call.answered
-            or call.ended
-            or a.server_tx is None
-            or call.ringback_sent
-            or self._caller_gone(call)
-        ):
+        offer = self._answerable_offer(call)
+        if offer is None or call.ringback_sent:
             return None
         answer = self._own_answer(call, offer)
         if answer is not None:
             call.ringback_sent = True
             self._send_ringback(call)
         return answer
+
+    def _answerable_offer(self, call: Call) -> sdplib.SessionDescription | None:
+        """The caller's offer, when the platform may answer it with its own media: a relay,
+        an offer, nobody (the platform included) answered yet, the caller still there."""
+        a = call.a
+        offer = a.remote_sdp
+        if (
+            call.media is None
+            or offer is None
+            or call.answered
+            or call.platform_answered
+            or call.ended
+            or a.server_tx is None
+            or self._caller_gone(call)
+        ):
+            return None
+        return offer
 
     def _own_answer(
         self, call: Call, offer: sdplib.SessionDescription
@@ -1325,17 +1333,8 @@ class CallManager:
         """Answer the caller (200 OK) with the platform's own media, for a voice menu: the
         caller hears the platform until a party answers (then the relay connects them, with
         no second 200). ``None`` when it cannot (no relay or offer, SRTP only, gone)."""
-        a = call.a
-        offer = a.remote_sdp
-        if (
-            call.media is None
-            or offer is None
-            or call.answered
-            or call.platform_answered
-            or call.ended
-            or a.server_tx is None
-            or self._caller_gone(call)
-        ):
+        offer = self._answerable_offer(call)
+        if offer is None:
             return None
         answer = self._own_answer(call, offer)
         if answer is None:

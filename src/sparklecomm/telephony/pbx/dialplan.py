@@ -484,6 +484,17 @@ def decide(config: PbxConfig, request: CallRequest, at: datetime | None = None) 
     )
 
 
+def _number_steps(planner: _Planner, number: str) -> tuple[list[HuntStep], Reject | None] | Reject:
+    """What dialling ``number`` rings: an extension or ring group of the organisation, else
+    the outside number through the trunk a dial rule allows (``Reject`` when none does)."""
+    if number in planner.config.extensions or number in planner.config.ring_groups:
+        return planner.target_steps(number, -1)
+    external = planner.outbound(number)
+    if isinstance(external, Reject):
+        return external
+    return [HuntStep((external,), 120.0)], None
+
+
 def divert(
     config: PbxConfig, target: str, request: CallRequest, at: datetime | None = None
 ) -> Route:
@@ -521,13 +532,10 @@ def divert(
         did = find_did(config, number)
         if did is not None and number not in config.extensions:
             return _to_destination(planner, did, ani, at)
-        if number in config.extensions or number in config.ring_groups:
-            steps, final = planner.target_steps(number, -1)
-        else:
-            external = planner.outbound(number)
-            if isinstance(external, Reject):
-                return external
-            steps, final = [HuntStep((external,), 120.0)], None
+        found = _number_steps(planner, number)
+        if isinstance(found, Reject):
+            return found
+        steps, final = found
     else:
         return Reject(480, f"Temporarily Unavailable (unknown divert target {target!r})")
     return planner.hunt(steps, final, description)
@@ -598,15 +606,10 @@ def ivr_choice(
         planner.visited.add(request.extension)  # never ring the caller back
     description = f"voice menu {name} key {label} → {dest.describe()}"
     if dest.kind == "number":
-        number = normalise_number(dest.value)
-        if number in config.extensions or number in config.ring_groups:
-            steps, final = planner.target_steps(number, -1)
-        else:
-            external = planner.outbound(number)
-            if isinstance(external, Reject):
-                return external
-            steps, final = [HuntStep((external,), 120.0)], None
-        return planner.hunt(steps, final, description)
+        found = _number_steps(planner, normalise_number(dest.value))
+        if isinstance(found, Reject):
+            return found
+        return planner.hunt(found[0], found[1], description)
     if dest.kind in ("extension", "ring_group"):
         steps, final = planner.destination_steps(dest, 0)
         return planner.hunt(steps, final, description)
