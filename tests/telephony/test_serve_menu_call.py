@@ -6,20 +6,25 @@ is answered by the agent's desk phone. Inside a loopback-only network namespace.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import time
 from pathlib import Path
 
 import pytest
-from tests.telephony.sip_support import ServeApi, loopback_namespace, running_serve
-from tests.telephony.test_serve_queue_call import SIPP, _events, _finish, _sipp
+from tests.telephony.sip_support import ServeApi
+from tests.telephony.test_serve_queue_call import (
+    CALLER_PASSWORD,
+    SIPP,
+    _events,
+    _finish,
+    _sipp,
+    desk_phone_ready,
+    serve_center,
+)
 
 from sparklecomm.telephony.media.rtp import build_rtp_packet, parse_rtp_header
 
 MENU_DID = "5550200"
-CALLER_PASSWORD = "pw-1001-secret"
-DESK_PASSWORD = "pw-2001-secret"
 CALLER_MEDIA = 17100
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -36,27 +41,8 @@ def _press(sock: socket.socket, key: int, relay: tuple[str, int]) -> None:
 
 
 def test_a_caller_chooses_a_queue_in_the_menu_and_reaches_the_agent(tmp_path: Path) -> None:
-    if shutil.which("sipp") is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester)")
     log = tmp_path / "serve.log"
-    with (
-        loopback_namespace(),
-        running_serve(
-            tmp_path,
-            "serve-test-pass",
-            SPARKLECOMM_SIP_DIGEST_ALGORITHMS='["MD5", "SHA-256"]',
-        ) as (http_port, sip_port),
-    ):
-        admin = ServeApi(http_port)
-        admin.login("admin", "serve-test-pass")
-        ana = admin.call(
-            "POST",
-            "/users",
-            {"username": "ana", "password": "ana-password-1", "display_name": "Ana Lima"},
-        )
-        assert isinstance(ana, dict)
-        ana_id = ana["id"]
-        admin.call("PUT", f"/agents/{ana_id}", {"capacity": {"voice": 1}})
+    with serve_center(tmp_path) as (admin, ana_id, http_port, sip_port):
         admin.call(
             "POST",
             "/queues",
@@ -68,12 +54,6 @@ def test_a_caller_chooses_a_queue_in_the_menu_and_reaches_the_agent(tmp_path: Pa
                 "waiting": {"music_on_hold": True, "announce_every_seconds": None},
             },
         )
-        admin.call(
-            "POST",
-            "/telephony/extensions",
-            {"number": "2001", "password": DESK_PASSWORD, "user_id": ana_id},
-        )
-        admin.call("POST", "/telephony/extensions", {"number": "1001", "password": CALLER_PASSWORD})
         admin.call(
             "PUT",
             "/telephony/ivr-menus/main",
@@ -87,14 +67,7 @@ def test_a_caller_chooses_a_queue_in_the_menu_and_reaches_the_agent(tmp_path: Pa
         admin.call("POST", "/telephony/dids", {"number": MENU_DID, "destination": "ivr:main"})
 
         target = f"127.0.0.1:{sip_port}"
-        desk_phone = _sipp("-sf", str(SIPP / "call_uas.xml"), "-p", "5080", "-mp", "16000")
-        time.sleep(0.3)
-        register = _sipp(
-            target,
-            *("-sf", str(SIPP / "call_register.xml"), "-s", "2001"),
-            *("-au", "2001", "-ap", DESK_PASSWORD, "-key", "contact_port", "5080", "-p", "5070"),
-        )
-        _finish(register, "the desk phone's REGISTER", log)
+        desk_phone = desk_phone_ready(target, log)
         media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         media.bind(("127.0.0.1", CALLER_MEDIA))
         media.settimeout(10)

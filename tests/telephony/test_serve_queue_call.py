@@ -9,6 +9,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +50,13 @@ def _events(api: ServeApi) -> list[dict[str, Any]]:
         after = page["events"][-1]["id"]
 
 
-def test_a_did_call_is_answered_by_the_agent_the_acd_chose(tmp_path: Path) -> None:
+@contextmanager
+def serve_center(tmp_path: Path) -> Iterator[tuple[ServeApi, str, int, int]]:
+    """``sparklecomm serve`` in a loopback-only namespace, with Ana (an agent taking one
+    call at a time) and two extensions: her desk phone 2001 and the caller's 1001. Yields
+    the signed-in admin's client, Ana's id, the HTTP and the SIP port."""
     if shutil.which("sipp") is None:
         pytest.skip("sipp is not installed (Debian package sip-tester)")
-    log = tmp_path / "serve.log"
     with (
         loopback_namespace(),
         running_serve(
@@ -71,6 +76,31 @@ def test_a_did_call_is_answered_by_the_agent_the_acd_chose(tmp_path: Path) -> No
         assert isinstance(ana, dict)
         ana_id = ana["id"]
         admin.call("PUT", f"/agents/{ana_id}", {"capacity": {"voice": 1}})
+        admin.call(
+            "POST",
+            "/telephony/extensions",
+            {"number": "2001", "password": DESK_PASSWORD, "user_id": ana_id},
+        )
+        admin.call("POST", "/telephony/extensions", {"number": "1001", "password": CALLER_PASSWORD})
+        yield admin, ana_id, http_port, sip_port
+
+
+def desk_phone_ready(target: str, log: Path) -> subprocess.Popen[str]:
+    """Ana's desk phone (SIPp answering one call), registered as 2001."""
+    desk_phone = _sipp("-sf", str(SIPP / "call_uas.xml"), "-p", "5080", "-mp", "16000")
+    time.sleep(0.3)
+    register = _sipp(
+        target,
+        *("-sf", str(SIPP / "call_register.xml"), "-s", "2001"),
+        *("-au", "2001", "-ap", DESK_PASSWORD, "-key", "contact_port", "5080", "-p", "5070"),
+    )
+    _finish(register, "the desk phone's REGISTER", log)
+    return desk_phone
+
+
+def test_a_did_call_is_answered_by_the_agent_the_acd_chose(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    with serve_center(tmp_path) as (admin, ana_id, http_port, sip_port):
         queue = admin.call(
             "POST",
             "/queues",
@@ -83,12 +113,6 @@ def test_a_did_call_is_answered_by_the_agent_the_acd_chose(tmp_path: Path) -> No
             },
         )
         assert isinstance(queue, dict)
-        admin.call(
-            "POST",
-            "/telephony/extensions",
-            {"number": "2001", "password": DESK_PASSWORD, "user_id": ana_id},
-        )
-        admin.call("POST", "/telephony/extensions", {"number": "1001", "password": CALLER_PASSWORD})
         admin.call(
             "POST",
             "/telephony/dids",
@@ -105,14 +129,7 @@ def test_a_did_call_is_answered_by_the_agent_the_acd_chose(tmp_path: Path) -> No
         agent.call("POST", f"/agents/{ana_id}/state", {"state": "available"})
 
         target = f"127.0.0.1:{sip_port}"
-        desk_phone = _sipp("-sf", str(SIPP / "call_uas.xml"), "-p", "5080", "-mp", "16000")
-        time.sleep(0.3)
-        register = _sipp(
-            target,
-            *("-sf", str(SIPP / "call_register.xml"), "-s", "2001"),
-            *("-au", "2001", "-ap", DESK_PASSWORD, "-key", "contact_port", "5080", "-p", "5070"),
-        )
-        _finish(register, "the desk phone's REGISTER", log)
+        desk_phone = desk_phone_ready(target, log)
         caller = _sipp(
             target,
             *("-sf", str(SIPP / "call_uac.xml"), "-s", DID, "-au", "1001"),
