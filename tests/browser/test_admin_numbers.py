@@ -167,3 +167,96 @@ def test_admin_gives_a_queue_business_hours_and_keeps_what_the_form_does_not_sho
     page.goto("/wallboard")
     expect(page.get_by_test_id("queue-late").get_by_test_id("closed")).to_have_text("Closed")
     expect(page.get_by_test_id("queue-overnight").get_by_test_id("closed")).to_have_count(0)
+
+
+def test_admin_builds_a_voice_menu_and_a_number_plays_it(
+    page: Page, live_server: LiveServer
+) -> None:
+    admin = Client(live_server.url, "admin")
+    admin.call("POST", "/queues", {"id": "ivrui-sales", "name": "IVR UI sales"})
+    admin.call("POST", "/queues", {"id": "ivrui-help", "name": "IVR UI help"})
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirm() before deleting
+    try:
+        sign_in(page, "admin")
+        page.goto("/admin/numbers")
+        form = page.locator("#ivr-form")
+        table = page.get_by_test_id("ivr-table")
+
+        # A new menu with two keys, through the form.
+        form.get_by_label("Name").fill("ivrui-front")
+        form.get_by_label("Prompt").fill("Welcome. For sales press 1. For help press 2.")
+        form.get_by_label("Options").fill("1 queue:ivrui-sales")
+        form.get_by_role("button", name="Save voice menu").click()
+        expect(form.locator(".field-error[data-for='options']")).to_contain_text(
+            'line 1: write the key, "=" and where it leads'
+        )
+        form.get_by_label("Options").fill("1 = queue:ivrui-sales\n2 = queue:ivrui-help")
+        form.get_by_label("Seconds to wait for a key").fill("4")
+        form.get_by_label("Attempts").fill("2")
+        form.get_by_role("button", name="Save voice menu").click()
+        expect(page.locator("#ivr-status")).to_have_text("Saved ivrui-front.")
+        row = table.locator("tr[data-menu='ivrui-front']")
+        expect(row).to_contain_text("1 → queue:ivrui-sales")
+        expect(row).to_contain_text("2 → queue:ivrui-help")
+        expect(row).to_contain_text("reject")
+        menu = admin.call("GET", "/telephony/ivr-menus/ivrui-front")
+        assert menu["options"] == {"1": "queue:ivrui-sales", "2": "queue:ivrui-help"}
+        assert (menu["timeout_seconds"], menu["attempts"]) == (4, 2)
+
+        # Edit: a key to an unknown extension is refused next to Options, naming the key.
+        row.get_by_role("button", name="Edit ivrui-front").click()
+        expect(form.get_by_label("Name")).to_have_value("ivrui-front")
+        expect(form.get_by_label("Options")).to_have_value(
+            "1 = queue:ivrui-sales\n2 = queue:ivrui-help"
+        )
+        form.get_by_label("Options").fill(
+            "1 = queue:ivrui-sales\n2 = queue:ivrui-help\n9 = extension:9999"
+        )
+        form.get_by_label("When no valid key").fill("queue:ivrui-help")
+        form.get_by_role("button", name="Save voice menu").click()
+        expect(form.locator(".field-error[data-for='options']")).to_contain_text(
+            "key 9: no extension 9999 here"
+        )
+        expect(form.get_by_label("Options")).to_have_attribute("aria-invalid", "true")
+        assert admin.call("GET", "/telephony/ivr-menus/ivrui-front")["default"] == "reject"
+        form.get_by_label("Options").fill("1 = queue:ivrui-sales\n2 = queue:ivrui-help")
+        form.get_by_role("button", name="Save voice menu").click()
+        expect(page.locator("#ivr-status")).to_have_text("Saved ivrui-front.")
+        expect(row).to_contain_text("queue:ivrui-help")
+        assert admin.call("GET", "/telephony/ivr-menus/ivrui-front")["default"] == (
+            "queue:ivrui-help"
+        )
+        expect(form.get_by_label("Name")).to_have_value("")  # the form is for a new menu again
+
+        # A phone number plays the menu.
+        expect(page.locator("#did-dest-help")).to_contain_text("ivr:NAME")
+        did_form = page.locator("#did-form")
+        did_form.get_by_label("Number").fill("+4930888123")
+        did_form.get_by_label("Destination").fill("ivr:ivrui-front")
+        did_form.get_by_role("button", name="Add phone number").click()
+        did = page.get_by_test_id("dids-table").locator("tr[data-did='+4930888123']")
+        expect(did.get_by_label("Destination of +4930888123")).to_have_value("ivr:ivrui-front")
+        dids = {d["number"]: d for d in admin.call("GET", "/telephony/dids")}
+        assert dids["+4930888123"]["destination"] == "ivr:ivrui-front"
+
+        # While the number plays it, the menu cannot be deleted, and the page says why.
+        row.get_by_role("button", name="Delete ivrui-front").click()
+        expect(page.locator("#ivr-status")).to_contain_text(
+            "DID +4930888123 goes to voice menu 'ivrui-front'"
+        )
+        expect(row).to_be_visible()
+        assert static_problems(page) == []
+        screenshot(page, "admin-numbers-voice-menus")
+
+        # Clean up through the page: the number first, then the menu.
+        did.get_by_role("button", name="Remove +4930888123").click()
+        expect(did).to_have_count(0)
+        row.get_by_role("button", name="Delete ivrui-front").click()
+        expect(page.locator("#ivr-status")).to_have_text("Deleted ivrui-front.")
+        expect(row).to_have_count(0)
+        assert "ivrui-front" not in {m["name"] for m in admin.call("GET", "/telephony/ivr-menus")}
+    finally:
+        admin.call("DELETE", "/telephony/dids/+4930888123", ok=(204, 404))
+        admin.call("DELETE", "/telephony/ivr-menus/ivrui-front", ok=(204, 404))
+        for queue in ("ivrui-sales", "ivrui-help"):
+            admin.call("DELETE", f"/queues/{queue}", ok=(204, 404))
