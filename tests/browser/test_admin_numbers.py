@@ -159,6 +159,7 @@ def test_admin_gives_a_queue_business_hours_and_keeps_what_the_form_does_not_sho
     waiting = admin.call("GET", "/queues/late/config")["waiting"]
     assert waiting == {**waiting, "music_on_hold": True, "announce_every_seconds": 45}
     assert waiting["callback_key"] == "1"
+    page.reload()  # the table as the server has it now (not the rows of before the save)
     row.get_by_role("button", name="Edit").click()
     expect(page.get_by_label("Key to be called back")).to_have_value("1")
     expect(page.get_by_label("Waiting callers hear")).to_have_value("on")
