@@ -37,6 +37,7 @@ import structlog
 
 from sparklecomm.core.clock import Clock
 from sparklecomm.telephony import sdp as sdplib
+from sparklecomm.telephony.media.audio import to_wav_bytes
 from sparklecomm.telephony.pbx.routes import (
     CallRequest,
     Hunt,
@@ -47,6 +48,8 @@ from sparklecomm.telephony.pbx.routes import (
     Target,
     ToIvr,
     ToQueue,
+    ToVoicemail,
+    VoicemailStore,
 )
 from sparklecomm.telephony.sip.dialog import Dialog, DialogState
 from sparklecomm.telephony.sip.digest import DigestAuthenticator, answer_challenge
@@ -67,6 +70,10 @@ from sparklecomm.telephony.sip.transport import DEFAULT_PORT, Peer, default_port
 from sparklecomm.telephony.sip.uri import SipUri, Uri, format_host, parse_uri
 
 log = structlog.get_logger("sparklecomm.sip.calls")
+
+MIN_MESSAGE_SECONDS = 1.0
+"""A recording shorter than this (a caller who hung up at the tone) is no message."""
+VOICEMAIL_GOODBYE = "Thank you. Your message has been recorded. Goodbye."
 
 BUSY_STATUSES = frozenset({486, 600})
 """A hunt step whose phones all answered one of these ended busy (forward on busy)."""
@@ -465,6 +472,8 @@ class CallManager:
         """What the platform plays to callers itself (voice menus, music on hold):
         :class:`~sparklecomm.telephony.waiting.WaitingRoom`; ``None``: nothing (menus are
         refused with 480, queues give ringback)."""
+        self.voicemail: VoicemailStore | None = None
+        """Where recorded messages go (``None``: voicemail routes get 480)."""
         self.max_menus = 20
         """Menus one call may go through (a caller choosing in circles is hung up)."""
         self._pending_events: deque[tuple[str, str, dict[str, Any]]] = deque()
@@ -672,6 +681,8 @@ class CallManager:
             call.description = f"queue {route.queue_id}"
         elif isinstance(route, ToIvr):
             call.description = f"menu {route.menu.name}"
+        elif isinstance(route, ToVoicemail):
+            call.description = f"voicemail {route.box}"
         self._event(call, "call.started", {"route": call.description or type(route).__name__})
         if self.relay is not None and call.media is None:
             try:
@@ -698,6 +709,9 @@ class CallManager:
             return
         if isinstance(route, ToIvr):
             await self._menu(call, route)
+            return
+        if isinstance(route, ToVoicemail):
+            await self._voicemail(call, route)
             return
         await self._hunt(call, route)
 
@@ -748,10 +762,61 @@ class CallManager:
                 return
             await self.queue_handler(call, next_route)
             return
-        assert isinstance(next_route, Hunt)
+        if isinstance(next_route, ToVoicemail):
+            call.description = f"{call.description} → voicemail {next_route.box}"
+            await self._voicemail(call, next_route)
+            return
         call.description = f"{call.description} → {next_route.description or 'ring'}"
         session.hold()
         await self._hunt(call, next_route)
+
+    async def _voicemail(self, call: Call, route: ToVoicemail) -> None:
+        """Take a message: the platform answers (if no menu did), speaks the greeting,
+        plays a tone and records until the caller hangs up, presses ``#`` or the box's
+        ``max_seconds``; a message of at least a second goes to :attr:`voicemail`
+        (``call.voicemail_left``); a caller still there hears "thank you" and is hung up."""
+        room, store = self.waiting_room, self.voicemail
+        if room is None or store is None or call.media is None:
+            log.warning("sip.voicemail_unavailable", call=call.id, box=route.box)
+            self._reject(call, 480, "Temporarily Unavailable (no voicemail here)", "no_voicemail")
+            return
+        session = call.waiting
+        if not call.platform_answered:
+            answer = self.answer_by_platform(call)
+            if answer is None:
+                if not self._caller_gone(call):
+                    self._reject(call, 488, "Not Acceptable Here", "no_voicemail_media")
+                return
+            self._event(call, "call.answered", {"leg": f"voicemail {route.box}"})
+            if session is None:
+                session = room.attach(call, answer)
+        if session is None:  # (cannot happen: a platform-answered call has its session)
+            self._reject(call, 480, "Temporarily Unavailable", "no_voicemail_media")
+            return
+        pcm = await session.record_message(route.greeting, route.max_seconds)
+        seconds = round(len(pcm) / 8000, 2)
+        if seconds >= MIN_MESSAGE_SECONDS:
+            request = call.request
+            try:
+                message_id = await store.leave_message(
+                    route,
+                    caller=call.caller,
+                    caller_name=request.caller_name if request is not None else None,
+                    call_id=call.id,
+                    wav=to_wav_bytes(pcm),
+                    seconds=seconds,
+                )
+            except Exception as error:  # the store failed: the caller is told nothing more
+                log.error("sip.voicemail_not_saved", call=call.id, box=route.box, error=str(error))
+            else:
+                self._event(
+                    call,
+                    "call.voicemail_left",
+                    {"box": route.box, "message_id": message_id, "seconds": seconds},
+                )
+        if not call.ended:
+            await session.say(VOICEMAIL_GOODBYE)
+            self.end_call(call, "voicemail")
 
     async def _hunt(self, call: Call, hunt: Hunt) -> None:
         # ``basis``: how the last unconditional step ended ("busy" or "no_answer"); a step
@@ -1548,6 +1613,9 @@ class CallManager:
         if isinstance(route, ToIvr):
             await self._menu(call, route)
             return
+        if isinstance(route, ToVoicemail):
+            await self._voicemail(call, route)
+            return
         await self._hunt(call, route)
 
     # ---- consultation and warm transfer (ACD) -----------------------------------------
@@ -1778,7 +1846,7 @@ class CallManager:
                 "sip.originate_refused", target=target, status=route.status, reason=route.reason
             )
             raise OriginateRefused("dial_plan", route.status, route.reason)
-        if isinstance(route, ToQueue | ToIvr):
+        if isinstance(route, ToQueue | ToIvr | ToVoicemail):
             raise OriginateRefused(
                 "dial_plan",
                 480,

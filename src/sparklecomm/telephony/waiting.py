@@ -35,10 +35,12 @@ from sparklecomm.telephony.media.audio import (
     SAMPLE_RATE,
     PromptVoice,
     announcement_text,
+    decode,
     default_music,
     encode,
 )
 from sparklecomm.telephony.media.player import DtmfReceiver, Playlist, RtpPlayer
+from sparklecomm.telephony.media.rtp import RtpParseError, parse_rtp_header
 
 if TYPE_CHECKING:
     from sparklecomm.acd.model import WaitingMedia
@@ -57,6 +59,19 @@ CALLBACK_CONFIRMATION = (
     "your place in line. Goodbye."
 )
 CALLBACK_REFUSED = "Sorry, we cannot call you back right now. Please stay on the line."
+END_OF_MESSAGE_KEY = "#"
+"""The key that ends a voicemail message (hanging up does too)."""
+
+
+def tone(seconds: float = 0.5, frequency: float = 1000.0) -> np.ndarray:
+    """The tone after a voicemail greeting: a sine at -12 dBFS with 10 ms fades."""
+    n = int(SAMPLE_RATE * seconds)
+    wave = np.sin(2 * np.pi * frequency * np.arange(n) / SAMPLE_RATE) * 8000
+    fade = min(80, n // 2)
+    ramp = np.linspace(0.0, 1.0, fade)
+    wave[:fade] *= ramp
+    wave[n - fade :] *= ramp[::-1]
+    return wave.astype(np.int16)
 
 
 class WaitingQueue(Protocol):
@@ -176,6 +191,10 @@ class Waiting:
         self._announcing: asyncio.Task[None] | None = None
         self._key: asyncio.Future[str] | None = None
         """Set while a menu waits for a key."""
+        self._recording: bytearray | None = None
+        """The caller's audio payloads while a message is recorded."""
+        self._recorded: asyncio.Future[None] | None = None
+        """Done when the message ends (``#``, the caller gone)."""
         self.menus = 0
         """Menu prompts played so far."""
 
@@ -236,6 +255,41 @@ class Waiting:
                 return key
         return None
 
+    async def say(self, text: str) -> None:
+        """Speak ``text`` (no music after it) and return once it has been played."""
+        clip = await self.room.prompt(text, self.codec)
+        if clip is not None and not self.stopped:
+            self._play(clip, music=False)
+            await asyncio.sleep(len(clip) / SAMPLE_RATE)
+
+    async def record_message(self, greeting: str, max_seconds: float) -> np.ndarray:
+        """Voicemail: speak ``greeting``, play the tone, then record what the caller says
+        until ``#``, hanging up or ``max_seconds``; the recording (8 kHz int16, empty when
+        the caller left before the tone)."""
+        if self._announcing is not None:
+            self._announcing.cancel()
+            self._announcing = None
+        self.config = None  # no callback key here; ``#`` ends the message
+        await self.say(greeting)
+        beep = encode(self.codec, tone())
+        if self.stopped:
+            return np.zeros(0, dtype=np.int16)
+        self._play(beep, music=False)
+        await asyncio.sleep(len(beep) / SAMPLE_RATE)
+        if self.stopped:
+            return np.zeros(0, dtype=np.int16)
+        self._recording = bytearray()
+        self._recorded = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(max_seconds):
+                await self._recorded
+        except TimeoutError:
+            pass
+        data = bytes(self._recording)
+        self._recording = None
+        self._recorded = None
+        return decode(self.codec, data) if data else np.zeros(0, dtype=np.int16)
+
     def _play(self, *clips: bytes, music: bool = True) -> None:
         """Play ``clips``, then the music on hold (or, without ``music``, nothing)."""
         if self.player is None or self.stopped:
@@ -246,6 +300,14 @@ class Waiting:
     def _received(self, packet: bytes) -> None:
         if self.dtmf is not None:
             self.dtmf.feed(packet)
+        recording = self._recording
+        if recording is not None and len(packet) > 12 and packet[1] & 0x7F == self.payload_type:
+            try:
+                header = parse_rtp_header(packet)
+            except RtpParseError:
+                return
+            start = header.payload_offset
+            recording += packet[start : start + header.payload_length]
 
     def _digit(self, digit: str) -> None:
         self.digits.append(digit)
@@ -253,6 +315,10 @@ class Waiting:
         if self._key is not None:
             if not self._key.done():
                 self._key.set_result(digit)
+            return
+        if self._recorded is not None:
+            if digit == END_OF_MESSAGE_KEY and not self._recorded.done():
+                self._recorded.set_result(None)
             return
         config, queue = self.config, self.queue
         if (
@@ -327,6 +393,8 @@ class Waiting:
         self.room.waiting.pop(self.call.id, None)
         if self._key is not None and not self._key.done():
             self._key.set_result("")  # a menu waiting for a key gives up at once
+        if self._recorded is not None and not self._recorded.done():
+            self._recorded.set_result(None)  # the message ends with the call
         current = asyncio.current_task() if _loop_running() else None
         for task in list(self._tasks):
             if task is not current:

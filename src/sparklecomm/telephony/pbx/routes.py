@@ -4,7 +4,8 @@ The B2BUA (call control, :mod:`sparklecomm.telephony.calls`) builds a :class:`Ca
 for each new INVITE and asks the PBX (:class:`Router`) where the call goes. The answer is a
 :class:`Route`: a :class:`Hunt` (ring extensions or external numbers, step by step), a
 :class:`ToQueue` (the ACD takes over), a :class:`ToIvr` (a voice menu the platform plays,
-whose answer gives the next route) or a :class:`Reject`. Pure data; no I/O here.
+whose answer gives the next route), a :class:`ToVoicemail` (the platform takes a message)
+or a :class:`Reject`. Pure data; no I/O here.
 
 A :class:`Hunt` is a find-me/follow-me sequence. Its steps are tried in order; each step
 rings all its targets at once (simultaneous ring group) and gives up after ``ring_seconds``.
@@ -126,7 +127,37 @@ class ToIvr:
     choices made, e.g. ``main:2 billing:1``): passed back with the choice."""
 
 
-Route = Hunt | ToQueue | Reject | ToIvr
+@dataclass(frozen=True, slots=True)
+class ToVoicemail:
+    """Answer the call and take a message for ``box`` (an extension's voicemail box): the
+    platform speaks ``greeting``, plays a tone and records until the caller hangs up,
+    presses ``#`` or ``max_seconds`` have passed; the recording is given to the B2BUA's
+    :class:`VoicemailStore`."""
+
+    tenant_id: str
+    box: str
+    greeting: str
+    max_seconds: float = 120.0
+
+
+class VoicemailStore(Protocol):
+    """Where the B2BUA leaves the messages it recorded (the PBX's voicemail service)."""
+
+    async def leave_message(
+        self,
+        route: ToVoicemail,
+        *,
+        caller: str,
+        caller_name: str | None,
+        call_id: str,
+        wav: bytes,
+        seconds: float,
+    ) -> str:
+        """Store a message (``wav``: 8 kHz mono 16-bit WAV); its id."""
+        ...
+
+
+Route = Hunt | ToQueue | Reject | ToIvr | ToVoicemail
 
 
 class Router(Protocol):
