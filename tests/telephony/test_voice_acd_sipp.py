@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from tests.conftest import World
 from tests.telephony.sip_support import loopback_namespace, run_sipp, wait_until
@@ -31,7 +32,7 @@ from sparklecomm.telephony import (
     loopback_only,
 )
 from sparklecomm.telephony.agent_phones import SipAgentPhones
-from sparklecomm.telephony.media.audio import PromptVoice, ulaw_decode
+from sparklecomm.telephony.media.audio import PromptVoice, load_wav, ulaw_decode, ulaw_encode
 from sparklecomm.telephony.media.relay import MediaRelay, RelayConfig
 from sparklecomm.telephony.media.rtp import build_rtp_packet, parse_rtp_header
 from sparklecomm.telephony.pbx.dialplan import PbxConfig, divert
@@ -45,6 +46,7 @@ from sparklecomm.telephony.pbx.routes import (
     Target,
     ToIvr,
     ToQueue,
+    ToVoicemail,
 )
 from sparklecomm.telephony.sip.timers import TimerConfig
 from sparklecomm.telephony.voice_queue import VoiceQueue
@@ -53,6 +55,7 @@ from sparklecomm.telephony.waiting import Waiting, WaitingRoom
 SIPP = Path(__file__).parent / "sipp"
 DID = "5550100"
 MENU_DID = "5550200"
+VOICEMAIL_DID = "5550300"
 MAIN_MENU = IvrMenu(
     "main",
     "For support, press 2. For the front desk, press 3.",
@@ -102,6 +105,26 @@ class Center:
         raise AssertionError(f"{count} x {kind} not seen: {self.interaction_types()}")
 
 
+class MessageBox:
+    """The voicemail store of these tests: keeps what the B2BUA leaves."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    async def leave_message(
+        self,
+        route: ToVoicemail,
+        *,
+        caller: str,
+        caller_name: str | None,
+        call_id: str,
+        wav: bytes,
+        seconds: float,
+    ) -> str:
+        self.messages.append({"box": route.box, "caller": caller, "wav": wav, "seconds": seconds})
+        return f"m{len(self.messages)}"
+
+
 class DidRouter:
     """The dial plan of this test: the DID goes to the support queue; a queue diverting its
     caller goes through the real dial plan's :func:`divert` (extension 2003 is a desk phone,
@@ -116,6 +139,9 @@ class DidRouter:
             return ToQueue(self.tenant_id, "support", {"dnis": DID})
         if request.dialled == MENU_DID:
             return ToIvr(self.tenant_id, MAIN_MENU, {"dnis": MENU_DID})
+        if request.dialled == VOICEMAIL_DID:
+            greeting = "Please leave a message after the tone."
+            return ToVoicemail(self.tenant_id, "2003", greeting, max_seconds=6.0)
         if request.dialled in self.config.extensions:  # e.g. a phone's own transfer
             target = Target(extension=request.dialled)
             return Hunt(self.tenant_id, (HuntStep((target,), 20.0),), description="desk")
@@ -205,6 +231,7 @@ async def center(sqlite_world: World) -> AsyncIterator[Center]:
         phones.waiting_room = WaitingRoom(
             server.calls, voice=PromptVoice(world.services.settings.data_dir / "prompts")
         )
+        server.calls.voicemail = MessageBox()
         await server.start()
         try:
             yield Center(world, acd, server, call_events, phones)
@@ -785,3 +812,64 @@ async def test_a_caller_who_chose_a_queue_and_hangs_up_while_waiting_is_abandone
     ended = [d for k, d in center.call_events if k == "call.ended"]
     assert ended[-1]["reason"] == "caller_hangup"
     assert center.server.calls.active_calls == 0 and not room.waiting
+
+
+# ---- voicemail ------------------------------------------------------------------------------
+
+
+def speak(media: CallerMedia, relay_port: int, seconds: float) -> None:
+    """The caller talks: ``seconds`` of a 440 Hz tone as 20 ms PCMU packets."""
+    assert media.transport is not None
+    samples = np.sin(2 * np.pi * 440 * np.arange(int(8000 * seconds)) / 8000) * 6000
+    payload = ulaw_encode(samples.astype(np.int16))
+    for n in range(len(payload) // 160):
+        packet = build_rtp_packet(
+            payload[n * 160 : (n + 1) * 160], sequence=n, timestamp=160 * n, ssrc=0x55
+        )
+        media.transport.sendto(packet, ("127.0.0.1", relay_port))
+
+
+@pytest.mark.parametrize(
+    ("scenario", "ends_with"), [("menu_uac.xml", "hang-up"), ("menu_uac_hung_up.xml", "#")]
+)
+async def test_a_caller_leaves_a_voicemail_message(
+    center: Center, scenario: str, ends_with: str, tmp_path: Path
+) -> None:
+    """The platform answers, speaks the greeting and the tone, then records the caller's
+    audio (here 2 s of a tone) until the caller hangs up, or presses # (then the platform
+    thanks them and hangs up): the message reaches the store as a WAV of that length."""
+    loop = asyncio.get_running_loop()
+    transport, media = await loop.create_datagram_endpoint(
+        CallerMedia, local_addr=("127.0.0.1", 17100)
+    )
+    room = center.phones.waiting_room
+    assert room is not None
+    try:
+        call = caller(center, scenario, "-key", "media_listen", "17100", number=VOICEMAIL_DID)
+        await wait_until(lambda: bool(room.waiting), 10)
+        session = next(iter(room.waiting.values()))
+        await wait_until(lambda: session._recording is not None, 15)
+        relay_port = session.call.media.a.port
+        speak(media, relay_port, 2.0)
+        await asyncio.sleep(0.2)
+        if ends_with == "#":
+            media.press(11, relay_port)  # event 11 is "#"
+        rc, out = await asyncio.wait_for(call, 40)
+        assert rc == 0, out[-3000:]
+    finally:
+        transport.close()
+    box = center.server.calls.voicemail
+    assert isinstance(box, MessageBox)
+    await wait_until(lambda: bool(box.messages))
+    message = box.messages[0]
+    assert message["box"] == "2003" and message["caller"] == "1001"
+    assert 1.8 <= message["seconds"] <= 2.3
+    wav = tmp_path / "message.wav"
+    wav.write_bytes(message["wav"])
+    audio = load_wav(wav)
+    spectrum = np.abs(np.fft.rfft(audio.astype(float)))
+    assert abs(np.argmax(spectrum) * 8000 / len(audio) - 440) < 10  # what the caller said
+    left = [d for k, d in center.call_events if k == "call.voicemail_left"]
+    assert left == [{**left[0], "box": "2003", "message_id": "m1"}]
+    ended = [d for k, d in center.call_events if k == "call.ended"]
+    assert ended[-1]["reason"] == ("voicemail" if ends_with == "#" else "caller_hangup")
