@@ -136,6 +136,8 @@ class SipAgentPhones:
             # keeps hearing the platform, now with this queue's settings.
             if config is not None and self.queue is not None:
                 call.waiting.enter_queue(config, self.queue)
+            else:
+                call.waiting.hold()  # the queue's settings unknown: music only
             return
         if room is not None and config is not None and config.music_on_hold:
             if call.ended or call.cancelled:
