@@ -228,28 +228,32 @@ class Waiting:
             self._announcing.cancel()
             self._announcing = None
         self.config = None  # no callback key inside a menu
+        loop = asyncio.get_running_loop()
         for attempt in range(menu.attempts):
             if self.stopped:
                 return None
-            if attempt:
-                invalid = await self.room.prompt(menu.invalid_prompt, self.codec)
-                if invalid is not None:
-                    self._play(invalid, music=False)
-                    await asyncio.sleep(len(invalid) / SAMPLE_RATE)
-            clip = await self.room.prompt(menu.prompt, self.codec)
-            seconds = 0.0
-            if clip is not None and not self.stopped:
-                self.menus += 1
-                self._play(clip, music=False)
-                seconds = len(clip) / SAMPLE_RATE
-            self._key = asyncio.get_running_loop().create_future()
+            # Keys count from the start of the attempt: one pressed during the invalid
+            # prompt (or the menu's prompt) is taken at once.
+            key_pressed: asyncio.Future[str] = loop.create_future()
+            self._key = key_pressed
             try:
-                async with asyncio.timeout(seconds + menu.timeout_seconds):
-                    key = await self._key
-            except TimeoutError:
-                continue
+                if attempt:
+                    invalid = await self.room.prompt(menu.invalid_prompt, self.codec)
+                    if invalid is not None and not key_pressed.done():
+                        self._play(invalid, music=False)
+                        await asyncio.wait({key_pressed}, timeout=len(invalid) / SAMPLE_RATE)
+                clip = await self.room.prompt(menu.prompt, self.codec)
+                seconds = 0.0
+                if clip is not None and not self.stopped and not key_pressed.done():
+                    self.menus += 1
+                    self._play(clip, music=False)
+                    seconds = len(clip) / SAMPLE_RATE
+                done, _ = await asyncio.wait({key_pressed}, timeout=seconds + menu.timeout_seconds)
             finally:
                 self._key = None
+            if not done:
+                continue
+            key = key_pressed.result()
             if key in menu.keys:
                 self._play(music=False)  # the prompt stops at the key
                 return key
