@@ -169,3 +169,20 @@ def test_answer_picks_the_first_codec_and_mirrors_direction() -> None:
 def test_answer_refuses_other_streams_and_keeps_their_place() -> None:
     answer = sdp.answer(sdp.parse(OFFER), "127.0.0.1", 20000)
     assert [(m.kind, m.port) for m in answer.media] == [("audio", 20000), ("video", 0)]
+
+
+def test_narrow_keeps_only_the_codec_the_platform_answered_with() -> None:
+    """Once the platform answered the caller itself (early media, a voice menu), whoever
+    is rung next is offered the answered codec and telephone-event only, with their
+    attributes; the address and the other streams are the caller's as they were."""
+    offer = sdp.parse(OFFER)
+    answer = sdp.answer(offer, "127.0.0.1", 20000)
+    narrowed = sdp.narrow(offer, answer)
+    audio = narrowed.audio()
+    assert audio is not None and audio.formats == ["0", "101"]
+    assert audio.rtpmap() == {"0": "pcmu/8000", "101": "telephone-event/8000"}  # (lower-cased)
+    assert audio.attributes("fmtp") == ["101 0-15"]
+    assert sdp.media_target(narrowed) == sdp.media_target(offer)
+    assert [m.kind for m in narrowed.media] == ["audio", "video"]
+    original = offer.audio()
+    assert original is not None and original.formats == ["0", "8", "97", "101"]  # untouched
