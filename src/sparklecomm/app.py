@@ -110,6 +110,7 @@ def build_services(
         secret=settings.effective_secret_key,
         queue_ids=lambda tenant_id: acd.read(tenant_id, lambda engine: engine.queue_ids()),
         queue_hours=lambda tenant_id: acd.read(tenant_id, _queue_hours),
+        voicemail_dir=settings.data_dir / "voicemail",
     )
     # Queues may follow the organisation's business hours: the engine keeps them in step.
     acd.hours_source = pbx.hours_specs
@@ -244,6 +245,7 @@ def build_app(services: Services) -> FastAPI:
         if sip is not None:
             if services.extra.get("pbx") is not None:
                 sip.calls.use_pbx(services.extra["pbx"])  # DIDs, ring groups, trunks, fraud
+                sip.calls.voicemail = services.extra["pbx"]  # messages left in the boxes
             # Calls sent to a queue become ACD interactions; offers ring the agents' phones.
             # Every node hears every callback offer: with the Redis bus, the nodes claim each
             # one there and only the winner rings (docs/telephony.md "Queued callbacks").

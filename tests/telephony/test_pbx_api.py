@@ -16,7 +16,15 @@ from sparklecomm.audit.store import Actor
 from sparklecomm.store.db import read_events
 from sparklecomm.store.models import AuditLog
 from sparklecomm.telephony.pbx.models import Trunk
-from sparklecomm.telephony.pbx.routes import CallRequest, Hunt, Reject, Route, Target, ToQueue
+from sparklecomm.telephony.pbx.routes import (
+    CallRequest,
+    Hunt,
+    Reject,
+    Route,
+    Target,
+    ToQueue,
+    ToVoicemail,
+)
 from sparklecomm.telephony.pbx.service import PbxService
 
 SIP_PASSWORD = "phone-secret-123"
@@ -347,7 +355,9 @@ def test_a_voice_queues_divert_target_is_checked_by_the_dial_plan(
     assert "not allowed" in put({"divert_to": "number:+4930555666"}, 422)["detail"]
     group = put({"divert_to": "1002"}, 422, on_closed={"divert_to": "ring_group:x"})
     assert errors(group) == ["on_closed.divert_to"] and "no ring group x" in group["detail"]
-    for good in ("extension:1002", "1003", "voicemail:support"):
+    nobox = put({"divert_to": "voicemail:support"}, 422)
+    assert errors(nobox) == ["on_max_wait.divert_to"] and "no voicemail box" in nobox["detail"]
+    for good in ("extension:1002", "1003", "voicemail:1002"):
         assert put({"divert_to": good}, 200)["on_max_wait"]["divert_to"] == good
     # a queue without voice keeps its own labels for its own channels
     chat = {**config, "channels": ["chat"], "on_max_wait": {"divert_to": "email:support"}}
@@ -400,7 +410,10 @@ async def test_a_queue_diverting_its_caller_is_routed_by_the_organisations_dial_
     # an outside number needs a dial rule, as any outbound call
     r = await pbx.divert(t, "number:+4930555666", inbound)
     assert isinstance(r, Reject) and r.status == 403
-    assert (await pbx.divert(t, "voicemail:support", inbound)).status == 480  # type: ignore[union-attr]
+    r = await pbx.divert(t, "voicemail:1002", inbound)
+    assert isinstance(r, ToVoicemail) and r.box == "1002" and r.tenant_id == t
+    assert r.greeting.startswith("Ext 1002 is not available")
+    assert (await pbx.divert(t, "voicemail:support", inbound)).status == 404  # type: ignore[union-attr]
 
 
 def test_extensions_update_password_and_delete(client: TestClient, world: World) -> None:

@@ -29,6 +29,7 @@ from sparklecomm.telephony.pbx.routes import (
     Reject,
     Target,
     ToQueue,
+    ToVoicemail,
 )
 
 T = "tenant-a"
@@ -404,10 +405,13 @@ def test_divert_to_a_number_an_extension_a_did_or_outside_by_the_dial_rules() ->
     assert divert(config(), "number:not-a-number", request).status == 404  # type: ignore[union-attr]
 
 
-def test_divert_to_voicemail_or_an_unknown_kind_releases_the_caller() -> None:
+def test_divert_to_voicemail_takes_a_message_an_unknown_box_or_kind_releases_the_caller() -> None:
     request = from_trunk("+4930100")
-    voicemail = divert(config(), "voicemail:support", request)
-    assert isinstance(voicemail, Reject) and voicemail.status == 480
-    assert "voicemail" in voicemail.reason
+    voicemail = divert(config(), "voicemail:1002", request)
+    assert isinstance(voicemail, ToVoicemail) and voicemail.box == "1002"
+    assert voicemail.tenant_id == T and voicemail.max_seconds == 120
+    nobody = divert(config(), "voicemail:support", request)
+    assert isinstance(nobody, Reject) and nobody.status == 404
+    assert "no voicemail box support" in nobody.reason
     unknown = divert(config(), "busy-tone:x", request)
     assert isinstance(unknown, Reject) and unknown.status == 480 and "busy-tone" in unknown.reason

@@ -1,18 +1,22 @@
 """HTTP routes of the PBX: extensions, DIDs, business hours, ring groups, voice menus (IVR),
-trunks, call settings, blocked numbers and dial rules, under ``/api/v1/telephony``.
+trunks, call settings, blocked numbers, dial rules and voicemail, under
+``/api/v1/telephony``.
 
 Supervisors read, administrators change. Every change is audited and appears on the event
-stream (``pbx.did.created`` ...). A trunk's password is write-only.
+stream (``pbx.did.created`` ...). A trunk's password is write-only. Voicemail is for
+everyone: supervisors and administrators reach every box of the organisation, other users
+the boxes of their own extensions.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from sparklecomm.api.deps import Admin, CurrentPrincipal, ServicesDep, Supervisor
+from sparklecomm.auth.service import Principal
 from sparklecomm.container import Services
 from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from sparklecomm.telephony.agent_phones import SipAgentPhones
@@ -33,6 +37,9 @@ from sparklecomm.telephony.pbx.service import (
     ring_group_payload,
     trunk_payload,
 )
+
+#: The download's media type (8 kHz mono 16-bit PCM in a WAV file).
+WAV = "audio/wav"
 
 router = APIRouter(prefix="/api/v1/telephony", tags=["telephony"])
 Number = Annotated[str, Path(min_length=1, max_length=40, description="A phone number")]
@@ -165,7 +172,7 @@ class DidIn(Strict):
     destination: str = Field(
         max_length=120,
         description="extension:1001, ring_group:sales, queue:support, ivr:main (a voice "
-        "menu) or reject",
+        "menu), voicemail:1001 (an extension's voicemail box) or reject",
     )
     attributes: dict[str, Scalar] = Field(
         default_factory=dict, description="Interaction attributes for the ACD (campaign ...)"
@@ -348,8 +355,8 @@ class IvrMenuBody(Strict):
     prompt: str = Field(max_length=1000, description="What the caller hears (spoken), 1-1000")
     options: dict[str, str] = Field(
         description='Key → destination: {"1": "queue:sales", "2": "ivr:billing"}; keys 0-9, * '
-        "and #; destinations extension:N, ring_group:NAME, queue:ID, ivr:NAME, number:N, "
-        "reject"
+        "and #; destinations extension:N, ring_group:NAME, queue:ID, ivr:NAME, "
+        "voicemail:N, number:N, reject"
     )
     timeout_seconds: float = Field(default=5.0, description="Wait for a key, 1-60 s")
     attempts: int = Field(default=3, description="Times the menu is played at most, 1-10")
@@ -520,6 +527,72 @@ def create_dial_rule(body: DialRuleIn, principal: Admin, svc: ServicesDep) -> di
 @router.delete("/dial-rules/{name}", status_code=204)
 def delete_dial_rule(name: Name, principal: Admin, svc: ServicesDep) -> Response:
     pbx(svc).do_delete_dial_rule(principal.tenant_id, principal.actor, name)
+    return Response(status_code=204)
+
+
+# -- voicemail -------------------------------------------------------------------------------
+MessageId = Annotated[str, Path(min_length=1, max_length=32, description="A message's id")]
+
+
+def _owner(principal: Principal) -> str | None:
+    """Whose boxes the principal reaches: None for supervisors and administrators (every
+    box of the organisation), else their own user id (the boxes of their extensions)."""
+    return None if principal.has_role("supervisor") else principal.user_id
+
+
+@router.get("/voicemail")
+def list_voicemail(
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    box: Annotated[
+        str | None,
+        Query(max_length=15, description="Only this box (an extension's number)"),
+    ] = None,
+) -> list[dict[str, Any]]:
+    """Voicemail messages, newest first: ``id``, ``box``, ``caller``, ``caller_name``,
+    ``seconds``, ``created_at``, ``heard`` (and ``heard_at``). Supervisors and
+    administrators see every box of the organisation; other users the boxes of the
+    extensions that are theirs (403 for another ``box``)."""
+    return pbx(svc).voicemails(principal.tenant_id, box=box, user_id=_owner(principal))
+
+
+@router.get(
+    "/voicemail/{message_id}/audio",
+    response_class=Response,
+    responses={200: {"content": {WAV: {}}, "description": "The recording (WAV)"}},
+)
+def voicemail_audio(
+    message_id: MessageId, principal: CurrentPrincipal, svc: ServicesDep
+) -> Response:
+    """Download a message's recording (8 kHz mono WAV). 404 for an unknown id, 403 for a
+    message in someone else's box."""
+    message, audio = pbx(svc).voicemail_audio(
+        principal.tenant_id, message_id, user_id=_owner(principal)
+    )
+    name = f"voicemail-{message['box']}-{message['id']}.wav"
+    return Response(
+        content=audio,
+        media_type=WAV,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.post("/voicemail/{message_id}/heard")
+def mark_voicemail_heard(
+    message_id: MessageId, principal: CurrentPrincipal, svc: ServicesDep
+) -> dict[str, Any]:
+    """Mark a message heard (it stays until deleted)."""
+    return pbx(svc).do_mark_heard(principal.tenant_id, message_id, user_id=_owner(principal))
+
+
+@router.delete("/voicemail/{message_id}", status_code=204)
+def delete_voicemail(
+    message_id: MessageId, principal: CurrentPrincipal, svc: ServicesDep
+) -> Response:
+    """Delete a message and its recording."""
+    pbx(svc).do_delete_voicemail(
+        principal.tenant_id, principal.actor, message_id, user_id=_owner(principal)
+    )
     return Response(status_code=204)
 
 

@@ -1,6 +1,6 @@
-"""``sparklecomm did|hours|trunk|ringgroup|ivr|block|dialrule ...`` and ``sparklecomm extension
-forward|dnd|auto-answer``: PBX configuration from the command line, straight on the database (like
-``sparklecomm extension add``).
+"""``sparklecomm did|hours|trunk|ringgroup|ivr|block|dialrule|voicemail ...`` and ``sparklecomm
+extension forward|dnd|auto-answer``: PBX configuration (and the voicemail boxes' messages) from
+the command line, straight on the database (like ``sparklecomm extension add``).
 
 :func:`register` mounts the commands on the main app; the shared helpers (``_errors``,
 ``_services``, ``_emit``) are taken from :mod:`sparklecomm.cli` when a command runs.
@@ -8,6 +8,7 @@ forward|dnd|auto-answer``: PBX configuration from the command line, straight on 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -28,6 +29,9 @@ ivr_app = typer.Typer(
     help="Voice menus (IVR): a spoken prompt, and where each key leads.", no_args_is_help=True
 )
 block_app = typer.Typer(help="Blocked inbound callers.", no_args_is_help=True)
+voicemail_app = typer.Typer(
+    help="Voicemail: the messages left in the extensions' boxes.", no_args_is_help=True
+)
 dialrule_app = typer.Typer(
     help="Outbound dial rules (no rule: no outbound calls).", no_args_is_help=True
 )
@@ -74,7 +78,9 @@ def did_add(
     to: Annotated[
         str,
         typer.Option(
-            "--to", help="extension:1001, ring-group:sales, queue:support, ivr:main or reject"
+            "--to",
+            help="extension:1001, ring-group:sales, queue:support, ivr:main, voicemail:1001 "
+            "or reject",
         ),
     ],
     tenant: Tenant = "demo",
@@ -506,6 +512,59 @@ def ivr_remove(name: str, tenant: Tenant = "demo") -> None:
         typer.echo(f"removed voice menu {name}")
 
 
+# -- voicemail -------------------------------------------------------------------------------
+def _voicemail_line(data: dict[str, Any]) -> str:
+    caller = data["caller"] + (f" ({data['caller_name']})" if data.get("caller_name") else "")
+    state = "heard" if data["heard"] else "new"
+    return (
+        f"{data['id']}  box {data['box']}  {data['created_at']}  {data['seconds']:g} s  "
+        f"from {caller}  [{state}]"
+    )
+
+
+@voicemail_app.command("list")
+def voicemail_list(
+    tenant: Tenant = "demo",
+    box: Annotated[str | None, typer.Option("--box", help="Only this box (extension)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List the messages, newest first."""
+    with _cli()._errors():
+        pbx, tenant_id = _pbx(tenant)
+        rows = pbx.voicemails(tenant_id, box=box)
+        lines = [_voicemail_line(r) for r in rows] or ["no messages"]
+        _emit(as_json, rows, lines)
+
+
+@voicemail_app.command("save")
+def voicemail_save(
+    message_id: Annotated[str, typer.Argument(metavar="ID", help="The message's id")],
+    file: Annotated[Path, typer.Argument(metavar="FILE.wav", help="Where to write the WAV")],
+    tenant: Tenant = "demo",
+) -> None:
+    """Write a message's recording to a WAV file."""
+    with _cli()._errors():
+        pbx, tenant_id = _pbx(tenant)
+        message, audio = pbx.voicemail_audio(tenant_id, message_id)
+        try:
+            file.write_bytes(audio)
+        except OSError as error:
+            raise InvalidInput(f"cannot write {file}: {error.strerror}", field="file") from None
+        typer.echo(f"saved message {message['id']} (box {message['box']}) to {file}")
+
+
+@voicemail_app.command("delete")
+def voicemail_delete(
+    message_id: Annotated[str, typer.Argument(metavar="ID", help="The message's id")],
+    tenant: Tenant = "demo",
+) -> None:
+    """Delete a message and its recording."""
+    with _cli()._errors():
+        pbx, tenant_id = _pbx(tenant)
+        pbx.do_delete_voicemail(tenant_id, Actor.cli(), message_id)
+        typer.echo(f"deleted message {message_id}")
+
+
 # -- blocked numbers -------------------------------------------------------------------------
 @block_app.command("add")
 def block_add(
@@ -689,6 +748,7 @@ def register(app: typer.Typer, extension_app: typer.Typer) -> None:
     app.add_typer(ivr_app, name="ivr")
     app.add_typer(block_app, name="block")
     app.add_typer(dialrule_app, name="dialrule")
+    app.add_typer(voicemail_app, name="voicemail")
     extension_app.command("forward")(extension_forward)
     extension_app.command("dnd")(extension_dnd)
     extension_app.command("auto-answer")(extension_auto_answer)

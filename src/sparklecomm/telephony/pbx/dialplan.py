@@ -18,9 +18,13 @@ and caches, and :func:`decide` is what it runs for every new INVITE. The rules, 
 * A DID may lead to a voice menu (``ivr:NAME``): the platform plays it (:class:`ToIvr`) and
   :func:`ivr_choice` decides where the caller's key (or no key) leads; the keys pressed
   travel in the attribute ``ivr`` (``main:2 billing:1``).
+* A DID (open or closed), a voice menu's key or default and a queue's diversion may lead to
+  an extension's voicemail box (``voicemail:1002``): the platform takes a message
+  (:class:`ToVoicemail`, greeting from :func:`voicemail_greeting`).
 
 :func:`divert` decides where a queue sends a waiting caller it diverts (the queue's
-``divert_to``: an extension, a ring group or a number, see :data:`DIVERT_KINDS`).
+``divert_to``: an extension, a ring group, a number or a voicemail box, see
+:data:`DIVERT_KINDS`).
 
 Another tenant's extensions, DIDs, ring groups and trunks are never reachable: the snapshot
 only holds one tenant's configuration.
@@ -44,12 +48,23 @@ from sparklecomm.telephony.pbx.routes import (
     Target,
     ToIvr,
     ToQueue,
+    ToVoicemail,
 )
 
-DESTINATION_KINDS = ("extension", "ring_group", "queue", "ivr", "reject")
+DESTINATION_KINDS = ("extension", "ring_group", "queue", "ivr", "voicemail", "reject")
 #: Where a voice menu's key (or its default) may lead: a DID's destinations and an outside
 #: number (``number:+4930…``, dialled through the dial rules).
-IVR_DESTINATION_KINDS = ("extension", "ring_group", "queue", "ivr", "number", "reject")
+IVR_DESTINATION_KINDS = (
+    "extension",
+    "ring_group",
+    "queue",
+    "ivr",
+    "voicemail",
+    "number",
+    "reject",
+)
+#: The longest message a caller may leave (seconds).
+MAX_MESSAGE_SECONDS = 120.0
 #: The keys of a phone's keypad (RFC 4733 events 0-11).
 DTMF_KEYS = "0123456789*#"
 DEFAULT_INVALID_PROMPT = "Sorry, that is not a valid choice."
@@ -70,10 +85,10 @@ BLOCKED = Reject(403, "Forbidden (caller blocked)")
 NO_SUCH_NUMBER = Reject(404, "Not Found")
 DECLINED = Reject(603, "Decline")
 CLOSED = Reject(480, "Temporarily Unavailable (closed)")
-NO_VOICEMAIL = Reject(480, "Temporarily Unavailable (voicemail is not available yet)")
 #: What a queue's ``divert_to`` may name for a voice call: ``extension:1002``,
 #: ``ring_group:sales``, ``number:+3222000100`` (or the bare number) — dialled as the queue
-#: would dial it — and ``voicemail:BOX`` (not available yet: the caller gets 480).
+#: would dial it — and ``voicemail:BOX`` (the box of an extension: the caller leaves a
+#: message).
 DIVERT_KINDS = ("extension", "ring_group", "number", "voicemail")
 
 
@@ -82,7 +97,7 @@ class Destination:
     """Where a DID, a ring group's fallback or a voice menu's key goes: ``kind`` and its
     ``value``."""
 
-    kind: str  # extension | ring_group | queue | ivr | number | reject
+    kind: str  # extension | ring_group | queue | ivr | voicemail | number | reject
     value: str = ""
 
     def describe(self) -> str:
@@ -189,6 +204,9 @@ class PbxConfig:
     tenant_id: str
     extensions: Mapping[str, str] = field(default_factory=dict)
     """Extension number → display name."""
+    owners: Mapping[str, str] = field(default_factory=dict)
+    """Extension number → the display name of the user it belongs to (when linked): named
+    in the voicemail greeting when the extension has no display name of its own."""
     settings: Mapping[str, CallSettings] = field(default_factory=dict)
     dids: Mapping[str, DidConfig] = field(default_factory=dict)
     ring_groups: Mapping[str, RingGroupConfig] = field(default_factory=dict)
@@ -260,6 +278,30 @@ def match_rule(rules: tuple[DialRule, ...], number: str) -> DialRule | None:
         ):
             best = rule
     return best
+
+
+def voicemail_greeting(config: PbxConfig, box: str) -> str:
+    """What a caller reaching the voicemail box ``box`` hears before the tone: the
+    extension's display name, else its user's, else the extension's number."""
+    name = (config.extensions.get(box) or "").strip()
+    if not name or normalise_number(name) == box:
+        name = (config.owners.get(box) or "").strip()
+    who = name or f"The person at extension {box}"
+    return f"{who} is not available. Please leave a message after the tone."
+
+
+def voicemail_route(config: PbxConfig, box: str) -> ToVoicemail | Reject:
+    """Take a message for the voicemail box ``box`` (an extension's number); ``404`` when
+    the organisation has no such extension."""
+    box = normalise_number(box)
+    if box not in config.extensions:
+        return Reject(404, f"Not Found (no voicemail box {box})")
+    return ToVoicemail(
+        tenant_id=config.tenant_id,
+        box=box,
+        greeting=voicemail_greeting(config, box),
+        max_seconds=MAX_MESSAGE_SECONDS,
+    )
 
 
 class _Planner:
@@ -430,6 +472,8 @@ def _to_destination(planner: _Planner, did: DidConfig, ani: str, at: datetime | 
         if closed:
             attributes["hours"] = "closed"
         return ToIvr(tenant_id=planner.config.tenant_id, menu=menu.menu(), attributes=attributes)
+    if dest.kind == "voicemail":
+        return voicemail_route(planner.config, dest.value)
     if dest.kind == "reject":
         return DECLINED
     steps, final = planner.destination_steps(dest, 0)
@@ -507,7 +551,8 @@ def divert(
     * ``number:N`` (or a bare number): an extension or ring group of that number, a DID of
       the organisation (its destination, another queue included), else an outside number
       through the dial rules (denied unless a rule allows it, as for any outbound call);
-    * ``voicemail:BOX``: 480 until voicemail exists; an unknown kind or target: 480/404.
+    * ``voicemail:BOX``: the caller leaves a message in the extension's box;
+    * an unknown kind or target: 480/404.
     """
     kind, colon, value = target.partition(":")
     if not colon:
@@ -517,7 +562,7 @@ def divert(
     ani = normalise_number(request.caller)
     description = f"diverted to {target}"
     if kind == "voicemail":
-        return NO_VOICEMAIL
+        return voicemail_route(config, value)
     if kind == "extension":
         number = normalise_number(value)
         if number not in config.extensions:
@@ -543,8 +588,8 @@ def divert(
 
 def divert_problem(config: PbxConfig, target: str) -> str | None:
     """What is wrong with ``target`` as a queue's ``divert_to`` for voice calls, in words for
-    the administrator (None: the dial plan can route it, or it is voicemail, kept for when
-    voicemail exists). Runs :func:`divert` as a diverted call would."""
+    the administrator (None: the dial plan can route it). Runs :func:`divert` as a diverted
+    call would."""
     kind, colon, _value = target.partition(":")
     if colon and kind not in DIVERT_KINDS:
         return (
@@ -553,7 +598,7 @@ def divert_problem(config: PbxConfig, target: str) -> str | None:
         )
     probe = CallRequest(dialled="", caller="", caller_name=None, source="configuration")
     route = divert(config, target, probe)
-    if not isinstance(route, Reject) or route is NO_VOICEMAIL or route.status == 486:
+    if not isinstance(route, Reject) or route.status == 486:
         return None  # routable (an extension in DND now is still a good target)
     return f"{target} cannot be reached: {route.reason} ({route.status})"
 
@@ -599,6 +644,8 @@ def ivr_choice(
         if other is None:
             return _menu_gone(dest.value)
         return ToIvr(tenant_id=tenant, menu=other.menu(), attributes=attributes)
+    if dest.kind == "voicemail":
+        return voicemail_route(config, dest.value)
     if dest.kind == "reject":
         return DECLINED
     planner = _Planner(config, request)

@@ -1,5 +1,5 @@
 """Tables of the PBX: DIDs, ring groups, voice menus, trunks, call settings, blocked numbers,
-dial rules, business hours.
+dial rules, business hours, voicemail messages.
 
 Every row belongs to one tenant. A DID's number is unique across the platform (a carrier
 delivers it to exactly one organisation); names of ring groups, voice menus and trunks are
@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -99,6 +100,26 @@ class IvrMenuRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_pbx_ivr_menus_name"),)
+
+
+class VoicemailRow(Base):
+    """A message left in an extension's voicemail box (``box``: the extension's number). The
+    recording is the WAV file ``file`` under ``<data_dir>/voicemail/<tenant_id>/``;
+    ``heard_at`` is set when someone marks it heard."""
+
+    __tablename__ = "pbx_voicemails"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"))
+    box: Mapped[str] = mapped_column(String(15))
+    caller: Mapped[str] = mapped_column(String(100))
+    caller_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    call_id: Mapped[str] = mapped_column(String(300))
+    seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heard_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    file: Mapped[str] = mapped_column(String(100))
+
+    __table_args__ = (Index("ix_pbx_voicemails_box", "tenant_id", "box", "created_at"),)
 
 
 class Trunk(Base):

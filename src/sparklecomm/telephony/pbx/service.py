@@ -1,5 +1,6 @@
-"""The PBX service: configuration in SQL (check → one transaction → events) and the
-:class:`~sparklecomm.telephony.pbx.routes.Router` the B2BUA asks for every new call.
+"""The PBX service: configuration in SQL (check → one transaction → events), the
+:class:`~sparklecomm.telephony.pbx.routes.Router` the B2BUA asks for every new call, and the
+:class:`~sparklecomm.telephony.pbx.routes.VoicemailStore` it leaves messages with.
 
 Routing reads a per-tenant :class:`~sparklecomm.telephony.pbx.dialplan.PbxConfig` snapshot,
 cached in memory: a change made through this service drops its tenant's snapshot at once;
@@ -10,10 +11,12 @@ seconds. SQL runs in the thread pool, never on the event loop.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -23,7 +26,13 @@ from starlette.concurrency import run_in_threadpool
 
 from sparklecomm.audit.store import Actor, write_audit_txn
 from sparklecomm.core.clock import Clock
-from sparklecomm.core.errors import Conflict, InvalidInput, NotFound
+from sparklecomm.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from sparklecomm.core.events import NewEvent
 from sparklecomm.core.hours import (
     BusinessHours,
@@ -37,6 +46,7 @@ from sparklecomm.core.hours import (
 from sparklecomm.core.ids import new_id
 from sparklecomm.core.validation import check_name
 from sparklecomm.store.db import Database, Tx
+from sparklecomm.store.models import User
 from sparklecomm.telephony.extensions import Extension, ExtensionService, extension_payload
 from sparklecomm.telephony.pbx.crypto import SecretBox
 from sparklecomm.telephony.pbx.dialplan import (
@@ -74,8 +84,9 @@ from sparklecomm.telephony.pbx.models import (
     IvrMenuRow,
     RingGroup,
     Trunk,
+    VoicemailRow,
 )
-from sparklecomm.telephony.pbx.routes import CallRequest, Reject, Route, ToIvr
+from sparklecomm.telephony.pbx.routes import CallRequest, Reject, Route, ToIvr, ToVoicemail
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +109,8 @@ MIN_IVR_TIMEOUT, MAX_IVR_TIMEOUT = 1.0, 60.0
 MAX_IVR_ATTEMPTS = 10
 #: Numbers this short are extensions: a voice menu's ``number:`` must then exist.
 SHORT_NUMBER = 6
+#: What may name a folder under the voicemail directory (tenant ids are 32 hex digits).
+FOLDER_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 # -- public forms -------------------------------------------------------------------------
@@ -214,6 +227,21 @@ def call_settings_payload(number: str, row: CallSettingsRow | None) -> dict[str,
     }
 
 
+def voicemail_payload(v: VoicemailRow) -> dict[str, Any]:
+    """A voicemail message as the API, the command line and the events show it (never the
+    recording itself: ``GET /telephony/voicemail/{id}/audio``)."""
+    return {
+        "id": v.id,
+        "box": v.box,
+        "caller": v.caller,
+        "caller_name": v.caller_name,
+        "seconds": v.seconds,
+        "created_at": v.created_at.isoformat(),
+        "heard": v.heard_at is not None,
+        "heard_at": v.heard_at.isoformat() if v.heard_at is not None else None,
+    }
+
+
 def blocked_payload(b: BlockedNumber) -> dict[str, Any]:
     return {"id": b.id, "pattern": b.pattern, "note": b.note}
 
@@ -234,7 +262,8 @@ def dial_rule_payload(r: DialRuleRow, trunk_names: dict[str, str]) -> dict[str, 
 # -- checks -------------------------------------------------------------------------------
 def parse_destination(text: str, field: str, kinds: tuple[str, ...]) -> Destination:
     """``extension:1001``, ``ring_group:sales`` (or ``ring-group:``), ``queue:support``,
-    ``ivr:main`` (a voice menu), ``number:+4930…`` (voice menus only), ``reject``."""
+    ``ivr:main`` (a voice menu), ``voicemail:1001`` (an extension's voicemail box),
+    ``number:+4930…`` (voice menus only), ``reject``."""
     text = text.strip()
     kind, _, value = text.partition(":")
     kind = kind.strip().lower().replace("-", "_")
@@ -257,6 +286,15 @@ def parse_destination(text: str, field: str, kinds: tuple[str, ...]) -> Destinat
         return Destination(kind, check_name_id(value, field))
     if kind == "number":
         return Destination(kind, check_dial_target(value, field))
+    if kind == "voicemail":
+        box = normalise_number(value)
+        if not box.isdigit():
+            raise InvalidInput(
+                f"{value!r} is not a voicemail box: a box is an extension's number, as in "
+                "voicemail:1002",
+                field=field,
+            )
+        return Destination(kind, box)
     return Destination(kind, normalise_number(value) if kind == "extension" else value)
 
 
@@ -358,6 +396,7 @@ class PbxService:
         secret: str | Callable[[], str],
         guard: FraudGuard | None = None,
         cache_ttl: float = 10.0,
+        voicemail_dir: Path | None = None,
         queue_ids: Callable[[str], Iterable[str]] | None = None,
         queue_hours: Callable[[str], Mapping[str, str | None]] | None = None,
     ) -> None:
@@ -368,6 +407,9 @@ class PbxService:
         self._box: SecretBox | None = None
         self.guard = guard or FraudGuard(clock)
         self.cache_ttl = cache_ttl
+        # Where the recordings of voicemail messages go (``<dir>/<tenant_id>/<id>.wav``);
+        # None: messages cannot be left (``leave_message`` answers Unavailable).
+        self.voicemail_dir = voicemail_dir
         # The routing queues of a tenant, to check a DID's queue (None: not checked, as for a
         # PBX without the routing service).
         self.queue_ids = queue_ids
@@ -460,6 +502,14 @@ class PbxService:
             e.number: e.display_name
             for e in s.scalars(select(Extension).where(Extension.tenant_id == tenant_id))
         }
+        owners = {
+            number: name
+            for number, name in s.execute(
+                select(Extension.number, User.display_name)
+                .join(User, User.id == Extension.user_id)
+                .where(Extension.tenant_id == tenant_id, User.tenant_id == tenant_id)
+            )
+        }
         settings = {
             r.extension: CallSettings(
                 dnd=r.dnd,
@@ -542,6 +592,7 @@ class PbxService:
         return PbxConfig(
             tenant_id=tenant_id,
             extensions=exts,
+            owners=owners,
             settings=settings,
             dids=dids,
             ring_groups=groups,
@@ -745,6 +796,11 @@ class PbxService:
             raise InvalidInput(f"no ring group {dest.value!r} here", field=field)
         if dest.kind == "ivr" and self._menu_row(s, tenant_id, dest.value) is None:
             raise InvalidInput(f"no voice menu {dest.value!r} here", field=field)
+        if dest.kind == "voicemail" and dest.value not in self._extension_numbers(s, tenant_id):
+            raise InvalidInput(
+                f"no voicemail box {dest.value} here (a box is an extension's number)",
+                field=field,
+            )
         if (
             dest.kind == "number"
             and dest.value.isdigit()
@@ -1112,6 +1168,13 @@ class PbxService:
             raise InvalidInput(f"mode must be one of {', '.join(RING_MODES)}", field="mode")
         ring_seconds = check_ring_seconds(ring_seconds, "ring_seconds")
         clean = [normalise_number(m) for m in members]
+        if fallback.strip().lower().startswith("voicemail:"):
+            raise InvalidInput(
+                "a ring group cannot fall back to voicemail yet (call control ends a ring "
+                "group that nobody answers with a refusal): use extension:N, ring_group:NAME "
+                "or reject",
+                field="fallback",
+            )
         if not 1 <= len(clean) <= MAX_MEMBERS:
             raise InvalidInput(f"a ring group has 1-{MAX_MEMBERS} members", field="members")
         if len(set(clean)) != len(clean):
@@ -1761,7 +1824,8 @@ class PbxService:
 
     def do_delete_extension(self, tenant_id: str, actor: Actor, number: str) -> None:
         """Delete an extension and its call settings; refused while a DID, a ring group or a
-        voice menu points at it."""
+        voice menu points at it or at its voicemail box. Messages left in its box stay (an
+        administrator can still list, download and delete them)."""
 
         def do(tx: Tx) -> None:
             s = tx.session
@@ -1769,6 +1833,12 @@ class PbxService:
             did = self._did_to(s, tenant_id, "extension", ext.number)
             if did is not None:
                 raise Conflict(f"DID {did.number} goes to extension {ext.number}", field="number")
+            did = self._did_to(s, tenant_id, "voicemail", ext.number)
+            if did is not None:
+                raise Conflict(
+                    f"DID {did.number} goes to the voicemail box of extension {ext.number}",
+                    field="number",
+                )
             for group in s.scalars(select(RingGroup).where(RingGroup.tenant_id == tenant_id)):
                 if ext.number in (group.members or []) or (
                     group.fallback_kind == "extension" and group.fallback == ext.number
@@ -1780,6 +1850,13 @@ class PbxService:
             if used is not None:
                 raise Conflict(
                     f"voice menu {used[0].name!r} leads to extension {ext.number} ({used[1]})",
+                    field="number",
+                )
+            used = self._menu_to(s, tenant_id, "voicemail", ext.number)
+            if used is not None:
+                raise Conflict(
+                    f"voice menu {used[0].name!r} leads to the voicemail box of extension "
+                    f"{ext.number} ({used[1]})",
                     field="number",
                 )
             s.execute(delete(CallSettingsRow).where(CallSettingsRow.extension == ext.number))
@@ -1798,3 +1875,216 @@ class PbxService:
             tx.emit(tenant_id, NewEvent("extension.deleted", {"extension": payload}))
 
         self._write(tenant_id, do)
+
+    # -- voicemail ----------------------------------------------------------------------------
+    def _voicemail_folder(self, tenant_id: str) -> Path:
+        if self.voicemail_dir is None:
+            raise Unavailable("Voicemail is not set up here (no directory for the recordings).")
+        if not FOLDER_RE.match(tenant_id):
+            raise InvalidInput(f"{tenant_id!r} is not an organisation id", field="tenant_id")
+        return self.voicemail_dir / tenant_id
+
+    def leave_message_sync(
+        self,
+        route: ToVoicemail,
+        *,
+        caller: str,
+        caller_name: str | None,
+        call_id: str,
+        wav: bytes,
+        seconds: float,
+    ) -> str:
+        """Store a message: the recording first (a temporary file renamed into place), then
+        its row and the event ``voicemail.left`` in one transaction; when the row cannot be
+        written the recording is removed again, so nothing is left half written. The id of
+        the message."""
+        if len(wav) < 44 or wav[:4] != b"RIFF" or wav[8:12] != b"WAVE":
+            raise InvalidInput("the recording is not a WAV file", field="wav")
+        box = normalise_number(route.box)
+        if not box.isdigit() or len(box) > 15:
+            raise InvalidInput(f"{route.box!r} is not a voicemail box", field="box")
+        folder = self._voicemail_folder(route.tenant_id)
+        message_id = new_id()
+        name = f"{message_id}.wav"
+        folder.mkdir(parents=True, exist_ok=True)
+        path, partial = folder / name, folder / f".{name}.part"
+        try:
+            with open(partial, "wb") as out:
+                out.write(wav)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+        def do(tx: Tx) -> dict[str, Any]:
+            row = VoicemailRow(
+                id=message_id,
+                tenant_id=route.tenant_id,
+                box=box,
+                caller=_header_text(caller, 100) or "anonymous",
+                caller_name=_header_text(caller_name or "", 200) or None,
+                call_id=_header_text(call_id, 300),
+                seconds=round(max(0.0, float(seconds)), 2),
+                created_at=tx.clock.now(),
+                heard_at=None,
+                file=name,
+            )
+            tx.session.add(row)
+            tx.session.flush()
+            payload = voicemail_payload(row)
+            tx.emit(route.tenant_id, NewEvent("voicemail.left", {"voicemail": payload}))
+            return payload
+
+        try:
+            with self.db.write() as tx:
+                payload = do(tx)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        log.info(
+            "voicemail_left",
+            box=box,
+            message_id=message_id,
+            seconds=payload["seconds"],
+            call_id=call_id,
+        )
+        return message_id
+
+    async def leave_message(
+        self,
+        route: ToVoicemail,
+        *,
+        caller: str,
+        caller_name: str | None,
+        call_id: str,
+        wav: bytes,
+        seconds: float,
+    ) -> str:
+        """The :class:`~sparklecomm.telephony.pbx.routes.VoicemailStore` protocol: the
+        B2BUA's ``voicemail``; the file and SQL work run in the thread pool."""
+        return await run_in_threadpool(
+            lambda: self.leave_message_sync(
+                route,
+                caller=caller,
+                caller_name=caller_name,
+                call_id=call_id,
+                wav=wav,
+                seconds=seconds,
+            )
+        )
+
+    @staticmethod
+    def _boxes_of(s: Session, tenant_id: str, user_id: str) -> set[str]:
+        query = select(Extension.number).where(
+            Extension.tenant_id == tenant_id, Extension.user_id == user_id
+        )
+        return set(s.scalars(query))
+
+    def _message(
+        self, s: Session, tenant_id: str, message_id: str, user_id: str | None
+    ) -> VoicemailRow:
+        row = s.get(VoicemailRow, message_id.strip())
+        if row is None or row.tenant_id != tenant_id:
+            raise NotFound(f"no voicemail message {message_id!r} here", field="id")
+        if user_id is not None and row.box not in self._boxes_of(s, tenant_id, user_id):
+            raise PermissionDenied(
+                f"voicemail message {message_id!r} is in box {row.box}, which is not yours",
+                field="id",
+            )
+        return row
+
+    def voicemails(
+        self, tenant_id: str, *, box: str | None = None, user_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The messages of the organisation (of ``box`` only, when given), newest first.
+        ``user_id``: only the boxes of that person's extensions (asking for another box is
+        refused); None: every box."""
+        wanted = normalise_number(box) if box else None
+        with self.db.read() as s:
+            query = select(VoicemailRow).where(VoicemailRow.tenant_id == tenant_id)
+            if user_id is not None:
+                mine = self._boxes_of(s, tenant_id, user_id)
+                if wanted is not None and wanted not in mine:
+                    raise PermissionDenied(
+                        f"voicemail box {wanted} is not yours (yours: "
+                        f"{', '.join(sorted(mine)) or 'none'})",
+                        field="box",
+                    )
+                query = query.where(VoicemailRow.box.in_(sorted(mine)))
+            if wanted is not None:
+                query = query.where(VoicemailRow.box == wanted)
+            query = query.order_by(VoicemailRow.created_at.desc(), VoicemailRow.id)
+            return [voicemail_payload(v) for v in s.scalars(query)]
+
+    def voicemail_audio(
+        self, tenant_id: str, message_id: str, *, user_id: str | None = None
+    ) -> tuple[dict[str, Any], bytes]:
+        """A message and its recording (WAV bytes); ``user_id`` as for :meth:`voicemails`."""
+        with self.db.read() as s:
+            row = self._message(s, tenant_id, message_id, user_id)
+            payload, name = voicemail_payload(row), row.file
+        path = self._voicemail_folder(tenant_id) / name
+        try:
+            return payload, path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(
+                f"the recording of voicemail message {message_id!r} is missing", field="id"
+            ) from None
+
+    def do_mark_heard(
+        self, tenant_id: str, message_id: str, *, user_id: str | None = None
+    ) -> dict[str, Any]:
+        """Mark a message heard (once: a message heard already keeps its time); event
+        ``voicemail.heard``."""
+
+        def do(tx: Tx) -> dict[str, Any]:
+            row = self._message(tx.session, tenant_id, message_id, user_id)
+            if row.heard_at is None:
+                row.heard_at = tx.clock.now()
+                tx.session.flush()
+                payload = voicemail_payload(row)
+                tx.emit(tenant_id, NewEvent("voicemail.heard", {"voicemail": payload}))
+            return voicemail_payload(row)
+
+        with self.db.write() as tx:
+            return do(tx)
+
+    def do_delete_voicemail(
+        self, tenant_id: str, actor: Actor, message_id: str, *, user_id: str | None = None
+    ) -> None:
+        """Delete a message: its row (audited, event ``voicemail.deleted``), then its
+        recording."""
+
+        def do(tx: Tx) -> str:
+            row = self._message(tx.session, tenant_id, message_id, user_id)
+            payload = voicemail_payload(row)
+            tx.session.delete(row)
+            write_audit_txn(
+                tx.session,
+                tx.clock,
+                tenant_id=tenant_id,
+                actor=actor,
+                action="voicemail.deleted",
+                target_type="voicemail",
+                target_id=row.id,
+                details={"box": row.box, "caller": row.caller, "seconds": row.seconds},
+            )
+            tx.emit(tenant_id, NewEvent("voicemail.deleted", {"voicemail": payload}))
+            return row.file
+
+        with self.db.write() as tx:
+            name = do(tx)
+        if self.voicemail_dir is not None:
+            path = self._voicemail_folder(tenant_id) / name
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:  # the row is gone; the file is only disk space now
+                log.error("voicemail_file_not_removed", path=str(path), error=str(error))
+
+
+def _header_text(value: str, max_length: int) -> str:
+    """Text taken from a caller's SIP headers, made safe to store: no control characters,
+    at most ``max_length`` characters."""
+    return CONTROL_RE.sub("", value).strip()[:max_length]
