@@ -164,6 +164,10 @@ def test_dispositions_follow_the_admin_codes(client: TestClient, world: World) -
 def test_queue_config_round_trips_through_put(client: TestClient, world: World) -> None:
     admin, _, _ = setup_center(client, world)
     admin.post("/queues", {"id": "overflow", "name": "Overflow"}, status=201)
+    # a voice queue's divert_to must be reachable: the voicemail box of an extension
+    admin.post(
+        "/telephony/extensions", {"number": "1002", "password": "phone-secret-123"}, status=201
+    )
     config = admin.get("/queues/support/config")
     for name in (
         "id",
@@ -183,7 +187,7 @@ def test_queue_config_round_trips_through_put(client: TestClient, world: World) 
         member_expression_weight=3,
         max_waiting_per_agent=2.5,
         on_ratio={"queue_id": "overflow", "divert_to": None},
-        on_empty={"queue_id": None, "divert_to": "voicemail:support"},
+        on_empty={"queue_id": None, "divert_to": "voicemail:1002"},
         default_handle_seconds=240,
     )
     after = admin.send("PUT", "/queues/support", changed)

@@ -155,7 +155,7 @@ def test_a_forward_targets_follow_me_is_part_of_the_same_alternative() -> None:
     assert [s.when for s in route.steps] == ["always", "no_answer", "no_answer", "busy"]
 
 
-def test_follow_me_sequence_with_external_number_and_voicemail_placeholder() -> None:
+def test_follow_me_sequence_with_external_number_then_480() -> None:
     cfg = config(
         settings={
             "1002": CallSettings(

@@ -620,7 +620,8 @@ def ivr_choice(
     none) takes its default. The choice is added to the attribute ``ivr`` (``main:2``;
     ``main:-`` for the default), which a queue reached afterwards gets with the call's
     other attributes (``dnis``, ``ani`` ...). An extension or ring group is rung as a DID to
-    it would ring it; ``number:N`` goes out through the dial rules (``at``: kept for
+    it would ring it; ``voicemail:N`` takes a message for the box; ``number:N`` goes out
+    through the dial rules (``at``: kept for
     symmetry with :func:`decide`; the menu itself does not follow business hours)."""
     del at  # the destinations of a menu do not depend on the time (yet)
     if route.tenant_id != config.tenant_id:
