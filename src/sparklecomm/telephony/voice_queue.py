@@ -18,8 +18,8 @@ A's phone busy / declines / absent  ``reject`` with reason ``busy``, ``declined`
                                     misses it puts A on break ``missed-offers``)
 caller hangs up while waiting       ``abandon`` (``hangup``)
 ``interaction.diverted`` (queue     on to the queue's ``divert_to`` (an extension,
-full, max wait, EWT, ratio, empty)  ring group or number, as the dial plan routes
-                                    it); none, or voicemail: the call ends (480)
+full, max wait, EWT, ratio, empty)  ring group, number or voicemail box, as the dial
+                                    plan routes it); none: the call ends (480)
 caller hangs up while connected     ``complete`` for the agent (then wrap-up)
 agent hangs up                      ``complete`` (then wrap-up), caller released
 agent's phone transfers the caller  ``transfer`` with ``to_number`` once the number
