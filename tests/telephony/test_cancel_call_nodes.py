@@ -337,6 +337,8 @@ def test_a_queue_call_is_put_through_to_a_number_through_another_node(nodes: Nod
         (transferred,) = nodes.events("interaction.transferred")
         assert transferred["interaction_id"] == interaction_id
         assert (transferred["kind"], transferred["to_number"]) == ("external", "1003")
+        # (the call's events are written by their own task: they may come a little later)
+        wait_for(lambda: "call.transferred" in nodes.of_call(call_id))
         kinds = nodes.of_call(call_id)
         assert kinds.index("call.transferring") < kinds.index("call.transferred")
         assert "call.ended" not in kinds and len(desk.invites) == 1
