@@ -31,6 +31,7 @@ from sparklecomm.store.models import AuditLog, User
 from sparklecomm.telephony.media.audio import to_wav_bytes
 from sparklecomm.telephony.pbx.dialplan import (
     MAX_MESSAGE_SECONDS,
+    CallSettings,
     Destination,
     DidConfig,
     IvrMenuConfig,
@@ -46,6 +47,7 @@ from sparklecomm.telephony.pbx.dialplan import (
 from sparklecomm.telephony.pbx.models import VoicemailRow
 from sparklecomm.telephony.pbx.routes import (
     CallRequest,
+    Hunt,
     Reject,
     ToIvr,
     ToVoicemail,
@@ -267,11 +269,78 @@ def test_unknown_boxes_are_422_naming_the_field(client: TestClient, world: World
         assert errors(problem) == [field], (change, problem)
     problem = admin.post(
         "/telephony/ring-groups",
-        {"name": "desk", "members": ["1001"], "fallback": "voicemail:1001"},
+        {"name": "desk", "members": ["1001"], "fallback": "voicemail:4711"},
         status=422,
     )
-    assert errors(problem) == ["fallback"] and "voicemail" in problem["detail"]
+    assert errors(problem) == ["fallback"] and "no voicemail box 4711" in problem["detail"]
     assert admin.get("/telephony/dids") == [] and admin.get("/telephony/ivr-menus") == []
+
+
+def test_a_ring_group_falls_back_to_a_box_and_an_extension_forwards_to_its_own(
+    client: TestClient, world: World
+) -> None:
+    """Over the API: a ring group nobody answers falls back to voicemail:1001; extension
+    1002 forwards calls it does not answer to its own box (``voicemail``); 1001 cannot be
+    deleted while the group falls back to its box."""
+    admin, _, _ = boxes(client, world)
+    admin.post(
+        "/telephony/ring-groups",
+        {"name": "600", "members": ["1003"], "fallback": "voicemail:1001"},
+        status=201,
+    )
+    admin.post(
+        "/telephony/dids", {"number": "+4930210", "destination": "ring_group:600"}, status=201
+    )
+    admin.send(
+        "PUT", "/telephony/extensions/1002/call-settings", {"forward_no_answer": "voicemail"}
+    )
+    settings = admin.get("/telephony/extensions/1002/call-settings")
+    assert settings["forward_no_answer"] == "voicemail"
+    problem = admin.send("DELETE", "/telephony/extensions/1001", status=409)
+    assert "ring group '600'" in problem["detail"]
+    pbx = pbx_of(world)
+    group = pbx.route_sync(call("+4930210", ext="1002"))
+    assert isinstance(group, Hunt) and isinstance(group.final, ToVoicemail)
+    assert group.final.box == "1001"
+    own = pbx.route_sync(call("1002", ext="1001"))
+    assert isinstance(own, Hunt) and isinstance(own.final, ToVoicemail)
+    assert own.final.box == "1002" and len(own.steps) == 1  # ring 1002, then its box
+
+
+def test_forwarding_to_voicemail_ends_the_hunt_in_the_box() -> None:
+    """``voicemail`` in an extension's forwarding: busy or not answered, the caller reaches
+    the extension's own box (the hunt's end); always or in do-not-disturb, at once."""
+    plain = decide(config(), CallRequest("1002", "1001", None, "127.0.0.1:5070", extension="1001"))
+    assert isinstance(plain, Hunt) and plain.final == Reject(480, "Temporarily Unavailable")
+    for settings in (
+        CallSettings(forward_no_answer="voicemail"),
+        CallSettings(forward_busy="voicemail"),
+        CallSettings(forward_no_answer="1003", forward_busy="voicemail"),
+    ):
+        cfg = config(settings={"1002": settings})
+        request = CallRequest("1002", "1001", None, "127.0.0.1:5070", extension="1001")
+        hunt = decide(cfg, request)
+        assert isinstance(hunt, Hunt) and isinstance(hunt.final, ToVoicemail), settings
+        assert hunt.final.box == "1002" and hunt.final.greeting.startswith("Ana Lima")
+        assert hunt.steps[0].targets[0].extension == "1002"
+    for settings in (
+        CallSettings(forward_always="voicemail"),
+        CallSettings(dnd=True, forward_busy="voicemail"),
+    ):
+        cfg = config(settings={"1002": settings})
+        request = CallRequest("1002", "1001", None, "127.0.0.1:5070", extension="1001")
+        assert isinstance(decide(cfg, request), ToVoicemail), settings
+    group = config(
+        dids={"+4930210": DidConfig("+4930210", Destination("ring_group", "600"))},
+        ring_groups={
+            "600": RingGroupConfig(
+                "600", ("1001",), "simultaneous", 15.0, fallback=Destination("voicemail", "1003")
+            )
+        },
+    )
+    hunt = decide(group, from_trunk("+4930210"))
+    assert isinstance(hunt, Hunt) and isinstance(hunt.final, ToVoicemail)
+    assert hunt.final.box == "1003"
 
 
 def test_an_extension_whose_box_is_in_use_cannot_be_deleted(

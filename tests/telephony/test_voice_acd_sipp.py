@@ -56,6 +56,8 @@ SIPP = Path(__file__).parent / "sipp"
 DID = "5550100"
 MENU_DID = "5550200"
 VOICEMAIL_DID = "5550300"
+NO_ANSWER_DID = "5550400"
+"""Rings extension 2009 (no phone registered), then its voicemail box."""
 MAIN_MENU = IvrMenu(
     "main",
     "For support, press 2. For the front desk, press 3.",
@@ -139,9 +141,13 @@ class DidRouter:
             return ToQueue(self.tenant_id, "support", {"dnis": DID})
         if request.dialled == MENU_DID:
             return ToIvr(self.tenant_id, MAIN_MENU, {"dnis": MENU_DID})
+        greeting = "Please leave a message after the tone."
         if request.dialled == VOICEMAIL_DID:
-            greeting = "Please leave a message after the tone."
             return ToVoicemail(self.tenant_id, "2003", greeting, max_seconds=6.0)
+        if request.dialled == NO_ANSWER_DID:
+            box = ToVoicemail(self.tenant_id, "2003", greeting, max_seconds=6.0)
+            step = HuntStep((Target(extension="2009"),), 5.0)
+            return Hunt(self.tenant_id, (step,), final=box, description="2009")
         if request.dialled in self.config.extensions:  # e.g. a phone's own transfer
             target = Target(extension=request.dialled)
             return Hunt(self.tenant_id, (HuntStep((target,), 20.0),), description="desk")
@@ -830,14 +836,20 @@ def speak(media: CallerMedia, relay_port: int, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
-    ("scenario", "ends_with"), [("menu_uac.xml", "hang-up"), ("menu_uac_hung_up.xml", "#")]
+    ("number", "scenario", "ends_with"),
+    [
+        (VOICEMAIL_DID, "menu_uac.xml", "hang-up"),
+        (VOICEMAIL_DID, "menu_uac_hung_up.xml", "#"),
+        (NO_ANSWER_DID, "menu_uac_hung_up.xml", "#"),
+    ],
 )
 async def test_a_caller_leaves_a_voicemail_message(
-    center: Center, scenario: str, ends_with: str, tmp_path: Path
+    center: Center, number: str, scenario: str, ends_with: str, tmp_path: Path
 ) -> None:
     """The platform answers, speaks the greeting and the tone, then records the caller's
     audio (here 2 s of a tone) until the caller hangs up, or presses # (then the platform
-    thanks them and hangs up): the message reaches the store as a WAV of that length."""
+    thanks them and hangs up): the message reaches the store as a WAV of that length. The
+    box is the DID's destination, or the end of a hunt nobody answered."""
     loop = asyncio.get_running_loop()
     transport, media = await loop.create_datagram_endpoint(
         CallerMedia, local_addr=("127.0.0.1", 17100)
@@ -845,7 +857,7 @@ async def test_a_caller_leaves_a_voicemail_message(
     room = center.phones.waiting_room
     assert room is not None
     try:
-        call = caller(center, scenario, "-key", "media_listen", "17100", number=VOICEMAIL_DID)
+        call = caller(center, scenario, "-key", "media_listen", "17100", number=number)
         await wait_until(lambda: bool(room.waiting), 10)
         session = next(iter(room.waiting.values()))
         await wait_until(lambda: session._recording is not None, 15)

@@ -837,7 +837,13 @@ class CallManager:
             if when not in ("busy", "no_answer"):
                 basis = outcome
         if not (call.cancelled or call.ended or call.answered):
-            final = hunt.final
+            if isinstance(hunt.final, ToVoicemail):
+                if call.placed is None:  # nobody answered: the box takes a message
+                    await self._voicemail(call, hunt.final)
+                    return
+                final = Reject(480, "Temporarily Unavailable")  # (an agent's own call)
+            else:
+                final = hunt.final
             if call.trunk_full:
                 final = Reject(503, "Service Unavailable - Trunk Channels Full")
             elif outcome == "busy" and final.status == 480:

@@ -68,7 +68,7 @@ MAX_MESSAGE_SECONDS = 120.0
 #: The keys of a phone's keypad (RFC 4733 events 0-11).
 DTMF_KEYS = "0123456789*#"
 DEFAULT_INVALID_PROMPT = "Sorry, that is not a valid choice."
-FALLBACK_KINDS = ("extension", "ring_group", "reject")
+FALLBACK_KINDS = ("extension", "ring_group", "voicemail", "reject")
 RING_MODES = ("simultaneous", "sequential")
 RULE_ACTIONS = ("allow", "deny")
 #: How deep forwarding may chain (A forwards to B forwards to C ...) before it is cut off.
@@ -280,6 +280,13 @@ def match_rule(rules: tuple[DialRule, ...], number: str) -> DialRule | None:
     return best
 
 
+Final = Reject | ToVoicemail
+"""What a hunt ends with when nobody answered."""
+#: In an extension's forwarding (``forward_always``, ``forward_busy``,
+#: ``forward_no_answer``): the extension's own voicemail box.
+VOICEMAIL_KEYWORD = "voicemail"
+
+
 def voicemail_greeting(config: PbxConfig, box: str) -> str:
     """What a caller reaching the voicemail box ``box`` hears before the tone: the
     extension's display name, else its user's, else the extension's number."""
@@ -333,7 +340,7 @@ class _Planner:
         )
 
     # -- targets ------------------------------------------------------------------------
-    def target_steps(self, target: str, depth: int) -> tuple[list[HuntStep], Reject | None]:
+    def target_steps(self, target: str, depth: int) -> tuple[list[HuntStep], Final | None]:
         """Steps for a forwarding/follow-me/fallback target (an extension or a number)."""
         number = normalise_number(target)
         if number in self.config.extensions:
@@ -348,14 +355,16 @@ class _Planner:
 
     def destination_steps(
         self, destination: Destination, depth: int
-    ) -> tuple[list[HuntStep], Reject | None]:
+    ) -> tuple[list[HuntStep], Final | None]:
         if destination.kind == "extension":
             return self.extension_steps(destination.value, depth)
         if destination.kind == "ring_group":
             return self.ring_group_steps(destination.value, depth)
+        if destination.kind == "voicemail":
+            return [], voicemail_route(self.config, destination.value)
         return [], DECLINED
 
-    def extension_steps(self, number: str, depth: int) -> tuple[list[HuntStep], Reject | None]:
+    def extension_steps(self, number: str, depth: int) -> tuple[list[HuntStep], Final | None]:
         """An extension's hunt, and a final answer overriding the default (DND)."""
         if number not in self.config.extensions:
             return [], None
@@ -364,10 +373,17 @@ class _Planner:
             return [], None
         self.visited.add(number)
         s = self.config.settings.get(number, CallSettings())
+        own_box = voicemail_route(self.config, number)
+        if s.forward_always == VOICEMAIL_KEYWORD:
+            self.notes.append(f"{number} forwards to its voicemail")
+            return [], own_box
         if s.forward_always:
             self.notes.append(f"{number} forwards to {s.forward_always}")
             return self.target_steps(s.forward_always, depth)
         if s.dnd:
+            if s.forward_busy == VOICEMAIL_KEYWORD:
+                self.notes.append(f"{number} in DND, to its voicemail")
+                return [], own_box
             if s.forward_busy:
                 self.notes.append(f"{number} in DND, forwards to {s.forward_busy}")
                 return self.target_steps(s.forward_busy, depth)
@@ -392,15 +408,23 @@ class _Planner:
                         self.notes.append(f"follow-me to {t} refused ({external.status})")
             if targets:
                 steps.append(HuntStep(tuple(targets), fm.ring_seconds))
-        if s.forward_no_answer:
-            extra, _ = self.target_steps(s.forward_no_answer, depth)
-            steps += _only_when(extra, "no_answer" if s.forward_busy else "always")
-        if s.forward_busy and s.forward_busy != s.forward_no_answer:
-            extra, _ = self.target_steps(s.forward_busy, depth)
-            steps += _only_when(extra, "busy" if s.forward_no_answer else "always")
-        return steps, None
+        # Forwarding to its own voicemail is the hunt's end (busy or not answered alike)
+        # rather than more steps.
+        final: Final | None = None
+        no_answer, busy = s.forward_no_answer, s.forward_busy
+        if VOICEMAIL_KEYWORD in (no_answer, busy):
+            final = own_box
+            no_answer = None if no_answer == VOICEMAIL_KEYWORD else no_answer
+            busy = None if busy == VOICEMAIL_KEYWORD else busy
+        if no_answer:
+            extra, _ = self.target_steps(no_answer, depth)
+            steps += _only_when(extra, "no_answer" if busy else "always")
+        if busy and busy != no_answer:
+            extra, _ = self.target_steps(busy, depth)
+            steps += _only_when(extra, "busy" if no_answer else "always")
+        return steps, final
 
-    def ring_group_steps(self, name: str, depth: int) -> tuple[list[HuntStep], Reject | None]:
+    def ring_group_steps(self, name: str, depth: int) -> tuple[list[HuntStep], Final | None]:
         group = self.config.ring_groups.get(name)
         key = f"group:{name}"
         if group is None:
@@ -428,7 +452,7 @@ class _Planner:
             final = UNAVAILABLE
         return steps, final
 
-    def hunt(self, steps: list[HuntStep], final: Reject | None, description: str) -> Route:
+    def hunt(self, steps: list[HuntStep], final: Final | None, description: str) -> Route:
         if not steps:
             return final or UNAVAILABLE
         note = "; ".join(self.notes)
@@ -528,7 +552,7 @@ def decide(config: PbxConfig, request: CallRequest, at: datetime | None = None) 
     )
 
 
-def _number_steps(planner: _Planner, number: str) -> tuple[list[HuntStep], Reject | None] | Reject:
+def _number_steps(planner: _Planner, number: str) -> tuple[list[HuntStep], Final | None] | Reject:
     """What dialling ``number`` rings: an extension or ring group of the organisation, else
     the outside number through the trunk a dial rule allows (``Reject`` when none does)."""
     if number in planner.config.extensions or number in planner.config.ring_groups:

@@ -11,7 +11,7 @@ A :class:`Hunt` is a find-me/follow-me sequence. Its steps are tried in order; e
 rings all its targets at once (simultaneous ring group) and gives up after ``ring_seconds``.
 A step is skipped when every target in it is busy, unregistered or in do-not-disturb; a
 sequential ring group is simply one step per member. When the last step fails the call gets
-``final`` (for example ``Reject(480, "Temporarily Unavailable")`` until voicemail exists).
+``final`` (for example ``Reject(480, "Temporarily Unavailable")``, or a voicemail box).
 Forwarding (unconditional, busy, no answer) and DND are resolved by the PBX into these steps:
 the B2BUA only rings what it is told.
 """
@@ -83,7 +83,11 @@ class Reject:
 class Hunt:
     tenant_id: str
     steps: tuple[HuntStep, ...]
-    final: Reject = field(default_factory=lambda: Reject(480, "Temporarily Unavailable"))
+    final: Reject | ToVoicemail = field(
+        default_factory=lambda: Reject(480, "Temporarily Unavailable")
+    )
+    """What the caller gets when no step answered: a refusal, or a voicemail box (an
+    extension forwarding to its voicemail, a ring group's fallback)."""
     description: str = ""
     """What the plan is, in words, for logs and the call's events (``ring group sales``)."""
 

@@ -59,6 +59,7 @@ from sparklecomm.telephony.pbx.dialplan import (
     IVR_DESTINATION_KINDS,
     RING_MODES,
     RULE_ACTIONS,
+    VOICEMAIL_KEYWORD,
     CallSettings,
     Destination,
     DialRule,
@@ -1168,13 +1169,6 @@ class PbxService:
             raise InvalidInput(f"mode must be one of {', '.join(RING_MODES)}", field="mode")
         ring_seconds = check_ring_seconds(ring_seconds, "ring_seconds")
         clean = [normalise_number(m) for m in members]
-        if fallback.strip().lower().startswith("voicemail:"):
-            raise InvalidInput(
-                "a ring group cannot fall back to voicemail yet (call control ends a ring "
-                "group that nobody answers with a refusal): use extension:N, ring_group:NAME "
-                "or reject",
-                field="fallback",
-            )
         if not 1 <= len(clean) <= MAX_MEMBERS:
             raise InvalidInput(f"a ring group has 1-{MAX_MEMBERS} members", field="members")
         if len(set(clean)) != len(clean):
@@ -1571,6 +1565,9 @@ class PbxService:
         for key in ("forward_always", "forward_busy", "forward_no_answer"):
             if key in values:
                 value = values[key]
+                if isinstance(value, str) and value.strip().lower() == VOICEMAIL_KEYWORD:
+                    checked[key] = VOICEMAIL_KEYWORD  # the extension's own voicemail box
+                    continue
                 checked[key] = check_dial_target(value, key) if value else None
                 if checked[key] == number.strip():
                     raise InvalidInput("an extension cannot forward to itself", field=key)
@@ -1841,10 +1838,13 @@ class PbxService:
                 )
             for group in s.scalars(select(RingGroup).where(RingGroup.tenant_id == tenant_id)):
                 if ext.number in (group.members or []) or (
-                    group.fallback_kind == "extension" and group.fallback == ext.number
+                    group.fallback_kind in ("extension", "voicemail")
+                    and group.fallback == ext.number
                 ):
                     raise Conflict(
-                        f"ring group {group.name!r} rings extension {ext.number}", field="number"
+                        f"ring group {group.name!r} rings extension {ext.number} (or falls "
+                        "back to its voicemail)",
+                        field="number",
                     )
             used = self._menu_to(s, tenant_id, "extension", ext.number)
             if used is not None:
