@@ -667,9 +667,16 @@ def _extension_tenant(pbx: PbxService, number: str) -> str:
 
 def extension_forward(
     number: Annotated[str, typer.Argument(help="Extension number")],
-    always: Annotated[str | None, typer.Option(help="Forward every call to")] = None,
-    busy: Annotated[str | None, typer.Option(help="Forward when busy to")] = None,
-    no_answer: Annotated[str | None, typer.Option(help="Forward when not answered to")] = None,
+    always: Annotated[
+        str | None, typer.Option(help="Forward every call to (a number, or 'voicemail')")
+    ] = None,
+    busy: Annotated[
+        str | None, typer.Option(help="Forward when busy to (a number, or 'voicemail')")
+    ] = None,
+    no_answer: Annotated[
+        str | None,
+        typer.Option(help="Forward when not answered to (a number, or 'voicemail': its own box)"),
+    ] = None,
     ring_seconds: Annotated[float | None, typer.Option(help="Ring time before no-answer")] = None,
     off: Annotated[bool, typer.Option("--off", help="Clear every forward")] = False,
     as_json: JsonFlag = False,
