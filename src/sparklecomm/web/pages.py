@@ -24,6 +24,9 @@ SECTIONS = [
     ("/wallboard", "Wallboard", "supervisor"),
     ("/admin", "Admin", "admin"),
 ]
+# The main navigation: the sections (also the home page's cards) and the pages every user
+# has besides them, each after the section it follows.
+NAV_EXTRA = {"/agent": ("/voicemail", "Voicemail", "agent")}
 
 
 def _safe_next(target: str | None) -> str:
@@ -40,14 +43,26 @@ def _page_principal(request: Request, svc: Any) -> Principal | None:
 def _render(
     request: Request, name: str, principal: Principal | None, status: int = 200, **ctx: Any
 ) -> HTMLResponse:
-    sections = [
-        {"path": p, "label": label, "allowed": principal is not None and principal.has_role(r)}
-        for p, label, r in SECTIONS
-    ]
+    def entry(path: str, label: str, role: str) -> dict[str, Any]:
+        allowed = principal is not None and principal.has_role(role)
+        return {"path": path, "label": label, "allowed": allowed}
+
+    sections = [entry(*s) for s in SECTIONS]
+    nav: list[dict[str, Any]] = []
+    for s in SECTIONS:
+        nav.append(entry(*s))
+        if s[0] in NAV_EXTRA:
+            nav.append(entry(*NAV_EXTRA[s[0]]))
     return templates.TemplateResponse(
         request,
         name,
-        {"principal": principal, "sections": sections, "version": __version__, **ctx},
+        {
+            "principal": principal,
+            "sections": sections,
+            "nav": nav,
+            "version": __version__,
+            **ctx,
+        },
         status_code=status,
     )
 
@@ -130,6 +145,22 @@ def agent_page(request: Request, svc: ServicesDep) -> Response:
     if not isinstance(principal, Principal):
         return principal
     return _render(request, "agent.html", principal, active="/agent")
+
+
+@router.get("/voicemail", response_class=HTMLResponse)
+def voicemail_page(request: Request, svc: ServicesDep) -> Response:
+    """The messages in the voicemail boxes the user may open: every box of the organisation
+    for supervisors and administrators, the boxes of their own extensions for agents."""
+    principal = _guarded(request, svc, "agent")
+    if not isinstance(principal, Principal):
+        return principal
+    return _render(
+        request,
+        "voicemail.html",
+        principal,
+        active="/voicemail",
+        every_box=principal.has_role("supervisor"),
+    )
 
 
 @router.get("/wallboard", response_class=HTMLResponse)
