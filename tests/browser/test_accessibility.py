@@ -64,6 +64,8 @@ PAGES: list[tuple[str | None, str]] = [
     ("admin", "/admin/agents"),
     ("admin", "/admin/codes"),
     ("admin", "/admin/numbers"),
+    ("agent", "/voicemail"),
+    ("supervisor", "/voicemail"),
 ]
 
 
