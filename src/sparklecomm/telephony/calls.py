@@ -675,14 +675,7 @@ class CallManager:
             self._reject(call, route.status, route.reason, "rejected")
             return
         call.tenant_id = call.tenant_id or route.tenant_id
-        if isinstance(route, Hunt):
-            call.description = route.description
-        elif isinstance(route, ToQueue):
-            call.description = f"queue {route.queue_id}"
-        elif isinstance(route, ToIvr):
-            call.description = f"menu {route.menu.name}"
-        elif isinstance(route, ToVoicemail):
-            call.description = f"voicemail {route.box}"
+        call.description = _describe(route)
         self._event(call, "call.started", {"route": call.description or type(route).__name__})
         if self.relay is not None and call.media is None:
             try:
@@ -700,20 +693,22 @@ class CallManager:
                 self._set_remote(call, "a", offer)
         if self._caller_gone(call):
             return
+        await self._proceed(call, route)
+
+    async def _proceed(self, call: Call, route: Hunt | ToQueue | ToIvr | ToVoicemail) -> None:
+        """Hand the call on to where the dial plan sent it (refusals are the caller's)."""
         if isinstance(route, ToQueue):
             if self.queue_handler is None:
                 log.warning("sip.no_queue_handler", queue_id=route.queue_id, call=call.id)
                 self._reject(call, 480, "Temporarily Unavailable", "no_queue_handler")
                 return
             await self.queue_handler(call, route)
-            return
-        if isinstance(route, ToIvr):
+        elif isinstance(route, ToIvr):
             await self._menu(call, route)
-            return
-        if isinstance(route, ToVoicemail):
+        elif isinstance(route, ToVoicemail):
             await self._voicemail(call, route)
-            return
-        await self._hunt(call, route)
+        else:
+            await self._hunt(call, route)
 
     async def _menu(self, call: Call, route: ToIvr) -> None:
         """A voice menu: the platform answers the caller with its own media and plays the
@@ -755,20 +750,10 @@ class CallManager:
         if isinstance(next_route, Reject):
             self._reject(call, next_route.status, next_route.reason, "menu_rejected")
             return
-        if isinstance(next_route, ToQueue):
-            call.description = f"{call.description} → queue {next_route.queue_id}"
-            if self.queue_handler is None:
-                self._reject(call, 480, "Temporarily Unavailable", "no_queue_handler")
-                return
-            await self.queue_handler(call, next_route)
-            return
-        if isinstance(next_route, ToVoicemail):
-            call.description = f"{call.description} → voicemail {next_route.box}"
-            await self._voicemail(call, next_route)
-            return
-        call.description = f"{call.description} → {next_route.description or 'ring'}"
-        session.hold()
-        await self._hunt(call, next_route)
+        call.description = f"{call.description} → {_describe(next_route) or 'ring'}"
+        if isinstance(next_route, Hunt):
+            session.hold()  # music while it rings
+        await self._proceed(call, next_route)
 
     async def _voicemail(self, call: Call, route: ToVoicemail) -> None:
         """Take a message: the platform answers (if no menu did), speaks the greeting,
@@ -1610,19 +1595,7 @@ class CallManager:
         previous = call.description
         call.description = f"{previous} → {target}" if previous else target
         self._event(call, "call.diverted", {"to": target, "reason": reason})
-        if isinstance(route, ToQueue):
-            if self.queue_handler is None:
-                self._reject(call, 480, "Temporarily Unavailable", "no_queue_handler")
-                return
-            await self.queue_handler(call, route)
-            return
-        if isinstance(route, ToIvr):
-            await self._menu(call, route)
-            return
-        if isinstance(route, ToVoicemail):
-            await self._voicemail(call, route)
-            return
-        await self._hunt(call, route)
+        await self._proceed(call, route)
 
     # ---- consultation and warm transfer (ACD) -----------------------------------------
     #
@@ -2797,6 +2770,17 @@ def _contact(host: str, port: int, peer: Peer, *, secure: bool = False) -> str:
         return f"<sips:{format_host(host)}:{port}>"
     transport = "" if peer.transport.upper() == "UDP" else f";transport={peer.transport.lower()}"
     return f"<sip:{format_host(host)}:{port}{transport}>"
+
+
+def _describe(route: Hunt | ToQueue | ToIvr | ToVoicemail) -> str:
+    """Where a call goes, in words, for its events (``queue support``, ``menu main``)."""
+    if isinstance(route, ToQueue):
+        return f"queue {route.queue_id}"
+    if isinstance(route, ToIvr):
+        return f"menu {route.menu.name}"
+    if isinstance(route, ToVoicemail):
+        return f"voicemail {route.box}"
+    return route.description
 
 
 def _reason_value(status: int, reason: str) -> str:
