@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -709,10 +709,15 @@ async def test_music_stops_when_an_agent_answers_and_caller_and_agent_talk(
 
 @asynccontextmanager
 async def menu_call(
-    center: Center, scenario: str = "menu_uac.xml"
+    center: Center,
+    scenario: str = "menu_uac.xml",
+    *,
+    number: str = MENU_DID,
+    ready: Callable[[Waiting], object] = lambda session: session.menus,
 ) -> AsyncIterator[tuple[asyncio.Task[tuple[int, str]], Waiting, CallerMedia]]:
-    """A caller dialling the menu's DID, once the platform plays the menu to it: the SIPp
-    task, the platform's media session and the caller's media port (to press keys)."""
+    """A caller dialling ``number`` (the menu's DID), once the platform talks to it (by
+    default: plays the menu): the SIPp task, the platform's media session and the
+    caller's media port (to press keys and speak)."""
     loop = asyncio.get_running_loop()
     transport, media = await loop.create_datagram_endpoint(
         CallerMedia, local_addr=("127.0.0.1", 17100)
@@ -720,8 +725,8 @@ async def menu_call(
     room = center.phones.waiting_room
     assert room is not None
     try:
-        call = caller(center, scenario, "-key", "media_listen", "17100", number=MENU_DID)
-        await wait_until(lambda: any(w.menus for w in room.waiting.values()), 10)
+        call = caller(center, scenario, "-key", "media_listen", "17100", number=number)
+        await wait_until(lambda: any(ready(w) for w in room.waiting.values()), 15)
         yield call, next(iter(room.waiting.values())), media
     finally:
         transport.close()
@@ -850,17 +855,12 @@ async def test_a_caller_leaves_a_voicemail_message(
     audio (here 2 s of a tone) until the caller hangs up, or presses # (then the platform
     thanks them and hangs up): the message reaches the store as a WAV of that length. The
     box is the DID's destination, or the end of a hunt nobody answered."""
-    loop = asyncio.get_running_loop()
-    transport, media = await loop.create_datagram_endpoint(
-        CallerMedia, local_addr=("127.0.0.1", 17100)
-    )
-    room = center.phones.waiting_room
-    assert room is not None
-    try:
-        call = caller(center, scenario, "-key", "media_listen", "17100", number=number)
-        await wait_until(lambda: bool(room.waiting), 10)
-        session = next(iter(room.waiting.values()))
-        await wait_until(lambda: session._recording is not None, 15)
+    recording = lambda session: session._recording is not None  # noqa: E731
+    async with menu_call(center, scenario, number=number, ready=recording) as (
+        call,
+        session,
+        media,
+    ):
         relay_port = session.call.media.a.port
         speak(media, relay_port, 2.0)
         await asyncio.sleep(0.2)
@@ -868,8 +868,6 @@ async def test_a_caller_leaves_a_voicemail_message(
             media.press(11, relay_port)  # event 11 is "#"
         rc, out = await asyncio.wait_for(call, 40)
         assert rc == 0, out[-3000:]
-    finally:
-        transport.close()
     box = center.server.calls.voicemail
     assert isinstance(box, MessageBox)
     await wait_until(lambda: bool(box.messages))
