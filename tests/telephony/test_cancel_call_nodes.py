@@ -103,7 +103,7 @@ def active(api: Api, interaction_id: str) -> bool:
     return r.status_code == 200 and r.json()["state"] == "active"
 
 
-def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> None:
+def wait_for(check: Callable[[], bool], seconds: float = 15.0) -> None:
     deadline = time.monotonic() + seconds
     while not check():
         assert time.monotonic() < deadline, "timed out"
