@@ -40,6 +40,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -129,9 +130,47 @@ def naive_reference(args: argparse.Namespace, memberships: list[list[str]]) -> d
     }
 
 
+class _Event:
+    __slots__ = ("payload", "type")
+
+    def __init__(self, type_: str, payload: dict[str, str]) -> None:
+        self.type = type_
+        self.payload = payload
+
+
+class NullEngine:
+    """``--harness-only``: the benchmark loop's own cost. Each command returns as many
+    ready-made events as the real engine's (three on arrival, with the offer; two on
+    accept; three on complete; two per wrap-up end), and decides nothing."""
+
+    def __init__(self) -> None:
+        self._ended = 0
+
+    def create_interaction(self, iid: str, *_args: object, **_kw: object) -> list[_Event]:
+        offer = _Event("interaction.offered", {"interaction_id": iid, "agent_id": "a0"})
+        return [_Event("interaction.created", {}), offer, _Event("agent.state_changed", {})]
+
+    def accept(self, _iid: str, _aid: str) -> list[_Event]:
+        return [_Event("interaction.accepted", {}), _Event("agent.state_changed", {})]
+
+    def complete(self, _iid: str, _aid: str) -> list[_Event]:
+        self._ended += 1
+        return [_Event("interaction.completed", {}), _Event("x", {}), _Event("y", {})]
+
+    def tick(self) -> list[_Event]:
+        ended, self._ended = self._ended, 0
+        return [_Event("interaction.wrapup_ended", {}), _Event("agent.state_changed", {})] * ended
+
+    def interaction_ids(self) -> list[str]:
+        return []
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     setup_start = time.perf_counter()
+    engine: Any
     engine, clock, memberships = build(args)
+    if args.harness_only:
+        engine = NullEngine()
     setup_s = time.perf_counter() - setup_start
     rng = random.Random(args.seed + 2)
     queue_ids = [f"q{q}" for q in range(args.queues)]
@@ -233,6 +272,11 @@ def main() -> None:
     parser.add_argument("--reference-decisions", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-gc", action="store_true", help="disable the cyclic GC while timing")
+    parser.add_argument(
+        "--harness-only",
+        action="store_true",
+        help="measure the benchmark loop alone, with an engine that decides nothing",
+    )
     print(json.dumps(run(parser.parse_args())))
 
 
