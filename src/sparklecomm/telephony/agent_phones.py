@@ -139,11 +139,16 @@ class SipAgentPhones:
             else:
                 call.waiting.hold()  # the queue's settings unknown: music only
             return
-        if room is not None and config is not None and config.music_on_hold:
+        if (
+            room is not None
+            and config is not None
+            and config.music_on_hold
+            and self.queue is not None
+        ):
             if call.ended or call.cancelled:
                 return
             answer = manager.early_media(call)
-            if answer is not None and self.queue is not None:
+            if answer is not None:
                 room.start(call, answer, config, self.queue)
                 return
         manager.ringback(call)  # nothing new for a call that has early media already

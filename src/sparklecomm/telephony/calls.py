@@ -37,7 +37,7 @@ import structlog
 
 from sparklecomm.core.clock import Clock
 from sparklecomm.telephony import sdp as sdplib
-from sparklecomm.telephony.media.audio import to_wav_bytes
+from sparklecomm.telephony.media.audio import SAMPLE_RATE, to_wav_bytes
 from sparklecomm.telephony.pbx.routes import (
     CallRequest,
     Hunt,
@@ -721,13 +721,9 @@ class CallManager:
             log.warning("sip.menu_unavailable", call=call.id, menu=route.menu.name)
             self._reject(call, 480, "Temporarily Unavailable (no voice menus here)", "no_menu")
             return
-        answer = self.answer_by_platform(call)
-        if answer is None:
-            if not self._caller_gone(call):
-                self._reject(call, 488, "Not Acceptable Here", "no_menu_media")
+        session = self._take_over(call, f"menu {route.menu.name}", "no_menu_media")
+        if session is None:
             return
-        self._event(call, "call.answered", {"leg": f"menu {route.menu.name}"})
-        session = call.waiting if call.waiting is not None else room.attach(call, answer)
         request = call.request
         next_route: Route = route
         for _ in range(self.max_menus):
@@ -755,6 +751,24 @@ class CallManager:
             session.hold()  # music while it rings
         await self._proceed(call, next_route)
 
+    def _take_over(self, call: Call, label: str, why: str) -> Any:
+        """The platform answers the caller itself (unless a menu already did: ``label`` names
+        it in ``call.answered``) and takes over its media: the session
+        (:class:`~sparklecomm.telephony.waiting.Waiting`), or ``None`` when it cannot (the
+        caller gone, or refused with 488: no codec the platform can answer with)."""
+        if call.platform_answered and call.waiting is not None:
+            return call.waiting
+        answer = self.answer_by_platform(call)
+        session = None
+        if answer is not None:
+            self._event(call, "call.answered", {"leg": label})
+            session = (
+                call.waiting if call.waiting is not None else self.waiting_room.attach(call, answer)
+            )
+        if session is None and not self._caller_gone(call):
+            self._reject(call, 488, "Not Acceptable Here", why)
+        return session
+
     async def _voicemail(self, call: Call, route: ToVoicemail) -> None:
         """Take a message: the platform answers (if no menu did), speaks the greeting,
         plays a tone and records until the caller hangs up, presses ``#`` or the box's
@@ -765,21 +779,11 @@ class CallManager:
             log.warning("sip.voicemail_unavailable", call=call.id, box=route.box)
             self._reject(call, 480, "Temporarily Unavailable (no voicemail here)", "no_voicemail")
             return
-        session = call.waiting
-        if not call.platform_answered:
-            answer = self.answer_by_platform(call)
-            if answer is None:
-                if not self._caller_gone(call):
-                    self._reject(call, 488, "Not Acceptable Here", "no_voicemail_media")
-                return
-            self._event(call, "call.answered", {"leg": f"voicemail {route.box}"})
-            if session is None:
-                session = room.attach(call, answer)
-        if session is None:  # (cannot happen: a platform-answered call has its session)
-            self._reject(call, 480, "Temporarily Unavailable", "no_voicemail_media")
+        session = self._take_over(call, f"voicemail {route.box}", "no_voicemail_media")
+        if session is None:
             return
         pcm = await session.record_message(route.greeting, route.max_seconds)
-        seconds = round(len(pcm) / 8000, 2)
+        seconds = round(len(pcm) / SAMPLE_RATE, 2)
         if seconds >= MIN_MESSAGE_SECONDS:
             request = call.request
             try:

@@ -928,9 +928,6 @@ class VoiceQueue:
     async def _callback_number(self, record: CallbackCall) -> str | None:
         """The customer's number, read from the engine (``phone`` attribute, or the number
         given with the callback request)."""
-        read = getattr(self.routing, "read", None)
-        if read is None:
-            return None
         interaction_id = record.interaction_id
 
         def number(engine: Any) -> str | None:
@@ -938,11 +935,7 @@ class VoiceQueue:
             value = snapshot.callback_phone or snapshot.attributes.get("phone")
             return value if isinstance(value, str) and value else None
 
-        try:
-            result = await run_in_threadpool(read, record.tenant_id, number)
-        except Exception:  # the interaction is gone
-            log.info("callback.number_unknown", interaction_id=interaction_id)
-            return None
+        result = await self._read(record.tenant_id, number)  # None: the interaction is gone
         return result if isinstance(result, str) else None
 
     def callback_desk_only(self, ring_id: str, why: str) -> None:

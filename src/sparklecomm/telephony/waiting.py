@@ -214,19 +214,20 @@ class Waiting:
         ):
             self._announcing = self._spawn(self._announce(config, queue))
 
-    def hold(self) -> None:
-        """Music only (no announcements): while what the caller chose rings."""
+    def _stop_announcing(self) -> None:
         if self._announcing is not None:
             self._announcing.cancel()
             self._announcing = None
+
+    def hold(self) -> None:
+        """Music only (no announcements): while what the caller chose rings."""
+        self._stop_announcing()
         self._play()
 
     async def menu(self, menu: IvrMenu) -> str | None:
         """Play ``menu`` and return the valid key the caller pressed, or ``None`` after its
         last attempt without one (a wrong key or silence plays its invalid prompt)."""
-        if self._announcing is not None:
-            self._announcing.cancel()
-            self._announcing = None
+        self._stop_announcing()
         self.config = None  # no callback key inside a menu
         loop = asyncio.get_running_loop()
         for attempt in range(menu.attempts):
@@ -270,9 +271,7 @@ class Waiting:
         """Voicemail: speak ``greeting``, play the tone, then record what the caller says
         until ``#``, hanging up or ``max_seconds``; the recording (8 kHz int16, empty when
         the caller left before the tone)."""
-        if self._announcing is not None:
-            self._announcing.cancel()
-            self._announcing = None
+        self._stop_announcing()
         self.config = None  # no callback key here; ``#`` ends the message
         await self.say(greeting)
         beep = encode(self.codec, tone())
