@@ -146,6 +146,7 @@ def test_admin_gives_a_queue_business_hours_and_keeps_what_the_form_does_not_sho
     config = admin.call("GET", "/queues/late/config")
     assert config["max_wait_seconds"] == 90
     assert config["on_max_wait"] == {"queue_id": None, "divert_to": "extension:1002"}
+    page.reload()  # the table as the server has it now (not the rows of before the save)
     row.get_by_role("button", name="Edit").click()
     expect(page.get_by_label("After the longest wait, callers are put through to")).to_have_value(
         "extension:1002"
