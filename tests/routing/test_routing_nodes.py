@@ -128,6 +128,38 @@ def test_a_command_refused_after_catching_up_is_the_domain_error(nodes: Nodes) -
     assert info.value.status < 500
     assert len(nodes.journal()) == commands  # nothing stored
     assert offer_of(b, tid, "ana") is None  # caught up by the attempt
+
+
+def test_news_arriving_during_a_head_check_is_not_lost(
+    nodes: Nodes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node B reads the journal's head; before the read returns, node A commits and B hears of
+    it over the bus. That check predates A's command, so it must not count as fresh: B's next
+    read catches up (it stayed stale until ``freshness_seconds`` ran out, forever on a fake
+    clock)."""
+    from sparklecomm.acd import service as service_module
+
+    a, b, tid = nodes.a, nodes.b, nodes.tid
+    center(a, tid)
+    a.execute(tid, "create_interaction", interaction_id="i1", queue_id="support", channel="voice")
+    b.freshness_seconds = 0
+    assert offer_of(b, tid, "ana") == "i1"
+    real_head = service_module.journal_head
+    raced: list[Event] = []
+
+    def head_then_news(conn: Any, tenant_id: str) -> int:
+        head = real_head(conn, tenant_id)  # the head as it was...
+        if not raced:
+            raced.extend(a.execute(tid, "abandon", interaction_id="i1"))  # ...then A commits
+            b._remote_events(raced)  # and B hears of it before its check is recorded
+        return head
+
+    monkeypatch.setattr(service_module, "journal_head", head_then_news)
+    assert offer_of(b, tid, "ana") == "i1"  # this read checked too early to see it
+    assert raced
+    monkeypatch.setattr(service_module, "journal_head", real_head)
+    b.freshness_seconds = 3600
+    assert offer_of(b, tid, "ana") is None  # the next one catches up
     assert nodes.snapshot(b) == nodes.fresh_snapshot()
 
 

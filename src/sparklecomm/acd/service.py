@@ -192,6 +192,15 @@ class TenantRouting:
     since_snapshot: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
     checked_at: float | None = None  # service clock's monotonic time of the last head check
+    # Other nodes' routing events seen (bumped on the event loop): a head check that read
+    # the database before one of them arrived must not count as fresh.
+    remote_changes: int = 0
+
+    def mark_checked(self, at: float, seen: int) -> None:
+        """Record a head check made at ``at`` that started when ``remote_changes`` was
+        ``seen``; when another node's events arrived meanwhile, the check may predate their
+        command, so the next read checks again."""
+        self.checked_at = at if self.remote_changes == seen else None
 
 
 class AcdService:
@@ -273,6 +282,7 @@ class AcdService:
         for tenant_id, batch in by_tenant.items():
             rt = self._tenants.get(tenant_id)
             if rt is not None:
+                rt.remote_changes += 1
                 rt.checked_at = None  # the next read or timer check catches up first
             elif self._loop is not None and tenant_id not in self._loading:
                 # Build it off the loop (a replay), once; the timer loop picks it up after.
@@ -377,9 +387,11 @@ class AcdService:
 
     def _rebuild(self, rt: TenantRouting) -> None:
         """Replace ``rt``'s engine with one built from the database (same lock, in place)."""
+        seen = rt.remote_changes
         fresh = self._build(rt.tenant_id)
         rt.engine, rt.clock, rt.seq = fresh.engine, fresh.clock, fresh.seq
-        rt.since_snapshot, rt.checked_at = fresh.since_snapshot, fresh.checked_at
+        rt.since_snapshot = fresh.since_snapshot
+        rt.mark_checked(self.clock.monotonic(), seen)
 
     def _catch_up(self, rt: TenantRouting) -> None:
         """Apply the commands other nodes stored after ``rt.seq`` (under ``rt.lock``).
@@ -387,10 +399,11 @@ class AcdService:
         Incremental when the journal still holds ``rt.seq + 1``; a full rebuild when a newer
         snapshot already dropped it (or the database is behind this engine: a restore).
         """
+        seen = rt.remote_changes
         with self.db.read() as s:
             commands = load_journal(s, rt.tenant_id, rt.seq)
             head = commands[-1].seq if commands else journal_head(s, rt.tenant_id)
-        rt.checked_at = self.clock.monotonic()
+        rt.mark_checked(self.clock.monotonic(), seen)
         if head == rt.seq:
             return
         if not commands or commands[0].seq != rt.seq + 1:
@@ -413,9 +426,10 @@ class AcdService:
         now = self.clock.monotonic()
         if rt.checked_at is not None and now - rt.checked_at < self.freshness_seconds:
             return
+        seen = rt.remote_changes
         with self.db.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
             head = journal_head(conn, rt.tenant_id)
-        rt.checked_at = now
+        rt.mark_checked(now, seen)
         if head != rt.seq:
             self._catch_up(rt)
 
