@@ -39,6 +39,7 @@ from sparklecomm.store.db import Database
 from sparklecomm.telephony import SipServer, SipServerConfig
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.call_directory import CallDirectory, SharedBus
+from sparklecomm.telephony.call_recording import CallRecordings
 from sparklecomm.telephony.extensions import ExtensionService
 from sparklecomm.telephony.media.audio import PromptVoice, load_wav
 from sparklecomm.telephony.outbound import OutboundCalls
@@ -258,6 +259,13 @@ def build_app(services: Services) -> FastAPI:
                 music=_music_on_hold(services.settings.music_on_hold),
             )
             services.extra["agent_phones"] = phones
+            store = services.extra.get("recordings")
+            if store is not None:  # answered calls, by the company's rules or on demand
+                sip.calls.recordings = CallRecordings(
+                    store,
+                    describe=phones.call_facts,
+                    numbers_of_user=services.extra["extensions"].numbers_of_user,
+                )
             if directory is not None:
                 directory.serve(phones)
             # Agents' click-to-dial calls are outbound interactions (busy while on them).
@@ -310,6 +318,8 @@ def build_app(services: Services) -> FastAPI:
                 await trunk_registrations.stop()  # unregisters while the transport is open
             if sip is not None:
                 await sip.stop()
+                if sip.calls.recordings is not None:  # finished, not left to be salvaged
+                    await sip.calls.recordings.close()
             if "outbound_calls" in services.extra:
                 await services.extra.pop("outbound_calls").aclose()
             if "agent_phones" in services.extra:

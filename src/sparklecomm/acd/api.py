@@ -26,6 +26,7 @@ from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, Permission
 from sparklecomm.core.ids import new_id
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.call_directory import CallDirectory, check_reached
+from sparklecomm.telephony.call_recording import control_recording
 
 router = APIRouter(prefix="/api/v1", tags=["routing"])
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -879,6 +880,48 @@ async def transfer_to_number(
             field="interaction_id",
         )
     return {"interaction_id": interaction_id, "call_id": call_id, "to": body.to_number}
+
+
+class InteractionRecordingIn(ActAs):
+    action: Literal["start", "pause", "resume", "stop", "state"] = Field(
+        description="start, pause, resume or stop recording the call; ``state`` only reads"
+    )
+
+
+@router.post("/interactions/{interaction_id}/recording")
+async def interaction_recording(
+    interaction_id: AnyId,
+    body: InteractionRecordingIn,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+) -> dict[str, Any]:
+    """The agent desktop's recording button: start, pause (a card number is being given),
+    resume or stop recording the phone call of an interaction connected to the agent, or
+    read its state (``off``, ``recording``, ``paused``). Same rules as ``POST
+    /api/v1/telephony/calls/{call_id}/recording``; 409 for chats, e-mails and interactions
+    not connected to the agent."""
+    agent_id = _acting_agent(principal, body.agent_id)
+    snapshot: InteractionSnapshot = await run_in_threadpool(
+        _service(svc).read,
+        principal.tenant_id,
+        lambda e: e.interaction_snapshot(interaction_id),
+    )
+    call_id = snapshot.attributes.get("call_id")
+    if snapshot.channel != "voice" or not isinstance(call_id, str):
+        raise Conflict("Only a phone call can be recorded.", field="interaction_id")
+    if snapshot.state != "active" or snapshot.agent_id != agent_id:
+        raise Conflict(
+            f"Interaction {interaction_id!r} is not connected to {agent_id!r}.", field="agent_id"
+        )
+    state = await control_recording(
+        svc.extra,
+        call_id,
+        tenant_id=principal.tenant_id,
+        user_id=principal.user_id,
+        supervisor=principal.has_role("supervisor"),
+        action=body.action,
+    )
+    return {"interaction_id": interaction_id, **state}
 
 
 @router.post("/interactions/{interaction_id}/consult")

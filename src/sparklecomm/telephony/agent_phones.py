@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from sparklecomm.core.errors import DomainError
+from sparklecomm.telephony.call_recording import CallFacts
 from sparklecomm.telephony.calls import Call, CallManager, OriginateRefused
 from sparklecomm.telephony.pbx.routes import ToQueue
 from sparklecomm.telephony.voice_queue import VoiceQueue
@@ -88,6 +89,14 @@ class SipAgentPhones:
         self.queue = queue
         self.manager.queue_handler = self.handle_queue_call
         self.manager.agent_listener = self
+
+    def call_facts(self, call: Call) -> CallFacts:
+        """What routing knows of ``call`` (its interaction, queue and connected agent), for
+        its recording; nothing for a call that is not a queue's."""
+        record = self.queue.routed(call.id) if self.queue is not None else None
+        if record is None:
+            return CallFacts()
+        return CallFacts(record.interaction_id, record.queue_id, record.agent_id)
 
     # ---- the B2BUA's queue handler ---------------------------------------------------------
 

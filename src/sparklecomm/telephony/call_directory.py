@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import structlog
 
-from sparklecomm.core.errors import Unavailable
+from sparklecomm.core.errors import DomainError, Unavailable
 from sparklecomm.telephony.calls import Call
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ ANSWER_TIMEOUT = 3.0
 """How long a forwarded request waits for the owner node's answer."""
 HANG_UP = "call.hang_up"
 TRANSFER_TO_NUMBER = "call.transfer_to_number"
+RECORDING = "call.recording"
 
 CallKind = Literal["placed", "queue"]
 """A call the platform placed for an agent, or a caller handed to an ACD queue."""
@@ -132,6 +133,7 @@ class CallDirectory:
     async def start(self) -> None:
         self.bus.on_request(HANG_UP, self._hang_up_here)
         self.bus.on_request(TRANSFER_TO_NUMBER, self._transfer_here)
+        self.bus.on_request(RECORDING, self._recording_here)
         self._refresher = asyncio.get_running_loop().create_task(
             self._refresh(), name="call-directory-refresh"
         )
@@ -254,7 +256,47 @@ class CallDirectory:
         log.info("call_directory.transfer", call=call_id, agent_id=agent_id, forwarded=True)
         return {"status": "accepted"}
 
+    async def _recording_here(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Another node forwards a user's recording request (start, pause, resume, stop or
+        ``state``): decided as for a request made here."""
+        call_id = str(body.get("call_id", ""))
+        phones = self.phones
+        call = phones.manager.calls.get(call_id) if phones is not None else None
+        recordings = getattr(phones.manager, "recordings", None) if phones is not None else None
+        if call is None:
+            return {"status": "not_found"}
+        if recordings is None:
+            return {"status": "unavailable"}
+        try:
+            state = await recordings.control(
+                call,
+                tenant_id=str(body.get("tenant_id", "")),
+                user_id=str(body.get("user_id", "")),
+                supervisor=body.get("supervisor") is True,
+                action=str(body.get("action", "")),
+            )
+        except DomainError as error:
+            return {"status": "refused", "detail": str(error), "code": error.status}
+        if state is None:
+            return {"status": "not_found"}
+        return {"status": "ok", "state": state}
+
     # ---- other nodes' calls ----------------------------------------------------------------
+
+    async def recording(
+        self, call_id: str, *, tenant_id: str, user_id: str, supervisor: bool, action: str
+    ) -> dict[str, Any] | Unanswered:
+        """Ask the node holding ``call_id`` to act on its recording for this user: its
+        answer (``status``: ``ok`` with ``state``, ``refused`` with ``detail``,
+        ``not_found`` or ``unavailable``), or why no answer came."""
+        body = {
+            "call_id": call_id,
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+            "supervisor": supervisor,
+            "action": action,
+        }
+        return await self._ask_owner(call_id, tenant_id, RECORDING, body)
 
     async def hang_up(
         self, call_id: str, *, tenant_id: str, user_id: str, supervisor: bool

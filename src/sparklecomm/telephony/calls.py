@@ -475,6 +475,9 @@ class CallManager:
         self.voicemail: VoicemailStore | None = None
         """Where recorded messages go (``None``: voicemail routes get 480)."""
         self.max_menus = 20
+        self.recordings: Any = None
+        """Records answered calls (:class:`~sparklecomm.telephony.call_recording.
+        CallRecordings`); ``None``: no recording on this node."""
         """Menus one call may go through (a caller choosing in circles is hung up)."""
         self._pending_events: deque[tuple[str, str, dict[str, Any]]] = deque()
         self._emitting = False
@@ -1285,6 +1288,7 @@ class CallManager:
             self._cancel_leg(other)
         self._answer_caller(call, answer)
         self._event(call, "call.answered", {"leg": leg.label})
+        self._person_answered(call)
         if call.step_done is not None and not call.step_done.done():
             call.step_done.set_result("answered")
 
@@ -1534,6 +1538,7 @@ class CallManager:
             if call.media is None:
                 log.warning("sip.reconnect_without_relay", call=call.id)
             self._event(call, "call.connected", {"leg": leg.label, "agent_id": agent_id})
+        self._person_answered(call)
         return True
 
     def drop_agent(self, call: Call, agent_id: str) -> None:
@@ -2063,6 +2068,7 @@ class CallManager:
         call.answered_at = self.clock.monotonic()
         self.stats["answered"] += 1
         self._event(call, "call.answered", {"leg": leg.label, "agent_id": placed.agent_id})
+        self._person_answered(call)
         if call.step_done is not None and not call.step_done.done():
             call.step_done.set_result("answered")
         if placed.on_event is not None:
@@ -2684,12 +2690,22 @@ class CallManager:
             except Exception:  # the relay's statistics are optional
                 log.debug("sip.relay_stats_failed", call=call.id)
             self._spawn(media.close())
+        if self.recordings is not None:
+            self.recordings.call_ended(call)
         log.info("sip.call_ended", call=call.id, reason=reason, duration=duration)
         self._event(call, "call.ended", data)
         if call.queue and self.agent_listener is not None:
             self.agent_listener.call_ended(call, reason)
         if call.placed is not None:
             self._placed_finished(call, reason, status)
+
+    def _person_answered(self, call: Call) -> None:
+        """A person (not the platform) answered: the company's recording rules apply."""
+        if self.recordings is not None:
+            try:
+                self.recordings.call_answered(call)
+            except Exception:  # never let recording break a call
+                log.exception("sip.recording_hook_failed", call=call.id)
 
     def _forget_leg(self, leg: Leg) -> None:
         if self._legs.get(leg.key) is leg:

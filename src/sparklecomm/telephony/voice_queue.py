@@ -353,6 +353,10 @@ class VoiceQueue:
 
     # ---- the waiting caller (music on hold, announcements, the callback key) -------------
 
+    def routed(self, call_id: str) -> VoiceCall | None:
+        """This node's record of a call in or served by a queue (``None``: not one)."""
+        return self._by_call.get(call_id)
+
     async def _read(self, tenant_id: str, fn: Callable[[Any], Any]) -> Any:
         """``fn(engine)`` under the tenant's lock (``None`` when routing cannot be read, or
         ``fn`` raises: the interaction or queue is gone)."""

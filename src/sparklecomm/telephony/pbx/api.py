@@ -21,6 +21,7 @@ from sparklecomm.container import Services
 from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from sparklecomm.telephony.agent_phones import SipAgentPhones
 from sparklecomm.telephony.call_directory import CallDirectory, check_reached, may_hang_up
+from sparklecomm.telephony.call_recording import control_recording
 from sparklecomm.telephony.calls import OriginateRefused
 from sparklecomm.telephony.extensions import ExtensionService, extension_payload
 from sparklecomm.telephony.pbx.dialplan import (
@@ -697,3 +698,49 @@ async def cancel_call(call_id: CallId, principal: CurrentPrincipal, svc: Service
 
 def _no_call(call_id: str) -> NotFound:
     return NotFound(f"No call {call_id!r} placed for you is in progress.", field="call_id")
+
+
+# -- recording a call going on ------------------------------------------------------------------
+class RecordingActionIn(Strict):
+    action: Literal["start", "pause", "resume", "stop"] = Field(
+        description="start recording, pause it (the paused span is silence in the file), "
+        "resume it, or stop it"
+    )
+
+
+@router.get("/calls/{call_id}/recording")
+async def call_recording_state(
+    call_id: CallId, principal: CurrentPrincipal, svc: ServicesDep
+) -> dict[str, Any]:
+    """Whether a call going on is being recorded: ``state`` is ``off``, ``recording`` or
+    ``paused``, with the ``recording_id`` and the ``seconds`` recorded so far. For the
+    agent on the call (or the user of one of its extensions) and supervisors; 404
+    otherwise."""
+    return await control_recording(
+        svc.extra,
+        call_id,
+        tenant_id=principal.tenant_id,
+        user_id=principal.user_id,
+        supervisor=principal.has_role("supervisor"),
+        action="state",
+    )
+
+
+@router.post("/calls/{call_id}/recording")
+async def control_call_recording(
+    call_id: CallId, body: RecordingActionIn, principal: CurrentPrincipal, svc: ServicesDep
+) -> dict[str, Any]:
+    """Start, pause, resume or stop recording an answered call going on (whatever the
+    company's recording rules said). The agent on the call, the user of one of its
+    extensions, or a supervisor. Answers the new state (see the GET). Pausing a paused
+    recording or starting a running one changes nothing; 409 to pause or stop a call that
+    is not recorded, or to record one that is not answered yet or whose media does not
+    pass through the platform; with several nodes, any node takes the request."""
+    return await control_recording(
+        svc.extra,
+        call_id,
+        tenant_id=principal.tenant_id,
+        user_id=principal.user_id,
+        supervisor=principal.has_role("supervisor"),
+        action=body.action,
+    )
