@@ -22,6 +22,7 @@ const wraps = new Map();    // interaction id -> {seconds, at}
 const talkSince = new Map();// interaction id -> Date accepted
 const onHold = new Map();   // interaction id -> bool
 const roles = new Map();    // interaction id -> {owner, participants: {agent id: role}}
+const recording = new Map();// interaction id -> "off" | "recording" | "paused" (calls on a phone)
 const popped = new Set();   // offers already shown (their card pops in once, not at each render)
 const drafts = new Map();   // element id -> text typed, kept across re-renders
 const CHANNEL = { voice: "Call", chat: "Chat", email: "E-mail", callback: "Callback", task: "Task" };
@@ -66,6 +67,8 @@ async function refreshNow() {
     } catch { /* ended */ }
   }));
   for (const iid of roles.keys()) if (!agent.interactions.includes(iid)) roles.delete(iid);
+  await Promise.all(agent.interactions.filter((iid) => onPhone(contexts.get(iid))).map(loadRecording));
+  for (const iid of recording.keys()) if (!agent.interactions.includes(iid)) recording.delete(iid);
   // Who is free to consult or take a transfer, and the names of the other agents on an
   // interaction (consultation, conference).
   if (agent.interactions.length) await loadPresence();
@@ -231,6 +234,28 @@ function transferPanel(iid) {
   return h("div", { class: "row" }, sel, go);
 }
 
+async function loadRecording(iid) {
+  try { recording.set(iid, (await api("POST", `/api/v1/interactions/${iid}/recording`, { action: "state" })).state); }
+  catch { recording.delete(iid); } // not connected to this agent, or no recording on this platform
+}
+
+function recordingPanel(iid) {
+  // Whether the call is recorded (the company's rules, or the agent asked), and the button
+  // for the next step: pause while the customer gives a card number, then resume.
+  const state = recording.get(iid);
+  if (!state) return null;
+  const step = (action, label) => h("button", { class: "btn small", type: "button", "data-testid": `recording-${action}`, onclick: async () => {
+    const done = await act(label, () => api("POST", `/api/v1/interactions/${iid}/recording`, { action }));
+    if (done) { recording.set(iid, done.state === "stopped" ? "off" : done.state); render(); }
+  } }, label);
+  const label = { recording: "Recording", paused: "Recording paused — the customer is not recorded", off: "Not recorded" }[state] ?? state;
+  return [h("div", { class: "section-title" }, "Recording"),
+    h("div", { class: "row", "data-testid": "recording", "data-state": state },
+      h("span", { class: "pill", dataset: { state: state === "recording" ? "recording" : "break" } }, label),
+      h("span", { class: "spacer" }),
+      state === "off" ? step("start", "Record") : state === "recording" ? step("pause", "Pause recording") : step("resume", "Resume recording"))];
+}
+
 function numberTransferPanel(iid) {
   // A call on the agent's phone can be put through to any number the agent may dial (a
   // colleague's extension, a department's ring group, an outside number); the agent stays
@@ -361,6 +386,7 @@ function activeCard(iid) {
     h("div", { class: "body" }, customerPanel(iid, { editable: true }),
       h("div", {}, notesPanel(iid), movable ? [h("div", { class: "section-title" }, "Transfer"), transferPanel(iid)] : null,
         phoneCall ? [h("div", { class: "section-title" }, "Put through to a number"), numberTransferPanel(iid)] : null,
+        phoneCall ? recordingPanel(iid) : null,
         movable ? [h("div", { class: "section-title" }, "Consult"), consultPanel(iid)] : null)),
     h("div", { class: "actions" },
       h("button", { class: "btn", type: "button", "aria-keyshortcuts": "Alt+H", onclick: () => holdToggle(iid) },
@@ -532,6 +558,10 @@ document.addEventListener("sc:event", (e) => {
   if (ev.type === "interaction.completed" && p.agent_id === ME) wraps.set(p.interaction_id, { seconds: p.wrapup_planned_seconds ?? p.wrapup_seconds, at: Date.parse(ev.time) });
   if (ev.type.startsWith("interaction.") || ev.type.startsWith("queue.")) refreshQueues();
   if (ev.type.startsWith("code.")) loadCodes();
+  if (ev.type.startsWith("recording.") && p.recording?.interaction_id && mine(p.recording.interaction_id)) {
+    const next = { "recording.started": "recording", "recording.resumed": "recording", "recording.paused": "paused", "recording.stopped": "off" }[ev.type];
+    if (next) { recording.set(p.recording.interaction_id, next); render(); }
+  }
   if (ev.type === "call.transfer_failed") {
     // Put through to a number (the desk or the phone's transfer key) did not work out.
     for (const [iid, c] of contexts) {
