@@ -29,6 +29,11 @@ path below is the same code, at the same cost, for two or three legs.
 :meth:`RelaySession.swap` renames two legs (after a warm transfer the consulted party's leg
 becomes ``b``, the callee side, for whoever drives the session by leg name).
 
+Tapping (call recording): :meth:`RelaySession.tap` hands a copy of every RTP packet the
+legs' phones send to a listener, by leg name, whatever the legs are connected to. It is a
+slot on each RTP endpoint, so an untapped session pays one attribute load and a ``None``
+test per packet.
+
 Hot path (``_Endpoint.datagram_received``): no allocation beyond the packet and address
 asyncio hands us and the few numbers of the accounting (no copies, no per-packet objects of
 our own), targets precomputed (and already checked against ``allowed_target``),
@@ -179,6 +184,7 @@ class _Endpoint(asyncio.DatagramProtocol):
         "rtp",
         "sdp_host",
         "source",
+        "tap",
         "target",
         "transport",
     )
@@ -194,6 +200,7 @@ class _Endpoint(asyncio.DatagramProtocol):
         self._closed: asyncio.Future[None] | None = None
         self._sendto: Callable[[bytes, Address], None] | None = None
         self.transport: asyncio.DatagramTransport | None = None
+        self.tap: Callable[[str, bytes], None] | None = None
         self.peer: _Endpoint = self
         self.remote: Address | None = None
         self.target: Address | None = None
@@ -268,12 +275,24 @@ class _Endpoint(asyncio.DatagramProtocol):
                 self.base_seq = self.max_seq = seq
                 self.base_transit = transit
             self.received += 1
+            if self.tap is not None:  # untapped, the only cost: one load, one test
+                try:
+                    self.tap(self.leg, data)
+                except Exception:
+                    self._tap_failed()
         peer = self.peer
         target = peer.target
         if target is None:
             self._drop(size)
             return
         peer._sendto(data, target)  # type: ignore[misc]  # set whenever target is
+
+    def _tap_failed(self) -> None:
+        # A failing listener (a recorder whose disk is full) must not break the call's
+        # media, nor log every packet: count, log the first.
+        self.errors += 1
+        if self.errors == 1:
+            log.exception("rtp.tap_listener_failed", leg=self.leg)
 
     def _drop(self, size: int) -> None:
         self.dropped += 1
@@ -541,6 +560,7 @@ class RelaySession:
         self.opened_at = config.clock()
         self.closed = False
         self.idle_reported = False
+        self._tap: Callable[[str, bytes], None] | None = None
 
     def _leg(self, leg: str) -> RelayLeg:
         if leg == "a":
@@ -565,6 +585,7 @@ class RelaySession:
             return self.c
         leg = RelayLeg("c", self._config.advertise or self._config.host, 0, self._config)
         leg.rtp.peer, leg.rtcp.peer = self._hold_rtp, self._hold_rtcp
+        leg.rtp.tap = self._tap
         await self._add_pair(self, leg)
         if self.closed:  # closed while binding: the relay gave the pair back
             raise RuntimeError("the session closed while its leg c was being bound")
@@ -637,6 +658,23 @@ class RelaySession:
     def attached(self, leg: LegName) -> bool:
         """Whether the platform is ``leg``'s party now (:meth:`attach`)."""
         return isinstance(self._leg(leg).rtp.peer, _PlatformEndpoint)
+
+    def tap(self, listener: Callable[[str, bytes], None] | None) -> None:
+        """Hand a copy of the call's media to ``listener`` (call recording), or stop
+        (``None``); a new listener replaces the previous one.
+
+        From now on every RTP packet a leg's phone sends to the relay (after the source
+        check and latching: the packets counted in the leg's ``packets_in`` and stream
+        stats, not RTCP, not dropped foreign sources) is also given to
+        ``listener(leg_name, packet)``, whatever the leg is connected or attached to;
+        forwarding is unchanged. ``leg_name`` is the leg's name at that moment (after
+        :meth:`swap` the consulted party's packets come as ``b``); leg ``c`` is tapped
+        too, also when :meth:`add_leg` binds it later. The listener runs in the event
+        loop for every packet: it must be quick. One that raises does not break the
+        media: the leg's ``errors`` counts it and the first failure is logged."""
+        self._tap = listener
+        for leg in self.legs:
+            leg.rtp.tap = listener
 
     def swap(self, first: LegName, second: LegName) -> None:
         """Exchange the names of two legs (their ports, remotes and pairing stay): after a
@@ -738,6 +776,7 @@ class RelaySession:
         if self.closed:
             return
         self.closed = True
+        self.tap(None)  # a parked socket must not feed this call's recorder
         endpoints: list[_Endpoint] = []
         for leg in self.legs:
             if self._park is not None and self._park(leg):
