@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -133,6 +135,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None, help="where the files go")
     args = parser.parse_args()
+    # One "recording.closed" line per call per round would drown the figures.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     ticks = build_calls(args.calls, args.seconds)
     best: dict[str, float] = {}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:

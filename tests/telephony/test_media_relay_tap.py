@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import wave
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from sparklecomm.telephony.media import G711Stream, MediaRelay, RelayConfig, RelaySession
+from sparklecomm.telephony.media import (
+    CallRecorder,
+    G711Stream,
+    MediaRelay,
+    RelayConfig,
+    RelaySession,
+)
 from sparklecomm.telephony.sip.transport import loopback_only
 
 HOST = "127.0.0.1"
@@ -194,3 +203,30 @@ async def test_closing_the_session_removes_the_tap(relay: MediaRelay) -> None:
     session.tap(Taps())
     await session.close()
     assert all(leg.rtp.tap is None for leg in session.legs)
+
+
+async def test_tap_feeds_a_call_recorder(
+    relay: MediaRelay, phones: tuple[Phone, Phone, Phone], tmp_path: Path
+) -> None:
+    a, b, _ = phones
+    session = await relay.open("call-tap-record")
+    session.set_remote("a", *a.address)
+    session.set_remote("b", *b.address)
+    now = [100.0]
+    recorder = CallRecorder(tmp_path / "call.wav", clock=lambda: now[0])
+    session.tap(recorder.feed)
+    caller, agent = G711Stream(ssrc=1, tone=1000.0), G711Stream(ssrc=2, tone=440.0)
+    for k in range(50):
+        a.send(caller.next_packet(), session.a.port)
+        b.send(agent.next_packet(), session.b.port)
+        await settle(session, "a", k + 1)
+        await settle(session, "b", k + 1)
+        now[0] += 0.02
+    session.tap(None)
+    result = recorder.close()
+    assert result.packets == 100 and result.seconds == pytest.approx(1.0, abs=0.02)
+    with wave.open(str(result.path), "rb") as wav:
+        frames = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").reshape(-1, 2)
+    for channel, hz in ((0, 1000.0), (1, 440.0)):
+        spectrum = np.abs(np.fft.rfft(frames[:, channel].astype(np.float64)))
+        assert np.argmax(spectrum) * 8000 / frames.shape[0] == pytest.approx(hz, abs=5)

@@ -132,6 +132,19 @@ def alaw_decode(data: bytes) -> np.ndarray:
     return _ALAW_DECODE[np.frombuffer(bytes(data), dtype=np.uint8)]
 
 
+def decode_table(codec: str) -> np.ndarray:
+    """The 256-entry table that decodes ``PCMU`` or ``PCMA`` bytes (read-only int16).
+
+    For hot paths that decode straight into a buffer of their own, without the
+    intermediate arrays of :func:`decode`: ``np.take(decode_table("PCMU"), codes,
+    out=buffer[i:j])`` where ``codes`` is ``np.frombuffer(packet, np.uint8, count, offset)``.
+    """
+    table = _ULAW_DECODE if _codec(codec) == "PCMU" else _ALAW_DECODE
+    view = table.view()
+    view.flags.writeable = False
+    return view
+
+
 def _codec(codec: str) -> str:
     name = codec.upper() if isinstance(codec, str) else ""
     if name not in ("PCMU", "PCMA"):

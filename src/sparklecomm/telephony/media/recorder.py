@@ -50,7 +50,7 @@ import numpy as np
 import structlog
 
 from sparklecomm.core.errors import InvalidInput
-from sparklecomm.telephony.media.audio import SAMPLE_RATE, alaw_decode, ulaw_decode
+from sparklecomm.telephony.media.audio import SAMPLE_RATE, decode_table
 
 log = structlog.get_logger("sparklecomm.media.recorder")
 
@@ -74,8 +74,10 @@ _SILENCE_CHUNK = SAMPLE_RATE  # frames of silence written at a time across a lon
 # Where each relay leg's samples go: row of the window (a = caller = left; b and c right,
 # kept apart until written so that a duplicate overwrites its own leg only).
 _ROWS = {"a": 0, "b": 1, "c": 2}
-_DECODERS: dict[int, Callable[[bytes], np.ndarray]] = {0: ulaw_decode, 8: alaw_decode}
-"""RTP payload type -> G.711 decoder (RFC 3551 static types: 0 PCMU, 8 PCMA)."""
+_TABLES = {0: decode_table("PCMU"), 8: decode_table("PCMA")}
+"""RTP payload type -> G.711 decoding table (RFC 3551 static types: 0 PCMU, 8 PCMA)."""
+_frombuffer = np.frombuffer
+_uint8 = np.uint8
 
 _unpack_seq_ts_ssrc = struct.Struct("!HII").unpack_from
 _pack_size = struct.Struct("<I").pack
@@ -258,8 +260,8 @@ class CallRecorder:
             self.ignored_packets += 1
             return
         first = packet[0]
-        decode = _DECODERS.get(packet[1] & 0x7F)
-        if first & 0xC0 != 0x80 or decode is None:
+        table = _TABLES.get(packet[1] & 0x7F)
+        if first & 0xC0 != 0x80 or table is None:
             self.ignored_packets += 1
             return
         offset = 12 + 4 * (first & 0x0F)
@@ -275,7 +277,8 @@ class CallRecorder:
                 self.ignored_packets += 1
                 return
             end -= pad
-        if not 0 < end - offset <= _WINDOW:  # empty, or longer than any voice packet
+        count = end - offset  # G.711: a byte a sample
+        if not 0 < count <= _WINDOW:  # empty, or longer than any voice packet
             self.ignored_packets += 1
             return
         _, timestamp, ssrc = _unpack_seq_ts_ssrc(packet, 2)
@@ -298,20 +301,17 @@ class CallRecorder:
 
         if now - self._last_flush >= FLUSH_EVERY:
             self._flush(self._newest - _SETTLE)
-        samples = decode(packet[offset:end])
-        count = samples.size
         if pos + count > self._max_pos:
             count = self._max_pos - pos
             if count <= 0:
                 self.ignored_packets += 1
                 return
-            samples = samples[:count]
         skip = self._base - pos
         if skip > 0:  # belongs (partly) to what was written already
             if skip >= count:
                 self.late_packets += 1
                 return
-            samples = samples[skip:]
+            offset += skip
             pos += skip
             count -= skip
         if pos + count > self._base + _WINDOW:  # far ahead of the window: make room
@@ -319,7 +319,11 @@ class CallRecorder:
             if self._error is not None:
                 return
         start = pos - self._base
-        self._window[row, start : start + count] = samples
+        window = self._window
+        # Decoded straight into the window: no intermediate array.
+        table.take(
+            _frombuffer(packet, _uint8, count, offset), out=window[row, start : start + count]
+        )
         if pos + count > self._end:
             self._end = pos + count
         self.packets += 1
