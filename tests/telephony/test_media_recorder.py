@@ -12,7 +12,7 @@ import pytest
 
 from sparklecomm.core.errors import InvalidInput
 from sparklecomm.telephony.media import CallRecorder, RecordingResult
-from sparklecomm.telephony.media.audio import alaw_decode, encode, ulaw_decode
+from sparklecomm.telephony.media.audio import alaw_decode, decode_table, encode, ulaw_decode
 from sparklecomm.telephony.media.rtp import PCMA, PCMU, build_rtp_packet
 
 RATE = 8000
@@ -398,3 +398,15 @@ def test_max_seconds_is_checked(tmp_path: Path, bad: object) -> None:
         CallRecorder(tmp_path / "x.wav", max_seconds=bad)  # type: ignore[arg-type]
     assert error.value.field == "max_seconds"
     assert not (tmp_path / ".x.wav.part").exists()
+
+
+def test_decode_tables_match_the_decoders() -> None:
+    codes = bytes(range(256))
+    for codec, decode in (("PCMU", ulaw_decode), ("pcma", alaw_decode)):
+        table = decode_table(codec)
+        assert table.dtype == np.int16 and table.shape == (256,)
+        assert np.array_equal(table[np.frombuffer(codes, np.uint8)], decode(codes))
+        assert not table.flags.writeable  # shared: nobody may change how G.711 decodes
+    with pytest.raises(InvalidInput) as error:
+        decode_table("G729")
+    assert error.value.field == "codec"

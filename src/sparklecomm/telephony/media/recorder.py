@@ -144,7 +144,8 @@ class CallRecorder:
     RTP packet of the call with :meth:`feed` (the relay's ``tap``), end it with
     :meth:`close` (the file is renamed to ``path``) or :meth:`abort` (nothing is kept).
     ``max_seconds`` caps the length: past it nothing more is recorded, and :meth:`close`
-    still finishes the file. Not thread-safe: use it from the event loop (``close`` syncs
+    still finishes the file. ``OSError`` when the folder or the partial file cannot be
+    created. Not thread-safe: use it from the event loop (``close`` syncs
     the file to disk, which can take a while on a busy disk: once the tap is removed it may
     run in a worker thread).
     """
@@ -403,15 +404,19 @@ class CallRecorder:
             return self._result
         if self._aborted:
             raise RuntimeError(f"the recording {self.path} was aborted")
-        file = self._file
-        assert file is not None
         if self._error is None:
             end = self._timeline_end()
             if self._paused_at is not None:
                 self._end_pause(end / SAMPLE_RATE)
             self._flush(end)
         if self._error is not None:
+            if self._file is not None:
+                with contextlib.suppress(OSError):
+                    self._file.close()  # the partial file stays, for the salvage
+                self._file = None
             raise self._error
+        file = self._file
+        assert file is not None
         try:
             os.fsync(file.fileno())
             file.close()
