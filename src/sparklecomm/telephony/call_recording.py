@@ -386,7 +386,8 @@ class CallRecordings:
             log.debug("recording.untap_failed", call=active.call.id)
 
     async def _finish(self, active: ActiveRecording, *, by: str) -> None:
-        ok, seconds, paused, pauses, size = True, 0.0, 0.0, (), 0
+        ok, seconds, paused, size = True, 0.0, 0.0, 0
+        pauses: tuple[tuple[float, float], ...] = ()
         try:
             result = await asyncio.to_thread(active.recorder.close)
             seconds, paused, size = result.seconds, result.paused_seconds, result.bytes
