@@ -113,6 +113,15 @@ def build_services(
         queue_hours=lambda tenant_id: acd.read(tenant_id, _queue_hours),
         voicemail_dir=settings.data_dir / "voicemail",
     )
+    from sparklecomm.telephony.recordings import RecordingService
+
+    # Call recordings: the policy, the rows and the files (shared by the nodes of a cluster).
+    services.extra["recordings"] = RecordingService(
+        db,
+        clock,
+        settings.data_dir / "recordings",
+        queue_ids=lambda tenant_id: acd.read(tenant_id, lambda engine: engine.queue_ids()),
+    )
     # Queues may follow the organisation's business hours: the engine keeps them in step.
     acd.hours_source = pbx.hours_specs
     pbx.hours_listeners.append(acd.hours_changed)
@@ -223,6 +232,23 @@ async def _sip_housekeeping(sip: SipServer, interval: float = 300.0) -> None:
         await asyncio.sleep(interval)
 
 
+async def _recording_housekeeping(recordings: Any, clock: Clock, interval: float = 3600.0) -> None:
+    """At start and then hourly: close the recordings a dead node left behind (any node may:
+    a recording still being written is left alone) and delete those past the
+    organisation's retention."""
+    while True:
+        try:
+            recovered = await asyncio.to_thread(recordings.recover_interrupted)
+            if recovered:
+                log.warning("recordings_recovered", recovered=recovered)
+            purged = await asyncio.to_thread(recordings.purge_expired, clock.now())
+            if purged:
+                log.info("recordings_purged", removed=purged)
+        except Exception:  # the database or the shared folder may be briefly away
+            log.exception("recording_housekeeping_failed")
+        await asyncio.sleep(interval)
+
+
 def build_app(services: Services) -> FastAPI:
     """The ASGI application: HTTP API, WebSocket, web pages and static files."""
 
@@ -240,6 +266,11 @@ def build_app(services: Services) -> FastAPI:
             directory = CallDirectory(services.bus)
             await directory.start()
             services.extra["call_directory"] = directory
+        recording_housekeeping: asyncio.Task[None] | None = None
+        if services.extra.get("recordings") is not None:
+            recording_housekeeping = asyncio.get_running_loop().create_task(
+                _recording_housekeeping(services.extra["recordings"], services.clock)
+            )
         sip: SipServer | None = services.extra.get("sip")
         trunk_registrations: TrunkRegistrations | None = None
         housekeeping: asyncio.Task[None] | None = None
@@ -311,6 +342,8 @@ def build_app(services: Services) -> FastAPI:
         try:
             yield
         finally:
+            if recording_housekeeping is not None:
+                recording_housekeeping.cancel()
             if housekeeping is not None:
                 housekeeping.cancel()
             if trunk_registrations is not None:
@@ -369,6 +402,9 @@ def build_app(services: Services) -> FastAPI:
     from sparklecomm.telephony.pbx.api import router as pbx_router
 
     app.include_router(pbx_router)
+    from sparklecomm.telephony.recordings_api import router as recordings_router
+
+    app.include_router(recordings_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

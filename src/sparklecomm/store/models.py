@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -148,14 +149,65 @@ class LoginThrottle(Base):
     blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class CallRecording(Base):
+    """A recorded call (``sparklecomm.telephony.recordings``). The audio is the WAV file
+    ``file`` under ``<data_dir>/recordings/<tenant_id>/``: 8 kHz stereo, the caller on the
+    left channel, the agent and the other parties on the right. ``pauses`` are the spans
+    (``[start, end]`` offsets in seconds of the call) when recording was paused for privacy;
+    ``seconds`` counts the audio actually in the file."""
+
+    __tablename__ = "call_recordings"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"))
+    call_id: Mapped[str] = mapped_column(String(300))
+    interaction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    queue_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    agent_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    caller: Mapped[str] = mapped_column(String(100))
+    dialled: Mapped[str] = mapped_column(String(100))
+    # "policy" (the organisation's recording policy) or the id of the user who started it.
+    started_by: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    paused_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    pauses: Mapped[list[list[Any]]] = mapped_column(JSON, default=list)
+    # recording | complete | interrupted | failed
+    status: Mapped[str] = mapped_column(String(20))
+    file: Mapped[str] = mapped_column(String(100))
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (
+        Index("ix_call_recordings_started", "tenant_id", "started_at"),
+        Index("ix_call_recordings_agent", "tenant_id", "agent_id", "started_at"),
+        Index("ix_call_recordings_interaction", "tenant_id", "interaction_id"),
+        Index("ix_call_recordings_status", "status"),
+    )
+
+
+class RecordingPolicy(Base):
+    """Which calls an organisation records and how long it keeps them. No row: nothing is
+    recorded automatically and recordings are kept forever."""
+
+    __tablename__ = "recording_policies"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"), primary_key=True)
+    all_calls: Mapped[bool] = mapped_column(Boolean, default=False)
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    extensions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    retention_days: Mapped[int] = mapped_column(Integer, default=0)  # 0: keep forever
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 __all__ = [
     "ROLES",
     "ApiToken",
     "AuditLog",
     "AuthSession",
     "Base",
+    "CallRecording",
     "EventRecord",
     "LoginThrottle",
+    "RecordingPolicy",
     "Tenant",
     "User",
 ]
