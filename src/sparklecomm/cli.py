@@ -512,6 +512,16 @@ def _mount_pbx() -> None:
 _mount_pbx()
 
 
+def _mount_recordings() -> None:
+    """``recordings list|policy|purge``."""
+    from sparklecomm.telephony.recordings_cli import register
+
+    register(app)
+
+
+_mount_recordings()
+
+
 def _mount_optional() -> None:
     """Domains that ship their own commands register them here."""
     import importlib
