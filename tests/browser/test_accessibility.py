@@ -66,6 +66,8 @@ PAGES: list[tuple[str | None, str]] = [
     ("admin", "/admin/numbers"),
     ("agent", "/voicemail"),
     ("supervisor", "/voicemail"),
+    ("supervisor", "/recordings"),
+    ("admin", "/admin/recording"),
 ]
 
 

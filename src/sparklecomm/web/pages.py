@@ -26,7 +26,9 @@ SECTIONS = [
 ]
 # The main navigation: the sections (also the home page's cards) and the pages every user
 # has besides them, each after the section it follows.
-NAV_EXTRA = {"/agent": ("/voicemail", "Voicemail", "agent")}
+NAV_EXTRA = {
+    "/agent": [("/voicemail", "Voicemail", "agent"), ("/recordings", "Recordings", "agent")]
+}
 
 
 def _safe_next(target: str | None) -> str:
@@ -51,8 +53,7 @@ def _render(
     nav: list[dict[str, Any]] = []
     for s in SECTIONS:
         nav.append(entry(*s))
-        if s[0] in NAV_EXTRA:
-            nav.append(entry(*NAV_EXTRA[s[0]]))
+        nav.extend(entry(*extra) for extra in NAV_EXTRA.get(s[0], []))
     return templates.TemplateResponse(
         request,
         name,
@@ -163,6 +164,24 @@ def voicemail_page(request: Request, svc: ServicesDep) -> Response:
     )
 
 
+@router.get("/recordings", response_class=HTMLResponse)
+def recordings_page(request: Request, svc: ServicesDep) -> Response:
+    """Call recordings: every recording of the organisation for supervisors and
+    administrators (administrators may delete them), the recordings of their own calls for
+    agents."""
+    principal = _guarded(request, svc, "agent")
+    if not isinstance(principal, Principal):
+        return principal
+    return _render(
+        request,
+        "recordings.html",
+        principal,
+        active="/recordings",
+        every_agent=principal.has_role("supervisor"),
+        may_delete=principal.has_role("admin"),
+    )
+
+
 @router.get("/wallboard", response_class=HTMLResponse)
 def wallboard_page(request: Request, svc: ServicesDep) -> Response:
     principal = _guarded(request, svc, "supervisor")
@@ -185,11 +204,11 @@ ADMIN_SECTIONS = {"queues": "Queues", "agents": "Agents & skills", "codes": "Cod
 @router.get("/admin/{section}", response_class=HTMLResponse)
 def admin_routing_page(section: str, request: Request, svc: ServicesDep) -> Response:
     """Admin › queues, agents (skills, proficiency, capacity), reason/disposition codes,
-    phone numbers and business hours, phones (extensions)."""
+    phone numbers and business hours, phones (extensions), call recording (the policy)."""
     principal = _guarded(request, svc, "admin")
     if not isinstance(principal, Principal):
         return principal
-    if section in ("numbers", "phones"):
+    if section in ("numbers", "phones", "recording"):
         return _render(
             request,
             f"admin_{section}.html",
