@@ -48,9 +48,6 @@ log = structlog.get_logger(__name__)
 STATUSES = ("recording", "complete", "interrupted", "failed")
 #: A partial file unchanged for this long belongs to a call no node is recording any more.
 STALE_SECONDS = 60.0
-#: While paused for privacy nothing is written, so a paused recording's file stops changing:
-#: it counts as abandoned only after this long (unless its recorder keeps touching it).
-PAUSED_STALE_SECONDS = 4 * 3600.0
 MAX_RETENTION_DAYS = 3650
 MAX_LIST = 500
 #: 8 kHz × 2 channels × 2 bytes: what a second of recording takes on disk (115 MB an hour).
@@ -372,8 +369,8 @@ class RecordingService:
         self, tenant_id: str, recording_id: str, *, offset: float, by: str, paused: bool
     ) -> None:
         """Pause (``paused``) or resume: the open span is kept in ``pauses`` (``[start,
-        None]`` while paused) so that a listing shows a paused recording; the recorder's
-        final figures replace them at the end."""
+        None]`` while paused; the recorder writes silence meanwhile) so that a listing shows
+        a paused recording; the recorder's final figures replace them at the end."""
         offset = round(max(0.0, float(offset)), 2)
         kind = "recording.paused" if paused else "recording.resumed"
         with self.db.write() as tx:
@@ -660,15 +657,14 @@ class RecordingService:
         """Close the recordings left "recording" by a node that died mid-call. A partial
         file unchanged for :data:`STALE_SECONDS` is repaired (header sizes from its length,
         whole frames) and renamed into place: status "interrupted", its length from the
-        audio it holds (a recording paused when the node died: after
-        :data:`PAUSED_STALE_SECONDS`). Without a partial file the recording is "failed". A
-        live recording of another node (its file still growing, or a row too young to have a
+        audio it holds. Without a partial file the recording is "failed". A live recording
+        of another node (its file still growing, or a row too young to have a
         file yet) is left alone, so every node may run this on the shared folder. Returns
         how many were closed."""
         stale = timedelta(seconds=STALE_SECONDS)
         with self.db.read() as s:
             candidates = [
-                (r.tenant_id, r.id, r.file, any(p[1] is None for p in (r.pauses or [])))
+                (r.tenant_id, r.id, r.file)
                 for r in s.scalars(
                     select(CallRecording).where(
                         CallRecording.status == "recording",
@@ -677,23 +673,25 @@ class RecordingService:
                 )
             ]
         closed = 0
-        for tenant_id, recording_id, name, paused in candidates:
+        for tenant_id, recording_id, name in candidates:
             try:
-                if self._recover_one(tenant_id, recording_id, name, paused):
+                if self._recover_one(tenant_id, recording_id, name):
                     closed += 1
             except Exception:  # one bad file must not stop the others
                 log.exception("recording_not_recovered", recording_id=recording_id)
         return closed
 
-    def _recover_one(self, tenant_id: str, recording_id: str, name: str, paused: bool) -> bool:
+    def _recover_one(self, tenant_id: str, recording_id: str, name: str) -> bool:
         path, partial = self._paths(tenant_id, name)
         size, seconds, status = 0, 0.0, "failed"
         try:
             age = self.wall_clock() - partial.stat().st_mtime
         except FileNotFoundError:
             age = None
-        if age is not None and age < (PAUSED_STALE_SECONDS if paused else STALE_SECONDS):
-            return False  # still being written (or paused): a live call on some node
+        if age is not None and age < STALE_SECONDS:
+            # Still being written (a paused span is silence in the file, so it grows then
+            # too): a live call on some node.
+            return False
         if age is not None:
             # Claim the file: of several nodes recovering at once, one rename wins.
             claimed = partial.with_name(f"{partial.name}.{new_id()[:8]}")
