@@ -323,3 +323,30 @@ async def test_closing_finishes_every_recording() -> None:
     await setup.recordings.close()
     assert len(store.finished) == 1 and store.finished[0]["ok"] is True
     assert setup.recorders[0].closed == 1 and not setup.recordings.active
+
+
+async def test_the_partial_files_of_recordings_going_on_are_kept_fresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call on hold may send no audio for minutes: its partial file is touched anyway, so
+    that no node's housekeeping takes it for one a dead node left."""
+    import os
+
+    from sparklecomm.telephony import call_recording
+
+    monkeypatch.setattr(call_recording, "KEEPALIVE_SECONDS", 0.02)
+    setup = Setup(Store())
+    call = a_call()
+    await setup.recordings.act(call, "start", "ana")
+    partial = tmp_path / ".r1.wav.part"
+    partial.write_bytes(b"RIFF")
+    os.utime(partial, (1_000_000, 1_000_000))
+    setup.recorders[0].partial = partial  # type: ignore[attr-defined]
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if partial.stat().st_mtime > 1_000_000:
+            break
+    assert partial.stat().st_mtime > 1_000_000
+    await setup.recordings.act(call, "stop", "ana")
+    await asyncio.sleep(0.1)
+    assert setup.recordings._keepalive is not None and setup.recordings._keepalive.done()

@@ -26,6 +26,7 @@ kept, listed and served is the store's business
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,10 @@ log = structlog.get_logger("sparklecomm.telephony.call_recording")
 RecordingAction = Literal["start", "pause", "resume", "stop"]
 ACTIONS: tuple[RecordingAction, ...] = ("start", "pause", "resume", "stop")
 POLICY = "policy"
+KEEPALIVE_SECONDS = 20.0
+"""How often the partial file of every recording going on is touched: the recovery of
+interrupted recordings (any node's housekeeping) takes a partial file unchanged for a
+minute for one a dead node left, and a call on hold may send no audio for longer."""
 """``started_by`` of a recording the company's rules started."""
 
 
@@ -165,6 +170,7 @@ class CallRecordings:
         self._asked: set[str] = set()
         """Calls whose policy was asked already (once per call)."""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._keepalive: asyncio.Task[None] | None = None
 
     # ---- hooks of the B2BUA -----------------------------------------------------------------
 
@@ -186,6 +192,9 @@ class CallRecordings:
 
     async def close(self) -> None:
         """Finish every recording (the node stops): the files are complete, not salvaged."""
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
         for active in list(self.active.values()):
             self.active.pop(active.call.id, None)
             self._untap(active)
@@ -375,8 +384,18 @@ class CallRecordings:
         feed = recorder.feed if call.placed is None else _placed_legs(recorder.feed)
         media.tap(feed)
         self.active[call.id] = active
+        if self._keepalive is None or self._keepalive.done():
+            self._keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
         log.info("recording.started", call=call.id, recording=recording_id, by=by)
         return active
+
+    async def _keep_alive(self) -> None:
+        """Touch the partial files of the recordings going on (see :data:`KEEPALIVE_SECONDS`)
+        until none is left."""
+        while self.active:
+            await asyncio.sleep(KEEPALIVE_SECONDS)
+            partials = [getattr(a.recorder, "partial", None) for a in self.active.values()]
+            await asyncio.to_thread(_touch, [p for p in partials if isinstance(p, Path)])
 
     @staticmethod
     def _untap(active: ActiveRecording) -> None:
@@ -423,6 +442,14 @@ class CallRecordings:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("recording.task_failed", error=repr(task.exception()))
+
+
+def _touch(paths: Sequence[Path]) -> None:
+    for path in paths:
+        try:
+            os.utime(path)
+        except OSError:  # closed meanwhile, or the disk is gone: the recorder reports that
+            continue
 
 
 async def control_recording(
