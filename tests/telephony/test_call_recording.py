@@ -350,3 +350,23 @@ async def test_the_partial_files_of_recordings_going_on_are_kept_fresh(
     await setup.recordings.act(call, "stop", "ana")
     await asyncio.sleep(0.1)
     assert setup.recordings._keepalive is not None and setup.recordings._keepalive.done()
+
+
+async def test_a_call_encrypted_between_the_phones_is_not_recorded() -> None:
+    """SRTP passes through with keys only the phones know: recording it would store noise."""
+    from sparklecomm.telephony import sdp
+    from sparklecomm.telephony.calls import Leg
+
+    call = a_call()
+    offer = sdp.parse(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=audio 4000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
+    )
+    leg = Leg.__new__(Leg)
+    leg.remote_sdp = offer
+    call.legs["a"] = leg
+    setup = Setup(Store())
+    with pytest.raises(Conflict, match="encrypted end to end"):
+        await setup.recordings.act(call, "start", "ana")
+    assert not setup.store.begun

@@ -37,6 +37,7 @@ import structlog
 
 from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from sparklecomm.telephony.calls import Call
+from sparklecomm.telephony.sdp import is_secure
 
 if TYPE_CHECKING:
     from sparklecomm.telephony.media.recorder import CallRecorder
@@ -318,6 +319,12 @@ class CallRecordings:
                 "(no media relay): it cannot be recorded.",
                 field="call_id",
             )
+        if _encrypted(call):
+            raise Conflict(
+                f"Call {call.id!r} is encrypted end to end (SRTP between the phones): the "
+                "platform has no keys to record it.",
+                field="call_id",
+            )
 
     async def _by_policy(self, call: Call) -> None:
         assert call.tenant_id is not None
@@ -442,6 +449,15 @@ class CallRecordings:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("recording.task_failed", error=repr(task.exception()))
+
+
+def _encrypted(call: Call) -> bool:
+    """Whether the phones of ``call`` talk SRTP (passed through with their own keys)."""
+    for leg in call.legs.values():
+        audio = leg.remote_sdp.audio() if leg.remote_sdp is not None else None
+        if audio is not None and is_secure(audio):
+            return True
+    return False
 
 
 def _touch(paths: Sequence[Path]) -> None:
