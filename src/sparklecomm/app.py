@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
@@ -46,6 +46,9 @@ from sparklecomm.telephony.outbound import OutboundCalls
 from sparklecomm.telephony.pbx.registration import TrunkRegistrations
 from sparklecomm.telephony.voice_queue import VoiceQueue
 from sparklecomm.telephony.waiting import WaitingRoom
+
+if TYPE_CHECKING:
+    from sparklecomm.telephony.recordings import RecordingService
 from sparklecomm.web import STATIC_DIR
 
 log = structlog.get_logger(__name__)
@@ -290,7 +293,7 @@ def build_app(services: Services) -> FastAPI:
                 music=_music_on_hold(services.settings.music_on_hold),
             )
             services.extra["agent_phones"] = phones
-            store = services.extra.get("recordings")
+            store: RecordingService | None = services.extra.get("recordings")
             if store is not None:  # answered calls, by the company's rules or on demand
                 sip.calls.recordings = CallRecordings(
                     store,

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 from tests.browser.conftest import ADMIN_PASSWORD, LiveServer, screenshot
 from tests.browser.test_accessibility import static_problems
 from tests.browser.test_web_shell import sign_in
@@ -422,11 +422,11 @@ def test_the_agents_own_outbound_contact_shows_on_the_desk_and_wraps_up(
     agent.context.close()
 
 
-def test_a_call_on_the_phone_offers_put_through_to_a_number(
-    browser: Browser, live_server: LiveServer, center: dict[str, Any]
-) -> None:
-    """A call on the agent's phone (it has a ``call_id``) offers *Put through to a number*;
-    this test's call is held by no SIP server, so the PBX's refusal is shown."""
+def call_on_the_desk(
+    browser: Browser, live_server: LiveServer, center: dict[str, Any], to: str, call_id: str
+) -> tuple[Page, Locator]:
+    """The agent, ready, with an outbound call to ``to`` on their phone (its ``call_id``,
+    held by no SIP server): the desk and the call's card."""
     me = Client(live_server.url, "agent")
     agent_id = center["agent_id"]
     me.call("POST", f"/agents/{agent_id}/login", ok=(200, 409))
@@ -436,9 +436,17 @@ def test_a_call_on_the_phone_offers_put_through_to_a_number(
     me.call(
         "POST",
         "/interactions/outbound",
-        {"channel": "voice", "attributes": {"to": "+15550142", "call_id": "not-held-here"}},
+        {"channel": "voice", "attributes": {"to": to, "call_id": call_id}},
     )
-    card = agent.locator("[data-testid='interaction'][data-direction='outbound']")
+    return agent, agent.locator("[data-testid='interaction'][data-direction='outbound']")
+
+
+def test_a_call_on_the_phone_offers_put_through_to_a_number(
+    browser: Browser, live_server: LiveServer, center: dict[str, Any]
+) -> None:
+    """A call on the agent's phone (it has a ``call_id``) offers *Put through to a number*;
+    this test's call is held by no SIP server, so the PBX's refusal is shown."""
+    agent, card = call_on_the_desk(browser, live_server, center, "+15550142", "not-held-here")
     number = card.get_by_label("Number to put the call through to")
     expect(number).to_be_visible()
     expect(card.get_by_label("Transfer to")).to_have_count(0)  # a placed call: not to agents
@@ -454,6 +462,44 @@ def test_a_call_on_the_phone_offers_put_through_to_a_number(
     )
     expect(agent.get_by_role("alert").last).to_contain_text(
         "Put through to 2003 failed (486): the caller is still with you."
+    )
+    assert static_problems(agent) == []
+    card.get_by_role("button", name="Complete").click()
+    agent.get_by_test_id("wrapup").get_by_role("button", name="End wrap-up").click()
+    expect(agent.get_by_test_id("agent-state")).to_have_text("Ready")
+    agent.context.close()
+
+
+def test_a_call_on_the_phone_shows_its_recording_and_the_next_step(
+    browser: Browser, live_server: LiveServer, center: dict[str, Any]
+) -> None:
+    """The *Recording* panel of a call on the agent's phone follows the ``recording.*``
+    events (played into the page as the WebSocket would deliver them) and offers the next
+    step; this test's call is held by no SIP server, so pressing it shows the platform's
+    refusal. A call nobody records shows no panel until an event says otherwise."""
+    agent, card = call_on_the_desk(browser, live_server, center, "+15550143", "not-recorded-here")
+    expect(card.get_by_label("Number to put the call through to")).to_be_visible()
+    expect(card.get_by_test_id("recording")).to_have_count(0)  # the platform knows no such call
+    iid = card.get_attribute("data-interaction")
+
+    def play(kind: str) -> None:
+        agent.evaluate(
+            """([kind, iid]) => document.dispatchEvent(new CustomEvent("sc:event", {detail: {
+                type: kind, time: new Date().toISOString(), payload: {recording: {
+                    id: "r1", interaction_id: iid, call_id: "not-recorded-here"}}}}))""",
+            [kind, iid],
+        )
+
+    play("recording.started")
+    panel = card.get_by_test_id("recording")
+    expect(panel).to_have_attribute("data-state", "recording")
+    expect(panel).to_contain_text("Recording")
+    play("recording.paused")
+    expect(panel).to_have_attribute("data-state", "paused")
+    expect(panel).to_contain_text("the customer is not recorded")
+    panel.get_by_role("button", name="Resume recording").click()
+    expect(agent.get_by_role("alert").last).to_contain_text(
+        "Resume recording: No call 'not-recorded-here' of yours is going on."
     )
     assert static_problems(agent) == []
     card.get_by_role("button", name="Complete").click()

@@ -26,6 +26,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -328,34 +329,13 @@ class RecordingService:
         log.info("recording_started", recording_id=recording_id, call_id=call_id)
         return recording_id, folder / name
 
-    async def begin_recording(
-        self,
-        tenant_id: str,
-        *,
-        call_id: str,
-        caller: str,
-        dialled: str,
-        interaction_id: str | None,
-        queue_id: str | None,
-        agent_id: str | None,
-        started_by: str,
-    ) -> tuple[str, Path]:
-        """A new recording of a call: its row (status "recording") and the event
-        ``recording.started`` in one transaction, the tenant's folder created. Returns the
-        recording's id and the final path of its file (the recorder writes
-        ``.<name>.part`` beside it and renames it at the end)."""
-        return await run_in_threadpool(
-            lambda: self.begin_recording_sync(
-                tenant_id,
-                call_id=call_id,
-                caller=caller,
-                dialled=dialled,
-                interaction_id=interaction_id,
-                queue_id=queue_id,
-                agent_id=agent_id,
-                started_by=started_by,
-            )
-        )
+    async def begin_recording(self, tenant_id: str, **facts: Any) -> tuple[str, Path]:
+        """A new recording of a call (the facts of
+        :class:`~sparklecomm.telephony.call_recording.RecordingStore`): its row (status
+        "recording") and the event ``recording.started`` in one transaction, the tenant's
+        folder created. Returns the recording's id and the final path of its file (the
+        recorder writes ``.<name>.part`` beside it and renames it at the end)."""
+        return await run_in_threadpool(partial(self.begin_recording_sync, tenant_id, **facts))
 
     def _live(self, s: Session, tenant_id: str, recording_id: str) -> CallRecording:
         row = s.get(CallRecording, recording_id)
@@ -442,30 +422,12 @@ class RecordingService:
                 self._remove(path)
         log.info("recording_stopped", recording_id=recording_id, ok=ok, seconds=seconds)
 
-    async def finish_recording(
-        self,
-        tenant_id: str,
-        recording_id: str,
-        *,
-        seconds: float,
-        paused_seconds: float,
-        pauses: Sequence[tuple[float, float]],
-        size: int,
-        ok: bool,
-    ) -> None:
+    async def finish_recording(self, tenant_id: str, recording_id: str, **result: Any) -> None:
         """The call ended: status "complete" with the recorder's figures (the file is in
         place), or "failed" (``ok`` False: the recorder could not write; whatever it left is
         removed); event ``recording.stopped``."""
         await run_in_threadpool(
-            lambda: self.finish_recording_sync(
-                tenant_id,
-                recording_id,
-                seconds=seconds,
-                paused_seconds=paused_seconds,
-                pauses=list(pauses),
-                size=size,
-                ok=ok,
-            )
+            partial(self.finish_recording_sync, tenant_id, recording_id, **result)
         )
 
     # -- reading -------------------------------------------------------------------------------
