@@ -106,22 +106,29 @@ def read_stereo(path: Path) -> np.ndarray:
     return np.frombuffer(frames, dtype="<i2").reshape(-1, 2)
 
 
-async def talk(center: Center, tmp: Path, *, seconds: float) -> tuple[Any, Any, Any]:
-    """A caller through the queue and the agent's phone (2001), each streaming ``seconds``
-    of its tone once the call is up; the SIPp tasks and the B2BUA's call once answered."""
+def talking_scenarios(tmp: Path, seconds: float) -> tuple[Path, Path]:
+    """SIPp scenarios of the agent's phone (answers, then streams its tone) and of the
+    caller (dials, streams its tone once answered, hangs up after ``seconds`` and a bit),
+    with their audio, written to ``tmp``."""
     samples = int(8000 * seconds)
     (tmp / "caller.ulaw").write_bytes(ulaw_tone(CALLER_HZ, samples))
     (tmp / "agent.ulaw").write_bytes(ulaw_tone(AGENT_HZ, samples))
     acked = '<recv request="ACK" rtd="true" crlf="true"/>'
-    agent_scenario = scenario_with(
-        tmp, "agent.xml", "call_uas.xml", acked,
-        f'{acked}\n  {stream(tmp / "agent.ulaw")}',
-    )  # fmt: skip
+    agent = scenario_with(
+        tmp, "agent.xml", "call_uas.xml", acked, f"{acked}\n  {stream(tmp / 'agent.ulaw')}"
+    )
     talking = f'<pause milliseconds="{int(seconds * 1000) + 700}"/>'
-    caller_scenario = scenario_with(
+    caller = scenario_with(
         tmp, "caller.xml", "queue_uac_waiting.xml", '<pause milliseconds="500"/>',
         f'{stream(tmp / "caller.ulaw")}\n  {talking}',
     )  # fmt: skip
+    return agent, caller
+
+
+async def talk(center: Center, tmp: Path, *, seconds: float) -> tuple[Any, Any, Any]:
+    """A caller through the queue and the agent's phone (2001), each streaming ``seconds``
+    of its tone once the call is up; the SIPp tasks and the B2BUA's call once answered."""
+    agent_scenario, caller_scenario = talking_scenarios(tmp, seconds)
     agent_phone = asyncio.get_running_loop().create_task(
         sipp("-sf", str(agent_scenario), "-p", "5080", "-mp", "16000", "-m", "1",
              "-timeout", "25s")

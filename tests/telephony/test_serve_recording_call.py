@@ -18,9 +18,8 @@ from tests.telephony.test_call_recording_sipp import (
     CALLER_HZ,
     channel_tone,
     read_stereo,
-    scenario_with,
     spoken,
-    stream,
+    talking_scenarios,
 )
 from tests.telephony.test_serve_queue_call import (
     CALLER_PASSWORD,
@@ -31,8 +30,6 @@ from tests.telephony.test_serve_queue_call import (
     _sipp,
     serve_center,
 )
-
-from sparklecomm.telephony.media.rtp import ulaw_tone
 
 DID = "5550100"
 TALK_SECONDS = 4.0
@@ -51,19 +48,7 @@ def _wait(check: object, what: str, seconds: float = 15.0) -> object:
 
 def test_a_queue_call_is_recorded_paused_and_listened_to(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
-    samples = int(8000 * TALK_SECONDS)
-    (tmp_path / "caller.ulaw").write_bytes(ulaw_tone(CALLER_HZ, samples))
-    (tmp_path / "agent.ulaw").write_bytes(ulaw_tone(AGENT_HZ, samples))
-    acked = '<recv request="ACK" rtd="true" crlf="true"/>'
-    desk_scenario = scenario_with(
-        tmp_path, "desk.xml", "call_uas.xml", acked,
-        f"{acked}\n  {stream(tmp_path / 'agent.ulaw')}",
-    )  # fmt: skip
-    talking = f'<pause milliseconds="{int(TALK_SECONDS * 1000) + 700}"/>'
-    caller_scenario = scenario_with(
-        tmp_path, "caller.xml", "queue_uac_waiting.xml", '<pause milliseconds="500"/>',
-        f"{stream(tmp_path / 'caller.ulaw')}\n  {talking}",
-    )  # fmt: skip
+    desk_scenario, caller_scenario = talking_scenarios(tmp_path, TALK_SECONDS)
     with serve_center(tmp_path) as (admin, ana_id, http_port, sip_port):
         queue = admin.call(
             "POST",
