@@ -883,3 +883,62 @@ async def test_a_caller_leaves_a_voicemail_message(
     assert left == [{**left[0], "box": "2003", "message_id": "m1"}]
     ended = [d for k, d in center.call_events if k == "call.ended"]
     assert ended[-1]["reason"] == ("voicemail" if ends_with == "#" else "caller_hangup")
+
+
+# ---- the post-call survey ---------------------------------------------------------------------
+
+
+class Ballots:
+    """The survey store of these tests: keeps the answers."""
+
+    def __init__(self) -> None:
+        self.answers: list[dict[str, Any]] = []
+
+    async def survey_answered(self, tenant_id: str, **answer: Any) -> dict[str, Any]:
+        self.answers.append(answer)
+        return answer
+
+
+async def test_after_the_agent_hangs_up_the_caller_rates_the_call_with_a_key(
+    center: Center,
+) -> None:
+    """The support queue asks for a rating on a scale of 1 to 5. The agent's phone hangs up
+    first: routing completes the interaction (the agent wraps up) while the platform keeps
+    the caller, asks the question, takes the key (4), thanks them and hangs up; the answer
+    goes to the store with the interaction, queue and agent."""
+    world = center.world
+    acd, t = center.acd, world.tenant_id
+    config = queue_config_to_dict(acd.read(t, lambda engine: engine.queue_config("support")))
+    config["survey"] = {"enabled": True, "max_score": 5}
+    acd.execute(t, "update_queue", config=config)
+    center.phones.surveys = ballots = Ballots()
+    agent_phone = phone("call_uas_hangs_up.xml", 5080, 16000)
+    await asyncio.sleep(0.3)
+    await register(center, "2001", 5080, 5070)
+    login(center, world.agent_id)
+    async with menu_call(center, "menu_uac_hung_up.xml", number=DID) as (call, session, media):
+        assert session.menus >= 1  # the question is being asked
+        assert center.interaction_types().count("interaction.completed") == 1
+        assert acd.read(t, lambda e: e.agent_snapshot(world.agent_id).state) == "wrap_up"
+        media.press(4, session.call.media.a.port)
+        rc, out = await asyncio.wait_for(call, 40)
+        assert rc == 0, out[-3000:]
+    rc_phone, out_phone = await agent_phone
+    assert rc_phone == 0, out_phone[-3000:]
+    completed = next(p for k, p in center.engine_events() if k == "interaction.completed")
+    assert ballots.answers == [
+        {
+            "interaction_id": completed["interaction_id"],
+            "queue_id": "support",
+            "agent_id": world.agent_id,
+            "channel": "voice",
+            "score": 4,
+            "max_score": 5,
+            "source": "phone",
+        }
+    ]
+    kinds = [k for k, _ in center.call_events]
+    assert kinds.index("call.survey") < kinds.index("call.survey_answered")
+    ended = [d for k, d in center.call_events if k == "call.ended"]
+    assert ended[-1]["reason"] == "survey"
+    assert center.server.calls.active_calls == 0

@@ -92,6 +92,22 @@ class WaitingIn(Strict):
     )
 
 
+class SurveyIn(Strict):
+    """The post-call survey of voice callers (docs/telephony.md "Post-call survey")."""
+
+    enabled: bool = Field(
+        default=False, description="Ask the caller to rate the call when the agent hangs up"
+    )
+    max_score: int = Field(default=5, ge=2, le=10, description="The scale: 1 to max_score")
+    question: str = Field(
+        default="", max_length=400, description="What the caller hears; empty: a question "
+        "naming the scale"
+    )  # fmt: skip
+    thanks: str = Field(
+        default="Thank you for your feedback. Goodbye.", min_length=1, max_length=200
+    )
+
+
 class PriorityRuleIn(Strict):
     attribute: str = Field(min_length=1, max_length=50)
     value: str | int | float | bool
@@ -152,6 +168,7 @@ class QueueIn(Strict):
     callback: CallbackPolicyIn | None = None
     priority_rules: list[PriorityRuleIn] = []
     waiting: WaitingIn | None = None
+    survey: SurveyIn | None = None
 
 
 class QueueCreate(QueueIn):
@@ -297,6 +314,8 @@ def _queue_dict(body: QueueIn, queue_id: str) -> dict[str, Any]:
     data["wrapup_seconds"] = body.wrapup_seconds  # null is meaningful here
     if body.waiting is not None:  # and here (null: announce once, no key)
         data["waiting"] = body.waiting.model_dump(mode="json")
+    if body.survey is not None:
+        data["survey"] = body.survey.model_dump(mode="json")
     return data
 
 

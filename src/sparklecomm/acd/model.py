@@ -233,6 +233,38 @@ class WaitingMedia:
 
 
 @dataclass(frozen=True, slots=True)
+class PostCallSurvey:
+    """A satisfaction question the platform puts to a *voice* caller when the agent hangs
+    up first (docs/telephony.md "Post-call survey"): the caller presses 1 to ``max_score``
+    (``0`` for 10 on a ten-point scale), hears ``thanks`` and is hung up. ``question``
+    empty: a question naming the scale. The answer is the customer satisfaction (CSAT) of
+    the interaction (docs/kpis.md)."""
+
+    enabled: bool = False
+    max_score: int = 5
+    question: str = ""
+    thanks: str = "Thank you for your feedback. Goodbye."
+
+    @property
+    def prompt(self) -> str:
+        """What the caller hears."""
+        return self.question or (
+            "Before you go: how satisfied were you with this call? Press 1 for very "
+            f"unsatisfied, up to {self.max_score} for very satisfied."
+        )
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The keys that answer (``0`` stands for 10)."""
+        return tuple(str(n % 10) for n in range(1, self.max_score + 1))
+
+    @staticmethod
+    def score_of(key: str) -> int:
+        """The score a key gives (``0``: 10)."""
+        return 10 if key == "0" else int(key)
+
+
+@dataclass(frozen=True, slots=True)
 class PriorityRule:
     """Add ``boost`` to the priority of interactions whose ``attribute`` equals ``value``.
 
@@ -283,6 +315,7 @@ class QueueConfig:
     callback: CallbackPolicy = CallbackPolicy()
     priority_rules: tuple[PriorityRule, ...] = ()
     waiting: WaitingMedia = WaitingMedia()
+    survey: PostCallSurvey = PostCallSurvey()
 
     def normalized(self) -> QueueConfig:
         """A checked copy with enums in place of strings; ``InvalidInput`` when wrong."""
@@ -404,6 +437,20 @@ class QueueConfig:
                     "enabled and the callback channel among its channels).",
                     "waiting.callback_key",
                 )
+        survey = self.survey
+        if not isinstance(survey, PostCallSurvey):
+            raise _fail("survey must be a PostCallSurvey.", "survey")
+        if not isinstance(survey.enabled, bool):
+            raise _fail("survey.enabled must be true or false.", "survey.enabled")
+        if type(survey.max_score) is not int or not 2 <= survey.max_score <= 10:
+            raise _fail("survey.max_score must be a whole number from 2 to 10.", "survey.max_score")
+        for name, limit in (("question", 400), ("thanks", 200)):
+            text = getattr(survey, name)
+            if not isinstance(text, str) or len(text) > limit:
+                raise _fail(f"survey.{name} must be a text of at most {limit} characters.",
+                            f"survey.{name}")  # fmt: skip
+        if survey.enabled and not survey.thanks.strip():
+            raise _fail("survey.thanks must not be empty.", "survey.thanks")
         for rule in self.priority_rules:
             if not isinstance(rule, PriorityRule) or not isinstance(rule.boost, int):
                 raise _fail("priority_rules must be PriorityRule entries.", "priority_rules")

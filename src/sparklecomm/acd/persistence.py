@@ -36,6 +36,7 @@ from .model import (
     Member,
     Offer,
     Participant,
+    PostCallSurvey,
     PriorityRule,
     Queue,
     QueueConfig,
@@ -61,6 +62,7 @@ _NESTED: dict[str, type[Any]] = {
     "on_closed": Diversion,
     "callback": CallbackPolicy,
     "waiting": WaitingMedia,
+    "survey": PostCallSurvey,
 }
 _NESTED_LISTS: dict[str, type[Any]] = {
     "members": Member,

@@ -32,13 +32,31 @@ import structlog
 from sparklecomm.core.errors import DomainError
 from sparklecomm.telephony.call_recording import CallFacts
 from sparklecomm.telephony.calls import Call, CallManager, OriginateRefused
-from sparklecomm.telephony.pbx.routes import ToQueue
+from sparklecomm.telephony.pbx.routes import IvrMenu, ToQueue
 from sparklecomm.telephony.voice_queue import VoiceQueue
 
 if TYPE_CHECKING:
     from sparklecomm.telephony.waiting import WaitingRoom
 
 log = structlog.get_logger("sparklecomm.telephony.agent_phones")
+
+
+class SurveyAnswers(Protocol):
+    """Where post-call survey answers go (:class:`~sparklecomm.surveys.SurveyService`)."""
+
+    async def survey_answered(
+        self,
+        tenant_id: str,
+        *,
+        interaction_id: str,
+        queue_id: str | None,
+        agent_id: str | None,
+        channel: str,
+        score: int,
+        max_score: int,
+        source: str,
+        comment: str | None = None,
+    ) -> dict[str, Any]: ...
 
 AgentExtensions = Callable[[str, str], Awaitable[Sequence[str]]]
 """``(tenant_id, agent_id)`` → the agent's extension numbers."""
@@ -71,6 +89,8 @@ class SipAgentPhones:
         self.callback_answer_timeout = 60.0
         """How long the customer's phone may ring."""
         self.directory: CallRecords | None = None
+        self.surveys: SurveyAnswers | None = None
+        """Where the answers of post-call surveys go (``None``: callers are not asked)."""
         """Set with several nodes: where the calls placed or queued here are recorded."""
 
     @property
@@ -391,6 +411,49 @@ class SipAgentPhones:
     def agent_failed(self, call: Call, agent_id: str, status: int) -> None:
         if self.queue is not None:
             self._spawn(self.queue.agent_failed(call.id, agent_id, status))
+
+    def survey_after(self, call: Call, agent_id: str) -> bool:
+        """Whether the caller stays for the queue's post-call survey now that ``agent_id``
+        (connected to them) hung up."""
+        record = self.queue.routed(call.id) if self.queue is not None else None
+        return (
+            self.surveys is not None
+            and record is not None
+            and record.survey is not None
+            and record.agent_id == agent_id
+            and record.consult_agent is None
+        )
+
+    def agent_left_for_survey(self, call: Call, agent_id: str, description: Any) -> None:
+        """The agent hung up and the caller stays for the survey (:meth:`survey_after`):
+        the interaction completes, the caller is asked, the answer is stored."""
+        self._spawn(self._survey(call, agent_id, description))
+
+    async def _survey(self, call: Call, agent_id: str, description: Any) -> None:
+        queue = self.queue
+        record = queue.routed(call.id) if queue is not None else None
+        if queue is None or record is None or record.survey is None:
+            self.manager.end_call(call, "callee_hangup")
+            return
+        survey, interaction_id, queue_id = record.survey, record.interaction_id, record.queue_id
+        await queue.agent_hung_up(call.id, agent_id, caller_stays=True)
+        menu = IvrMenu("survey", survey.prompt, survey.keys, timeout_seconds=8.0, attempts=2)
+        key = await self.manager.survey(call, description, menu, survey.thanks)
+        if key is None or self.surveys is None or call.tenant_id is None:
+            return
+        try:
+            await self.surveys.survey_answered(
+                call.tenant_id,
+                interaction_id=interaction_id,
+                queue_id=queue_id,
+                agent_id=agent_id,
+                channel="voice",
+                score=survey.score_of(key),
+                max_score=survey.max_score,
+                source="phone",
+            )
+        except Exception:  # the caller was thanked; the log says why it is not counted
+            log.exception("voice.survey_not_stored", call_id=call.id)
 
     def call_ended(self, call: Call, reason: str) -> None:
         if self.directory is not None:

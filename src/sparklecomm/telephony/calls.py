@@ -42,6 +42,7 @@ from sparklecomm.telephony.pbx.routes import (
     CallRequest,
     Hunt,
     HuntStep,
+    IvrMenu,
     Reject,
     Route,
     Router,
@@ -2292,11 +2293,62 @@ class CallManager:
                 reason = "caller_hangup" if answered_here else "cancelled"
             self._finish(call, reason)
             return
+        if leg.side == "b" and self._stays_for_survey(call, leg):
+            del call.legs["b"]
+            self.agent_listener.agent_left_for_survey(  # type: ignore[union-attr]
+                call, leg.agent_id, _caller_stream(call, leg.remote_sdp)
+            )
+            return
         self._bye(other)
         if call.placed is not None and leg.side == "a":
             self._finish(call, "agent_hangup")
             return
         self._finish(call, "caller_hangup" if leg.side == "a" else "callee_hangup")
+
+    # ---- the post-call survey ---------------------------------------------------------------
+
+    def _stays_for_survey(self, call: Call, leg: Leg) -> bool:
+        """Whether the caller stays on the line for their queue's post-call survey, now that
+        the agent's leg ``leg`` hung up (the platform can play to them: a relay, a waiting
+        room, the codec known)."""
+        listener = self.agent_listener
+        wanted = getattr(listener, "survey_after", None)
+        return (
+            call.queue
+            and leg.agent_id is not None
+            and wanted is not None
+            and self.waiting_room is not None
+            and call.media is not None
+            and leg.remote_sdp is not None
+            and call.legs.get("a") is not None
+            and call.a.state == "up"
+            and bool(wanted(call, leg.agent_id))
+        )
+
+    async def survey(
+        self,
+        call: Call,
+        description: sdplib.SessionDescription,
+        menu: IvrMenu,
+        thanks: str,
+    ) -> str | None:
+        """Put ``menu`` (the survey question) to the caller whose agent hung up, thank them
+        when they answer and hang up (``call.ended`` reason ``survey``). ``description``: the
+        SDP of the caller's stream (the codec the agent and the caller used). The key the
+        caller pressed, or ``None`` (no answer, hung up, or the platform could not play)."""
+        key: str | None = None
+        room = self.waiting_room
+        session = room.attach(call, description) if room is not None and not call.ended else None
+        if session is not None:
+            self._event(call, "call.survey", {"menu": menu.name})
+            key = await session.menu(menu)
+            if key is not None and not call.ended:
+                self._event(call, "call.survey_answered", {"key": key})
+                await session.say(thanks)
+        if not call.ended:
+            self._bye(call.a)
+            self._finish(call, "survey" if session is not None else "callee_hangup")
+        return key
 
     def _on_reinvite(self, leg: Leg, tx: ServerTransaction) -> None:
         call = leg.call
@@ -2781,6 +2833,31 @@ class CallManager:
 
 
 # ---- helpers -------------------------------------------------------------------------
+
+
+def _caller_stream(
+    call: Call, agent: sdplib.SessionDescription | None
+) -> sdplib.SessionDescription | None:
+    """The caller's stream as the platform plays to it and hears it once the agent left:
+    the platform's own early-media answer when it gave one, else the codec the agent used
+    with the RFC 4733 payload types of either side (the caller's offer or the agent's)."""
+    if call.early_answer is not None:
+        try:
+            return sdplib.parse(call.early_answer)
+        except sdplib.SdpError:
+            log.debug("sip.early_answer_unreadable", call=call.id)
+    caller = call.legs["a"].remote_sdp if "a" in call.legs else None
+    chosen = agent.audio() if agent is not None else None
+    offered = caller.audio() if caller is not None else None
+    if caller is None or chosen is None or offered is None or not chosen.formats:
+        return agent
+    codec = chosen.formats[0]
+    events = [f for f in (*chosen.formats[1:], *offered.formats) if f not in ("0", "8")]
+    description = caller.copy()
+    audio = description.audio()
+    assert audio is not None
+    audio.formats = [codec, *dict.fromkeys(events)]
+    return description
 
 
 def _contact(host: str, port: int, peer: Peer, *, secure: bool = False) -> str:

@@ -232,6 +232,9 @@ class VoiceCall:
     """The consulted agent became the owner while its phones still ring: connect the
     caller to it as soon as it answers."""
     consult_timer: asyncio.TimerHandle | None = None
+    survey: Any = None
+    """The queue's :class:`~sparklecomm.acd.model.PostCallSurvey` when it asks callers to
+    rate the call (read when an agent is connected); ``None``: no survey."""
 
 
 @dataclass(slots=True)
@@ -427,7 +430,23 @@ class VoiceQueue:
         call.phase = Phase.CONNECTED
         call.agent_id = agent_id
         self.phones.connect(call_id, agent_id)
+        call.survey = await self._survey_of(call)
         return True
+
+    async def _survey_of(self, call: VoiceCall) -> Any:
+        """The post-call survey of the call's queue when it is on (``None`` otherwise, or
+        when routing cannot say: the call simply ends without one)."""
+        queue_id = call.queue_id
+        if queue_id is None:
+            return None
+        try:
+            survey = await self._read(
+                call.tenant_id, lambda engine: engine.queue_config(queue_id).survey
+            )
+        except Exception:
+            log.info("voice.survey_unknown", call_id=call.call_id, queue_id=queue_id)
+            return None
+        return survey if getattr(survey, "enabled", False) else None
 
     async def agent_failed(self, call_id: str, agent_id: str, status: int) -> None:
         """An agent's phone could not take the call (busy, declined, not registered...)."""
@@ -460,8 +479,11 @@ class VoiceQueue:
             await self._quietly(call, "abandon", interaction_id=call.interaction_id)
         self._forget(call)
 
-    async def agent_hung_up(self, call_id: str, agent_id: str) -> None:
-        """The connected agent hung up: the interaction completes, the caller is released.
+    async def agent_hung_up(
+        self, call_id: str, agent_id: str, *, caller_stays: bool = False
+    ) -> None:
+        """The connected agent hung up: the interaction completes, the caller is released
+        (unless ``caller_stays``: the platform keeps them for the post-call survey).
         During a consultation the owner *leaves* instead: the engine hands the call to the
         consulted agent (``transferred``, kind ``consult``) and the caller stays."""
         call = self._by_call.get(call_id)
@@ -483,7 +505,8 @@ class VoiceQueue:
                 return
         call.phase = Phase.ENDED
         await self._finish(call, agent_id)
-        self.phones.end_call(call_id, "agent_hung_up")
+        if not caller_stays:
+            self.phones.end_call(call_id, "agent_hung_up")
         self._forget(call)
 
     async def transfer_to_queue(self, call_id: str, agent_id: str, queue_id: str) -> bool:
