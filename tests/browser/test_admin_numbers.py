@@ -164,6 +164,16 @@ def test_admin_gives_a_queue_business_hours_and_keeps_what_the_form_does_not_sho
     row.get_by_role("button", name="Edit").click()
     expect(page.get_by_label("Key to be called back")).to_have_value("1")
     expect(page.get_by_label("Waiting callers hear")).to_have_value("on")
+    # After the call, callers rate it from 1 to 10 (the question is the default one).
+    page.get_by_label("After the agent hangs up, callers").select_option("10")
+    page.get_by_role("button", name="Save queue").click()
+    expect(page.locator("#status")).to_have_text("Saved.")
+    survey = admin.call("GET", "/queues/late/config")["survey"]
+    assert (survey["enabled"], survey["max_score"], survey["question"]) == (True, 10, "")
+    assert admin.call("GET", "/queues/late/config")["waiting"]["callback_key"] == "1"  # kept
+    page.reload()
+    row.get_by_role("button", name="Edit").click()
+    expect(page.get_by_label("After the agent hangs up, callers")).to_have_value("10")
     assert static_problems(page) == []
     # The wallboard says which queue is closed now.
     page.goto("/wallboard")

@@ -58,6 +58,8 @@ function edit(c) {
   form.elements.music_on_hold.value = c.waiting?.music_on_hold ? "on" : "";
   form.elements.announce_every_seconds.value = c.waiting?.announce_every_seconds ?? "";
   form.elements.callback_key.value = c.waiting?.callback_key ?? "";
+  form.elements.survey_scale.value = c.survey?.enabled ? String(c.survey.max_score) : "";
+  form.elements.survey_question.value = c.survey?.question ?? "";
   form.elements.id.disabled = true;
   form.elements.name.focus();
 }
@@ -81,6 +83,10 @@ function queueBody() {
   body.waiting = { ...(editing?.waiting ?? {}), music_on_hold: d.music_on_hold === "on",
     announce_every_seconds: d.announce_every_seconds === "" ? null : Number(d.announce_every_seconds),
     callback_key: d.callback_key.trim() || null };
+  // The post-call survey: off, or a scale (the question is optional: empty names the scale).
+  body.survey = { ...(editing?.survey ?? {}), enabled: d.survey_scale !== "",
+    max_score: d.survey_scale === "" ? (editing?.survey?.max_score ?? 5) : Number(d.survey_scale),
+    question: d.survey_question.trim() };
   return [d, body];
 }
 
