@@ -293,6 +293,8 @@ def build_app(services: Services) -> FastAPI:
                 music=_music_on_hold(services.settings.music_on_hold),
             )
             services.extra["agent_phones"] = phones
+            # Queues with a post-call survey keep the caller when the agent hangs up.
+            phones.surveys = services.extra.get("surveys")
             store: RecordingService | None = services.extra.get("recordings")
             if store is not None:  # answered calls, by the company's rules or on demand
                 sip.calls.recordings = CallRecordings(
