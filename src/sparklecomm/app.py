@@ -133,6 +133,11 @@ def build_services(
     services.extra["customers"] = customers = CustomerService(db, clock)
     customers.code_listeners.append(acd.codes_changed)
     services.extra["stats"] = StatsService(db, clock, acd)
+    from sparklecomm.surveys.service import SurveyService
+
+    # Satisfaction surveys: answers from the phone, survey links and the API. The links are
+    # signed with a key derived from the platform's secret (read when the first is made).
+    services.extra["surveys"] = SurveyService(db, clock, settings.effective_secret_key, acd=acd)
     return services
 
 
@@ -410,6 +415,11 @@ def build_app(services: Services) -> FastAPI:
     from sparklecomm.telephony.recordings_api import router as recordings_router
 
     app.include_router(recordings_router)
+    from sparklecomm.surveys.api import pages as survey_pages
+    from sparklecomm.surveys.api import router as surveys_router
+
+    app.include_router(surveys_router)
+    app.include_router(survey_pages)  # public: customers answer by link, without signing in
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

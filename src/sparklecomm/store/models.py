@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -198,6 +199,35 @@ class RecordingPolicy(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class SurveyResponse(Base):
+    """A customer's satisfaction answer (CSAT) about one interaction
+    (``sparklecomm.surveys``): ``score`` on a scale of 1 to ``max_score`` (2 to 10), given
+    on the phone after the call, on the survey page of a link, or recorded through the API.
+    One answer per interaction: the unique constraint, not a read-then-write, is what
+    refuses a second one when two arrive at once."""
+
+    __tablename__ = "survey_responses"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"))
+    interaction_id: Mapped[str] = mapped_column(String(64))
+    queue_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    agent_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    score: Mapped[int] = mapped_column(Integer)
+    max_score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # phone | web | api
+    source: Mapped[str] = mapped_column(String(10))
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "interaction_id", name="uq_survey_responses_interaction"),
+        Index("ix_survey_responses_answered", "tenant_id", "answered_at"),
+        Index("ix_survey_responses_agent", "tenant_id", "agent_id", "answered_at"),
+        Index("ix_survey_responses_queue", "tenant_id", "queue_id", "answered_at"),
+    )
+
+
 __all__ = [
     "ROLES",
     "ApiToken",
@@ -208,6 +238,7 @@ __all__ = [
     "EventRecord",
     "LoginThrottle",
     "RecordingPolicy",
+    "SurveyResponse",
     "Tenant",
     "User",
 ]
