@@ -124,7 +124,7 @@ def test_answers_are_listed_newest_first_with_filters_and_agents_see_their_own(
         "i-2"
     ]
     with pytest.raises(InvalidInput) as error:
-        service.answers(world.tenant_id, since=datetime(2026, 1, 1))  # noqa: DTZ001
+        service.answers(world.tenant_id, since=datetime(2026, 1, 1))
     assert error.value.field == "since"
 
 
@@ -223,7 +223,7 @@ def token_of(url: str) -> str:
 def test_the_agent_sends_a_link_and_the_customer_answers_it_once(
     client: TestClient, world: World
 ) -> None:
-    admin, sup, ana, iid = connected_chat(world, client)
+    _, sup, ana, iid = connected_chat(world, client)
     given = ana.get(f"/interactions/{iid}/survey-link")
     assert given["url"].startswith("http://testserver/survey/")
     assert given["max_score"] == 5
