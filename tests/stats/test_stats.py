@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -207,3 +208,54 @@ def test_alert_thresholds_are_per_tenant_and_queue_validated_audited_and_live(
         "thresholds.cleared",
         "thresholds.updated",
     ]
+
+
+def test_csat_on_the_wallboard_and_in_the_agents_day(client: TestClient, world: World) -> None:
+    """Two contacts answered in queue support; the customers rate them 5 of 5 (by link)
+    and 2 of 5 (on the phone): CSAT (100 + 25) / 2 = 62.5, one satisfied of two, one
+    answer per answered contact."""
+    admin, sup, ana = Api(client, "admin"), Api(client, "sup"), Api(client, "ana")
+    admin.post(
+        "/queues",
+        {"id": "support", "name": "Support", "members": [{"agent_id": world.agent_id}]},
+        status=201,
+    )
+    ana.post(f"/agents/{world.agent_id}/login")
+    ana.post(f"/agents/{world.agent_id}/state", {"state": "available"})
+    before = sup.get("/stats/queues")
+    assert before["queues"]["support"]["csat"] is None
+    assert before["queues"]["support"]["surveys"] == 0
+    ids = []
+    for _ in range(2):
+        iid = sup.post("/interactions", {"queue_id": "support"}, status=201)["interaction"][
+            "interaction_id"
+        ]
+        ana.post(f"/interactions/{iid}/accept")
+        world.clock.advance(30)
+        ana.post(f"/interactions/{iid}/complete", {})
+        ids.append(iid)
+    url = ana.get(f"/interactions/{ids[0]}/survey-link")["url"]
+    r = client.post(f"/api/v1/surveys/{url.rsplit('/', 1)[1]}", json={"score": 5})
+    assert r.status_code == 201, r.text
+    asyncio.run(
+        world.services.extra["surveys"].survey_answered(
+            world.tenant_id,
+            interaction_id=ids[1],
+            queue_id="support",
+            agent_id=world.agent_id,
+            channel="voice",
+            score=2,
+            max_score=5,
+            source="phone",
+        )
+    )
+    q = sup.get("/stats/queues")["queues"]["support"]
+    assert (q["answered"], q["surveys"]) == (2, 2)
+    assert q["csat"] == pytest.approx(62.5)
+    assert q["csat_satisfied"] == pytest.approx(0.5)
+    assert q["survey_response_rate"] == pytest.approx(1.0)
+    today = ana.get(f"/stats/agents/{world.agent_id}/today")
+    assert (today["surveys"], today["handled"]) == (2, 2)
+    assert today["csat"] == pytest.approx(62.5)
+    assert today["survey_response_rate"] == pytest.approx(1.0)
+    assert sup.get(f"/stats/agents/{world.supervisor_id}/today")["csat"] is None

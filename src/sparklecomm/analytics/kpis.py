@@ -13,7 +13,11 @@ a KPI is defined exactly once. The definitions are in docs/kpis.md; in short:
 * handle time (talk + hold + wrap-up) is counted per agent leg when its wrap-up ends;
 * agent time (occupancy, utilisation) comes from ``agent.state_changed`` and is split exactly
   across interval boundaries; a consultation's ring is ``reserved`` time (like an offer's),
-  its talk ``busy`` time, so ring time is never counted as talk or occupancy.
+  its talk ``busy`` time, so ring time is never counted as talk or occupancy;
+* satisfaction (CSAT) comes from ``survey.answered``, counted in the interval of the answer
+  and the queue of the interaction: the mean score rescaled to 0–100 and the share of
+  satisfied (top-two-box) answers. Routing never emits it, so routing's events do not pay
+  for it (one more entry in the handler table).
 
 Pure: no I/O, no clock. "Now" is the time of the last event fed, or the ``now`` given to
 :meth:`KpiAccumulator.report`.
@@ -170,6 +174,7 @@ class Tally:
         "callbacks_cancelled",
         "callbacks_failed",
         "callbacks_requested",
+        "csat_points",
         "diverted",
         "handled",
         "hold_seconds",
@@ -181,6 +186,8 @@ class Tally:
         "overflowed",
         "reserved_seconds",
         "short_abandoned",
+        "surveys",
+        "surveys_satisfied",
         "talk_seconds",
         "transferred",
         "wait_abandoned_seconds",
@@ -220,6 +227,10 @@ class Tally:
         self.outbound = 0
         self.outbound_handled = 0
         self.outbound_handle_seconds = 0.0
+        # Satisfaction survey answers (``survey.answered``), by the time of the answer.
+        self.surveys = 0
+        self.csat_points = 0.0  # the answers' scores, each rescaled to 0-100
+        self.surveys_satisfied = 0  # top-two-box answers
 
     def add(self, other: Tally) -> None:
         for name in Tally.__slots__:
@@ -274,6 +285,9 @@ class Kpis:
     outbound: int
     outbound_handled: int
     outbound_handle_seconds: float
+    surveys: int
+    csat_points: float
+    surveys_satisfied: int
     service_level_seconds: float | None
     sl_basis: ServiceLevelBasis = "offered"
     waiting: int | None = None  # still waiting at the report's "now" (totals only)
@@ -356,6 +370,23 @@ class Kpis:
         return _ratio(self.transferred, self.handled)
 
     @property
+    def csat(self) -> float | None:
+        """Customer satisfaction: the mean score rescaled to 0–100, ``(score − 1) /
+        (max_score − 1) × 100`` per answer, so answers on different scales average."""
+        return _ratio(self.csat_points, self.surveys)
+
+    @property
+    def csat_satisfied(self) -> float | None:
+        """Share of satisfied answers: the top two values of a scale of 4 points or more
+        (4–5 of 5, 9–10 of 10), the top value of a 2- or 3-point scale."""
+        return _ratio(self.surveys_satisfied, self.surveys)
+
+    @property
+    def survey_response_rate(self) -> float | None:
+        """Survey answers per answered contact."""
+        return _ratio(self.surveys, self.answered)
+
+    @property
     def staffed_seconds(self) -> float:
         """Agent time logged in and not on break."""
         return (
@@ -403,6 +434,9 @@ RATES: Final[tuple[str, ...]] = (
     "transfer_rate",
     "occupancy",
     "utilisation",
+    "csat",
+    "csat_satisfied",
+    "survey_response_rate",
 )
 
 
@@ -527,6 +561,7 @@ class KpiAccumulator:
             "agent.state_changed": self._on_state_changed,
             "queue.created": self._on_queue_config,
             "queue.updated": self._on_queue_config,
+            "survey.answered": self._on_survey_answered,
         }
 
     # -- feeding -----------------------------------------------------------------------------
@@ -821,6 +856,25 @@ class KpiAccumulator:
         cell.talk_seconds += talk
         cell.hold_seconds += hold
         cell.wrapup_seconds += wrap
+
+    def _on_survey_answered(self, p: Mapping[str, Any], ts: float) -> None:
+        # Counted where and when the customer answered (an answer can come days after the
+        # contact, by link): its queue's cell and the overall one of the answer's interval.
+        if not self._since <= ts < self._until:
+            return
+        score, top = p.get("score"), p.get("max_score")
+        if type(score) is not int or type(top) is not int or not 1 <= score <= top or top < 2:
+            return  # not an answer the survey service would have stored
+        points = (score - 1) * 100.0 / (top - 1)
+        satisfied = score >= top - 1 if top >= 4 else score == top
+        bucket = int(ts // self._iv)
+        queue_id = p.get("queue_id")
+        for key in (queue_id, OVERALL) if isinstance(queue_id, str) and queue_id else (OVERALL,):
+            cell = self._cells[bucket, key]
+            cell.surveys += 1
+            cell.csat_points += points
+            if satisfied:
+                cell.surveys_satisfied += 1
 
     def _on_state_changed(self, p: Mapping[str, Any], ts: float) -> None:
         agent = p["agent_id"]

@@ -22,8 +22,8 @@ def stats(svc: Services) -> StatsService:
 
 @router.get("/queues")
 def queue_stats(principal: Supervisor, svc: ServicesDep) -> dict[str, Any]:
-    """Today per queue (offered, answered, abandoned, service level, ASA, AHT) and by
-    15-minute interval; computed from the routing event stream."""
+    """Today per queue (offered, answered, abandoned, service level, ASA, AHT, CSAT) and by
+    15-minute interval; computed from the routing event stream and the survey answers."""
     return stats(svc).queues(principal)
 
 
@@ -33,7 +33,7 @@ def agent_today(
     principal: CurrentPrincipal,
     svc: ServicesDep,
 ) -> dict[str, Any]:
-    """An agent's day: handled, average handle time, time in each state."""
+    """An agent's day: handled, average handle time, time in each state, CSAT."""
     return stats(svc).agent_today(principal, agent_id)
 
 

@@ -35,6 +35,7 @@ AGENT_EVENTS = frozenset(
         "interaction.accepted",
         "interaction.wrapup_ended",
         "interaction.transferred",
+        "survey.answered",  # the customer's rating of the agent's interaction
     }
 )
 STATE_FIELDS = {
@@ -75,6 +76,10 @@ def _figures(k: Kpis) -> dict[str, Any]:
         "aht_seconds": k.aht,
         "outbound": k.outbound,
         "outbound_aht_seconds": k.outbound_aht,
+        "surveys": k.surveys,
+        "csat": k.csat,
+        "csat_satisfied": k.csat_satisfied,
+        "survey_response_rate": k.survey_response_rate,
         "waiting": k.waiting,
         "oldest_waiting_seconds": k.oldest_waiting,
     }
@@ -182,7 +187,9 @@ class StatsService:
 
     def agent_today(self, principal: Principal, agent_id: str) -> dict[str, Any]:
         """An agent's day: handled, average handle time, contacts they started (outbound),
-        seconds in each state (the current state's running time included)."""
+        seconds in each state (the current state's running time included), the customers'
+        satisfaction with them (``csat`` 0–100, ``surveys`` answered today, the response
+        rate per handled contact)."""
         if agent_id != principal.user_id and not principal.has_role("supervisor"):
             raise PermissionDenied("agents see only their own figures")
         day = self.today(principal.tenant_id)
@@ -196,6 +203,12 @@ class StatsService:
             "outbound": k.outbound if k else 0,
             "outbound_aht_seconds": k.outbound_aht if k else None,
             "occupancy": k.occupancy if k else None,
+            "surveys": k.surveys if k else 0,
+            "csat": k.csat if k else None,
+            "csat_satisfied": k.csat_satisfied if k else None,
+            # An agent's own figures count no answered contacts (that is the queues'): the
+            # answers are per contact the agent handled.
+            "survey_response_rate": (k.surveys / k.handled if k.handled else None) if k else None,
             "state_seconds": {s: getattr(k, f) for s, f in STATE_FIELDS.items()} if k else {},
         }
 
