@@ -89,6 +89,9 @@ async function loadToday() {
     $("today-handled").textContent = t.handled;
     $("today-aht").textContent = duration(t.aht_seconds);
     $("today-outbound").textContent = t.outbound ?? 0;
+    // The customers' satisfaction with me today (0-100), with the number of answers.
+    $("today-csat").textContent = t.csat === null || t.csat === undefined ? "–" : String(Math.round(t.csat));
+    $("today-csat-label").textContent = t.surveys ? `CSAT (${t.surveys})` : "CSAT";
     const total = Object.values(t.state_seconds).reduce((a, b) => a + b, 0) || 1;
     const colors = { available: "#51cf66", reserved: "#fab005", busy: "#4c6ef5", wrap_up: "#be4bdb", break: "#fd7e14" };
     $("today-states").replaceChildren(...Object.entries(t.state_seconds).filter(([, s]) => s > 0.5).map(([state, s]) =>
@@ -411,8 +414,11 @@ function wrapCard(iid) {
     h("div", { class: "body" }, h("div", {},
       h("label", { for: `wdisp-${iid}` }, "Disposition"), h("div", {}, disp),
       h("div", { style: "margin-top:.6rem" }, h("label", { for: ta.id }, "Wrap-up notes")), ta), customerPanel(iid, { editable: false })),
+    surveyLinks.has(iid) ? h("div", { class: "body" }, h("label", {}, "Survey link for the customer",
+      h("input", { readonly: true, value: surveyLinks.get(iid), "data-testid": "survey-link-url", onfocus: (e) => e.target.select() }))) : null,
     h("div", { class: "actions" },
       h("button", { class: "btn", type: "button", onclick: () => saveWrap(iid) }, "Save"),
+      h("button", { class: "btn", type: "button", "data-testid": "survey-link", onclick: () => surveyLink(iid) }, "Survey link"),
       h("span", { class: "spacer" }),
       h("button", { class: "btn primary", type: "button", "aria-keyshortcuts": "Alt+W", onclick: () => endWrap(iid) }, "End wrap-up ", h("kbd", {}, "Alt W"))));
 }
@@ -490,6 +496,16 @@ async function saveWrap(iid) {
   drafts.delete(`wnote-${iid}`); contexts.delete(iid);
   toast("Wrap-up saved.");
 }
+// Survey links made in this wrap-up (the card shows the link until the wrap-up ends).
+const surveyLinks = new Map();
+async function surveyLink(iid) {
+  const made = await act("Survey link", () => api("GET", `/api/v1/interactions/${iid}/survey-link`));
+  if (!made) return;
+  surveyLinks.set(iid, made.url);
+  try { await navigator.clipboard.writeText(made.url); toast("Survey link copied: paste it into your reply to the customer."); }
+  catch { toast("Survey link ready: copy it from the wrap-up card."); }
+  render();
+}
 async function endWrap(iid) {
   const text = $(`wnote-${iid}`)?.value ?? "";
   const disposition = $(`wdisp-${iid}`)?.value || null;
@@ -558,6 +574,7 @@ document.addEventListener("sc:event", (e) => {
   if (ev.type === "interaction.completed" && p.agent_id === ME) wraps.set(p.interaction_id, { seconds: p.wrapup_planned_seconds ?? p.wrapup_seconds, at: Date.parse(ev.time) });
   if (ev.type.startsWith("interaction.") || ev.type.startsWith("queue.")) refreshQueues();
   if (ev.type.startsWith("code.")) loadCodes();
+  if (ev.type === "survey.answered" && p.agent_id === ME) loadToday();
   if (ev.type.startsWith("recording.") && p.recording?.interaction_id && mine(p.recording.interaction_id)) {
     const next = { "recording.started": "recording", "recording.resumed": "recording", "recording.paused": "paused", "recording.stopped": "off" }[ev.type];
     if (next) { recording.set(p.recording.interaction_id, next); render(); }

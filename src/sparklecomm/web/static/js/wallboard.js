@@ -96,6 +96,8 @@ const refreshAgents = debounce(() => loadAgents().catch(() => {}), 100);
 const refreshStats = debounce(() => loadStats().catch(() => {}), 700);
 const refreshThresholds = debounce(() => loadThresholds().catch(() => {}), 100);
 
+const csat = (x) => (x === null || x === undefined ? "–" : String(Math.round(x)));
+
 function breaches(q) {
   const out = [];
   const s = stats?.queues?.[q.queue_id];
@@ -128,7 +130,9 @@ function renderQueues() {
         stat(percent(s.service_level), "Service level", slBad ? "bad" : "good", "sl")),
       h("div", { class: "small" },
         stat(`${s.answered ?? 0} / ${s.abandoned ?? 0}`, "Answered / abandoned", "", "answered"),
-        stat(duration(s.asa_seconds), "ASA"), stat(duration(s.aht_seconds), "AHT")),
+        stat(duration(s.asa_seconds), "ASA"), stat(duration(s.aht_seconds), "AHT"),
+        // Customer satisfaction today: the mean score on 0-100, with the number of answers.
+        stat(csat(s.csat), s.surveys ? `CSAT (${s.surveys})` : "CSAT", "", "csat")),
       h("div", { class: "chips" }, Object.entries(q.agents_by_state).filter(([, n]) => n > 0).map(([st, n]) =>
         h("span", { class: "pill", dataset: { state: st } }, `${n} ${statePill(st).textContent.toLowerCase()}`))));
   });
@@ -195,6 +199,7 @@ function tick() {
 document.addEventListener("sc:event", (e) => {
   const t = e.detail.type;
   if (t.startsWith("interaction.") || t.startsWith("queue.")) { refreshQueues(); refreshStats(); }
+  if (t === "survey.answered") refreshStats();
   if (t.startsWith("agent.") || t.startsWith("interaction.") || t.startsWith("queue.")) refreshAgents();
   if (t === "thresholds.updated" || t.startsWith("queue.")) refreshThresholds();
 });
