@@ -172,6 +172,7 @@ def _forgeries(token: str) -> list[str]:
         "é.é",
         "a" * 2000,
         f"{body}.!!!!",
+        f"{body}.{signature[:5]}~{signature[5:]}",  # a stray character a decoder would skip
     ]
 
 

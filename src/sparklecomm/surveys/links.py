@@ -105,11 +105,12 @@ class LinkSigner:
             raise invalid
         body, signature = token.split(SEPARATOR)
         try:
-            given = _unb64(signature)
-            expected = self._signature(body)
-        except (binascii.Error, ValueError, UnicodeEncodeError):
+            expected = _b64(self._signature(body))
+        except UnicodeEncodeError:  # not base64url: not ours
             raise invalid from None
-        if not hmac.compare_digest(given, expected):
+        # The encoded forms are compared (not the decoded bytes: a decoder that skips
+        # stray characters would let several spellings of one token through).
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
             raise invalid
         try:
             facts = json.loads(_unb64(body))
@@ -122,8 +123,8 @@ class LinkSigner:
                 max_score=int(facts["m"]),
                 expires_at=datetime.fromtimestamp(int(facts["e"]), UTC),
             )
-        except (ValueError, KeyError, TypeError, OverflowError):  # signed by us: never seen
-            raise invalid from None
+        except (binascii.Error, ValueError, KeyError, TypeError, OverflowError):
+            raise invalid from None  # signed by us, so never seen: still no 500
         if now >= link.expires_at:
             raise SurveyLinkExpired(
                 "This survey link has expired: thank you all the same.", field="token"
