@@ -191,8 +191,12 @@ class SurveyService:
                 )
                 s.add(row)
                 s.flush()  # two answers at once: the unique constraint refuses the second
+                # Every signed-in user of the organisation hears the event stream: the
+                # customer's words stay in GET /surveys (agents: their own answers only).
                 payload = response_payload(row)
-                tx.emit(tenant_id, NewEvent("survey.answered", payload))
+                heard = {k: v for k, v in payload.items() if k != "comment"}
+                heard["has_comment"] = payload["comment"] is not None
+                tx.emit(tenant_id, NewEvent("survey.answered", heard))
         except IntegrityError:
             raise already from None
         log.info(
