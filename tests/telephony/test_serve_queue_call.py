@@ -85,9 +85,12 @@ def serve_center(tmp_path: Path) -> Iterator[tuple[ServeApi, str, int, int]]:
         yield admin, ana_id, http_port, sip_port
 
 
-def desk_phone_ready(target: str, log: Path) -> subprocess.Popen[str]:
-    """Ana's desk phone (SIPp answering one call), registered as 2001."""
-    desk_phone = _sipp("-sf", str(SIPP / "call_uas.xml"), "-p", "5080", "-mp", "16000")
+def desk_phone_ready(
+    target: str, log: Path, scenario: str = "call_uas.xml"
+) -> subprocess.Popen[str]:
+    """Ana's desk phone (SIPp answering one call: ``scenario`` of ``sipp/``), registered as
+    2001."""
+    desk_phone = _sipp("-sf", str(SIPP / scenario), "-p", "5080", "-mp", "16000")
     time.sleep(0.3)
     register = _sipp(
         target,
