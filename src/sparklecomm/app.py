@@ -48,6 +48,7 @@ from sparklecomm.telephony.voice_queue import VoiceQueue
 from sparklecomm.telephony.waiting import WaitingRoom
 
 if TYPE_CHECKING:
+    from sparklecomm.surveys.service import SurveyService
     from sparklecomm.telephony.recordings import RecordingService
 from sparklecomm.web import STATIC_DIR
 
@@ -299,7 +300,8 @@ def build_app(services: Services) -> FastAPI:
             )
             services.extra["agent_phones"] = phones
             # Queues with a post-call survey keep the caller when the agent hangs up.
-            phones.surveys = services.extra.get("surveys")
+            surveys: SurveyService | None = services.extra.get("surveys")
+            phones.surveys = surveys
             store: RecordingService | None = services.extra.get("recordings")
             if store is not None:  # answered calls, by the company's rules or on demand
                 sip.calls.recordings = CallRecordings(

@@ -208,34 +208,13 @@ class SurveyService:
         )
         return payload
 
-    async def survey_answered(
-        self,
-        tenant_id: str,
-        *,
-        interaction_id: str,
-        queue_id: str | None,
-        agent_id: str | None,
-        channel: str,
-        score: int,
-        max_score: int,
-        source: str,
-        comment: str | None = None,
-    ) -> dict[str, Any]:
-        """The phone flow's protocol: :meth:`do_answer` off the event loop."""
-        return await run_in_threadpool(
-            partial(
-                self.do_answer,
-                tenant_id,
-                interaction_id=interaction_id,
-                queue_id=queue_id,
-                agent_id=agent_id,
-                channel=channel,
-                score=score,
-                max_score=max_score,
-                source=source,
-                comment=comment,
-            )
+    async def survey_answered(self, tenant_id: str, **answer: Any) -> dict[str, Any]:
+        """The phone flow's protocol (:class:`~sparklecomm.telephony.agent_phones.
+        SurveyAnswers`): :meth:`do_answer` off the event loop."""
+        result: dict[str, Any] = await run_in_threadpool(
+            partial(self.do_answer, tenant_id, **answer)
         )
+        return result
 
     # -- links ---------------------------------------------------------------------------------
     def link_for(

@@ -58,6 +58,7 @@ class SurveyAnswers(Protocol):
         comment: str | None = None,
     ) -> dict[str, Any]: ...
 
+
 AgentExtensions = Callable[[str, str], Awaitable[Sequence[str]]]
 """``(tenant_id, agent_id)`` → the agent's extension numbers."""
 
