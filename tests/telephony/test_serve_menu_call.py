@@ -7,7 +7,10 @@ is answered by the agent's desk phone. Inside a loopback-only network namespace.
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,6 +43,29 @@ def _press(sock: socket.socket, key: int, relay: tuple[str, int]) -> None:
         )
 
 
+@contextmanager
+def listening_caller(
+    target: str, scenario: str, number: str, media_port: int, *, sip_port: int = 5071
+) -> Iterator[tuple[subprocess.Popen[str], socket.socket]]:
+    """A caller (SIPp ``scenario``, extension 1001) dialling ``number``, whose media is this
+    test's socket on ``media_port`` (to hear the platform and press keys): the SIPp process
+    and the socket (closed afterwards)."""
+    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    media.bind(("127.0.0.1", media_port))
+    media.settimeout(15)
+    try:
+        caller = _sipp(
+            target,
+            *("-sf", str(SIPP / scenario), "-s", number, "-au", "1001"),
+            *("-ap", CALLER_PASSWORD, "-auth_uri", f"{number}@{target}"),
+            *("-key", "caller", "1001", "-key", "media_listen", str(media_port)),
+            *("-p", str(sip_port), "-mp", str(media_port + 100)),
+        )
+        yield caller, media
+    finally:
+        media.close()
+
+
 def test_a_caller_chooses_a_queue_in_the_menu_and_reaches_the_agent(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with serve_center(tmp_path) as (admin, ana_id, http_port, sip_port):
@@ -68,17 +94,7 @@ def test_a_caller_chooses_a_queue_in_the_menu_and_reaches_the_agent(tmp_path: Pa
 
         target = f"127.0.0.1:{sip_port}"
         desk_phone = desk_phone_ready(target, log)
-        media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        media.bind(("127.0.0.1", CALLER_MEDIA))
-        media.settimeout(10)
-        try:
-            caller = _sipp(
-                target,
-                *("-sf", str(SIPP / "menu_uac.xml"), "-s", MENU_DID, "-au", "1001"),
-                *("-ap", CALLER_PASSWORD, "-auth_uri", f"{MENU_DID}@{target}"),
-                *("-key", "caller", "1001", "-key", "media_listen", str(CALLER_MEDIA)),
-                *("-p", "5071", "-mp", "17000"),
-            )
+        with listening_caller(target, "menu_uac.xml", MENU_DID, CALLER_MEDIA) as (caller, media):
             # The menu: the platform's RTP arrives from the relay's caller port.
             packets = []
             while len(packets) < 25:
@@ -91,8 +107,6 @@ def test_a_caller_chooses_a_queue_in_the_menu_and_reaches_the_agent(tmp_path: Pa
             agent.login("ana", "ana-password-1")
             agent.call("POST", f"/agents/{ana_id}/login")  # ready at once: offered the call
             _finish(caller, "the caller", log)
-        finally:
-            media.close()
         _finish(desk_phone, "the agent's desk phone", log)
 
         deadline = time.monotonic() + 15

@@ -7,20 +7,16 @@ CSAT of the day. Inside a loopback-only network namespace."""
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.telephony.sip_support import ServeApi
-from tests.telephony.test_serve_menu_call import _press
+from tests.telephony.test_serve_menu_call import _press, listening_caller
 from tests.telephony.test_serve_queue_call import (
-    CALLER_PASSWORD,
-    SIPP,
     _events,
     _finish,
-    _sipp,
     desk_phone_ready,
     serve_center,
 )
@@ -53,17 +49,8 @@ def test_the_caller_rates_the_call_after_the_agent_hangs_up(tmp_path: Path) -> N
 
         target = f"127.0.0.1:{sip_port}"
         desk_phone = desk_phone_ready(target, log, "call_uas_hangs_up.xml")
-        media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        media.bind(("127.0.0.1", CALLER_MEDIA))
-        media.settimeout(15)
-        try:
-            caller = _sipp(
-                target,
-                *("-sf", str(SIPP / "menu_uac_hung_up.xml"), "-s", DID, "-au", "1001"),
-                *("-ap", CALLER_PASSWORD, "-auth_uri", f"{DID}@{target}"),
-                *("-key", "caller", "1001", "-key", "media_listen", str(CALLER_MEDIA)),
-                *("-p", "5071", "-mp", "17000"),
-            )
+        scenario = "menu_uac_hung_up.xml"
+        with listening_caller(target, scenario, DID, CALLER_MEDIA) as (caller, media):
             # Ana's phone answers, then hangs up; the question is the platform's RTP.
             packets = []
             while len(packets) < 25:
@@ -72,8 +59,6 @@ def test_the_caller_rates_the_call_after_the_agent_hangs_up(tmp_path: Path) -> N
             assert {p.payload_type for p in packets} == {0}
             _press(media, 5, relay)
             _finish(caller, "the caller", log)
-        finally:
-            media.close()
         _finish(desk_phone, "Ana's desk phone", log)
 
         def answered() -> list[dict[str, Any]]:

@@ -14,13 +14,10 @@ import wave
 from pathlib import Path
 
 import pytest
-from tests.telephony.test_serve_menu_call import _press
+from tests.telephony.test_serve_menu_call import _press, listening_caller
 from tests.telephony.test_serve_queue_call import (
-    CALLER_PASSWORD,
-    SIPP,
     _events,
     _finish,
-    _sipp,
     serve_center,
 )
 
@@ -55,24 +52,15 @@ def test_a_caller_leaves_a_message_in_anas_box(tmp_path: Path) -> None:
             "POST", "/telephony/dids", {"number": VOICEMAIL_DID, "destination": "voicemail:2001"}
         )
         target = f"127.0.0.1:{sip_port}"
-        media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        media.bind(("127.0.0.1", CALLER_MEDIA))
-        media.settimeout(10)
-        try:
-            caller = _sipp(
-                target,
-                *("-sf", str(SIPP / "menu_uac_hung_up.xml"), "-s", VOICEMAIL_DID),
-                *("-au", "1001", "-ap", CALLER_PASSWORD),
-                *("-auth_uri", f"{VOICEMAIL_DID}@{target}"),
-                *("-key", "caller", "1001", "-key", "media_listen", str(CALLER_MEDIA)),
-                *("-p", "5072", "-mp", "17300"),
-            )
+        scenario = "menu_uac_hung_up.xml"
+        with listening_caller(target, scenario, VOICEMAIL_DID, CALLER_MEDIA, sip_port=5072) as (
+            caller,
+            media,
+        ):
             _, relay = media.recvfrom(2048)  # the greeting: the platform's RTP arrives
             _talk(media, relay, TALK_SECONDS)
             _press(media, 11, relay)  # '#' ends the message; the platform hangs up
             _finish(caller, "the caller", log)
-        finally:
-            media.close()
 
         deadline = time.monotonic() + 15
         while True:
