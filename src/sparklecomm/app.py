@@ -126,6 +126,10 @@ def build_services(
         settings.data_dir / "recordings",
         queue_ids=lambda tenant_id: acd.read(tenant_id, lambda engine: engine.queue_ids()),
     )
+    from sparklecomm.quality.service import QualityService
+
+    # Quality assurance: scorecards and evaluations (of recordings, among other calls).
+    services.extra["quality"] = QualityService(db, clock, services.extra["recordings"])
     # Queues may follow the organisation's business hours: the engine keeps them in step.
     acd.hours_source = pbx.hours_specs
     pbx.hours_listeners.append(acd.hours_changed)
@@ -422,6 +426,9 @@ def build_app(services: Services) -> FastAPI:
 
     app.include_router(surveys_router)
     app.include_router(survey_pages)  # public: customers answer by link, without signing in
+    from sparklecomm.quality.api import router as quality_router
+
+    app.include_router(quality_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -228,6 +228,69 @@ class SurveyResponse(Base):
     )
 
 
+class QualityScorecard(Base):
+    """One version of a quality scorecard (``sparklecomm.quality``): the criteria a
+    supervisor scores a call on. A scorecard used by evaluations is never changed in place:
+    editing it writes a new version in the same ``family_id`` and retires the old one
+    (``active`` False), so an evaluation always means what it meant when it was scored.
+    ``criteria``: ``[{id, section, label, guidance, weight, scale, critical}]``."""
+
+    __tablename__ = "quality_scorecards"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"))
+    # The first version's id; every version of one scorecard shares it.
+    family_id: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    criteria: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The current version of a scorecard in use; False: archived or replaced by a newer one.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Archived by an administrator (not merely replaced by a newer version).
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_quality_scorecards_tenant", "tenant_id", "active"),
+        Index("ix_quality_scorecards_family", "tenant_id", "family_id", "version", unique=True),
+    )
+
+
+class QualityEvaluation(Base):
+    """A scored interaction: a supervisor's review of an agent, or an agent's evaluation of
+    their own call (``kind`` "self"). ``answers``: ``{criterion_id: {value, comment}}``
+    (value None: not applicable). ``score`` (0–100) and ``section_scores`` are computed by
+    the service from the answers and the scorecard version, never taken from a client."""
+
+    __tablename__ = "quality_evaluations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"))
+    scorecard_id: Mapped[str] = mapped_column(ForeignKey("quality_scorecards.id"))
+    agent_id: Mapped[str] = mapped_column(String(32))
+    evaluator_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(10))  # review | self
+    interaction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    recording_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    call_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    section_scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    comment: Mapped[str] = mapped_column(String(4000), default="")
+    status: Mapped[str] = mapped_column(String(20))  # draft | submitted | acknowledged
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    agent_comment: Mapped[str] = mapped_column(String(4000), default="")
+
+    __table_args__ = (
+        Index("ix_quality_evaluations_agent", "tenant_id", "agent_id", "submitted_at"),
+        Index("ix_quality_evaluations_created", "tenant_id", "created_at"),
+        Index("ix_quality_evaluations_recording", "tenant_id", "recording_id"),
+    )
+
+
 __all__ = [
     "ROLES",
     "ApiToken",
@@ -237,6 +300,8 @@ __all__ = [
     "CallRecording",
     "EventRecord",
     "LoginThrottle",
+    "QualityEvaluation",
+    "QualityScorecard",
     "RecordingPolicy",
     "SurveyResponse",
     "Tenant",
