@@ -68,6 +68,9 @@ PAGES: list[tuple[str | None, str]] = [
     ("supervisor", "/voicemail"),
     ("supervisor", "/recordings"),
     ("admin", "/admin/recording"),
+    ("agent", "/quality"),
+    ("supervisor", "/quality"),
+    ("admin", "/quality"),
 ]
 
 

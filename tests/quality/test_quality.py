@@ -494,3 +494,23 @@ def test_the_service_refuses_a_retired_scorecard_directly(world: World) -> None:
             world.tenant_id, admin, scorecard_id=card["id"], agent_id=world.agent_id
         )
     assert refused.value.field == "scorecard_id"
+
+
+def test_openapi_and_the_page(client: TestClient, world: World) -> None:
+    paths = client.get("/api/openapi.json").json()["paths"]
+    assert set(paths["/api/v1/quality/scorecards"]) == {"get", "post"}
+    assert set(paths["/api/v1/quality/scorecards/{scorecard_id}"]) == {"get", "patch"}
+    assert set(paths["/api/v1/quality/evaluations/{evaluation_id}"]) == {"get", "patch", "delete"}
+    assert set(paths["/api/v1/quality/evaluations/{evaluation_id}/acknowledge"]) == {"post"}
+    assert set(paths["/api/v1/quality/trends"]) == {"get"}
+    # the page: signed-in users only; the scorecard editor for administrators
+    r = client.get("/quality", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/quality"
+    client.post("/login", data={"username": "ana", "password": PASSWORD})
+    page = client.get("/quality").text
+    assert 'href="/quality"' in page and 'id="ev-self"' in page
+    assert 'id="sc-form"' not in page and 'id="ev-new"' not in page
+    client.post("/logout")
+    client.post("/login", data={"username": "admin", "password": PASSWORD})
+    page = client.get("/quality").text
+    assert 'id="sc-form"' in page and 'id="ev-new"' in page

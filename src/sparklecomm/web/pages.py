@@ -27,7 +27,11 @@ SECTIONS = [
 # The main navigation: the sections (also the home page's cards) and the pages every user
 # has besides them, each after the section it follows.
 NAV_EXTRA = {
-    "/agent": [("/voicemail", "Voicemail", "agent"), ("/recordings", "Recordings", "agent")]
+    "/agent": [
+        ("/voicemail", "Voicemail", "agent"),
+        ("/recordings", "Recordings", "agent"),
+        ("/quality", "Quality", "agent"),
+    ]
 }
 
 
@@ -179,6 +183,24 @@ def recordings_page(request: Request, svc: ServicesDep) -> Response:
         active="/recordings",
         every_agent=principal.has_role("supervisor"),
         may_delete=principal.has_role("admin"),
+    )
+
+
+@router.get("/quality", response_class=HTMLResponse)
+def quality_page(request: Request, svc: ServicesDep) -> Response:
+    """Quality assurance: supervisors review recorded calls on a scorecard and follow the
+    team's trends; agents read the feedback on their calls, acknowledge it and evaluate
+    themselves; administrators also write the scorecards."""
+    principal = _guarded(request, svc, "agent")
+    if not isinstance(principal, Principal):
+        return principal
+    return _render(
+        request,
+        "quality.html",
+        principal,
+        active="/quality",
+        every_agent=principal.has_role("supervisor"),
+        edit_scorecards=principal.has_role("admin"),
     )
 
 
