@@ -151,3 +151,32 @@ def test_a_complete_evaluation_answers_every_criterion() -> None:
     assert refused.value.field == "answers.id_check"
     done = check_answers(CARD, {**partial, "id_check": {"value": None}}, complete=True)
     assert set(done) == {"greet", "name", "kb", "id_check"}
+
+
+def test_the_example_of_the_documentation() -> None:
+    """docs/quality.md "How the score is computed"."""
+    card = check_criteria(
+        [
+            {"id": "greet", "section": "Etiquette", "label": "Greeting", "weight": 2},
+            {"id": "kb", "section": "Knowledge", "label": "Answer", "weight": 3, "scale": "0-10"},
+            {
+                "id": "verify",
+                "section": "Procedure",
+                "label": "Verified identity",
+                "scale": "yes_no",
+                "critical": True,
+            },
+        ]
+    )
+
+    def of(greet: int, kb: int | None, verify: int) -> Any:
+        given = {"greet": {"value": greet}, "kb": {"value": kb}, "verify": {"value": verify}}
+        return score(card, check_answers(card, given, complete=True))
+
+    example = of(4, 8, 1)
+    assert example.score == 81.7
+    assert example.sections == {"Etiquette": 75.0, "Knowledge": 80.0, "Procedure": 100.0}
+    failed = of(4, 8, 0)
+    assert failed.score == 0.0
+    assert failed.sections == {"Etiquette": 75.0, "Knowledge": 80.0, "Procedure": 0.0}
+    assert of(4, None, 1).score == 83.3

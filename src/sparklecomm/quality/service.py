@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select
@@ -39,6 +39,9 @@ from sparklecomm.core.ids import new_id
 from sparklecomm.quality import scoring
 from sparklecomm.store.db import Database, Tx
 from sparklecomm.store.models import QualityEvaluation, QualityScorecard, User
+
+if TYPE_CHECKING:
+    from sparklecomm.telephony.recordings import RecordingService
 
 KINDS = ("review", "self")
 STATUSES = ("draft", "submitted", "acknowledged")
@@ -143,7 +146,9 @@ def month_starts(now: datetime, months: int, zone: ZoneInfo) -> list[datetime]:
 class QualityService:
     """Scorecards, evaluations and trends of the organisations."""
 
-    def __init__(self, db: Database, clock: Clock, recordings: Any | None = None) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, recordings: RecordingService | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         # The RecordingService (None: call recording not set up): an evaluation of a
