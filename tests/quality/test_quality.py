@@ -514,3 +514,39 @@ def test_openapi_and_the_page(client: TestClient, world: World) -> None:
     client.post("/login", data={"username": "admin", "password": PASSWORD})
     page = client.get("/quality").text
     assert 'id="sc-form"' in page and 'id="ev-new"' in page
+
+
+def test_the_database_keeps_current_names_unique(world: World) -> None:
+    """Two administrators saving the same name at once: the unique index over the current
+    scorecards refuses the second; retired versions may share it."""
+    from sqlalchemy.exc import IntegrityError
+
+    from sparklecomm.store.models import QualityScorecard
+
+    def card(active: bool) -> QualityScorecard:
+        now = world.clock.now()
+        return QualityScorecard(
+            id=uuid_hex(),
+            tenant_id=world.tenant_id,
+            family_id=uuid_hex(),
+            version=1,
+            name="Same",
+            description="",
+            criteria=[],
+            active=active,
+            archived=not active,
+            created_at=now,
+            updated_at=now,
+        )
+
+    with world.services.db.write() as tx:
+        tx.session.add_all([card(True), card(False), card(False)])
+    with pytest.raises(IntegrityError), world.services.db.write() as tx:
+        tx.session.add(card(True))
+        tx.session.flush()
+
+
+def uuid_hex() -> str:
+    import uuid
+
+    return uuid.uuid4().hex

@@ -21,12 +21,14 @@ the event stream is the whole organisation's, and an agent's feedback is theirs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sparklecomm.audit.store import write_audit_txn
@@ -220,6 +222,17 @@ class QualityService:
             if other != family_id:
                 raise Conflict(f"a scorecard named {name!r} exists already", field="name")
 
+    @contextmanager
+    def _name_race(self, name: str) -> Iterator[None]:
+        """The check of :meth:`_check_name` lost a race with another administrator's save:
+        the database's unique index refused the second scorecard of that name."""
+        try:
+            yield
+        except IntegrityError:
+            raise Conflict(
+                f"a scorecard named {name.strip()!r} exists already", field="name"
+            ) from None
+
     def _scorecard_changed(
         self, tx: Tx, tenant_id: str, principal: Principal, row: QualityScorecard, change: str
     ) -> dict[str, Any]:
@@ -254,7 +267,7 @@ class QualityService:
         name = _text(name, "name", MAX_NAME, required=True)
         description = _text(description, "description", MAX_DESCRIPTION)
         checked = scoring.check_criteria(criteria)
-        with self.db.write() as tx:
+        with self._name_race(name), self.db.write() as tx:
             self._check_name(tx.session, tenant_id, name, None)
             now = tx.clock.now()
             card_id = new_id()
@@ -289,7 +302,7 @@ class QualityService:
         changes in place ("updated"); used by any evaluation, a new version replaces it
         ("versioned": the old one stays, retired, for its evaluations). Returns the
         scorecard as it is now; 409 for a retired version."""
-        with self.db.write() as tx:
+        with self._name_race(name or ""), self.db.write() as tx:
             s = tx.session
             row = self._card(s, tenant_id, scorecard_id)
             if not row.active:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -254,6 +255,15 @@ class QualityScorecard(Base):
     __table_args__ = (
         Index("ix_quality_scorecards_tenant", "tenant_id", "active"),
         Index("ix_quality_scorecards_family", "tenant_id", "family_id", "version", unique=True),
+        # Names are unique among the current scorecards (two creations racing: one wins).
+        Index(
+            "uq_quality_scorecards_current_name",
+            "tenant_id",
+            "name",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
     )
 
 

@@ -50,6 +50,14 @@ def upgrade() -> None:
         ["tenant_id", "family_id", "version"],
         unique=True,
     )
+    op.create_index(
+        "uq_quality_scorecards_current_name",
+        "quality_scorecards",
+        ["tenant_id", "name"],
+        unique=True,
+        sqlite_where=sa.text("active"),
+        postgresql_where=sa.text("active"),
+    )
     op.create_table(
         "quality_evaluations",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -101,6 +109,7 @@ def downgrade() -> None:
     op.drop_index("ix_quality_evaluations_created", table_name="quality_evaluations")
     op.drop_index("ix_quality_evaluations_agent", table_name="quality_evaluations")
     op.drop_table("quality_evaluations")
+    op.drop_index("uq_quality_scorecards_current_name", table_name="quality_scorecards")
     op.drop_index("ix_quality_scorecards_family", table_name="quality_scorecards")
     op.drop_index("ix_quality_scorecards_tenant", table_name="quality_scorecards")
     op.drop_table("quality_scorecards")
