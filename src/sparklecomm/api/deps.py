@@ -11,6 +11,10 @@ from sparklecomm.auth.service import Principal
 from sparklecomm.container import Services
 from sparklecomm.core.errors import PermissionDenied, Unauthenticated
 
+MAX_OFFSET = 1_000_000_000
+"""The largest ``offset`` a listing takes (larger ones would overflow the database's
+integers: a 422, not a 500)."""
+
 SESSION_COOKIE = "sparklecomm_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

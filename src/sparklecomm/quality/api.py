@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sparklecomm.api.deps import Admin, CurrentPrincipal, ServicesDep
+from sparklecomm.api.deps import MAX_OFFSET, Admin, CurrentPrincipal, ServicesDep
 from sparklecomm.container import Services
 from sparklecomm.core.errors import Unavailable
 from sparklecomm.quality.service import MAX_LIST, MAX_MONTHS, QualityService
@@ -168,7 +168,7 @@ def list_evaluations(
     since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="Created before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     """Evaluations, newest first. Supervisors see every review and submitted
     self-evaluation; agents their own self-evaluations and the submitted reviews of their

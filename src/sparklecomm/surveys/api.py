@@ -19,7 +19,7 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sparklecomm.api.deps import CurrentPrincipal, ServicesDep, Supervisor
+from sparklecomm.api.deps import MAX_OFFSET, CurrentPrincipal, ServicesDep, Supervisor
 from sparklecomm.container import Services
 from sparklecomm.core.errors import (
     Conflict,
@@ -97,7 +97,7 @@ def list_answers(
     since: Annotated[datetime | None, Query(description="Answered at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="Answered before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     """Survey answers, newest first: ``id``, ``interaction_id``, ``queue_id``, ``agent_id``,
     ``channel``, ``score``, ``max_score``, ``comment``, ``source`` (phone, web, api),

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sparklecomm.api.deps import Admin, CurrentPrincipal, ServicesDep, Supervisor
+from sparklecomm.api.deps import MAX_OFFSET, Admin, CurrentPrincipal, ServicesDep, Supervisor
 from sparklecomm.auth.service import Principal
 from sparklecomm.container import Services
 from sparklecomm.core.errors import Unavailable
@@ -74,7 +74,7 @@ def list_recordings(
     since: Annotated[datetime | None, Query(description="Started at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="Started before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     """Recordings, newest first: ``id``, ``call_id``, ``interaction_id``, ``queue_id``,
     ``agent_id``, ``caller``, ``dialled``, ``started_by`` ("policy" or a user id),
