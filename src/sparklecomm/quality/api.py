@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sparklecomm.api.deps import MAX_OFFSET, Admin, CurrentPrincipal, ServicesDep
 from sparklecomm.container import Services
 from sparklecomm.core.errors import Unavailable
-from sparklecomm.quality.service import MAX_LIST, MAX_MONTHS, QualityService
+from sparklecomm.quality.service import MAX_MONTHS, QualityService
+from sparklecomm.store.listing import MAX_LIST
 
 router = APIRouter(prefix="/api/v1/quality", tags=["quality"])
 ScorecardId = Annotated[str, Path(min_length=1, max_length=32, description="A scorecard's id")]

@@ -40,6 +40,7 @@ from sparklecomm.core.hours import check_timezone
 from sparklecomm.core.ids import new_id
 from sparklecomm.quality import scoring
 from sparklecomm.store.db import Database, Tx
+from sparklecomm.store.listing import MAX_LIST, newest_first
 from sparklecomm.store.models import QualityEvaluation, QualityScorecard, User
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 KINDS = ("review", "self")
 STATUSES = ("draft", "submitted", "acknowledged")
-MAX_LIST = 500
 MAX_NAME = 100
 MAX_DESCRIPTION = 2000
 MAX_COMMENT = 4000
@@ -471,23 +471,21 @@ class QualityService:
                 (QualityEvaluation.evaluator_id == me)
                 | ((QualityEvaluation.agent_id == me) & (QualityEvaluation.status != "draft"))
             )
-        for column, wanted in (
-            (QualityEvaluation.agent_id, agent_id),
-            (QualityEvaluation.evaluator_id, evaluator_id),
-            (QualityEvaluation.kind, kind),
-            (QualityEvaluation.status, status),
-            (QualityEvaluation.recording_id, recording_id),
-        ):
-            if wanted is not None:
-                query = query.where(column == wanted)
-        if since is not None:
-            query = query.where(QualityEvaluation.created_at >= since)
-        if until is not None:
-            query = query.where(QualityEvaluation.created_at < until)
-        query = (
-            query.order_by(QualityEvaluation.created_at.desc(), QualityEvaluation.id)
-            .limit(limit)
-            .offset(offset)
+        query = newest_first(
+            query,
+            when=QualityEvaluation.created_at,
+            key=QualityEvaluation.id,
+            equal=(
+                (QualityEvaluation.agent_id, agent_id),
+                (QualityEvaluation.evaluator_id, evaluator_id),
+                (QualityEvaluation.kind, kind),
+                (QualityEvaluation.status, status),
+                (QualityEvaluation.recording_id, recording_id),
+            ),
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
         )
         with self.db.read() as s:
             return self._payloads(s, list(s.scalars(query)))

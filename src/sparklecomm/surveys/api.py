@@ -29,11 +29,11 @@ from sparklecomm.core.errors import (
     PermissionDenied,
     Unavailable,
 )
+from sparklecomm.store.listing import MAX_LIST
 from sparklecomm.surveys.links import MAX_TOKEN, SurveyLinkExpired
 from sparklecomm.surveys.service import (
     CHANNELS,
     MAX_COMMENT,
-    MAX_LIST,
     MAX_SCALE,
     MIN_SCALE,
     SurveyService,

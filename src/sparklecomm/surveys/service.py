@@ -33,6 +33,7 @@ from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, Permission
 from sparklecomm.core.events import NewEvent
 from sparklecomm.core.ids import new_id
 from sparklecomm.store.db import Database
+from sparklecomm.store.listing import MAX_LIST, newest_first
 from sparklecomm.store.models import EventRecord, SurveyResponse
 from sparklecomm.surveys.links import LinkSigner, SurveyLink
 
@@ -47,7 +48,6 @@ CHANNELS = ("voice", "chat", "email", "callback", "task")
 MIN_SCALE, MAX_SCALE = 2, 10
 DEFAULT_MAX_SCORE = 5
 MAX_COMMENT = 1000
-MAX_LIST = 500
 #: How long a survey link stays good: long enough for an e-mail read after a weekend.
 DEFAULT_LINK_TTL = timedelta(days=7)
 #: Control characters other than line breaks and tabs have no place in a comment.
@@ -399,18 +399,15 @@ class SurveyService:
         query: Select[SurveyResponse] = select(SurveyResponse).where(
             SurveyResponse.tenant_id == tenant_id
         )
-        if queue_id is not None:
-            query = query.where(SurveyResponse.queue_id == queue_id)
-        if agent_id is not None:
-            query = query.where(SurveyResponse.agent_id == agent_id)
-        if since is not None:
-            query = query.where(SurveyResponse.answered_at >= since)
-        if until is not None:
-            query = query.where(SurveyResponse.answered_at < until)
-        query = (
-            query.order_by(SurveyResponse.answered_at.desc(), SurveyResponse.id)
-            .limit(limit)
-            .offset(offset)
+        query = newest_first(
+            query,
+            when=SurveyResponse.answered_at,
+            key=SurveyResponse.id,
+            equal=((SurveyResponse.queue_id, queue_id), (SurveyResponse.agent_id, agent_id)),
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
         )
         with self.db.read() as s:
             return [response_payload(r) for r in s.scalars(query)]

@@ -41,6 +41,7 @@ from sparklecomm.core.errors import Conflict, InvalidInput, NotFound, Permission
 from sparklecomm.core.events import NewEvent
 from sparklecomm.core.ids import new_id
 from sparklecomm.store.db import Database, Tx
+from sparklecomm.store.listing import MAX_LIST, newest_first
 from sparklecomm.store.models import CallRecording, RecordingPolicy
 from sparklecomm.telephony.extensions import Extension
 
@@ -50,7 +51,6 @@ STATUSES = ("recording", "complete", "interrupted", "failed")
 #: A partial file unchanged for this long belongs to a call no node is recording any more.
 STALE_SECONDS = 60.0
 MAX_RETENTION_DAYS = 3650
-MAX_LIST = 500
 #: 8 kHz × 2 channels × 2 bytes: what a second of recording takes on disk (115 MB an hour).
 BYTES_PER_SECOND = 8000 * 2 * 2
 #: Who started a recording the policy asked for (else the id of the user who started it).
@@ -478,22 +478,20 @@ class RecordingService:
         query: Select[CallRecording] = select(CallRecording).where(
             CallRecording.tenant_id == tenant_id
         )
-        for column, wanted in (
-            (CallRecording.agent_id, agent_id),
-            (CallRecording.queue_id, queue_id),
-            (CallRecording.interaction_id, interaction_id),
-            (CallRecording.call_id, call_id),
-        ):
-            if wanted is not None:
-                query = query.where(column == wanted)
-        if since is not None:
-            query = query.where(CallRecording.started_at >= since)
-        if until is not None:
-            query = query.where(CallRecording.started_at < until)
-        query = (
-            query.order_by(CallRecording.started_at.desc(), CallRecording.id)
-            .limit(limit)
-            .offset(offset)
+        query = newest_first(
+            query,
+            when=CallRecording.started_at,
+            key=CallRecording.id,
+            equal=(
+                (CallRecording.agent_id, agent_id),
+                (CallRecording.queue_id, queue_id),
+                (CallRecording.interaction_id, interaction_id),
+                (CallRecording.call_id, call_id),
+            ),
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
         )
         with self.db.read() as s:
             return [recording_payload(r) for r in s.scalars(query)]

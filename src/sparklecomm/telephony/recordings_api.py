@@ -20,7 +20,8 @@ from sparklecomm.api.deps import MAX_OFFSET, Admin, CurrentPrincipal, ServicesDe
 from sparklecomm.auth.service import Principal
 from sparklecomm.container import Services
 from sparklecomm.core.errors import Unavailable
-from sparklecomm.telephony.recordings import MAX_LIST, MAX_RETENTION_DAYS, RecordingService
+from sparklecomm.store.listing import MAX_LIST
+from sparklecomm.telephony.recordings import MAX_RETENTION_DAYS, RecordingService
 
 #: The download's media type (8 kHz stereo 16-bit PCM in a WAV file).
 WAV = "audio/wav"
