@@ -71,6 +71,8 @@ PAGES: list[tuple[str | None, str]] = [
     ("agent", "/quality"),
     ("supervisor", "/quality"),
     ("admin", "/quality"),
+    ("agent", "/surveys"),
+    ("supervisor", "/surveys"),
 ]
 
 

@@ -31,6 +31,7 @@ NAV_EXTRA = {
         ("/voicemail", "Voicemail", "agent"),
         ("/recordings", "Recordings", "agent"),
         ("/quality", "Quality", "agent"),
+        ("/surveys", "Satisfaction", "agent"),
     ]
 }
 
@@ -183,6 +184,22 @@ def recordings_page(request: Request, svc: ServicesDep) -> Response:
         active="/recordings",
         every_agent=principal.has_role("supervisor"),
         may_delete=principal.has_role("admin"),
+    )
+
+
+@router.get("/surveys", response_class=HTMLResponse)
+def surveys_page(request: Request, svc: ServicesDep) -> Response:
+    """Customer satisfaction: the survey answers with the customers' comments, every
+    answer for supervisors and administrators, those about their own contacts for agents."""
+    principal = _guarded(request, svc, "agent")
+    if not isinstance(principal, Principal):
+        return principal
+    return _render(
+        request,
+        "surveys.html",
+        principal,
+        active="/surveys",
+        every_agent=principal.has_role("supervisor"),
     )
 
 
