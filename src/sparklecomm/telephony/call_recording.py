@@ -118,7 +118,6 @@ class ActiveRecording:
     media: Any
     recorder: CallRecorder
     started_by: str
-    facts: CallFacts
 
     def state(self) -> dict[str, Any]:
         return {
@@ -387,7 +386,7 @@ class CallRecordings:
             )
             raise Conflict(f"Call {call.id!r} ended before its recording began.", field="call_id")
         recorder = self._recorder(path)
-        active = ActiveRecording(recording_id, call.tenant_id, call, media, recorder, by, facts)
+        active = ActiveRecording(recording_id, call.tenant_id, call, media, recorder, by)
         feed = recorder.feed if call.placed is None else _placed_legs(recorder.feed)
         media.tap(feed)
         self.active[call.id] = active

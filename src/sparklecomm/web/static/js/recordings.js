@@ -3,8 +3,9 @@
 // the server answers Range requests, so the player can seek). Administrators may delete
 // them. The list follows the event stream: a recording started, paused, resumed, stopped or
 // deleted anywhere reloads it (recording.*).
-import { api, ApiError } from "./api.js";
+import { api } from "./api.js";
 import { debounce, duration, h, toast } from "./dom.js";
+import { filterQuery, loadNames, oneAtATime, problemText } from "./listing.js";
 
 const base = "/api/v1/recordings";
 const section = document.getElementById("recordings");
@@ -21,13 +22,7 @@ const STATUS_LABEL = { recording: "Recording", complete: "Complete", interrupted
 let recordings = [];
 let people = new Map(); // user id → name (supervisors and administrators)
 let queues = new Map(); // queue id → name
-let loading = null;
-let again = false;
-
-function problemText(err) {
-  if (err instanceof ApiError) return err.message;
-  return "the server could not be reached";
-}
+const filters = { agent: agentSelect, queue: queueSelect, since: sinceInput, until: untilInput };
 
 function agentName(id) {
   if (!id) return "–";
@@ -72,14 +67,6 @@ function row(r) {
       : h("button", { class: "btn small bad", type: "button", onclick: () => remove(r) }, "Delete")) : null);
 }
 
-function fillSelect(select, allLabel, entries) {
-  if (!select) return;
-  const value = select.value;
-  select.replaceChildren(h("option", { value: "" }, allLabel),
-    ...[...entries].sort((a, b) => a[1].localeCompare(b[1])).map(([id, name]) => h("option", { value: id }, name)));
-  select.value = value;
-}
-
 function render() {
   if (!recordings.length) {
     body.replaceChildren(h("tr", {}, h("td", { colspan: columns, class: "muted", "data-testid": "recordings-empty" }, "No recordings.")));
@@ -93,52 +80,16 @@ function render() {
   statusEl.textContent = recordings.length ? `${recordings.length} recording${recordings.length === 1 ? "" : "s"}.` : "";
 }
 
-function query() {
-  const q = new URLSearchParams({ limit: "500" });
-  if (agentSelect?.value) q.set("agent_id", agentSelect.value);
-  if (queueSelect.value) q.set("queue_id", queueSelect.value);
-  // Dates are the user's local days: from the start of "From" to the end of "To".
-  if (sinceInput.value) q.set("since", new Date(`${sinceInput.value}T00:00:00`).toISOString());
-  if (untilInput.value) {
-    const end = new Date(`${untilInput.value}T00:00:00`);
-    end.setDate(end.getDate() + 1);
-    q.set("until", end.toISOString());
-  }
-  return q.toString();
-}
-
 // One load at a time; an event arriving meanwhile loads once more afterwards.
-async function load() {
-  if (loading) { again = true; return loading; }
-  loading = (async () => {
-    do {
-      again = false;
-      try {
-        recordings = await api("GET", `${base}?${query()}`);
-        render();
-      } catch (err) {
-        statusEl.textContent = `Recordings could not be loaded: ${problemText(err)}.`;
-        toast(`Recordings could not be loaded: ${problemText(err)}.`, "error");
-      }
-    } while (again);
-  })();
-  try { await loading; } finally { loading = null; }
-}
-
-async function loadNames() {
+const load = oneAtATime(async () => {
   try {
-    const qs = await api("GET", "/api/v1/queues");
-    queues = new Map(qs.map((q) => [q.queue_id, q.name || q.queue_id]));
-    fillSelect(queueSelect, "All queues", queues);
-    if (everyAgent) {
-      const users = await api("GET", "/api/v1/users");
-      people = new Map(users.map((u) => [u.id, u.display_name || u.username]));
-      fillSelect(agentSelect, "All agents", people);
-    }
+    recordings = await api("GET", `${base}?${filterQuery(filters)}`);
+    render();
   } catch (err) {
-    toast(`Names could not be loaded: ${problemText(err)}.`, "error");
+    statusEl.textContent = `Recordings could not be loaded: ${problemText(err)}.`;
+    toast(`Recordings could not be loaded: ${problemText(err)}.`, "error");
   }
-}
+});
 
 async function remove(r) {
   if (!confirm(`Delete the recording of the call from ${r.caller}? The audio is deleted too.`)) return;
@@ -162,5 +113,5 @@ document.addEventListener("sc:event", (e) => {
   if (type.startsWith("recording.") && type !== "recording.policy_changed") load();
 });
 
-loadNames().then(() => render());
+loadNames(filters).then((names) => { ({ queues, people } = names); render(); });
 load();
