@@ -22,3 +22,5 @@ else
 fi
 echo "==> installing locked dependencies (uv sync --frozen)"
 "$UV" sync --frozen --quiet
+# The compiled routing core (optional: without it routing runs in pure Python).
+scripts/build_core.sh

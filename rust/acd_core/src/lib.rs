@@ -1,0 +1,20 @@
+//! SparkleComm's routing engine core, compiled (Python module `sparklecomm.acd._acd_core`).
+//!
+//! A port of the pure-Python engine in `src/sparklecomm/acd/` that must behave exactly like
+//! it: same events, same errors, same snapshots. The Python engine stays the reference; the
+//! differential tests in `tests/routing/compiled/` run both on the same commands.
+//! Progress and the plan: docs/routing-core.md.
+
+use pyo3::prelude::*;
+
+/// The core's version and the PyO3 it was built with, for `sparklecomm doctor`-style checks.
+#[pyfunction]
+fn build_info() -> (&'static str, &'static str) {
+    (env!("CARGO_PKG_VERSION"), "pyo3-0.17")
+}
+
+#[pymodule]
+fn _acd_core(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(build_info, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,3 @@
+"""Types of the compiled routing core (rust/acd_core), built by scripts/build_core.sh."""
+
+def build_info() -> tuple[str, str]: ...
