@@ -7,6 +7,8 @@
 
 use pyo3::prelude::*;
 
+pub mod types;
+
 /// The core's version and the PyO3 it was built with, for `sparklecomm doctor`-style checks.
 #[pyfunction]
 fn build_info() -> (&'static str, &'static str) {
