@@ -59,10 +59,17 @@ STRATEGIES = [s for s in Strategy if s is not Strategy.RING_ALL]
 WRAPUP_SECONDS = 2.0
 
 
-def build(args: argparse.Namespace) -> tuple[AcdEngine, FakeClock, list[list[str]]]:
+def build(args: argparse.Namespace) -> tuple[Any, FakeClock, list[list[str]]]:
     rng = random.Random(args.seed)
     clock = FakeClock()
-    engine = AcdEngine(clock, EngineConfig(rng=random.Random(args.seed)))
+    engine_class: Any = AcdEngine
+    if args.engine == "compiled":
+        from sparklecomm.acd.compiled import CompiledEngine
+
+        if CompiledEngine is None:
+            raise SystemExit("the compiled routing core is not built: run scripts/build_core.sh")
+        engine_class = CompiledEngine
+    engine = engine_class(clock, EngineConfig(rng=random.Random(args.seed)))
     members: list[list[Member]] = [[] for _ in range(args.queues)]
     memberships: list[list[str]] = [[] for _ in range(args.agents)]
     for a in range(args.agents):
@@ -260,6 +267,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "gc": not args.no_gc,
         "reference": reference,
         "python": platform.python_version(),
+        "engine": "harness-only" if args.harness_only else args.engine,
     }
 
 
@@ -272,6 +280,13 @@ def main() -> None:
     parser.add_argument("--reference-decisions", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-gc", action="store_true", help="disable the cyclic GC while timing")
+    parser.add_argument(
+        "--engine",
+        choices=("python", "compiled"),
+        default="python",
+        help="the engine: the Python one (what the platform runs) or the compiled core "
+        "(rust/acd_core, work in progress: docs/routing-core.md)",
+    )
     parser.add_argument(
         "--harness-only",
         action="store_true",
