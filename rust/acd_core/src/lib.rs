@@ -7,6 +7,7 @@
 
 use pyo3::prelude::*;
 
+pub mod expr;
 pub mod types;
 
 /// The core's version and the PyO3 it was built with, for `sparklecomm doctor`-style checks.
@@ -18,5 +19,6 @@ fn build_info() -> (&'static str, &'static str) {
 #[pymodule]
 fn _acd_core(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
+    m.add_class::<expr::CompiledExpression>()?;
     Ok(())
 }
