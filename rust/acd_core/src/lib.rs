@@ -8,6 +8,7 @@
 use pyo3::prelude::*;
 
 pub mod expr;
+pub mod ready;
 pub mod types;
 
 /// The core's version and the PyO3 it was built with, for `sparklecomm doctor`-style checks.
@@ -20,5 +21,6 @@ fn build_info() -> (&'static str, &'static str) {
 fn _acd_core(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
     m.add_class::<expr::CompiledExpression>()?;
+    m.add_class::<ready::ReadyIndexForTests>()?;
     Ok(())
 }

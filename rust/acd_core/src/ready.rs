@@ -1,0 +1,1078 @@
+//! Per-queue indexes of available agents, one ordering per routing strategy (a port of
+//! strategies.py `ReadyIndex` and the strategy keys, with what it needs of sortedlist.py).
+//!
+//! For every queue the engine keeps the agents who could take an interaction right now in a
+//! [`ReadyIndex`]: one sorted list per penalty tier, ordered by the queue strategy's [`Key`],
+//! each agent noted with the channels it is available on. Picking an agent walks the lowest
+//! allowed tier from the strategy's starting point and takes the first agent on the
+//! interaction's channel who meets its requirement. The Python code stays the reference: the
+//! same agents come out in the same order, and random strategies make the same draws (one per
+//! `first` or `candidates` call) from the engine's random source ([`Draw`]).
+//!
+//! Strategy keys (ascending = preferred; `order` is the member order, the agent id makes keys
+//! unique):
+//!
+//! ```text
+//! ring-all, linear, round-robin, random  (order, agent_id)
+//! longest-idle          (load, idle_since, order, agent_id)
+//! fewest-interactions   (handled since login, load, idle_since, order, agent_id)
+//! least-talk-time       (talk time since login, load, idle_since, order, agent_id)
+//! best-skill            (-proficiency in the queue's best_skill, load, idle_since, ...)
+//! weighted-random       (weight, order, agent_id)
+//! ```
+//!
+//! A tier is the Python `SortedList` layout (a list of sublists of at most `2 * 128` entries
+//! and their maxima), so updates cost a bisect plus a move within one sublist whatever the
+//! tier's size. Unlike the Python tier, each entry carries the agent's channels and each
+//! sublist counts the entries missing each channel: filtering by channel reads no hash map,
+//! and the position of the n-th agent on a channel skips whole sublists (the Python code
+//! scans the tier). Neither changes what is returned.
+//!
+//! Preconditions the engine always meets (the Python code misbehaves or raises otherwise, and
+//! this port does not reproduce how): an agent is added only when not in the index already,
+//! its channels are non-empty and among the queue's, and `first` / `candidates` are called for
+//! a tier given by `tiers` or `lowest` for the same channel (a tier with agents on it).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::rc::Rc;
+
+use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
+
+use crate::types::{Channel, ChannelSet, Strategy};
+
+/// Sublist size of a tier (strategies.py creates its tiers with `SortedList(load=128)`): a
+/// sublist is split in two when it grows past twice this.
+const LOAD: usize = 128;
+
+/// Number of channels ([`Channel`] as an index).
+const N_CHANNELS: usize = 5;
+
+// -- strategy keys -----------------------------------------------------------------------------
+
+/// A strategy key: up to 4 integers then the agent id, ordered like the Python tuple (the
+/// integers first, the id on ties). All the keys of one index have the same shape.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    ints: [i64; 4], // unused trailing integers are 0 (same in every key of an index)
+    id: Rc<str>,
+    len: u8,
+}
+
+/// What an agent's strategy key may be built from ([`Key::for_strategy`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyFacts {
+    /// The agent's total load (sum over channels).
+    pub load: i64,
+    pub idle_since: i64,
+    /// Member order in the queue.
+    pub order: i64,
+    /// Member weight (weighted-random).
+    pub weight: i64,
+    /// Interactions accepted since login (fewest-interactions).
+    pub handled: i64,
+    /// Talk time since login, in microseconds (least-talk-time).
+    pub talk_us: i64,
+    /// Proficiency in the queue's best skill, 0 when the agent lacks it (best-skill).
+    pub best_skill_level: i64,
+}
+
+impl Key {
+    /// A key of the given integers (1 to 4 of them) then the agent id.
+    pub fn new(ints: &[i64], id: Rc<str>) -> Key {
+        assert!(
+            !ints.is_empty() && ints.len() <= 4,
+            "a strategy key has 1 to 4 integers"
+        );
+        let mut all = [0i64; 4];
+        all[..ints.len()].copy_from_slice(ints);
+        Key {
+            ints: all,
+            id,
+            len: ints.len() as u8,
+        }
+    }
+
+    /// The key of `strategy` for an agent (strategies.py `strategy_key_for`).
+    pub fn for_strategy(strategy: Strategy, facts: &KeyFacts, id: Rc<str>) -> Key {
+        let f = facts;
+        match strategy {
+            Strategy::LongestIdle => Key::new(&[f.load, f.idle_since, f.order], id),
+            Strategy::FewestInteractions => {
+                Key::new(&[f.handled, f.load, f.idle_since, f.order], id)
+            }
+            Strategy::LeastTalkTime => Key::new(&[f.talk_us, f.load, f.idle_since, f.order], id),
+            Strategy::BestSkill => {
+                Key::new(&[-f.best_skill_level, f.load, f.idle_since, f.order], id)
+            }
+            Strategy::WeightedRandom => Key::new(&[f.weight, f.order], id),
+            Strategy::RingAll | Strategy::RoundRobin | Strategy::Linear | Strategy::Random => {
+                Key::new(&[f.order], id)
+            }
+        }
+    }
+
+    /// The key's integers (the tuple without the agent id).
+    pub fn ints(&self) -> &[i64] {
+        &self.ints[..self.len as usize]
+    }
+
+    /// The agent id (the key's last item).
+    pub fn id(&self) -> &Rc<str> {
+        &self.id
+    }
+
+    /// The key's first item (the member order of round-robin keys, the weight of
+    /// weighted-random keys).
+    pub fn head(&self) -> i64 {
+        self.ints[0]
+    }
+}
+
+/// The engine's random source (Python's `random.Random`, same sequence of draws).
+pub trait Draw {
+    /// A uniform integer in `0..n` (Python `randrange(n)`; `n` > 0).
+    fn randrange(&mut self, n: u64) -> u64;
+}
+
+// -- a small fast hasher for the agent-id map ----------------------------------------------------
+
+/// FxHash (rustc's hasher): agent ids are short, and SipHash would cost more than the rest of
+/// an update. Not DoS-resistant, which is fine for ids the platform itself validates.
+#[derive(Default, Clone, Copy)]
+struct FxHasher {
+    hash: u64,
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.add(n as u64);
+    }
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+// -- tiers: sorted lists of entries --------------------------------------------------------------
+
+/// One agent in a tier: its key and the channels it is available on.
+#[derive(Clone, Debug)]
+struct Entry {
+    key: Key,
+    chans: ChannelSet,
+}
+
+/// A sublist of a tier, with how many of its entries miss each queue channel.
+#[derive(Clone, Debug, Default)]
+struct Sub {
+    entries: Vec<Entry>,
+    missing: [u32; N_CHANNELS],
+}
+
+impl Sub {
+    fn count(&mut self, miss: ChannelSet, delta: i32) {
+        for ch in miss.iter() {
+            let n = &mut self.missing[ch as usize];
+            *n = (*n as i64 + delta as i64) as u32;
+        }
+    }
+
+    fn recount(&mut self, queue: ChannelSet) {
+        self.missing = [0; N_CHANNELS];
+        for i in 0..self.entries.len() {
+            let miss = missing_of(queue, self.entries[i].chans);
+            for ch in miss.iter() {
+                self.missing[ch as usize] += 1;
+            }
+        }
+    }
+
+    /// Entries available on `channel`.
+    fn on(&self, channel: Channel) -> usize {
+        self.entries.len() - self.missing[channel as usize] as usize
+    }
+}
+
+/// The queue channels an agent available on `chans` misses.
+#[inline]
+fn missing_of(queue: ChannelSet, chans: ChannelSet) -> ChannelSet {
+    ChannelSet(queue.0 & !chans.0)
+}
+
+/// Adds `delta` to the count of `value` in a small map kept sorted by value (entries at zero
+/// are dropped, like the Python dicts' `del`).
+fn bump(counts: &mut Vec<(i64, u32)>, value: i64, delta: i32) {
+    match counts.binary_search_by(|&(v, _)| v.cmp(&value)) {
+        Ok(i) => {
+            let n = (counts[i].1 as i64 + delta as i64) as u32;
+            if n == 0 {
+                counts.remove(i);
+            } else {
+                counts[i].1 = n;
+            }
+        }
+        Err(i) => {
+            debug_assert!(delta > 0);
+            counts.insert(i, (value, delta as u32));
+        }
+    }
+}
+
+/// The agents of one penalty tier, in key order (kept, empty, when its last agent leaves).
+#[derive(Clone, Debug)]
+struct Tier {
+    penalty: i64,
+    subs: Vec<Sub>,
+    maxes: Vec<Key>,
+    len: usize,
+    /// Agents of the tier missing each queue channel.
+    missing: [u32; N_CHANNELS],
+    /// Weighted-random: weight -> agents, and per channel weight -> agents missing it.
+    weights: Vec<(i64, u32)>,
+    missing_weights: [Vec<(i64, u32)>; N_CHANNELS],
+}
+
+/// A position in a tier: sublist and offset in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cursor {
+    sub: usize,
+    off: usize,
+}
+
+impl Tier {
+    fn new(penalty: i64) -> Tier {
+        Tier {
+            penalty,
+            subs: Vec::new(),
+            maxes: Vec::new(),
+            len: 0,
+            missing: [0; N_CHANNELS],
+            weights: Vec::new(),
+            missing_weights: Default::default(),
+        }
+    }
+
+    /// Agents of the tier available on `channel`.
+    fn on(&self, channel: Channel) -> usize {
+        self.len - self.missing[channel as usize] as usize
+    }
+
+    /// Insert an entry (its key must not be present): SortedList.add.
+    fn insert(&mut self, entry: Entry, miss: ChannelSet, queue: ChannelSet) {
+        self.len += 1;
+        if self.subs.is_empty() {
+            self.maxes.push(entry.key.clone());
+            let mut sub = Sub {
+                entries: Vec::with_capacity(8),
+                missing: [0; N_CHANNELS],
+            };
+            sub.count(miss, 1);
+            sub.entries.push(entry);
+            self.subs.push(sub);
+            return;
+        }
+        let mut pos = self.maxes.partition_point(|m| *m < entry.key);
+        if pos == self.maxes.len() {
+            pos -= 1;
+            self.maxes[pos] = entry.key.clone();
+            let sub = &mut self.subs[pos];
+            sub.count(miss, 1);
+            sub.entries.push(entry);
+        } else {
+            let sub = &mut self.subs[pos];
+            sub.count(miss, 1);
+            let idx = sub.entries.partition_point(|e| e.key < entry.key);
+            sub.entries.insert(idx, entry);
+        }
+        if self.subs[pos].entries.len() > 2 * LOAD {
+            let sub = &mut self.subs[pos];
+            let mut half = Sub {
+                entries: sub.entries.split_off(LOAD),
+                missing: [0; N_CHANNELS],
+            };
+            half.recount(queue);
+            for c in 0..N_CHANNELS {
+                sub.missing[c] -= half.missing[c];
+            }
+            self.maxes[pos] = sub.entries[LOAD - 1].key.clone();
+            let half_max = half.entries[half.entries.len() - 1].key.clone();
+            self.subs.insert(pos + 1, half);
+            self.maxes.insert(pos + 1, half_max);
+        }
+    }
+
+    /// Where `key` is, if present.
+    fn find(&self, key: &Key) -> Option<Cursor> {
+        let pos = self.maxes.partition_point(|m| m < key);
+        if pos == self.maxes.len() {
+            return None;
+        }
+        let entries = &self.subs[pos].entries;
+        let off = entries.partition_point(|e| e.key < *key);
+        if off < entries.len() && entries[off].key == *key {
+            Some(Cursor { sub: pos, off })
+        } else {
+            None
+        }
+    }
+
+    /// Remove the entry of `key` (present): SortedList.remove.
+    fn delete(&mut self, key: &Key, miss: ChannelSet) {
+        let at = match self.find(key) {
+            Some(at) => at,
+            None => panic!(
+                "ready index out of step: key of {:?} not in its tier",
+                key.id
+            ),
+        };
+        self.len -= 1;
+        let sub = &mut self.subs[at.sub];
+        sub.count(miss, -1);
+        sub.entries.remove(at.off);
+        if sub.entries.is_empty() {
+            self.subs.remove(at.sub);
+            self.maxes.remove(at.sub);
+        } else if at.off == sub.entries.len() {
+            self.maxes[at.sub] = sub.entries[at.off - 1].key.clone();
+        }
+    }
+
+    /// Cursor of flat position `index` (the end when `index >= len`).
+    fn locate(&self, mut index: usize) -> Cursor {
+        for (i, sub) in self.subs.iter().enumerate() {
+            if index < sub.entries.len() {
+                return Cursor { sub: i, off: index };
+            }
+            index -= sub.entries.len();
+        }
+        Cursor {
+            sub: self.subs.len(),
+            off: 0,
+        }
+    }
+
+    /// Cursor of the `nth` agent available on `channel` (strategies.py `_position`).
+    fn nth_on(&self, mut nth: usize, channel: Channel) -> Cursor {
+        if self.missing[channel as usize] == 0 {
+            return self.locate(nth);
+        }
+        for (i, sub) in self.subs.iter().enumerate() {
+            let on = sub.on(channel);
+            if nth >= on {
+                nth -= on;
+                continue;
+            }
+            for (off, entry) in sub.entries.iter().enumerate() {
+                if entry.chans.contains(channel) {
+                    if nth == 0 {
+                        return Cursor { sub: i, off };
+                    }
+                    nth -= 1;
+                }
+            }
+        }
+        panic!("ready index out of step: no agent {} on {:?}", nth, channel)
+    }
+
+    /// Cursor of the first key whose head is above `rr_last` (round-robin: the member after
+    /// the one offered last; keys `>= (rr_last + 1, "")`), the end when there is none.
+    fn after_order(&self, rr_last: i64) -> Cursor {
+        let pos = self.maxes.partition_point(|m| m.ints[0] <= rr_last);
+        if pos == self.maxes.len() {
+            return Cursor { sub: pos, off: 0 };
+        }
+        let off = self.subs[pos]
+            .entries
+            .partition_point(|e| e.key.ints[0] <= rr_last);
+        Cursor { sub: pos, off }
+    }
+
+    fn at(&self, at: Cursor) -> &Entry {
+        &self.subs[at.sub].entries[at.off]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Key> + '_ {
+        self.subs
+            .iter()
+            .flat_map(|sub| sub.entries.iter().map(|e| &e.key))
+    }
+}
+
+/// The agent ids of a tier available on a channel, in the order the strategy offers to them
+/// ([`ReadyIndex::candidates`]): every entry once, from a starting point, wrapping around.
+pub struct Candidates<'a> {
+    subs: &'a [Sub],
+    at: Cursor,
+    remaining: usize,
+    channel: Channel,
+}
+
+impl<'a> Iterator for Candidates<'a> {
+    type Item = &'a Rc<str>;
+
+    fn next(&mut self) -> Option<&'a Rc<str>> {
+        let channel = self.channel;
+        while self.remaining > 0 {
+            if self.at.sub >= self.subs.len() {
+                self.at = Cursor { sub: 0, off: 0 };
+            }
+            let sub = &self.subs[self.at.sub];
+            let n = sub.entries.len();
+            if self.at.off == 0 && n <= self.remaining && sub.on(channel) == 0 {
+                // Nobody on the channel in this sublist: skip it whole.
+                self.remaining -= n;
+                self.at.sub += 1;
+                continue;
+            }
+            if self.at.off >= n {
+                self.at = Cursor {
+                    sub: self.at.sub + 1,
+                    off: 0,
+                };
+                continue;
+            }
+            let entry = &sub.entries[self.at.off];
+            self.at.off += 1;
+            self.remaining -= 1;
+            if entry.chans.contains(channel) {
+                return Some(&entry.key.id);
+            }
+        }
+        None
+    }
+}
+
+// -- the index -----------------------------------------------------------------------------------
+
+/// Where an agent is: its tier, key and channels.
+#[derive(Clone, Debug)]
+struct Place {
+    penalty: i64,
+    key: Key,
+    chans: ChannelSet,
+}
+
+/// Available agents of one queue, all its channels: a sorted list per penalty tier
+/// (strategies.py `ReadyIndex`).
+///
+/// An agent has one entry (its penalty and strategy key) and the channels it can take now
+/// (among the queue's). Picking for a channel sees exactly the agents available on that
+/// channel, in key order; agents available on all the queue's channels need no per-channel
+/// bookkeeping: the index counts, per channel and tier, the agents *missing* it.
+#[derive(Clone, Debug)]
+pub struct ReadyIndex {
+    strategy: Strategy,
+    channels: ChannelSet,
+    weighted: bool,
+    tiers: Vec<Tier>, // by penalty, ascending; kept when empty
+    places: FxMap<Rc<str>, Place>,
+}
+
+impl ReadyIndex {
+    /// An empty index for a queue with `strategy` and `channels`.
+    pub fn new(strategy: Strategy, channels: ChannelSet) -> ReadyIndex {
+        ReadyIndex {
+            strategy,
+            channels,
+            weighted: strategy == Strategy::WeightedRandom,
+            tiers: Vec::new(),
+            places: FxMap::default(),
+        }
+    }
+
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// The queue's channels.
+    pub fn channels(&self) -> ChannelSet {
+        self.channels
+    }
+
+    /// Agents in the index.
+    pub fn len(&self) -> usize {
+        self.places.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.places.is_empty()
+    }
+
+    /// Whether the agent is in the index.
+    pub fn contains(&self, agent_id: &str) -> bool {
+        self.places.contains_key(agent_id)
+    }
+
+    /// The agent's penalty, key and channels, when it is in the index.
+    pub fn get(&self, agent_id: &str) -> Option<(i64, &Key, ChannelSet)> {
+        self.places
+            .get(agent_id)
+            .map(|p| (p.penalty, &p.key, p.chans))
+    }
+
+    /// Whether the agent is in the index and available on `channel`.
+    pub fn has(&self, agent_id: &str, channel: Channel) -> bool {
+        match self.places.get(agent_id) {
+            Some(p) => p.chans.contains(channel),
+            None => false,
+        }
+    }
+
+    /// How many agents are available on `channel`.
+    pub fn count(&self, channel: Channel) -> usize {
+        if !self.channels.contains(channel) {
+            return 0;
+        }
+        let missing: usize = self
+            .tiers
+            .iter()
+            .map(|t| t.missing[channel as usize] as usize)
+            .sum();
+        self.places.len() - missing
+    }
+
+    /// Whether some agent is available on `channel`.
+    pub fn serves(&self, channel: Channel) -> bool {
+        self.channels.contains(channel) && self.tiers.iter().any(|t| t.on(channel) > 0)
+    }
+
+    fn tier_index(&self, penalty: i64) -> Result<usize, usize> {
+        self.tiers.binary_search_by(|t| t.penalty.cmp(&penalty))
+    }
+
+    fn tier(&self, penalty: i64) -> Option<&Tier> {
+        self.tier_index(penalty).ok().map(|i| &self.tiers[i])
+    }
+
+    // -- updates ---------------------------------------------------------------------------------
+
+    /// The queue channels an agent on `chans` counts as missing.
+    #[inline]
+    fn miss(&self, chans: ChannelSet) -> ChannelSet {
+        missing_of(self.channels, chans)
+    }
+
+    /// Count `key`'s agent as missing the channels of `miss` (`delta` +1 / -1).
+    fn count_missing(&mut self, tier: usize, key: &Key, miss: ChannelSet, delta: i32) {
+        if miss.is_empty() {
+            return;
+        }
+        let weighted = self.weighted;
+        let tier = &mut self.tiers[tier];
+        for ch in miss.iter() {
+            let n = &mut tier.missing[ch as usize];
+            *n = (*n as i64 + delta as i64) as u32;
+            if weighted {
+                bump(&mut tier.missing_weights[ch as usize], key.ints[0], delta);
+            }
+        }
+    }
+
+    /// Add an agent available on `channels` (non-empty, the queue's only), not in the index.
+    pub fn add(&mut self, agent_id: Rc<str>, penalty: i64, key: Key, channels: ChannelSet) {
+        debug_assert!(*agent_id == *key.id, "the key ends with the agent id");
+        debug_assert!(
+            !self.places.contains_key(&agent_id),
+            "agent in the index already"
+        );
+        let t = match self.tier_index(penalty) {
+            Ok(t) => t,
+            Err(t) => {
+                self.tiers.insert(t, Tier::new(penalty));
+                t
+            }
+        };
+        let miss = self.miss(channels);
+        let queue = self.channels;
+        {
+            let tier = &mut self.tiers[t];
+            tier.insert(
+                Entry {
+                    key: key.clone(),
+                    chans: channels,
+                },
+                miss,
+                queue,
+            );
+            if self.weighted {
+                bump(&mut tier.weights, key.ints[0], 1);
+            }
+        }
+        self.count_missing(t, &key, miss, 1);
+        self.places.insert(
+            agent_id,
+            Place {
+                penalty,
+                key,
+                chans: channels,
+            },
+        );
+    }
+
+    /// Remove the agent; false (and nothing changes) when it is not in the index.
+    pub fn remove(&mut self, agent_id: &str) -> bool {
+        let place = match self.places.remove(agent_id) {
+            Some(place) => place,
+            None => return false,
+        };
+        let t = match self.tier_index(place.penalty) {
+            Ok(t) => t,
+            Err(_) => panic!("ready index out of step: no tier {}", place.penalty),
+        };
+        let miss = self.miss(place.chans);
+        {
+            let tier = &mut self.tiers[t];
+            tier.delete(&place.key, miss);
+            if self.weighted {
+                bump(&mut tier.weights, place.key.ints[0], -1);
+            }
+        }
+        self.count_missing(t, &place.key, miss, -1);
+        true
+    }
+
+    /// The agent stays (same key) but is now available on `channels`; false (and nothing
+    /// changes) when it is not in the index.
+    pub fn set_channels(&mut self, agent_id: &str, channels: ChannelSet) -> bool {
+        let queue = self.channels;
+        let (penalty, key, old) = match self.places.get_mut(agent_id) {
+            Some(place) => {
+                let old = place.chans;
+                place.chans = channels;
+                (place.penalty, place.key.clone(), old)
+            }
+            None => return false,
+        };
+        if old == channels {
+            return true;
+        }
+        let t = match self.tier_index(penalty) {
+            Ok(t) => t,
+            Err(_) => panic!("ready index out of step: no tier {}", penalty),
+        };
+        let (old_miss, new_miss) = (missing_of(queue, old), missing_of(queue, channels));
+        {
+            let tier = &mut self.tiers[t];
+            let at = match tier.find(&key) {
+                Some(at) => at,
+                None => panic!(
+                    "ready index out of step: key of {:?} not in its tier",
+                    key.id
+                ),
+            };
+            let sub = &mut tier.subs[at.sub];
+            sub.entries[at.off].chans = channels;
+            sub.count(old_miss, -1);
+            sub.count(new_miss, 1);
+        }
+        self.count_missing(t, &key, old_miss, -1);
+        self.count_missing(t, &key, new_miss, 1);
+        true
+    }
+
+    // -- picking ---------------------------------------------------------------------------------
+
+    /// Penalties of the tiers with agents on `channel` allowed by `max_penalty` (None: all),
+    /// lowest first.
+    pub fn tiers(
+        &self,
+        max_penalty: Option<i64>,
+        channel: Channel,
+    ) -> impl Iterator<Item = i64> + '_ {
+        let served = self.channels.contains(channel);
+        self.tiers
+            .iter()
+            .take_while(move |t| served && max_penalty.iter().all(|&m| t.penalty <= m))
+            .filter(move |t| t.on(channel) > 0)
+            .map(|t| t.penalty)
+    }
+
+    /// The lowest penalty whose tier has agents on `channel`, None when there is none.
+    pub fn lowest(&self, channel: Channel) -> Option<i64> {
+        self.tiers(None, channel).next()
+    }
+
+    /// Penalties of the tiers with agents (on any channel), lowest first.
+    pub fn penalties(&self) -> impl Iterator<Item = i64> + '_ {
+        self.tiers.iter().filter(|t| t.len > 0).map(|t| t.penalty)
+    }
+
+    /// How many agents the tier has (on any channel; 0 when there is no such tier).
+    pub fn tier_len(&self, penalty: i64) -> usize {
+        self.tier(penalty).map_or(0, |t| t.len)
+    }
+
+    /// The keys of a tier in order (all its agents, whatever their channels; empty when there
+    /// is no such tier).
+    pub fn tier_keys(&self, penalty: i64) -> impl Iterator<Item = &Key> + '_ {
+        self.tier(penalty).into_iter().flat_map(|t| t.iter())
+    }
+
+    /// Random strategies: the drawn starting position among the tier's agents on `channel`
+    /// (one draw; strategies.py `_start`).
+    fn start<D: Draw + ?Sized>(&self, tier: &Tier, draw: &mut D, channel: Channel) -> usize {
+        if self.strategy == Strategy::Random {
+            return draw.randrange(tier.on(channel) as u64) as usize;
+        }
+        let missing = &tier.missing_weights[channel as usize];
+        let count = |w: i64, n: u32| -> u64 {
+            let gone = match missing.binary_search_by(|&(v, _)| v.cmp(&w)) {
+                Ok(i) => missing[i].1,
+                Err(_) => 0,
+            };
+            (n - gone) as u64
+        };
+        let total: u64 = tier
+            .weights
+            .iter()
+            .map(|&(w, n)| w as u64 * count(w, n))
+            .sum();
+        let mut left = draw.randrange(total);
+        let mut position = 0u64;
+        for &(w, n) in &tier.weights {
+            let n = count(w, n);
+            let span = w as u64 * n;
+            if left < span {
+                return (position + left / w as u64) as usize;
+            }
+            left -= span;
+            position += n;
+        }
+        0 // unreachable: the draw is below the total
+    }
+
+    /// Where the strategy starts in a tier with agents on `channel` (one draw for random
+    /// strategies).
+    fn start_cursor<D: Draw + ?Sized>(
+        &self,
+        tier: &Tier,
+        draw: &mut D,
+        rr_last: i64,
+        channel: Channel,
+    ) -> Cursor {
+        match self.strategy {
+            Strategy::RoundRobin => tier.after_order(rr_last),
+            Strategy::Random | Strategy::WeightedRandom => {
+                let nth = self.start(tier, draw, channel);
+                tier.nth_on(nth, channel)
+            }
+            _ => Cursor { sub: 0, off: 0 },
+        }
+    }
+
+    /// The agent this strategy offers to first in a tier with agents on `channel` (the first
+    /// of [`candidates`](Self::candidates)). Panics when the tier has no agent on `channel`.
+    pub fn first<D: Draw + ?Sized>(
+        &self,
+        penalty: i64,
+        draw: &mut D,
+        rr_last: i64,
+        channel: Channel,
+    ) -> Rc<str> {
+        let tier = match self.tier(penalty) {
+            Some(tier) if tier.on(channel) > 0 && self.channels.contains(channel) => tier,
+            _ => panic!("no agent on {:?} in tier {}", channel, penalty),
+        };
+        let full = tier.missing[channel as usize] == 0;
+        match self.strategy {
+            Strategy::Random | Strategy::WeightedRandom => {
+                let nth = self.start(tier, draw, channel);
+                tier.at(tier.nth_on(nth, channel)).key.id.clone()
+            }
+            Strategy::RoundRobin if full => {
+                let mut at = tier.after_order(rr_last);
+                if at.sub == tier.subs.len() {
+                    at = Cursor { sub: 0, off: 0 };
+                }
+                tier.at(at).key.id.clone()
+            }
+            _ if full => tier.subs[0].entries[0].key.id.clone(),
+            _ => self
+                .candidates(penalty, draw, rr_last, channel)
+                .next()
+                .expect("the counts say the agent exists")
+                .clone(),
+        }
+    }
+
+    /// Agent ids of a tier available on `channel`, in the order this strategy offers to them:
+    /// round-robin from the member after `rr_last` (wrapping around), random strategies from a
+    /// drawn position (one draw, made here rather than at the first `next` as the Python
+    /// generator does), the others in key order. Lazy: the caller stops at the first agent
+    /// meeting the interaction's requirement. Empty (and no draw) when the tier has no agent
+    /// on `channel`.
+    pub fn candidates<D: Draw + ?Sized>(
+        &self,
+        penalty: i64,
+        draw: &mut D,
+        rr_last: i64,
+        channel: Channel,
+    ) -> Candidates<'_> {
+        let tier = match self.tier(penalty) {
+            Some(tier) if tier.on(channel) > 0 && self.channels.contains(channel) => tier,
+            _ => {
+                return Candidates {
+                    subs: &[],
+                    at: Cursor { sub: 0, off: 0 },
+                    remaining: 0,
+                    channel,
+                }
+            }
+        };
+        Candidates {
+            subs: &tier.subs,
+            at: self.start_cursor(tier, draw, rr_last, channel),
+            remaining: tier.len,
+            channel,
+        }
+    }
+}
+
+// -- test-only binding ---------------------------------------------------------------------------
+
+fn parse_channel(name: &str) -> PyResult<Channel> {
+    Channel::parse(name).ok_or_else(|| PyValueError::new_err(format!("unknown channel {name:?}")))
+}
+
+fn parse_channels(names: Vec<String>) -> PyResult<ChannelSet> {
+    let mut set = ChannelSet::EMPTY;
+    for name in names {
+        set.insert(parse_channel(&name)?);
+    }
+    Ok(set)
+}
+
+/// A Python `random.Random` as the draw source; the first error is kept for the caller.
+struct PyDraw<'py> {
+    rng: &'py PyAny,
+    error: Option<PyErr>,
+}
+
+impl Draw for PyDraw<'_> {
+    fn randrange(&mut self, n: u64) -> u64 {
+        let drawn = self
+            .rng
+            .call_method1(pyo3::intern!(self.rng.py(), "randrange"), (n,))
+            .and_then(|v| v.extract::<u64>());
+        match drawn {
+            Ok(v) => v,
+            Err(e) => {
+                self.error.get_or_insert(e);
+                0
+            }
+        }
+    }
+}
+
+impl PyDraw<'_> {
+    fn done<T>(self, value: T) -> PyResult<T> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
+}
+
+/// The ready index, for the differential tests (tests/routing/compiled/test_ready_index.py):
+/// keys are tuples of ints ending with the agent id, channels tuples of channel names, the
+/// draw source a `random.Random`.
+#[pyclass(unsendable)]
+pub struct ReadyIndexForTests {
+    index: ReadyIndex,
+}
+
+impl ReadyIndexForTests {
+    fn check_tier(&self, penalty: i64, channel: Channel) -> PyResult<()> {
+        match self.index.tier(penalty) {
+            None => Err(PyKeyError::new_err(penalty)),
+            Some(t) if t.on(channel) == 0 || !self.index.channels.contains(channel) => {
+                Err(PyIndexError::new_err(format!(
+                    "no agent on {} in tier {}",
+                    channel.name(),
+                    penalty
+                )))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+#[pymethods]
+impl ReadyIndexForTests {
+    #[new]
+    fn new(strategy: &str, channels: Vec<String>) -> PyResult<Self> {
+        let strategy = Strategy::parse(strategy)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown strategy {strategy:?}")))?;
+        Ok(ReadyIndexForTests {
+            index: ReadyIndex::new(strategy, parse_channels(channels)?),
+        })
+    }
+
+    fn __len__(&self) -> usize {
+        self.index.len()
+    }
+
+    fn __contains__(&self, agent_id: &str) -> bool {
+        self.index.contains(agent_id)
+    }
+
+    fn has(&self, agent_id: &str, channel: &str) -> PyResult<bool> {
+        Ok(self.index.has(agent_id, parse_channel(channel)?))
+    }
+
+    fn count(&self, channel: &str) -> PyResult<usize> {
+        Ok(self.index.count(parse_channel(channel)?))
+    }
+
+    fn serves(&self, channel: &str) -> PyResult<bool> {
+        Ok(self.index.serves(parse_channel(channel)?))
+    }
+
+    fn add(
+        &mut self,
+        agent_id: &str,
+        penalty: i64,
+        key: &PyTuple,
+        channels: Vec<String>,
+    ) -> PyResult<()> {
+        let n = key.len();
+        if !(2..=5).contains(&n) {
+            return Err(PyTypeError::new_err(
+                "a key is 1 to 4 ints then the agent id",
+            ));
+        }
+        let mut ints = Vec::with_capacity(n - 1);
+        for i in 0..n - 1 {
+            ints.push(key.get_item(i)?.extract::<i64>()?);
+        }
+        let id: &str = key.get_item(n - 1)?.extract()?;
+        if id != agent_id {
+            return Err(PyValueError::new_err("the key must end with the agent id"));
+        }
+        if self.index.contains(agent_id) {
+            return Err(PyValueError::new_err(format!(
+                "{agent_id:?} is in the index already"
+            )));
+        }
+        let chans = parse_channels(channels)?;
+        let id: Rc<str> = Rc::from(agent_id);
+        self.index
+            .add(id.clone(), penalty, Key::new(&ints, id), chans);
+        Ok(())
+    }
+
+    fn remove(&mut self, agent_id: &str) -> PyResult<()> {
+        if self.index.remove(agent_id) {
+            Ok(())
+        } else {
+            Err(PyKeyError::new_err(agent_id.to_string()))
+        }
+    }
+
+    fn set_channels(&mut self, agent_id: &str, channels: Vec<String>) -> PyResult<()> {
+        if self.index.set_channels(agent_id, parse_channels(channels)?) {
+            Ok(())
+        } else {
+            Err(PyKeyError::new_err(agent_id.to_string()))
+        }
+    }
+
+    /// Penalties of the tiers with agents on `channel` allowed by `max_penalty`.
+    fn tiers(&self, max_penalty: Option<i64>, channel: &str) -> PyResult<Vec<i64>> {
+        Ok(self
+            .index
+            .tiers(max_penalty, parse_channel(channel)?)
+            .collect())
+    }
+
+    fn lowest(&self, channel: &str) -> PyResult<Option<i64>> {
+        Ok(self.index.lowest(parse_channel(channel)?))
+    }
+
+    fn penalties(&self) -> Vec<i64> {
+        self.index.penalties().collect()
+    }
+
+    fn tier_len(&self, penalty: i64) -> usize {
+        self.index.tier_len(penalty)
+    }
+
+    /// The keys of a tier in order, as tuples.
+    fn tier_keys<'py>(&self, py: Python<'py>, penalty: i64) -> &'py PyList {
+        let list = PyList::empty(py);
+        for key in self.index.tier_keys(penalty) {
+            let mut items: Vec<PyObject> = key.ints().iter().map(|v| v.into_py(py)).collect();
+            items.push(PyString::new(py, key.id()).into_py(py));
+            list.append(PyTuple::new(py, items))
+                .expect("append to a new list");
+        }
+        list
+    }
+
+    fn first(&self, penalty: i64, rng: &PyAny, rr_last: i64, channel: &str) -> PyResult<String> {
+        let channel = parse_channel(channel)?;
+        self.check_tier(penalty, channel)?;
+        let mut draw = PyDraw { rng, error: None };
+        let aid = self.index.first(penalty, &mut draw, rr_last, channel);
+        draw.done(aid.to_string())
+    }
+
+    /// The candidates as a list (at most `limit` of them when given: the iteration stops
+    /// there).
+    #[args(limit = "None")]
+    fn candidates(
+        &self,
+        penalty: i64,
+        rng: &PyAny,
+        rr_last: i64,
+        channel: &str,
+        limit: Option<usize>,
+    ) -> PyResult<Vec<String>> {
+        let channel = parse_channel(channel)?;
+        if self.index.tier(penalty).is_none() {
+            return Err(PyKeyError::new_err(penalty));
+        }
+        let mut draw = PyDraw { rng, error: None };
+        let ids: Vec<String> = self
+            .index
+            .candidates(penalty, &mut draw, rr_last, channel)
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|id| id.to_string())
+            .collect();
+        draw.done(ids)
+    }
+}
