@@ -476,7 +476,9 @@ impl CompiledEngine {
             for (qid, entry) in &old {
                 let ready = &mut queues.get_mut(qid).expect("queue").ready;
                 match desired.iter().find(|(q, _)| q == qid) {
-                    None => ready.remove(agent_id),
+                    None => {
+                        ready.remove(agent_id);
+                    }
                     Some((_, new)) => {
                         if new != entry {
                             if new.1 == entry.1 && new.0 == entry.0 {
@@ -828,22 +830,21 @@ impl CompiledEngine {
                 let relax = queue.cfg.level_relax[entry.level];
                 for penalty in index.tiers(limit, channel) {
                     if ring_all {
-                        let mut all: Vec<Id> = Vec::new();
-                        index.candidates(penalty, &mut draw, queue.rr_last, channel, |aid| {
-                            if anyone || Self::eligible(it, &agents[aid], relax) {
-                                all.push(aid.clone());
-                            }
-                            false
-                        });
+                        let all: Vec<Id> = index
+                            .candidates(penalty, &mut draw, queue.rr_last, channel)
+                            .filter(|aid| anyone || Self::eligible(it, &agents[*aid], relax))
+                            .cloned()
+                            .collect();
                         if !all.is_empty() {
                             chosen = Some((all, entry.queue_id.clone(), true));
                             break 'queues;
                         }
                         continue;
                     }
-                    let found = index.candidates(penalty, &mut draw, queue.rr_last, channel, |aid| {
-                        Self::eligible(it, &agents[aid], relax)
-                    });
+                    let found = index
+                        .candidates(penalty, &mut draw, queue.rr_last, channel)
+                        .find(|aid| Self::eligible(it, &agents[*aid], relax))
+                        .cloned();
                     if let Some(aid) = found {
                         chosen = Some((vec![aid], entry.queue_id.clone(), false));
                         break 'queues;

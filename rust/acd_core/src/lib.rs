@@ -7,8 +7,11 @@
 
 use pyo3::prelude::*;
 
+pub mod engine;
 pub mod expr;
+pub mod model;
 pub mod ready;
+pub mod sorted;
 pub mod types;
 
 /// The core's version and the PyO3 it was built with, for `sparklecomm doctor`-style checks.
@@ -22,5 +25,6 @@ fn _acd_core(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
     m.add_class::<expr::CompiledExpression>()?;
     m.add_class::<ready::ReadyIndexForTests>()?;
+    m.add_class::<engine::CompiledEngine>()?;
     Ok(())
 }

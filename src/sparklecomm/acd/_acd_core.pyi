@@ -22,6 +22,7 @@ class CompiledExpression:
     def _roundtrip(value: Any) -> Any: ...
     @staticmethod
     def _char_classes(c: str) -> int: ...
+
 # -- ready index (rust/acd_core/src/ready.rs), test-only binding --------------------------------
 
 class ReadyIndexForTests:
