@@ -9,7 +9,9 @@ use pyo3::prelude::*;
 
 pub mod engine;
 pub mod expr;
+pub mod glue;
 pub mod model;
+pub mod mt;
 pub mod ready;
 pub mod sorted;
 pub mod types;
@@ -26,5 +28,17 @@ fn _acd_core(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
     m.add_class::<expr::CompiledExpression>()?;
     m.add_class::<ready::ReadyIndexForTests>()?;
     m.add_class::<engine::CompiledEngine>()?;
+    // glue.rs / mt.rs, test-only bindings (tests/routing/compiled/test_glue.py):
+    m.add_function(wrap_pyfunction!(glue::py_iso_text, m)?)?;
+    m.add_function(wrap_pyfunction!(glue::py_datetime_from_us, m)?)?;
+    m.add_function(wrap_pyfunction!(glue::py_seconds_to_us, m)?)?;
+    m.add_function(wrap_pyfunction!(glue::py_sec, m)?)?;
+    m.add_function(wrap_pyfunction!(glue::py_make_event, m)?)?;
+    m.add_function(wrap_pyfunction!(glue::event_path, m)?)?;
+    m.add_function(wrap_pyfunction!(glue::sample_payload, m)?)?;
+    m.add_function(wrap_pyfunction!(glue::py_raise_error, m)?)?;
+    m.add_function(wrap_pyfunction!(glue::py_repr_str, m)?)?;
+    m.add_function(wrap_pyfunction!(glue::glue_bench, m)?)?;
+    m.add_class::<glue::PyMersenneTwister>()?;
     Ok(())
 }
