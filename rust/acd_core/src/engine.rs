@@ -18,11 +18,14 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
+use crate::glue::{event_sink, utc_datetime_to_us, IsoText};
 use crate::model::*;
+use crate::mt::MersenneTwister;
+use crate::pyfast::{EventList, Payload};
 
 mod agents;
 mod rules;
-use crate::ready::{Draw, Key, ReadyIndex};
+use crate::ready::{Draw, FxMap, Key, ReadyIndex};
 use crate::sorted::SortedVec;
 use crate::types::{Channel, ChannelSet, Strategy, ALL_CHANNELS};
 
@@ -33,9 +36,6 @@ const MAX_PRIORITY: i64 = 100;
 struct PyRefs {
     to_us: PyObject,
     from_us: PyObject,
-    now_text: PyObject,
-    expiry_text: PyObject,
-    new_event: PyObject,
     check_attributes: PyObject,
     queue_config_to_dict: PyObject,
     agent_config_to_dict: PyObject,
@@ -50,17 +50,12 @@ struct PyRefs {
 impl PyRefs {
     fn load(py: Python<'_>) -> PyResult<PyRefs> {
         let model = py.import("sparklecomm.acd.model")?;
-        let engine = py.import("sparklecomm.acd.engine")?;
         let persistence = py.import("sparklecomm.acd.persistence")?;
         let errors = py.import("sparklecomm.core.errors")?;
         let dt = py.import("datetime")?;
-        let iso = model.getattr("IsoText")?;
         Ok(PyRefs {
             to_us: model.getattr("to_us")?.into(),
             from_us: model.getattr("from_us")?.into(),
-            now_text: iso.call0()?.into(),
-            expiry_text: iso.call0()?.into(),
-            new_event: engine.getattr("_new_event")?.into(),
             check_attributes: model.getattr("check_attributes")?.into(),
             queue_config_to_dict: persistence.getattr("queue_config_to_dict")?.into(),
             agent_config_to_dict: persistence.getattr("agent_config_to_dict")?.into(),
@@ -71,6 +66,42 @@ impl PyRefs {
             conflict: errors.getattr("Conflict")?.into(),
             permission: errors.getattr("PermissionDenied")?.into(),
         })
+    }
+}
+
+/// Channel names as interned Python strings (event payloads).
+fn channel_py(py: Python<'_>, ch: Channel) -> &PyString {
+    match ch {
+        Channel::Voice => intern!(py, "voice"),
+        Channel::Chat => intern!(py, "chat"),
+        Channel::Email => intern!(py, "email"),
+        Channel::Callback => intern!(py, "callback"),
+        Channel::Task => intern!(py, "task"),
+    }
+}
+
+fn state_py(py: Python<'_>, state: AgentState) -> &PyString {
+    match state {
+        AgentState::LoggedOut => intern!(py, "logged_out"),
+        AgentState::Available => intern!(py, "available"),
+        AgentState::Reserved => intern!(py, "reserved"),
+        AgentState::Busy => intern!(py, "busy"),
+        AgentState::WrapUp => intern!(py, "wrap_up"),
+        AgentState::Break => intern!(py, "break"),
+    }
+}
+
+fn strategy_py(py: Python<'_>, strategy: Strategy) -> &PyString {
+    match strategy {
+        Strategy::RingAll => intern!(py, "ring-all"),
+        Strategy::RoundRobin => intern!(py, "round-robin"),
+        Strategy::Linear => intern!(py, "linear"),
+        Strategy::LongestIdle => intern!(py, "longest-idle"),
+        Strategy::FewestInteractions => intern!(py, "fewest-interactions"),
+        Strategy::LeastTalkTime => intern!(py, "least-talk-time"),
+        Strategy::Random => intern!(py, "random"),
+        Strategy::WeightedRandom => intern!(py, "weighted-random"),
+        Strategy::BestSkill => intern!(py, "best-skill"),
     }
 }
 
@@ -100,14 +131,19 @@ fn repr(py: Python<'_>, s: &str) -> String {
         .unwrap_or_else(|_| format!("'{s}'"))
 }
 
-/// Random draws through the engine's Python `random.Random` (exactly its sequence).
-struct PyDraw<'a> {
+/// Random draws: the engine's `random.Random` run in Rust (bit-exact), or, for another
+/// kind of generator, through its own `randrange`.
+struct Drawer<'a> {
     py: Python<'a>,
+    mt: &'a mut Option<MersenneTwister>,
     rng: &'a PyObject,
 }
 
-impl<'a> Draw for PyDraw<'a> {
+impl<'a> Draw for Drawer<'a> {
     fn randrange(&mut self, n: u64) -> u64 {
+        if let Some(mt) = self.mt.as_mut() {
+            return mt.randrange(n);
+        }
         self.rng
             .call_method1(self.py, intern!(self.py, "randrange"), (n,))
             .and_then(|v| v.extract::<u64>(self.py))
@@ -125,6 +161,12 @@ pub struct CompiledEngine {
     refs: PyRefs,
     clock: PyObject,
     rng: PyObject,
+    /// `rng` run in Rust (None when it is not exactly a `random.Random`); handed back to
+    /// `rng` whenever Python may look at it (the `rng` property, snapshots).
+    mt: Option<MersenneTwister>,
+    /// ISO text of "now" and of offer expiries (each keeps its last second).
+    now_text: IsoText,
+    expiry_text: IsoText,
     priority_points: f64,
     max_consecutive_misses: i64,
     missed_offers_reason: String,
@@ -134,26 +176,28 @@ pub struct CompiledEngine {
     /// Break reason codes agents may use (None: any); the missed-offers reason always.
     break_reasons: Option<std::collections::HashSet<String>>,
     expression_cache_size: usize,
-    expressions: HashMap<String, crate::expr::Expr>,
-    agents: HashMap<Id, Agent>,
+    expressions: FxMap<String, crate::expr::Expr>,
+    agents: FxMap<Id, Agent>,
     agent_order: Vec<Id>,
-    queues: HashMap<Id, Queue>,
+    queues: FxMap<Id, Queue>,
     queue_order: Vec<Id>,
-    interactions: HashMap<Id, Interaction>,
+    interactions: FxMap<Id, Interaction>,
     /// Interactions by creation order (a Python dict's iteration order).
     interaction_order: BTreeMap<u64, Id>,
     next_created: u64,
-    timers: HashMap<u64, Timer>,
+    timers: FxMap<u64, Timer>,
     heap: BinaryHeap<Reverse<(i64, u64)>>,
     next_timer: u64,
     next_seq: i64,
     next_agent_ordinal: i64,
     next_queue_ordinal: i64,
-    events: Vec<PyObject>,
+    events: EventList,
     now: i64,
     now_dt: PyObject,
     now_iso: Option<Py<PyString>>,
     work: VecDeque<Work>,
+    /// The interaction dropped last and its Python id (see `start_wrapup`).
+    dropped: Option<(Id, Py<PyString>)>,
     /// Queues whose last staffed member just left (leave_when_empty), acted on at the end.
     to_empty: Vec<Id>,
     /// Business hours by name: Python `BusinessHours` objects (asked `is_open(now)`).
@@ -170,11 +214,11 @@ impl CompiledEngine {
     fn begin(&mut self, py: Python<'_>) -> PyResult<i64> {
         let moment = self.clock.call_method0(py, intern!(py, "now"))?;
         if !moment.is(&self.now_dt) {
-            self.now = self.refs.to_us.call1(py, (moment.clone_ref(py),))?.extract(py)?;
+            self.now = self.to_us(py, moment.as_ref(py))?;
             self.now_dt = moment;
             self.now_iso = None;
         }
-        self.events.clear();
+        self.events.clear(py);
         self.work.clear();
         self.to_empty.clear();
         Ok(self.now)
@@ -184,7 +228,7 @@ impl CompiledEngine {
     fn query_now(&mut self, py: Python<'_>) -> PyResult<()> {
         let moment = self.clock.call_method0(py, intern!(py, "now"))?;
         if !moment.is(&self.now_dt) {
-            self.now = self.refs.to_us.call1(py, (moment.clone_ref(py),))?.extract(py)?;
+            self.now = self.to_us(py, moment.as_ref(py))?;
             self.now_dt = moment;
             self.now_iso = None;
         }
@@ -199,8 +243,23 @@ impl CompiledEngine {
         if !self.work.is_empty() || !self.to_empty.is_empty() {
             self.dispatch(py)?;
         }
-        let list = PyList::new(py, self.events.drain(..));
-        Ok(list.into())
+        self.events.take_list(py)
+    }
+
+    /// Hands the draws made in Rust back to the Python generator.
+    fn sync_rng(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(mt) = &self.mt {
+            mt.store_into(self.rng.as_ref(py))?;
+        }
+        Ok(())
+    }
+
+    /// Microseconds since EPOCH of an aware datetime (model.py `to_us`).
+    fn to_us(&self, py: Python<'_>, moment: &PyAny) -> PyResult<i64> {
+        match utc_datetime_to_us(moment)? {
+            Some(us) => Ok(us),
+            None => self.refs.to_us.call1(py, (moment,))?.extract(py),
+        }
     }
 
     /// The current instant as ISO text (computed once per instant).
@@ -214,7 +273,7 @@ impl CompiledEngine {
             .is(self.refs.utc.as_ref(py))
             && moment.get_type().is(self.refs.datetime_type.as_ref(py));
         let text: Py<PyString> = if utc {
-            self.refs.now_text.call1(py, (self.now,))?.extract(py)?
+            self.now_text.py_text(py, self.now)?.extract(py)?
         } else {
             moment.call_method0(intern!(py, "isoformat"))?.extract()?
         };
@@ -228,10 +287,19 @@ impl CompiledEngine {
     }
 
     fn emit(&mut self, py: Python<'_>, type_: &PyString, payload: &PyDict) -> PyResult<()> {
-        let event = self
-            .refs
-            .new_event
-            .call1(py, (type_, payload, self.now_dt.clone_ref(py)))?;
+        let event = event_sink(py)?.new_event(py, type_, payload, self.now_dt.as_ref(py))?;
+        self.events.push(event);
+        Ok(())
+    }
+
+    /// `emit` for a payload built with `Payload` (the hot path: the dict moves into the event).
+    fn emit_payload(&mut self, py: Python<'_>, type_: &PyString, payload: Payload) -> PyResult<()> {
+        let event = event_sink(py)?.new_event_with(
+            py,
+            type_,
+            payload.finish(py),
+            self.now_dt.as_ref(py),
+        )?;
         self.events.push(event);
         Ok(())
     }
@@ -360,10 +428,10 @@ impl CompiledEngine {
         let previous = agent.state;
         if state != previous || (state == AgentState::Break && reason != agent.reason) {
             let reason = reason.to_string();
-            let load = PyDict::new(py);
+            let load = Payload::new(py, agent.load.entries.len())?;
             for &(ch, n) in &agent.load.entries {
                 if n != 0 {
-                    load.set_item(ch.name(), n)?;
+                    load.int(py, channel_py(py, ch), n)?;
                 }
             }
             let previous_since: PyObject = match &agent.since_iso {
@@ -372,19 +440,20 @@ impl CompiledEngine {
             };
             let iso = self.iso(py)?;
             let agent = self.agents.get_mut(agent_id).expect("agent");
-            let p = PyDict::new(py);
-            p.set_item(intern!(py, "agent_id"), &*agent.cfg.id)?;
-            p.set_item(intern!(py, "state"), state.name())?;
-            p.set_item(intern!(py, "reason"), &reason)?;
-            p.set_item(intern!(py, "since"), iso.clone_ref(py))?;
-            p.set_item(intern!(py, "previous_state"), previous.name())?;
-            p.set_item(intern!(py, "previous_reason"), &agent.reason)?;
-            p.set_item(intern!(py, "previous_since"), previous_since)?;
-            p.set_item(
+            let p = Payload::new(py, 9)?;
+            p.obj(py, intern!(py, "agent_id"), agent.py_id.as_ref(py))?;
+            p.obj(py, intern!(py, "state"), state_py(py, state))?;
+            p.text(py, intern!(py, "reason"), &reason)?;
+            p.obj(py, intern!(py, "since"), iso.as_ref(py))?;
+            p.obj(py, intern!(py, "previous_state"), state_py(py, previous))?;
+            p.text(py, intern!(py, "previous_reason"), &agent.reason)?;
+            p.obj(py, intern!(py, "previous_since"), previous_since.as_ref(py))?;
+            p.float(
+                py,
                 intern!(py, "previous_seconds"),
                 (now - agent.since) as f64 / USF,
             )?;
-            p.set_item(intern!(py, "load"), load)?;
+            p.obj(py, intern!(py, "load"), load.finish(py).as_ref(py))?;
             if state == AgentState::Available {
                 agent.idle_since = now;
             }
@@ -392,7 +461,7 @@ impl CompiledEngine {
             agent.reason = reason;
             agent.since = now;
             agent.since_iso = Some(iso);
-            self.emit(py, intern!(py, "agent.state_changed"), p)?;
+            self.emit_payload(py, intern!(py, "agent.state_changed"), p)?;
         }
         let agent = &self.agents[agent_id];
         if !agent.index_keys.is_empty()
@@ -619,6 +688,8 @@ impl CompiledEngine {
     fn drop_interaction(&mut self, iid: &Id) {
         self.leave_queues(iid);
         let it = self.interactions.remove(iid).expect("interaction");
+        // Its Python id, for the wrap-up that follows a completion.
+        self.dropped = Some((it.id.clone(), it.py_id));
         for offer in &it.offers {
             self.cancel(offer.timer_id);
         }
@@ -731,18 +802,18 @@ impl CompiledEngine {
         } else {
             self.from_us_iso(py, queued_at)?
         };
-        let p = PyDict::new(py);
-        p.set_item(intern!(py, "interaction_id"), &**iid)?;
-        p.set_item(intern!(py, "queue_id"), &**qid)?;
-        p.set_item(intern!(py, "agent_id"), py.None())?;
-        p.set_item(intern!(py, "channel"), channel.name())?;
-        p.set_item(intern!(py, "reason"), reason)?;
-        p.set_item(intern!(py, "priority"), priority)?;
-        p.set_item(intern!(py, "position"), position)?;
-        p.set_item(intern!(py, "ewt_seconds"), ewt)?;
-        p.set_item(intern!(py, "queued_at"), queued_text)?;
-        p.set_item(intern!(py, "score"), score)?;
-        self.emit(py, intern!(py, "interaction.queued"), p)?;
+        let p = Payload::new(py, 10)?;
+        p.obj(py, intern!(py, "interaction_id"), self.interactions[iid].py_id.as_ref(py))?;
+        p.obj(py, intern!(py, "queue_id"), self.queues[qid].py_id.as_ref(py))?;
+        p.none(py, intern!(py, "agent_id"))?;
+        p.obj(py, intern!(py, "channel"), channel_py(py, channel))?;
+        p.text(py, intern!(py, "reason"), reason)?;
+        p.int(py, intern!(py, "priority"), priority)?;
+        p.int(py, intern!(py, "position"), position)?;
+        p.opt_float(py, intern!(py, "ewt_seconds"), ewt)?;
+        p.obj(py, intern!(py, "queued_at"), queued_text.as_ref(py))?;
+        p.float(py, intern!(py, "score"), score)?;
+        self.emit_payload(py, intern!(py, "interaction.queued"), p)?;
         if !route_now {
             self.work.push_back(Work::Interaction(iid.clone()));
             return Ok(());
@@ -806,7 +877,11 @@ impl CompiledEngine {
             let channel = it.channel;
             // Without a requirement or exclusions every indexed agent qualifies.
             let anyone = it.expression.is_empty() && it.excluded.is_empty();
-            let mut draw = PyDraw { py, rng: &self.rng };
+            let mut draw = Drawer {
+                py,
+                mt: &mut self.mt,
+                rng: &self.rng,
+            };
             let agents = &self.agents;
             'queues: for entry in &it.entries {
                 let queue = &self.queues[&entry.queue_id];
@@ -934,7 +1009,7 @@ impl CompiledEngine {
         let timeout = queue.cfg.offer_timeout_us;
         let strategy = queue.cfg.strategy;
         let deadline = now + timeout;
-        let expires = self.refs.expiry_text.call1(py, (deadline,))?;
+        let expires = self.expiry_text.py_text(py, deadline)?;
         let it = self.interactions.get_mut(iid).expect("interaction");
         it.state = InteractionState::Offered;
         it.offer_attempts += 1;
@@ -957,6 +1032,7 @@ impl CompiledEngine {
             let agent = self.agents.get_mut(aid).expect("agent");
             agent.offer = Some(iid.clone());
             agent.load.add(ch, 1);
+            let agent_py = agent.py_id.clone_ref(py);
             let member = agent.queues.iter().find(|(q, _)| q == qid).map(|(_, m)| *m);
             let queue = self.queues.get_mut(qid).expect("queue");
             if let Some(m) = member {
@@ -964,25 +1040,26 @@ impl CompiledEngine {
                     queue.rr_last = m.order;
                 }
             }
-            let p = PyDict::new(py);
-            p.set_item(intern!(py, "interaction_id"), &**iid)?;
-            p.set_item(intern!(py, "queue_id"), &**qid)?;
-            p.set_item(intern!(py, "agent_id"), &**aid)?;
-            p.set_item(intern!(py, "channel"), ch.name())?;
-            p.set_item(intern!(py, "kind"), it.offer_kind)?;
-            p.set_item(intern!(py, "attempt"), it.offer_attempts)?;
-            p.set_item(intern!(py, "ring_all"), ring_all)?;
-            p.set_item(intern!(py, "strategy"), strategy.name())?;
-            p.set_item(intern!(py, "penalty"), member.map(|m| m.penalty))?;
-            p.set_item(intern!(py, "level"), level)?;
-            p.set_item(intern!(py, "priority"), entry_priority)?;
-            p.set_item(
+            let p = Payload::new(py, 14)?;
+            p.obj(py, intern!(py, "interaction_id"), it.py_id.as_ref(py))?;
+            p.obj(py, intern!(py, "queue_id"), queue.py_id.as_ref(py))?;
+            p.obj(py, intern!(py, "agent_id"), agent_py.as_ref(py))?;
+            p.obj(py, intern!(py, "channel"), channel_py(py, ch))?;
+            p.text(py, intern!(py, "kind"), it.offer_kind)?;
+            p.int(py, intern!(py, "attempt"), it.offer_attempts)?;
+            p.boolean(py, intern!(py, "ring_all"), ring_all)?;
+            p.obj(py, intern!(py, "strategy"), strategy_py(py, strategy))?;
+            p.opt_int(py, intern!(py, "penalty"), member.map(|m| m.penalty))?;
+            p.opt_int(py, intern!(py, "level"), level.map(|l| l as i64))?;
+            p.int(py, intern!(py, "priority"), entry_priority)?;
+            p.float(
+                py,
                 intern!(py, "wait_seconds"),
                 (now - it.queued_at) as f64 / USF,
             )?;
-            p.set_item(intern!(py, "timeout_seconds"), timeout as f64 / USF)?;
-            p.set_item(intern!(py, "expires_at"), expires.clone_ref(py))?;
-            self.emit(py, intern!(py, "interaction.offered"), p)?;
+            p.float(py, intern!(py, "timeout_seconds"), timeout as f64 / USF)?;
+            p.obj(py, intern!(py, "expires_at"), expires.as_ref(py))?;
+            self.emit_payload(py, intern!(py, "interaction.offered"), p)?;
             self.refresh(py, aid, "offered")?;
         }
         Ok(())
@@ -1028,7 +1105,7 @@ impl CompiledEngine {
         p.set_item(intern!(py, "interaction_id"), &*it.id)?;
         p.set_item(intern!(py, "queue_id"), &**queue_id)?;
         p.set_item(intern!(py, "agent_id"), agent_id.map(|a| &**a))?;
-        p.set_item(intern!(py, "channel"), it.channel.name())?;
+        p.set_item(intern!(py, "channel"), channel_py(py, it.channel))?;
         Ok(p)
     }
 
@@ -1160,8 +1237,22 @@ impl CompiledEngine {
         agent.interactions.retain(|(i, _)| i != iid);
         agent.rings.retain(|i| i != iid);
         agent.talk_us += talk;
+        let py_interaction_id = match self.interactions.get(iid) {
+            Some(it) => it.py_id.clone_ref(py),
+            None => match &self.dropped {
+                Some((id, py_id)) if id == iid => py_id.clone_ref(py),
+                _ => PyString::new(py, iid).into(),
+            },
+        };
+        let py_queue_id = match self.queues.get(qid) {
+            Some(q) => q.py_id.clone_ref(py),
+            None => PyString::new(py, qid).into(),
+        };
+        let agent = self.agents.get_mut(aid).expect("agent");
         let mut wrap = Wrapup {
             interaction_id: iid.clone(),
+            py_interaction_id,
+            py_queue_id,
             channel,
             queue_id: qid.clone(),
             started_at: now,
@@ -1213,17 +1304,17 @@ impl CompiledEngine {
         }
         let wrapup = now - wrap.started_at;
         let handle = wrap.talk_us + wrap.hold_us + wrapup;
-        let p = PyDict::new(py);
-        p.set_item(intern!(py, "interaction_id"), &*wrap.interaction_id)?;
-        p.set_item(intern!(py, "queue_id"), &*wrap.queue_id)?;
-        p.set_item(intern!(py, "agent_id"), &**aid)?;
-        p.set_item(intern!(py, "channel"), wrap.channel.name())?;
-        p.set_item(intern!(py, "reason"), reason)?;
-        p.set_item(intern!(py, "wrapup_seconds"), wrapup as f64 / USF)?;
-        p.set_item(intern!(py, "talk_seconds"), wrap.talk_us as f64 / USF)?;
-        p.set_item(intern!(py, "hold_seconds"), wrap.hold_us as f64 / USF)?;
-        p.set_item(intern!(py, "handle_seconds"), handle as f64 / USF)?;
-        self.emit(py, intern!(py, "interaction.wrapup_ended"), p)?;
+        let p = Payload::new(py, 9)?;
+        p.obj(py, intern!(py, "interaction_id"), wrap.py_interaction_id.as_ref(py))?;
+        p.obj(py, intern!(py, "queue_id"), wrap.py_queue_id.as_ref(py))?;
+        p.obj(py, intern!(py, "agent_id"), self.agents[aid].py_id.as_ref(py))?;
+        p.obj(py, intern!(py, "channel"), channel_py(py, wrap.channel))?;
+        p.text(py, intern!(py, "reason"), reason)?;
+        p.float(py, intern!(py, "wrapup_seconds"), wrapup as f64 / USF)?;
+        p.float(py, intern!(py, "talk_seconds"), wrap.talk_us as f64 / USF)?;
+        p.float(py, intern!(py, "hold_seconds"), wrap.hold_us as f64 / USF)?;
+        p.float(py, intern!(py, "handle_seconds"), handle as f64 / USF)?;
+        self.emit_payload(py, intern!(py, "interaction.wrapup_ended"), p)?;
         let window_size = self.handle_time_window;
         if let Some(queue) = self.queues.get_mut(&wrap.queue_id) {
             if !wrap.outbound {
@@ -1464,6 +1555,9 @@ impl CompiledEngine {
         Ok(CompiledEngine {
             refs: PyRefs::load(py)?,
             clock,
+            mt: MersenneTwister::from_random(config.getattr("rng")?)?,
+            now_text: IsoText::default(),
+            expiry_text: IsoText::default(),
             rng: config.getattr("rng")?.into(),
             priority_points: getattr(config, "priority_points")?,
             max_consecutive_misses: getattr(config, "max_consecutive_misses")?,
@@ -1473,25 +1567,26 @@ impl CompiledEngine {
             max_overflow_hops: getattr(config, "max_overflow_hops")?,
             break_reasons,
             expression_cache_size: getattr(config, "expression_cache_size")?,
-            expressions: HashMap::new(),
-            agents: HashMap::new(),
+            expressions: FxMap::default(),
+            agents: FxMap::default(),
             agent_order: Vec::new(),
-            queues: HashMap::new(),
+            queues: FxMap::default(),
             queue_order: Vec::new(),
-            interactions: HashMap::new(),
+            interactions: FxMap::default(),
             interaction_order: BTreeMap::new(),
             next_created: 0,
-            timers: HashMap::new(),
+            timers: FxMap::default(),
             heap: BinaryHeap::new(),
             next_timer: 1,
             next_seq: 1,
             next_agent_ordinal: 0,
             next_queue_ordinal: 0,
-            events: Vec::new(),
+            events: EventList::default(),
             now: 0,
             now_dt: epoch.into(),
             now_iso: None,
             work: VecDeque::new(),
+            dropped: None,
             to_empty: Vec::new(),
             hours: Vec::new(),
         })
@@ -1525,6 +1620,7 @@ impl CompiledEngine {
             );
         }
         let queue = Queue {
+            py_id: cfg.getattr("id")?.downcast::<PyString>()?.into(),
             ready: ReadyIndex::new(qcfg.strategy, qcfg.channels),
             cfg: qcfg,
             ordinal: self.next_queue_ordinal,
@@ -1570,6 +1666,7 @@ impl CompiledEngine {
         let aid = acfg.id.clone();
         let agent = Agent {
             id: aid.clone(),
+            py_id: cfg.getattr("id")?.downcast::<PyString>()?.into(),
             cfg: acfg,
             ordinal: self.next_agent_ordinal,
             state: AgentState::LoggedOut,
@@ -1659,7 +1756,7 @@ impl CompiledEngine {
     ) -> PyResult<PyObject> {
         let now = self.begin(py)?;
         // _check_new_id
-        let iid: Id = match interaction_id.downcast::<PyString>() {
+        let (iid, py_id): (Id, Py<PyString>) = match interaction_id.downcast::<PyString>() {
             Ok(s) => {
                 let text = s.to_str()?;
                 let n = text.chars().count();
@@ -1670,7 +1767,7 @@ impl CompiledEngine {
                         "interaction_id",
                     ));
                 }
-                Rc::from(text)
+                (Rc::from(text), s.into())
             }
             Err(_) => {
                 return Err(self.invalid(
@@ -1768,6 +1865,7 @@ impl CompiledEngine {
         self.next_created += 1;
         let it = Interaction {
             id: iid.clone(),
+            py_id: py_id.clone_ref(py),
             channel: ch,
             priority,
             required_skills: skills_text.clone_ref(py),
@@ -1801,17 +1899,17 @@ impl CompiledEngine {
         };
         self.interactions.insert(iid.clone(), it);
         self.interaction_order.insert(created_seq, iid.clone());
-        let p = PyDict::new(py);
-        p.set_item(intern!(py, "interaction_id"), &*iid)?;
-        p.set_item(intern!(py, "queue_id"), &*qid)?;
-        p.set_item(intern!(py, "agent_id"), py.None())?;
-        p.set_item(intern!(py, "channel"), ch.name())?;
-        p.set_item(intern!(py, "priority"), priority)?;
-        p.set_item(intern!(py, "required_skills"), skills_text)?;
-        p.set_item(intern!(py, "customer_id"), customer)?;
-        p.set_item(intern!(py, "attributes"), attrs)?;
-        p.set_item(intern!(py, "created_at"), self.iso(py)?)?;
-        self.emit(py, intern!(py, "interaction.created"), p)?;
+        let p = Payload::new(py, 9)?;
+        p.obj(py, intern!(py, "interaction_id"), py_id.as_ref(py))?;
+        p.obj(py, intern!(py, "queue_id"), self.queues[&qid].py_id.as_ref(py))?;
+        p.none(py, intern!(py, "agent_id"))?;
+        p.obj(py, intern!(py, "channel"), channel_py(py, ch))?;
+        p.int(py, intern!(py, "priority"), priority)?;
+        p.obj(py, intern!(py, "required_skills"), skills_text.as_ref(py))?;
+        p.obj(py, intern!(py, "customer_id"), customer.as_ref(py))?;
+        p.obj(py, intern!(py, "attributes"), attrs.as_ref(py))?;
+        p.obj(py, intern!(py, "created_at"), self.iso(py)?.as_ref(py))?;
+        self.emit_payload(py, intern!(py, "interaction.created"), p)?;
         self.enqueue(py, &iid, &qid, "new", false, true)?;
         self.finish(py)
     }
@@ -1884,20 +1982,28 @@ impl CompiledEngine {
             .queues
             .get(&offer.queue_id)
             .map_or(0.0, |q| q.cfg.service_level_seconds);
+        let offer_queue_py: PyObject = match self.queues.get(&offer.queue_id) {
+            Some(q) => q.py_id.clone_ref(py).into(),
+            None => PyString::new(py, &offer.queue_id).into(),
+        };
         let queue_wait_seconds = queue_wait as f64 / USF;
-        let p = PyDict::new(py);
-        p.set_item(intern!(py, "interaction_id"), &*iid)?;
-        p.set_item(intern!(py, "queue_id"), &*offer.queue_id)?;
-        p.set_item(intern!(py, "agent_id"), &*aid)?;
-        p.set_item(intern!(py, "channel"), ch.name())?;
-        p.set_item(intern!(py, "kind"), kind)?;
-        p.set_item(intern!(py, "wait_seconds"), (now - queued_at) as f64 / USF)?;
-        p.set_item(intern!(py, "queue_wait_seconds"), queue_wait_seconds)?;
-        p.set_item(intern!(py, "ring_seconds"), (now - offer.offered_at) as f64 / USF)?;
-        p.set_item(intern!(py, "service_level_seconds"), sl)?;
-        p.set_item(intern!(py, "within_service_level"), queue_wait_seconds <= sl)?;
-        p.set_item(intern!(py, "attempt"), attempts)?;
-        self.emit(py, intern!(py, "interaction.accepted"), p)?;
+        let p = Payload::new(py, 11)?;
+        p.obj(py, intern!(py, "interaction_id"), self.interactions[&iid].py_id.as_ref(py))?;
+        p.obj(py, intern!(py, "queue_id"), offer_queue_py.as_ref(py))?;
+        p.obj(py, intern!(py, "agent_id"), self.agents[&aid].py_id.as_ref(py))?;
+        p.obj(py, intern!(py, "channel"), channel_py(py, ch))?;
+        p.text(py, intern!(py, "kind"), kind)?;
+        p.float(py, intern!(py, "wait_seconds"), (now - queued_at) as f64 / USF)?;
+        p.float(py, intern!(py, "queue_wait_seconds"), queue_wait_seconds)?;
+        p.float(
+            py,
+            intern!(py, "ring_seconds"),
+            (now - offer.offered_at) as f64 / USF,
+        )?;
+        p.float(py, intern!(py, "service_level_seconds"), sl)?;
+        p.boolean(py, intern!(py, "within_service_level"), queue_wait_seconds <= sl)?;
+        p.int(py, intern!(py, "attempt"), attempts)?;
+        self.emit_payload(py, intern!(py, "interaction.accepted"), p)?;
         self.refresh(py, &aid, "accepted")?;
         self.finish(py)
     }
@@ -1963,17 +2069,22 @@ impl CompiledEngine {
             Some(q) => q.cfg.wrapup_seconds,
             None => Some(0.0),
         };
-        let p = PyDict::new(py);
-        p.set_item(intern!(py, "interaction_id"), &*iid)?;
-        p.set_item(intern!(py, "queue_id"), &*qid)?;
-        p.set_item(intern!(py, "agent_id"), &*aid)?;
-        p.set_item(intern!(py, "channel"), ch.name())?;
-        p.set_item(intern!(py, "disposition"), disposition)?;
-        p.set_item(intern!(py, "talk_seconds"), talk as f64 / USF)?;
-        p.set_item(intern!(py, "hold_seconds"), hold as f64 / USF)?;
-        p.set_item(intern!(py, "wrapup_planned_seconds"), planned)?;
-        p.set_item(intern!(py, "original_channel"), original_channel)?;
-        self.emit(py, intern!(py, "interaction.completed"), p)?;
+        let it = &self.interactions[&iid];
+        let queue_py: PyObject = match self.queues.get(&qid) {
+            Some(q) => q.py_id.clone_ref(py).into(),
+            None => PyString::new(py, &qid).into(),
+        };
+        let p = Payload::new(py, 9)?;
+        p.obj(py, intern!(py, "interaction_id"), it.py_id.as_ref(py))?;
+        p.obj(py, intern!(py, "queue_id"), queue_py.as_ref(py))?;
+        p.obj(py, intern!(py, "agent_id"), self.agents[&aid].py_id.as_ref(py))?;
+        p.obj(py, intern!(py, "channel"), channel_py(py, ch))?;
+        p.obj(py, intern!(py, "disposition"), disposition.as_ref(py))?;
+        p.float(py, intern!(py, "talk_seconds"), talk as f64 / USF)?;
+        p.float(py, intern!(py, "hold_seconds"), hold as f64 / USF)?;
+        p.opt_float(py, intern!(py, "wrapup_planned_seconds"), planned)?;
+        p.opt_text(py, intern!(py, "original_channel"), original_channel)?;
+        self.emit_payload(py, intern!(py, "interaction.completed"), p)?;
         self.drop_interaction(&iid);
         self.start_wrapup(py, &aid, &iid, ch, &qid, talk, hold, "completed", outbound)?;
         self.finish(py)
@@ -2020,8 +2131,9 @@ impl CompiledEngine {
 
     /// The engine's random generator (the `EngineConfig`'s `random.Random`).
     #[getter]
-    fn rng(&self, py: Python<'_>) -> PyObject {
-        self.rng.clone_ref(py)
+    fn rng(&self, py: Python<'_>) -> PyResult<PyObject> {
+        self.sync_rng(py)?;
+        Ok(self.rng.clone_ref(py))
     }
 
     fn interaction_ids(&self) -> Vec<String> {

@@ -83,6 +83,40 @@ fn civil_from_days(days: i64) -> (i64, u8, u8) {
     (year, month, day)
 }
 
+/// Days from 1970-01-01 of a civil date (proleptic Gregorian; inverse of civil_from_days).
+pub fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `to_us(moment)` for a `datetime` whose tzinfo is `datetime.UTC` (None otherwise: the
+/// caller asks Python, which also handles other time zones and naive datetimes).
+pub fn utc_datetime_to_us(moment: &PyAny) -> PyResult<Option<i64>> {
+    use pyo3::types::{PyDateAccess, PyDateTime, PyTimeAccess};
+    let py = moment.py();
+    // timezone_utc also makes sure the datetime C API is loaded.
+    let utc = pyo3::types::timezone_utc(py);
+    // SAFETY: a live object; the datetime C API is loaded (above).
+    if unsafe { pyo3::ffi::PyDateTime_CheckExact(moment.as_ptr()) } == 0 {
+        return Ok(None);
+    }
+    let dt: &PyDateTime = moment.downcast()?;
+    if !moment.getattr(pyo3::intern!(py, "tzinfo"))?.is(utc) {
+        return Ok(None);
+    }
+    let days = days_from_civil(i64::from(dt.get_year()), dt.get_month(), dt.get_day());
+    let seconds = (days - EPOCH_DAYS) * SECONDS_PER_DAY
+        + i64::from(dt.get_hour()) * 3600
+        + i64::from(dt.get_minute()) * 60
+        + i64::from(dt.get_second());
+    Ok(Some(seconds * US_PER_SECOND + i64::from(dt.get_microsecond())))
+}
+
 /// The UTC date and time of `us` (microseconds since EPOCH), as `from_us(us)` has it.
 pub fn civil_from_us(us: i64) -> Result<Civil, DateOutOfRange> {
     if !(MIN_US..=MAX_US).contains(&us) {

@@ -12,6 +12,7 @@ pub mod expr;
 pub mod glue;
 pub mod model;
 pub mod mt;
+pub mod pyfast;
 pub mod ready;
 pub mod sorted;
 pub mod types;

@@ -148,6 +148,8 @@ pub struct Membership {
 }
 
 pub struct Queue {
+    /// The queue id as a Python str (event payloads).
+    pub py_id: Py<pyo3::types::PyString>,
     pub cfg: QueueCfg,
     pub ordinal: i64,
     pub ready: crate::ready::ReadyIndex,
@@ -221,6 +223,9 @@ impl AgentState {
 
 pub struct Wrapup {
     pub interaction_id: Id,
+    /// The interaction and queue ids as Python strs (the wrap-up's event).
+    pub py_interaction_id: Py<pyo3::types::PyString>,
+    pub py_queue_id: Py<pyo3::types::PyString>,
     pub channel: Channel,
     pub queue_id: Id,
     pub started_at: i64,
@@ -236,6 +241,8 @@ pub type IndexEntry = (i64, crate::ready::Key, ChannelSet);
 
 pub struct Agent {
     pub id: Id,
+    /// The agent id as a Python str (event payloads).
+    pub py_id: Py<pyo3::types::PyString>,
     pub cfg: AgentCfg,
     pub ordinal: i64,
     pub state: AgentState,
@@ -329,6 +336,8 @@ pub struct Offer {
 
 pub struct Interaction {
     pub id: Id,
+    /// The interaction id as a Python str (event payloads).
+    pub py_id: Py<pyo3::types::PyString>,
     pub channel: Channel,
     pub priority: i64,
     pub required_skills: Py<pyo3::types::PyString>,

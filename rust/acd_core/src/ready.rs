@@ -142,7 +142,7 @@ pub trait Draw {
 /// FxHash (rustc's hasher): agent ids are short, and SipHash would cost more than the rest of
 /// an update. Not DoS-resistant, which is fine for ids the platform itself validates.
 #[derive(Default, Clone, Copy)]
-struct FxHasher {
+pub struct FxHasher {
     hash: u64,
 }
 
@@ -185,7 +185,7 @@ impl Hasher for FxHasher {
     }
 }
 
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 // -- tiers: sorted lists of entries --------------------------------------------------------------
 
