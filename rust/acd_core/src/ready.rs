@@ -30,7 +30,8 @@
 //!
 //! Preconditions the engine always meets (the Python code misbehaves or raises otherwise, and
 //! this port does not reproduce how): an agent is added only when not in the index already,
-//! its channels are non-empty and among the queue's, and `first` / `candidates` are called for
+//! its channels are non-empty and among the queue's, weighted-random keys start with a
+//! positive weight (members' weights are 1–100), and `first` / `candidates` are called for
 //! a tier given by `tiers` or `lowest` for the same channel (a tier with agents on it).
 
 use std::collections::HashMap;
@@ -261,9 +262,12 @@ struct Tier {
     len: usize,
     /// Agents of the tier missing each queue channel.
     missing: [u32; N_CHANNELS],
-    /// Weighted-random: weight -> agents, and per channel weight -> agents missing it.
-    weights: Vec<(i64, u32)>,
-    missing_weights: [Vec<(i64, u32)>; N_CHANNELS],
+    /// Weighted-random, per channel: weight -> agents available on the channel (sorted by
+    /// weight, no zero counts), and the sum of their weights. strategies.py keeps the tier's
+    /// weights and subtracts those of the agents missing the channel at each draw: the same
+    /// counts.
+    on_weights: [Vec<(i64, u32)>; N_CHANNELS],
+    on_total: [u64; N_CHANNELS],
 }
 
 /// A position in a tier: sublist and offset in it.
@@ -281,8 +285,8 @@ impl Tier {
             maxes: Vec::new(),
             len: 0,
             missing: [0; N_CHANNELS],
-            weights: Vec::new(),
-            missing_weights: Default::default(),
+            on_weights: Default::default(),
+            on_total: [0; N_CHANNELS],
         }
     }
 
@@ -586,19 +590,22 @@ impl ReadyIndex {
         missing_of(self.channels, chans)
     }
 
-    /// Count `key`'s agent as missing the channels of `miss` (`delta` +1 / -1).
-    fn count_missing(&mut self, tier: usize, key: &Key, miss: ChannelSet, delta: i32) {
-        if miss.is_empty() {
-            return;
-        }
-        let weighted = self.weighted;
+    /// Count an agent as missing the channels of `miss` (`delta` +1 / -1).
+    fn count_missing(&mut self, tier: usize, miss: ChannelSet, delta: i32) {
         let tier = &mut self.tiers[tier];
         for ch in miss.iter() {
             let n = &mut tier.missing[ch as usize];
             *n = (*n as i64 + delta as i64) as u32;
-            if weighted {
-                bump(&mut tier.missing_weights[ch as usize], key.ints[0], delta);
-            }
+        }
+    }
+
+    /// Weighted-random: count an agent of `weight` as available on `chans` (`delta` +1 / -1).
+    fn count_weight(&mut self, tier: usize, weight: i64, chans: ChannelSet, delta: i32) {
+        let tier = &mut self.tiers[tier];
+        for ch in chans.iter() {
+            let c = ch as usize;
+            bump(&mut tier.on_weights[c], weight, delta);
+            tier.on_total[c] = (tier.on_total[c] as i64 + delta as i64 * weight) as u64;
         }
     }
 
@@ -628,11 +635,11 @@ impl ReadyIndex {
                 miss,
                 queue,
             );
-            if self.weighted {
-                bump(&mut tier.weights, key.ints[0], 1);
-            }
         }
-        self.count_missing(t, &key, miss, 1);
+        self.count_missing(t, miss, 1);
+        if self.weighted {
+            self.count_weight(t, key.ints[0], channels, 1);
+        }
         self.places.insert(
             agent_id,
             Place {
@@ -657,11 +664,11 @@ impl ReadyIndex {
         {
             let tier = &mut self.tiers[t];
             tier.delete(&place.key, miss);
-            if self.weighted {
-                bump(&mut tier.weights, place.key.ints[0], -1);
-            }
         }
-        self.count_missing(t, &place.key, miss, -1);
+        self.count_missing(t, miss, -1);
+        if self.weighted {
+            self.count_weight(t, place.key.ints[0], place.chans, -1);
+        }
         true
     }
 
@@ -699,8 +706,13 @@ impl ReadyIndex {
             sub.count(old_miss, -1);
             sub.count(new_miss, 1);
         }
-        self.count_missing(t, &key, old_miss, -1);
-        self.count_missing(t, &key, new_miss, 1);
+        self.count_missing(t, old_miss, -1);
+        self.count_missing(t, new_miss, 1);
+        if self.weighted {
+            let w = key.ints[0];
+            self.count_weight(t, w, ChannelSet(old.0 & !channels.0), -1);
+            self.count_weight(t, w, ChannelSet(channels.0 & !old.0), 1);
+        }
         true
     }
 
@@ -748,23 +760,11 @@ impl ReadyIndex {
         if self.strategy == Strategy::Random {
             return draw.randrange(tier.on(channel) as u64) as usize;
         }
-        let missing = &tier.missing_weights[channel as usize];
-        let count = |w: i64, n: u32| -> u64 {
-            let gone = match missing.binary_search_by(|&(v, _)| v.cmp(&w)) {
-                Ok(i) => missing[i].1,
-                Err(_) => 0,
-            };
-            (n - gone) as u64
-        };
-        let total: u64 = tier
-            .weights
-            .iter()
-            .map(|&(w, n)| w as u64 * count(w, n))
-            .sum();
-        let mut left = draw.randrange(total);
+        let c = channel as usize;
+        let mut left = draw.randrange(tier.on_total[c]);
         let mut position = 0u64;
-        for &(w, n) in &tier.weights {
-            let n = count(w, n);
+        for &(w, n) in &tier.on_weights[c] {
+            let n = n as u64;
             let span = w as u64 * n;
             if left < span {
                 return (position + left / w as u64) as usize;
@@ -1074,5 +1074,136 @@ impl ReadyIndexForTests {
             .map(|id| id.to_string())
             .collect();
         draw.done(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// xorshift64*: a cheap draw source for the unit tests and the timing.
+    struct XorShift(u64);
+
+    impl Draw for XorShift {
+        fn randrange(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+        }
+    }
+
+    const VOICE_CHAT: ChannelSet = ChannelSet(1 | 2);
+    const VOICE: ChannelSet = ChannelSet(1);
+
+    fn ids(n: usize) -> Vec<Rc<str>> {
+        (0..n).map(|i| Rc::from(format!("agent-{i:05}"))).collect()
+    }
+
+    fn key(strategy: Strategy, i: usize, id: &Rc<str>) -> Key {
+        let facts = KeyFacts {
+            load: (i % 3) as i64,
+            idle_since: 1_700_000_000_000_000 + (i as i64 * 7919) % 10_007,
+            order: i as i64,
+            weight: 1 + (i % 100) as i64,
+            ..KeyFacts::default()
+        };
+        Key::for_strategy(strategy, &facts, id.clone())
+    }
+
+    fn filled(strategy: Strategy, ids: &[Rc<str>], every_nth_voice_only: usize) -> ReadyIndex {
+        let mut index = ReadyIndex::new(strategy, VOICE_CHAT);
+        for (i, id) in ids.iter().enumerate() {
+            let chans = if every_nth_voice_only > 0 && i % every_nth_voice_only == 0 {
+                VOICE
+            } else {
+                VOICE_CHAT
+            };
+            index.add(id.clone(), 0, key(strategy, i, id), chans);
+        }
+        index
+    }
+
+    #[test]
+    fn orders_and_counts() {
+        let ids = ids(1000);
+        let mut index = filled(Strategy::Linear, &ids, 3);
+        assert_eq!(index.len(), 1000);
+        assert_eq!(index.count(Channel::Voice), 1000);
+        assert_eq!(index.count(Channel::Chat), 666);
+        assert_eq!(index.count(Channel::Email), 0);
+        assert!(!index.serves(Channel::Email));
+        let keys: Vec<&Key> = index.tier_keys(0).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        let mut draw = XorShift(1);
+        let chat: Vec<&Rc<str>> = index.candidates(0, &mut draw, -1, Channel::Chat).collect();
+        assert_eq!(chat.len(), 666);
+        assert_eq!(
+            &*index.first(0, &mut draw, -1, Channel::Chat),
+            "agent-00001"
+        );
+        assert!(index.remove("agent-00001"));
+        assert!(!index.remove("agent-00001"));
+        assert!(index.set_channels("agent-00003", VOICE_CHAT));
+        assert_eq!(
+            &*index.first(0, &mut draw, -1, Channel::Chat),
+            "agent-00002"
+        );
+        assert_eq!(index.count(Channel::Chat), 666);
+        for id in &ids {
+            index.remove(id);
+        }
+        assert!(index.is_empty());
+        assert_eq!(index.lowest(Channel::Voice), None);
+    }
+
+    fn ns_per(iterations: u32, start: Instant) -> f64 {
+        start.elapsed().as_nanos() as f64 / iterations as f64
+    }
+
+    /// Timings: `cargo test --release -- --ignored --nocapture timings`.
+    #[test]
+    #[ignore]
+    fn timings() {
+        let strategies = [
+            Strategy::Linear,
+            Strategy::RoundRobin,
+            Strategy::LongestIdle,
+            Strategy::Random,
+            Strategy::WeightedRandom,
+        ];
+        for &n in &[10usize, 3000] {
+            let ids = ids(n);
+            for &strategy in &strategies {
+                for &(label, nth) in &[("all on the channel", 0usize), ("1 in 4 not", 4)] {
+                    let mut index = filled(strategy, &ids, nth);
+                    let mut draw = XorShift(42);
+                    let rounds = 2_000_000u32;
+                    // add+remove pair: an agent leaves and comes back with a new key (an offer).
+                    let start = Instant::now();
+                    for r in 0..rounds {
+                        let i = (r as usize * 7) % n;
+                        let id = &ids[i];
+                        let chans = index.get(id).map(|e| e.2).unwrap_or(VOICE_CHAT);
+                        index.remove(id);
+                        index.add(id.clone(), 0, key(strategy, i + r as usize % 5, id), chans);
+                    }
+                    let pair = ns_per(rounds, start);
+                    let start = Instant::now();
+                    let mut picked = 0usize;
+                    for r in 0..rounds {
+                        let rr_last = (r as i64 * 13) % (n as i64 + 1) - 1;
+                        picked += index.first(0, &mut draw, rr_last, Channel::Chat).len();
+                    }
+                    let first = ns_per(rounds, start);
+                    assert!(picked > 0);
+                    println!(
+                        "{n:>5} agents  {:<16} {label:<19} add+remove {pair:>6.1} ns  first {first:>6.1} ns",
+                        strategy.name()
+                    );
+                }
+            }
+        }
     }
 }
