@@ -1222,7 +1222,7 @@ mod tests {
                         .map(|i| index.get(&ids[i]).expect("added").2)
                         .collect();
                     // add+remove pair: an agent leaves and comes back with a new key (an offer).
-                    let pair = best_ns(40, 50_000, |r| {
+                    let pair = best_ns(200, 5_000, |r| {
                         let i = (r as usize * 7) % n;
                         let id = &ids[i];
                         index.remove(id);
@@ -1234,7 +1234,7 @@ mod tests {
                         );
                     });
                     let mut picked = 0usize;
-                    let first = best_ns(40, 50_000, |r| {
+                    let first = best_ns(200, 5_000, |r| {
                         let rr_last = (r as i64 * 13) % (n as i64 + 1) - 1;
                         picked += index.first(0, &mut draw, rr_last, Channel::Chat).len();
                     });
