@@ -639,30 +639,7 @@ impl ReadyIndex {
             !self.places.contains_key(&agent_id),
             "agent in the index already"
         );
-        let t = match self.tier_index(penalty) {
-            Ok(t) => t,
-            Err(t) => {
-                self.tiers.insert(t, Tier::new(penalty));
-                t
-            }
-        };
-        let miss = self.miss(channels);
-        let queue = self.channels;
-        {
-            let tier = &mut self.tiers[t];
-            tier.insert(
-                Entry {
-                    key: key.clone(),
-                    chans: channels,
-                },
-                miss,
-                queue,
-            );
-        }
-        self.count_missing(t, miss, 1);
-        if self.weighted {
-            self.count_weight(t, key.ints[0], channels, 1);
-        }
+        self.attach(penalty, key.clone(), channels);
         self.places.insert(
             agent_id,
             Place {
@@ -675,24 +652,74 @@ impl ReadyIndex {
 
     /// Remove the agent; false (and nothing changes) when it is not in the index.
     pub fn remove(&mut self, agent_id: &str) -> bool {
-        let place = match self.places.remove(agent_id) {
-            Some(place) => place,
-            None => return false,
+        match self.places.remove(agent_id) {
+            Some(place) => {
+                self.detach(&place);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// [`remove`](Self::remove) (when the agent is in the index) then [`add`](Self::add),
+    /// with one look-up of the agent instead of two: the agent's key, tier or channels change.
+    pub fn replace(&mut self, agent_id: &Rc<str>, penalty: i64, key: Key, channels: ChannelSet) {
+        debug_assert!(**agent_id == *key.id, "the key ends with the agent id");
+        let new = Place {
+            penalty,
+            key: key.clone(),
+            chans: channels,
         };
+        let old = match self.places.get_mut(&**agent_id) {
+            Some(place) => std::mem::replace(place, new),
+            None => {
+                self.places.insert(agent_id.clone(), new);
+                self.attach(penalty, key, channels);
+                return;
+            }
+        };
+        self.detach(&old);
+        self.attach(penalty, key, channels);
+    }
+
+    /// Put an agent's entry in its tier (the tier counts included).
+    fn attach(&mut self, penalty: i64, key: Key, channels: ChannelSet) {
+        let t = match self.tier_index(penalty) {
+            Ok(t) => t,
+            Err(t) => {
+                self.tiers.insert(t, Tier::new(penalty));
+                t
+            }
+        };
+        let miss = self.miss(channels);
+        let queue = self.channels;
+        let weight = key.ints[0];
+        self.tiers[t].insert(
+            Entry {
+                key,
+                chans: channels,
+            },
+            miss,
+            queue,
+        );
+        self.count_missing(t, miss, 1);
+        if self.weighted {
+            self.count_weight(t, weight, channels, 1);
+        }
+    }
+
+    /// Take an agent's entry out of its tier (the tier counts included).
+    fn detach(&mut self, place: &Place) {
         let t = match self.tier_index(place.penalty) {
             Ok(t) => t,
             Err(_) => panic!("ready index out of step: no tier {}", place.penalty),
         };
         let miss = self.miss(place.chans);
-        {
-            let tier = &mut self.tiers[t];
-            tier.delete(&place.key, miss);
-        }
+        self.tiers[t].delete(&place.key, miss);
         self.count_missing(t, miss, -1);
         if self.weighted {
             self.count_weight(t, place.key.ints[0], place.chans, -1);
         }
-        true
     }
 
     /// The agent stays (same key) but is now available on `channels`; false (and nothing
@@ -899,6 +926,25 @@ fn parse_channels(names: Vec<String>) -> PyResult<ChannelSet> {
     Ok(set)
 }
 
+/// The integers of a key tuple (1 to 4 ints then `agent_id`).
+fn key_ints(key: &PyTuple, agent_id: &str) -> PyResult<Vec<i64>> {
+    let n = key.len();
+    if !(2..=5).contains(&n) {
+        return Err(PyTypeError::new_err(
+            "a key is 1 to 4 ints then the agent id",
+        ));
+    }
+    let mut ints = Vec::with_capacity(n - 1);
+    for i in 0..n - 1 {
+        ints.push(key.get_item(i)?.extract::<i64>()?);
+    }
+    let id: &str = key.get_item(n - 1)?.extract()?;
+    if id != agent_id {
+        return Err(PyValueError::new_err("the key must end with the agent id"));
+    }
+    Ok(ints)
+}
+
 /// A Python `random.Random` as the draw source; the first error is kept for the caller.
 struct PyDraw<'py> {
     rng: &'py PyAny,
@@ -992,20 +1038,7 @@ impl ReadyIndexForTests {
         key: &PyTuple,
         channels: Vec<String>,
     ) -> PyResult<()> {
-        let n = key.len();
-        if !(2..=5).contains(&n) {
-            return Err(PyTypeError::new_err(
-                "a key is 1 to 4 ints then the agent id",
-            ));
-        }
-        let mut ints = Vec::with_capacity(n - 1);
-        for i in 0..n - 1 {
-            ints.push(key.get_item(i)?.extract::<i64>()?);
-        }
-        let id: &str = key.get_item(n - 1)?.extract()?;
-        if id != agent_id {
-            return Err(PyValueError::new_err("the key must end with the agent id"));
-        }
+        let ints = key_ints(key, agent_id)?;
         if self.index.contains(agent_id) {
             return Err(PyValueError::new_err(format!(
                 "{agent_id:?} is in the index already"
@@ -1015,6 +1048,22 @@ impl ReadyIndexForTests {
         let id: Rc<str> = Rc::from(agent_id);
         self.index
             .add(id.clone(), penalty, Key::new(&ints, id), chans);
+        Ok(())
+    }
+
+    /// `remove` (when present) then `add`, in one call.
+    fn replace(
+        &mut self,
+        agent_id: &str,
+        penalty: i64,
+        key: &PyTuple,
+        channels: Vec<String>,
+    ) -> PyResult<()> {
+        let ints = key_ints(key, agent_id)?;
+        let chans = parse_channels(channels)?;
+        let id: Rc<str> = Rc::from(agent_id);
+        self.index
+            .replace(&id, penalty, Key::new(&ints, id.clone()), chans);
         Ok(())
     }
 
@@ -1175,6 +1224,14 @@ mod tests {
         assert!(index.remove("agent-00001"));
         assert!(!index.remove("agent-00001"));
         assert!(index.set_channels("agent-00003", VOICE_CHAT));
+        let id: Rc<str> = Rc::from("agent-00003");
+        index.replace(&id, 1, key(Strategy::Linear, 3, &id), VOICE);
+        assert_eq!(index.get("agent-00003").map(|e| e.0), Some(1));
+        index.replace(&id, 0, key(Strategy::Linear, 3, &id), VOICE_CHAT);
+        assert_eq!(
+            index.tiers(None, Channel::Voice).collect::<Vec<_>>(),
+            vec![0]
+        );
         assert_eq!(
             &*index.first(0, &mut draw, -1, Channel::Chat),
             "agent-00002"
@@ -1201,7 +1258,8 @@ mod tests {
         best
     }
 
-    /// Timings: `cargo test --release -- --ignored --nocapture timings`.
+    /// Timings: `RUSTFLAGS="-C link-arg=-lpython3.11" cargo test --release -- --ignored
+    /// --nocapture ready::tests::timings` (the test binary needs libpython linked in).
     #[test]
     #[ignore]
     fn timings() {
@@ -1233,6 +1291,11 @@ mod tests {
                             chans[i],
                         );
                     });
+                    let replace = best_ns(200, 5_000, |r| {
+                        let i = (r as usize * 7) % n;
+                        let id = &ids[i];
+                        index.replace(id, 0, key(strategy, i + r as usize % 5, id), chans[i]);
+                    });
                     let mut picked = 0usize;
                     let first = best_ns(200, 5_000, |r| {
                         let rr_last = (r as i64 * 13) % (n as i64 + 1) - 1;
@@ -1240,7 +1303,7 @@ mod tests {
                     });
                     assert!(picked > 0);
                     println!(
-                        "{n:>5} agents  {:<16} {label:<19} add+remove {pair:>6.1} ns  first {first:>6.1} ns",
+                        "{n:>5} agents  {:<16} {label:<19} add+remove {pair:>6.1} ns  replace {replace:>6.1} ns  first {first:>6.1} ns",
                         strategy.name()
                     );
                 }

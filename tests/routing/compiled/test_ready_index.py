@@ -1,10 +1,10 @@
 """The compiled ready index (rust/acd_core/src/ready.rs) against strategies.py ``ReadyIndex``.
 
 Differential: hypothesis generates a queue (strategy, channels) and a sequence of updates
-(add, remove, set_channels, bulk adds and removals that grow tiers past a sublist split) and
-checks; both indexes get the same updates, and every check asks both the same question with
-two ``random.Random`` of the same seed: the answers (candidates as full lists and cut short)
-and the random draws (the generators' states) must be identical.
+(add, replace, remove, set_channels, bulk adds and removals that grow tiers past a sublist
+split) and checks; both indexes get the same updates, and every check asks both the same
+question with two ``random.Random`` of the same seed: the answers (candidates as full lists
+and cut short) and the random draws (the generators' states) must be identical.
 """
 
 from __future__ import annotations
@@ -89,6 +89,17 @@ class Pair:
         self.present[aid] = key
         self.known.add(aid)
 
+    def replace(self, aid: str, penalty: int, ints: list[int], mask: int) -> None:
+        """The compiled ``replace``: the reference's ``remove`` (when present) then ``add``."""
+        key = (*ints, aid)
+        chans = self.chans(mask)
+        if aid in self.present:
+            self.py.remove(aid)
+        self.py.add(aid, penalty, key, chans)
+        self.rs.replace(aid, penalty, key, tuple(str(c) for c in chans))
+        self.present[aid] = key
+        self.known.add(aid)
+
     def remove(self, aid: str) -> None:
         py_error = rs_error = None
         try:
@@ -159,6 +170,13 @@ ADD = st.tuples(
     st.integers(0, 31),  # channel mask
     st.booleans(),  # big integers
 )
+REPLACE = st.tuples(
+    st.just("replace"),
+    st.integers(0, 60),  # agent number
+    st.integers(0, 3),  # penalty
+    st.integers(0, 2**31),  # key seed
+    st.integers(0, 31),  # channel mask
+)
 REMOVE = st.tuples(st.just("remove"), st.integers(0, 70))
 SET = st.tuples(st.just("set"), st.integers(0, 70), st.integers(0, 31))
 BULK = st.tuples(
@@ -178,7 +196,7 @@ CHECK = st.tuples(
     st.none() | st.integers(0, 3),  # max penalty
     st.integers(0, 2**31),  # rng seed
 )
-OPS = st.lists(st.one_of(ADD, ADD, REMOVE, SET, CHECK, CHECK, BULK, THIN), max_size=30)
+OPS = st.lists(st.one_of(ADD, ADD, REPLACE, REMOVE, SET, CHECK, CHECK, BULK, THIN), max_size=30)
 QUEUE_CHANNELS = st.lists(st.sampled_from(CHANNELS), min_size=1, max_size=6)
 
 
@@ -190,6 +208,9 @@ def run(strategy: Strategy, channels: list[Channel], ops: list[tuple[Any, ...]])
         if kind == "add":
             _, n, penalty, seed, mask, big = op
             pair.add(agent_id(n), penalty, make_ints(strategy, random.Random(seed), big), mask)
+        elif kind == "replace":
+            _, n, penalty, seed, mask = op
+            pair.replace(agent_id(n), penalty, make_ints(strategy, random.Random(seed)), mask)
         elif kind == "remove":
             pair.remove(agent_id(op[1]))
         elif kind == "set":
@@ -214,6 +235,8 @@ def run(strategy: Strategy, channels: list[Channel], ops: list[tuple[Any, ...]])
                     pair.remove(aid)
                 elif rng.random() < 0.2:
                     pair.set_channels(aid, rng.randrange(32))
+                elif rng.random() < 0.1:
+                    pair.replace(aid, rng.randrange(3), make_ints(strategy, rng), rng.randrange(32))
         else:
             _, channel, rr_last, max_penalty, seed = op
             pair.check(channel, rr_last, max_penalty, seed)
