@@ -24,8 +24,9 @@ use crate::mt::MersenneTwister;
 use crate::pyfast::{EventList, Payload};
 
 mod agents;
+mod config;
 mod rules;
-use crate::ready::{Draw, FxMap, Key, ReadyIndex};
+use crate::ready::{Draw, FxMap, Key};
 use crate::sorted::SortedVec;
 use crate::types::{Channel, ChannelSet, Strategy, ALL_CHANNELS};
 
@@ -1390,7 +1391,7 @@ impl CompiledEngine {
             let aid: String = getattr(m, "agent_id")?;
             members.push((Rc::from(aid.as_str()), getattr(m, "penalty")?, getattr(m, "weight")?));
         }
-        let qcfg = QueueCfg {
+        Ok(QueueCfg {
             py: cfg.into(),
             id: Rc::from(id.as_str()),
             strategy,
@@ -1433,13 +1434,7 @@ impl CompiledEngine {
             member_expression_penalty: getattr(cfg, "member_expression_penalty")?,
             member_expression_weight: getattr(cfg, "member_expression_weight")?,
             members,
-        };
-        let unsupported = if qcfg.member_expression.is_some() {
-            Some("member expressions")
-        } else {
-            None
-        };
-        Ok(QueueCfg { unsupported, ..qcfg })
+        })
     }
 
     fn agent_cfg(&self, cfg: &PyAny) -> PyResult<AgentCfg> {
@@ -1495,8 +1490,12 @@ impl CompiledEngine {
             return;
         }
         if old.is_some() {
-            // Removing a membership is not reachable in this port (no leave_queue yet).
-            unreachable!("membership removal is not ported");
+            self.drop_index_entries(aid, qid);
+            if self.agents[aid].staffed() {
+                self.staff_queue(aid, qid, -1);
+            }
+            self.agents.get_mut(aid).expect("agent").queues.retain(|(q, _)| q != qid);
+            self.queues.get_mut(qid).expect("queue").members.retain(|(a, _)| a != aid);
         }
         if let Some(m) = member {
             let staffed = self.agents[aid].staffed();
@@ -1590,122 +1589,6 @@ impl CompiledEngine {
             to_empty: Vec::new(),
             hours: Vec::new(),
         })
-    }
-
-    fn add_queue(&mut self, py: Python<'_>, config: &PyAny) -> PyResult<PyObject> {
-        self.begin(py)?;
-        let cfg = config.call_method0("normalized")?;
-        let qcfg = self.queue_cfg(cfg)?;
-        if self.queues.contains_key(&qcfg.id) {
-            return Err(self.conflict(py, format!("Queue {} exists already.", repr(py, &qcfg.id)), "id"));
-        }
-        if let Some(what) = qcfg.unsupported {
-            return Err(unsupported(what));
-        }
-        let qid = qcfg.id.clone();
-        let mut listed = HashMap::new();
-        let mut listed_order: Vec<Id> = Vec::new();
-        for (order, m) in cfg.getattr("members")?.iter()?.enumerate() {
-            let m = m?;
-            let aid: String = getattr(m, "agent_id")?;
-            let aid: Id = Rc::from(aid.as_str());
-            listed_order.push(aid.clone());
-            listed.insert(
-                aid,
-                Membership {
-                    penalty: getattr(m, "penalty")?,
-                    weight: getattr(m, "weight")?,
-                    order: order as i64,
-                },
-            );
-        }
-        let queue = Queue {
-            py_id: cfg.getattr("id")?.downcast::<PyString>()?.into(),
-            ready: ReadyIndex::new(qcfg.strategy, qcfg.channels),
-            cfg: qcfg,
-            ordinal: self.next_queue_ordinal,
-            members: Vec::new(),
-            listed,
-            rr_last: -1,
-            handle_times: Vec::new(),
-            staffed_agents: 0,
-            staffed_capacity: ChannelCounts::default(),
-            waiting: Vec::new(),
-            waiting_count: 0,
-            expression: None,
-            scheduled: Vec::new(),
-        };
-        self.next_queue_ordinal += 1;
-        self.queues.insert(qid.clone(), queue);
-        self.queue_order.push(qid.clone());
-        let p = PyDict::new(py);
-        p.set_item("queue_id", &*qid)?;
-        p.set_item("config", self.refs.queue_config_to_dict.call1(py, (cfg,))?)?;
-        self.emit(py, intern!(py, "queue.created"), p)?;
-        for aid in listed_order {
-            if let Some((aid, _)) = self.agents.get_key_value(&aid) {
-                let aid = aid.clone();
-                let member = self.queues[&qid].listed[&aid];
-                let before = self.agents[&aid].queues.iter().any(|(q, _)| *q == qid);
-                if !before {
-                    self.set_membership(&aid, &qid, Some(member));
-                    self.emit_agent_queues(py, &aid)?;
-                }
-            }
-        }
-        self.finish(py)
-    }
-
-    fn add_agent(&mut self, py: Python<'_>, config: &PyAny) -> PyResult<PyObject> {
-        let now = self.begin(py)?;
-        let cfg = config.call_method0("normalized")?;
-        let acfg = self.agent_cfg(cfg)?;
-        if self.agents.contains_key(&acfg.id) {
-            return Err(self.conflict(py, format!("Agent {} exists already.", repr(py, &acfg.id)), "id"));
-        }
-        let aid = acfg.id.clone();
-        let agent = Agent {
-            id: aid.clone(),
-            py_id: cfg.getattr("id")?.downcast::<PyString>()?.into(),
-            cfg: acfg,
-            ordinal: self.next_agent_ordinal,
-            state: AgentState::LoggedOut,
-            reason: "created".to_string(),
-            since: now,
-            since_iso: None,
-            logged_in_at: None,
-            aux_reason: None,
-            offer: None,
-            interactions: Vec::new(),
-            rings: Vec::new(),
-            wrapups: Vec::new(),
-            load: ChannelCounts::default(),
-            consecutive_misses: 0,
-            handled: 0,
-            talk_us: 0,
-            idle_since: now,
-            queues: Vec::new(),
-            index_keys: Vec::new(),
-        };
-        self.next_agent_ordinal += 1;
-        self.agents.insert(aid.clone(), agent);
-        self.agent_order.push(aid.clone());
-        let p = PyDict::new(py);
-        p.set_item("agent_id", &*aid)?;
-        p.set_item("config", self.refs.agent_config_to_dict.call1(py, (cfg,))?)?;
-        self.emit(py, intern!(py, "agent.created"), p)?;
-        // The queues listing the agent, in queue order (no member expressions here).
-        let mut listing: Vec<(i64, Id, Membership)> = self
-            .queues
-            .iter()
-            .filter_map(|(q, queue)| queue.listed.get(&aid).map(|m| (queue.ordinal, q.clone(), *m)))
-            .collect();
-        listing.sort_by_key(|r| r.0);
-        for (_, qid, m) in listing {
-            self.set_membership(&aid, &qid, Some(m));
-        }
-        self.emit_agent_queues(py, &aid)?;
-        self.finish(py)
     }
 
     fn login(&mut self, py: Python<'_>, agent_id: &PyAny) -> PyResult<PyObject> {

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import random
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,9 +27,8 @@ from sparklecomm.acd import (
     Strategy,
 )
 from sparklecomm.acd.model import PriorityRule
-from sparklecomm.core.clock import FakeClock
 
-from .engine_pair import CompiledEngine, Pair
+from .engine_pair import Pair
 
 STRATEGIES = list(Strategy)
 HOURS = {
@@ -228,13 +226,6 @@ MISTAKES = [
     lambda n: ("set_business_hours", ["not", "a", "mapping"]),
     lambda n: ("set_business_hours", {"bad": {"timezone": "Mars/Base"}}),
 ]
-
-
-def test_unported_rules_are_refused_not_ignored() -> None:
-    engine = CompiledEngine(FakeClock())
-    with pytest.raises(NotImplementedError, match="member expressions"):
-        engine.add_queue(QueueConfig("q", member_expression="billing"))
-    assert engine.queue_ids() == []
 
 
 def test_the_clock_moves_both_engines_alike() -> None:
