@@ -51,16 +51,19 @@ CHANNEL_SETS = (
 )
 
 
-def queue_config(rng: random.Random, qid: str, n_agents: int) -> QueueConfig:
+def queue_config(rng: random.Random, qid: str, n_agents: int, n_queues: int) -> QueueConfig:
     members = [
         Member(f"a{a}", penalty=rng.choice((0, 0, 1, 2)), weight=rng.randint(1, 5))
         for a in rng.sample(range(n_agents), rng.randint(0, min(n_agents, 4)))
     ]
     extra: dict[str, Any] = {}
+    other = f"q{rng.randrange(n_queues + 1)}"
+    if other == qid:
+        other = "q-other"
     if rng.random() < 0.3:
         extra["relaxation"] = (
             RelaxationStep(rng.choice((5, 10)), max_penalty=1),
-            RelaxationStep(20, lower_levels=2),
+            RelaxationStep(20, lower_levels=2, add_queue_id=other),
         )[: rng.randint(1, 2)]
         extra["initial_max_penalty"] = 0
     if rng.random() < 0.3:
@@ -114,9 +117,9 @@ def config_command(pair: Pair, rng: random.Random, n_agents: int, n_queues: int)
     qid = f"q{rng.randrange(n_queues + 1)}"
     roll = rng.random()
     if roll < 0.25:
-        pair.run("update_queue", queue_config(rng, qid, n_agents))
+        pair.run("update_queue", queue_config(rng, qid, n_agents, n_queues))
     elif roll < 0.32:
-        pair.run("add_queue", queue_config(rng, qid, n_agents))
+        pair.run("add_queue", queue_config(rng, qid, n_agents, n_queues))
     elif roll < 0.4:
         if rng.random() < 0.5 and qid in pair.python.queue_ids():
             # Empty it first, so that the removal may succeed.
@@ -143,7 +146,7 @@ def config_command(pair: Pair, rng: random.Random, n_agents: int, n_queues: int)
 
 
 @settings(
-    max_examples=int(os.environ.get("ENGINE_CONFIG_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("ENGINE_CONFIG_EXAMPLES", "200")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -157,7 +160,7 @@ def test_configuration_changes_match_the_python_engine(seed: int, steps: int) ->
     for a in range(half):  # some agents exist before the queues
         pair.run("add_agent", agent_config(rng, f"a{a}"))
     for q in range(n_queues):
-        pair.run("add_queue", queue_config(rng, f"q{q}", n_agents))
+        pair.run("add_queue", queue_config(rng, f"q{q}", n_agents, n_queues))
     for a in range(half, n_agents):
         pair.run("add_agent", agent_config(rng, f"a{a}"))
     for a in range(n_agents):
@@ -318,3 +321,28 @@ def test_join_queue_takes_its_terms_by_keyword_only() -> None:
         pair.compiled.join_queue("a", "q", 1)
     with pytest.raises(TypeError):
         pair.python.join_queue("a", "q", 1)
+
+
+def test_bad_configurations_are_refused_alike() -> None:
+    pair = centre(members=(Member("a"),))
+    pair.run("add_queue", QueueConfig("q"))  # exists already
+    pair.run("add_queue", QueueConfig("r", member_expression="billing >="))
+    pair.run("add_queue", QueueConfig("r", member_expression_penalty=-1))
+    pair.run("add_queue", QueueConfig("r", member_expression_weight=0))
+    pair.run("add_agent", AgentConfig("a"))  # exists already
+    pair.run("add_agent", AgentConfig("c", skills={"billing": 9}))
+    pair.run("update_agent", AgentConfig("nobody"))
+    pair.run("update_agent", AgentConfig("a", capacity={"fax": 1}))
+    pair.run("update_agent", AgentConfig(""))
+    assert pair.compiled.queue_ids() == pair.python.queue_ids() == ["q"]
+    assert pair.compiled.agent_ids() == pair.python.agent_ids() == ["a", "b"]
+
+
+def test_capacity_changes_reach_the_ready_indexes() -> None:
+    pair = centre(members=(Member("a"), Member("b")), strategy="best-skill", best_skill="billing")
+    pair.run("update_agent", AgentConfig("a", skills={"billing": 1}, capacity={"chat": 1}))
+    events = pair.run("create_interaction", "i", "q", "voice")
+    assert events[-2].payload["agent_id"] == "b"
+    pair.run("update_agent", AgentConfig("a", skills={"billing": 5}))
+    events = pair.run("create_interaction", "j", "q", "voice")
+    assert events[-2].payload["agent_id"] == "a"

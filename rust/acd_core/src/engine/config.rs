@@ -72,16 +72,18 @@ impl CompiledEngine {
     /// creation order.
     fn possible_queues(&self, aid: &Id) -> Vec<Id> {
         let agent = &self.agents[aid];
-        self.queue_order
+        let mut found: Vec<(i64, Id)> = self
+            .queues
             .iter()
-            .filter(|qid| {
-                let queue = &self.queues[*qid];
+            .filter(|(qid, queue)| {
                 queue.expression.is_some()
                     || queue.listed.contains_key(aid)
                     || agent.queues.iter().any(|(q, _)| q == *qid)
             })
-            .cloned()
-            .collect()
+            .map(|(qid, queue)| (queue.ordinal, qid.clone()))
+            .collect();
+        found.sort_unstable_by_key(|f| f.0);
+        found.into_iter().map(|f| f.1).collect()
     }
 
     fn candidate_members(&self, qid: &Id) -> Vec<Id> {
