@@ -25,6 +25,7 @@ use crate::pyfast::{EventList, Payload};
 
 mod agents;
 mod config;
+mod outbound;
 mod rules;
 use crate::ready::{Draw, FxMap, Key};
 use crate::sorted::SortedVec;
@@ -234,10 +235,6 @@ impl CompiledEngine {
             self.now_iso = None;
         }
         Ok(())
-    }
-
-    fn on_callback_due(&mut self, _py: Python<'_>, _iid: &Id) -> PyResult<()> {
-        Err(unsupported("queued callbacks"))
     }
 
     fn finish(&mut self, py: Python<'_>) -> PyResult<PyObject> {

@@ -83,7 +83,7 @@ impl CompiledEngine {
     }
 
     /// A new entry of the interaction in queue `qid` (relaxation adding a queue).
-    fn new_entry(&self, py: Python<'_>, iid: &Id, qid: &Id) -> PyResult<QueueEntry> {
+    pub(super) fn new_entry(&self, py: Python<'_>, iid: &Id, qid: &Id) -> PyResult<QueueEntry> {
         let priority = self.effective_priority(py, iid, qid)?;
         let it = &self.interactions[iid];
         let cfg = &self.queues[qid].cfg;
