@@ -1262,7 +1262,7 @@ impl CompiledEngine {
         };
         match seconds {
             None => {
-                agent.wrapups.push(wrap);
+                put_wrapup(agent, wrap);
                 self.refresh(py, aid, cause)
             }
             Some(s) if s > 0.0 => {
@@ -1270,11 +1270,11 @@ impl CompiledEngine {
                 wrap.deadline = Some(deadline);
                 wrap.timer_id =
                     Some(self.schedule(deadline, TimerKind::Wrapup, aid.clone(), iid.clone()));
-                self.agents.get_mut(aid).expect("agent").wrapups.push(wrap);
+                put_wrapup(self.agents.get_mut(aid).expect("agent"), wrap);
                 self.refresh(py, aid, cause)
             }
             Some(_) => {
-                agent.wrapups.push(wrap);
+                put_wrapup(agent, wrap);
                 self.close_wrapup(py, aid, iid, "none", cause)
             }
         }
@@ -1519,6 +1519,19 @@ impl CompiledEngine {
         p.set_item("agent_id", &**aid)?;
         p.set_item("queues", self.membership_payload(py, aid)?)?;
         self.emit(py, intern!(py, "agent.queues_changed"), p)
+    }
+}
+
+/// `agent.wrapups[id] = wrap` as a Python dict does it: a wrap-up of the same interaction
+/// (an id used again) is replaced in its place, and its timer is left to run.
+fn put_wrapup(agent: &mut Agent, wrap: Wrapup) {
+    match agent
+        .wrapups
+        .iter_mut()
+        .find(|w| w.interaction_id == wrap.interaction_id)
+    {
+        Some(old) => *old = wrap,
+        None => agent.wrapups.push(wrap),
     }
 }
 
