@@ -179,11 +179,11 @@ pub struct CompiledEngine {
     break_reasons: Option<std::collections::HashSet<String>>,
     expression_cache_size: usize,
     expressions: FxMap<String, crate::expr::Expr>,
-    agents: FxMap<Id, Agent>,
+    agents: FxMap<Id, Box<Agent>>,
     agent_order: Vec<Id>,
-    queues: FxMap<Id, Queue>,
+    queues: FxMap<Id, Box<Queue>>,
     queue_order: Vec<Id>,
-    interactions: FxMap<Id, Interaction>,
+    interactions: FxMap<Id, Box<Interaction>>,
     /// Interactions by creation order (a Python dict's iteration order).
     interaction_order: BTreeMap<u64, Id>,
     next_created: u64,
@@ -1790,7 +1790,7 @@ impl CompiledEngine {
             direction: "inbound",
             created_seq,
         };
-        self.interactions.insert(iid.clone(), it);
+        self.interactions.insert(iid.clone(), Box::new(it));
         self.interaction_order.insert(created_seq, iid.clone());
         let p = Payload::new(py, 9)?;
         p.obj(py, intern!(py, "interaction_id"), py_id.as_ref(py))?;
@@ -2029,8 +2029,11 @@ impl CompiledEngine {
         Ok(self.rng.clone_ref(py))
     }
 
-    fn interaction_ids(&self) -> Vec<String> {
-        self.interaction_order.values().map(|i| i.to_string()).collect()
+    fn interaction_ids(&self, py: Python<'_>) -> Vec<Py<PyString>> {
+        self.interaction_order
+            .values()
+            .map(|i| self.interactions[i].py_id.clone_ref(py))
+            .collect()
     }
 
     fn agent_ids(&self) -> Vec<String> {

@@ -235,7 +235,7 @@ impl CompiledEngine {
             scheduled: Vec::new(),
         };
         self.next_queue_ordinal += 1;
-        self.queues.insert(qid.clone(), queue);
+        self.queues.insert(qid.clone(), Box::new(queue));
         self.queue_order.push(qid.clone());
         self.emit_queue_config(py, intern!(py, "queue.created"), cfg)?;
         let candidates = self.candidate_members(&qid);
@@ -398,7 +398,7 @@ impl CompiledEngine {
             index_keys: Vec::new(),
         };
         self.next_agent_ordinal += 1;
-        self.agents.insert(aid.clone(), agent);
+        self.agents.insert(aid.clone(), Box::new(agent));
         self.agent_order.push(aid.clone());
         let dict = self.refs.agent_config_to_dict.call1(py, (cfg,))?;
         self.emit_config(py, intern!(py, "agent.created"), "agent_id", &aid, dict)?;

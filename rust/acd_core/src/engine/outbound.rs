@@ -299,7 +299,7 @@ impl CompiledEngine {
             direction: "outbound",
             created_seq,
         };
-        self.interactions.insert(iid.clone(), it);
+        self.interactions.insert(iid.clone(), Box::new(it));
         self.interaction_order.insert(created_seq, iid.clone());
         let agent = self.agents.get_mut(&aid).expect("agent");
         agent.interactions.push((iid.clone(), ch));
