@@ -1723,6 +1723,14 @@ mod tests {
         );
     }
 
+    /// `std::hint::black_box` (Rust 1.66) for older compilers: hides a value from the optimizer.
+    fn opaque<T>(x: T) -> T {
+        // SAFETY: reads an initialized value once and forgets the original (no double drop).
+        let y = unsafe { std::ptr::read_volatile(&x) };
+        std::mem::forget(x);
+        y
+    }
+
     /// Timings of `matches` (run: cargo test --release -- --ignored --nocapture bench).
     #[test]
     #[ignore]
@@ -1757,8 +1765,8 @@ mod tests {
             for _ in 0..200 {
                 let start = Instant::now();
                 for i in 0..n {
-                    let relax = std::hint::black_box((i & 1) as i64);
-                    hits += std::hint::black_box(&expr).matches(&s, &a, relax) as u32;
+                    let relax = opaque((i & 1) as i64);
+                    hits += opaque(&expr).matches(&s, &a, relax) as u32;
                 }
                 best = best.min(start.elapsed().as_nanos() as f64 / n as f64);
             }
