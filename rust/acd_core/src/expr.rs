@@ -12,12 +12,15 @@
 //! most once (a skill, else an attribute, else missing) and allocates nothing for expressions
 //! with up to [`INLINE_NAMES`] distinct identifiers.
 //!
-//! Known differences from the Python reference (none reachable through the engine's checked
-//! inputs): a source string with lone surrogates cannot be passed to Rust; attribute values
-//! whose type is a *subclass* of str/list/tuple/dict compare here like the base type (Python's
-//! `type(a) is type(b)` tells them apart at the top level of `==`); NaN (which
-//! `model.check_attributes` rejects) is never equal to itself here, even inside a list where
-//! Python's identity shortcut would make `[nan] == [nan]` true for the same object.
+//! Known differences from the Python reference:
+//! - a str with lone surrogates (JSON's "\ud800" decodes to one) cannot become a Rust `&str`:
+//!   such a source or attribute string fails in `to_str` (UnicodeEncodeError) where Python
+//!   would compile or compare it; callers should fall back to expressions.py for those;
+//! - values whose type is a *subclass* of str/list/tuple/dict (model.check_attributes accepts
+//!   them from Python callers; JSON never makes them) compare here like the base type, where
+//!   Python's `type(a) is type(b)` tells them apart at the top level of `==` and `in`;
+//! - NaN (model.check_attributes rejects it) is never equal to itself here, even inside a list
+//!   where Python's identity shortcut makes `[nan] == [nan]` true for the same object.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;

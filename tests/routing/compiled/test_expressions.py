@@ -226,6 +226,15 @@ def test_documented_examples(source: str) -> None:
 
 
 ERROR_EXAMPLES = [
+    "billing and",
+    "billing = 3",
+    "(billing",
+    '"open',
+    "level >= ",
+    "[1, x]",
+    "billing ; 1",
+    "__import__('os').system('x')",
+    "a or " * 2000 + "a",
     "a = 1",
     "a ! b",
     "a and",
@@ -276,9 +285,18 @@ def test_random_text_compiles_alike(source: str) -> None:
 
 
 @FAST
+@given(st.text(alphabet="ab12 ()[],=\"<>!andortin.-_'\\", max_size=40))
+def test_dense_syntax_compiles_alike(source: str) -> None:
+    if same_compile(source)[0] == "ok":
+        same_matches(source, {"a": 2}, {"b": "x", "d": [1, "a"]}, 1)
+        same_matches(source, {"b": 1}, {"a": 1.0}, 0)
+
+
+@FAST
 @given(token_sources)
 def test_random_tokens_compile_alike(source: str) -> None:
-    same_compile(source)
+    if same_compile(source)[0] == "ok":
+        same_matches(source, {"billing": 2, "vip": 1}, {"tags": ["a", 1], "lang": "a"}, 1)
 
 
 @FAST
