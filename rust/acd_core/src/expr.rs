@@ -1734,7 +1734,8 @@ mod tests {
         y
     }
 
-    /// Timings of `matches` (run: cargo test --release -- --ignored --nocapture bench).
+    /// Timings of `matches`: `RUSTFLAGS="-C link-arg=-lpython3.11" cargo test --release --
+    /// --ignored --nocapture expr::tests::bench_matches` (the test binary needs libpython).
     #[test]
     #[ignore]
     fn bench_matches() {
