@@ -27,6 +27,7 @@ mod agents;
 mod config;
 mod outbound;
 mod rules;
+mod snapshot;
 use crate::ready::{Draw, FxMap, Key};
 use crate::sorted::SortedVec;
 use crate::types::{Channel, ChannelSet, Strategy, ALL_CHANNELS};
@@ -169,6 +170,8 @@ pub struct CompiledEngine {
     /// ISO text of "now" and of offer expiries (each keeps its last second).
     now_text: IsoText,
     expiry_text: IsoText,
+    /// The normalized `EngineConfig` given (its settings as given, for `to_snapshot`).
+    engine_config: PyObject,
     priority_points: f64,
     max_consecutive_misses: i64,
     missed_offers_reason: String,
@@ -1568,6 +1571,7 @@ impl CompiledEngine {
             now_text: IsoText::default(),
             expiry_text: IsoText::default(),
             rng: config.getattr("rng")?.into(),
+            engine_config: config.into(),
             priority_points: getattr(config, "priority_points")?,
             max_consecutive_misses: getattr(config, "max_consecutive_misses")?,
             missed_offers_reason: getattr(config, "missed_offers_reason")?,
