@@ -362,18 +362,18 @@ impl CompiledEngine {
                 expression,
                 scheduled: Vec::new(),
             };
-            self.queues.insert(qid.clone(), queue);
+            self.queues.insert(qid.clone(), Box::new(queue));
             self.queue_order.push(qid);
         }
         for (_, a) in dict_items(source.getattr("_agents")?)? {
             let agent = self.load_agent(a)?;
             self.agent_order.push(agent.id.clone());
-            self.agents.insert(agent.id.clone(), agent);
+            self.agents.insert(agent.id.clone(), Box::new(agent));
         }
         for (_, i) in dict_items(source.getattr("_interactions")?)? {
             let it = self.load_interaction(py, i)?;
             self.interaction_order.insert(it.created_seq, it.id.clone());
-            self.interactions.insert(it.id.clone(), it);
+            self.interactions.insert(it.id.clone(), Box::new(it));
         }
         for (tid, t) in dict_items(source.getattr("_timers")?)? {
             let (due, kind, a, b): (i64, &str, &str, &str) = t.extract()?;
