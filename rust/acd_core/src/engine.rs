@@ -28,6 +28,7 @@ mod config;
 mod outbound;
 mod rules;
 mod snapshot;
+mod transfer;
 use crate::ready::{Draw, FxMap, Key};
 use crate::sorted::SortedVec;
 use crate::types::{Channel, ChannelSet, Strategy, ALL_CHANNELS};
@@ -1948,6 +1949,17 @@ impl CompiledEngine {
             }
             _ => py.None(),
         };
+        if self.interactions[&iid].participants.len() > 1 {
+            let others: Vec<Id> = self.interactions[&iid]
+                .participants
+                .iter()
+                .filter(|(a, _)| *a != aid)
+                .map(|(a, _)| a.clone())
+                .collect();
+            for other in &others {
+                self.remove_participant(py, &iid, other, intern!(py, "completed").as_ref())?;
+            }
+        }
         // _close_leg
         let it = self.interactions.get_mut(&iid).expect("interaction");
         if let Some(h) = it.hold_started_at.take() {
@@ -2000,7 +2012,14 @@ impl CompiledEngine {
             };
             match timer.kind {
                 TimerKind::Offer => self.on_offer_timeout(py, &timer.a, &timer.b)?,
-                TimerKind::Wrapup => self.close_wrapup(py, &timer.a, &timer.b, "timer", "wrapup_ended")?,
+                TimerKind::Wrapup => {
+                    if !self.agents[&timer.a].wrapups.iter().any(|w| w.interaction_id == timer.b) {
+                        // A wrap-up replaced by a later one of the same interaction (its agent
+                        // took it back) and already ended: engine.py fails with this KeyError.
+                        return Err(pyo3::exceptions::PyKeyError::new_err(timer.b.to_string()));
+                    }
+                    self.close_wrapup(py, &timer.a, &timer.b, "timer", "wrapup_ended")?
+                }
                 TimerKind::Unexclude => self.on_unexclude(&timer.a, &timer.b),
                 TimerKind::Relax => self.on_relax(py, &timer.a, &timer.b)?,
                 TimerKind::MaxWait => self.on_max_wait(py, &timer.a, &timer.b)?,
