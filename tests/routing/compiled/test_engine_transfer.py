@@ -20,7 +20,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sparklecomm.acd import AgentConfig, Channel, Diversion, Member, QueueConfig, Strategy
+from sparklecomm.acd import (
+    AgentConfig,
+    Channel,
+    Diversion,
+    Member,
+    QueueConfig,
+    RelaxationStep,
+    Strategy,
+)
 from sparklecomm.acd.model import InteractionState, Role
 
 from .engine_pair import Pair
@@ -70,6 +78,16 @@ def build(pair: Pair, rng: random.Random, n_agents: int, n_queues: int) -> None:
             rules = {"hours": "night", "on_closed": Diversion(divert_to="voicemail:x")}
         elif roll < 0.3:
             rules = {"join_when_empty": False, "on_empty": Diversion(other)}
+        elif roll < 0.4:
+            rules = {"max_wait_seconds": 8, "on_max_wait": Diversion(other)}
+        elif roll < 0.5:
+            rules = {
+                "relaxation": (
+                    RelaxationStep(5, max_penalty=1),
+                    RelaxationStep(10, add_queue_id=other),
+                ),
+                "initial_max_penalty": 0,
+            }
         pair.run(
             "add_queue",
             QueueConfig(
@@ -211,7 +229,7 @@ def compare_agents(pair: Pair) -> None:
 
 
 @settings(
-    max_examples=int(os.environ.get("ENGINE_PAIR_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("ENGINE_PAIR_EXAMPLES", "100")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
