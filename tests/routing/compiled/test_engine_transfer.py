@@ -229,7 +229,7 @@ def compare_agents(pair: Pair) -> None:
 
 
 @settings(
-    max_examples=int(os.environ.get("ENGINE_PAIR_EXAMPLES", "100")),
+    max_examples=int(os.environ.get("ENGINE_PAIR_EXAMPLES", "300")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -419,6 +419,47 @@ def test_a_blind_transfer_accepted() -> None:
     pair.clock.advance(2)
     events = pair.run("accept", "j", "d")
     assert events[0].payload["kind"] == "transfer"
+
+
+def test_an_agent_taking_back_the_interaction_it_wraps_up() -> None:
+    pair = centre()
+    pair.run("transfer", "j", "b", to_agent_id="c")  # b wraps j up (5 s)
+    pair.run("accept", "j", "c")
+    pair.clock.advance(1)
+    pair.run("transfer", "j", "c", to_agent_id="b")  # b has room for a second chat
+    pair.run("accept", "j", "b")
+    pair.clock.advance(2)
+    pair.run("complete", "j", "b")  # the new wrap-up takes the old one's place
+    pair.clock.advance(2)
+    assert tick(pair)  # the old timer ends the new wrap-up (engine.py does so)
+    pair.clock.advance(5)
+    assert tick(pair)
+    assert pair.python._agents["b"].load == {Channel.CHAT: 1}  # the old wrap-up's, kept
+
+
+def test_a_replaced_wrap_up_ending_first_fails_alike() -> None:
+    """engine.py fails (KeyError) when a wrap-up replaced by a shorter one of the same
+    interaction times out after it: the compiled engine raises the same error."""
+    pair = TransferPair(3)
+    members = (Member("b"),)
+    for q, wrapup in (("q", 10), ("r", 2)):
+        pair.run(
+            "add_queue",
+            QueueConfig(q, channels=(Channel.CHAT,), members=members, wrapup_seconds=wrapup),
+        )
+    pair.run("add_agent", AgentConfig("b", capacity={Channel.CHAT: 2}))
+    pair.run("login", "b")
+    pair.run("create_interaction", "j", "q", "chat")
+    pair.run("accept", "j", "b")
+    events = pair.run("transfer", "j", "b", to_queue_id="r")  # b wraps up for q's 10 s
+    # b has room for a second chat: r offers j to b again.
+    assert [e.payload["agent_id"] for e in events if e.type == "interaction.offered"] == ["b"]
+    pair.run("accept", "j", "b")
+    pair.run("complete", "j", "b")  # r's 2 s wrap-up replaces q's
+    pair.clock.advance(3)
+    assert tick(pair)
+    pair.clock.advance(10)
+    assert not tick(pair)
 
 
 def test_transfers_to_a_queue() -> None:
