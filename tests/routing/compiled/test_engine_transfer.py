@@ -12,6 +12,7 @@ clock; their events, errors and random draws must be equal.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from typing import Any
@@ -226,6 +227,10 @@ def compare_agents(pair: Pair) -> None:
     for aid in pair.python.agent_ids():
         snap = pair.python.agent_snapshot(aid)
         assert pair.compiled.agent_state(aid) == (snap.state, snap.reason)
+    # The whole state: participants (roles, ringing), wrap-ups, loads, timers.
+    python, compiled = pair.python.to_snapshot(), pair.compiled.to_snapshot()
+    assert compiled == python
+    assert json.dumps(compiled, default=repr) == json.dumps(python, default=repr)
 
 
 @settings(
@@ -373,12 +378,14 @@ def test_a_conference_and_participants_leaving() -> None:
     events = pair.run("leave", "i", "a")  # c talks: it takes over
     assert events[0].payload["kind"] == "conference"
     pair.run("leave", "i", "c")  # alone: completes instead
+    compare_agents(pair)
 
 
 def test_complete_drops_the_other_participants() -> None:
     pair = centre()
     pair.run("consult", "i", "a", "c")
     pair.run("conference", "i", "a", "d")
+    compare_agents(pair)  # participants in the snapshots
     pair.clock.advance(6)
     events = pair.run("complete", "i", "a")
     assert types(events)[:4] == [
