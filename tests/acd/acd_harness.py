@@ -105,9 +105,10 @@ ops = st.lists(
 Command = tuple[str, tuple[Any, ...], dict[str, Any]]
 
 
-def make_engine(seed: int = 1) -> tuple[AcdEngine, FakeClock]:
+def make_engine(seed: int = 1, engine_class: Any = AcdEngine) -> tuple[AcdEngine, FakeClock]:
+    """The harness's centre, on ``engine_class`` (the Python engine, or the compiled one)."""
     clock = FakeClock()
-    engine = AcdEngine(clock, EngineConfig(rng=random.Random(seed)))
+    engine = engine_class(clock, EngineConfig(rng=random.Random(seed)))
     for q in QUEUES:
         engine.add_queue(q)
     for a in AGENTS:

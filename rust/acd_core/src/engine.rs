@@ -2045,6 +2045,13 @@ impl CompiledEngine {
         }
     }
 
+    /// The engine's (normalized) `EngineConfig`.
+    #[getter]
+    fn config(&self, py: Python<'_>) -> PyResult<PyObject> {
+        self.sync_rng(py)?;
+        Ok(self.engine_config.clone_ref(py))
+    }
+
     /// The engine's random generator (the `EngineConfig`'s `random.Random`).
     #[getter]
     fn rng(&self, py: Python<'_>) -> PyResult<PyObject> {

@@ -37,6 +37,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from sparklecomm.acd.compiled import engine_class
 from sparklecomm.acd.engine import AcdEngine
 from sparklecomm.acd.persistence import agent_config_from_dict, queue_config_from_dict
 from sparklecomm.acd.store import (
@@ -366,11 +367,11 @@ class AcdService:
             journal = load_journal(s, tenant_id, snap.seq if snap else 0)
         if snap is not None:
             clock = EngineClock(snap.time)
-            engine = AcdEngine.from_snapshot(snap.data, clock)
+            engine = engine_class().from_snapshot(snap.data, clock)
             seq = snap.seq
         else:
             clock = EngineClock(journal[0].time if journal else self.clock.now())
-            engine = AcdEngine(clock)
+            engine = engine_class()(clock)
             seq = 0
         _replay(engine, clock, journal)
         if journal:

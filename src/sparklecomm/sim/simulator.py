@@ -37,13 +37,13 @@ from datetime import timedelta
 from typing import cast
 
 from sparklecomm.acd import (
-    AcdEngine,
     AgentConfig,
     Diversion,
     EngineConfig,
     Member,
     QueueConfig,
 )
+from sparklecomm.acd.compiled import engine_class
 from sparklecomm.analytics import KpiAccumulator, KpiConfig, KpiReport, ServiceLevelBasis
 from sparklecomm.core.clock import FakeClock
 from sparklecomm.core.errors import DomainError
@@ -192,7 +192,7 @@ class Simulation:
             for i, a in enumerate(scenario.arrivals)
         ]
         self.clock = FakeClock(scenario.start)
-        self.engine = AcdEngine(self.clock, EngineConfig(rng=random.Random(seed + ":engine")))
+        self.engine = engine_class()(self.clock, EngineConfig(rng=random.Random(seed + ":engine")))
         start = scenario.start
         self.kpis = KpiAccumulator(
             KpiConfig(

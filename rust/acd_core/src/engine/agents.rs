@@ -244,8 +244,7 @@ impl CompiledEngine {
     /// Replace the allowed break reason codes (None: any); emits nothing.
     fn set_break_reasons(&mut self, py: Python<'_>, reasons: &PyAny) -> PyResult<PyObject> {
         self.begin(py)?;
-        // The Python EngineConfig checks the codes (same errors).
-        let model = py.import("sparklecomm.acd.model")?;
+        // The Python EngineConfig checks the codes (same errors): replace(config, ...).
         let codes: PyObject = if reasons.is_none() || reasons.is_instance_of::<PyString>()? {
             reasons.into()
         } else {
@@ -253,8 +252,10 @@ impl CompiledEngine {
         };
         let kwargs = PyDict::new(py);
         kwargs.set_item("break_reasons", codes)?;
-        let config = model.getattr("EngineConfig")?.call((), Some(kwargs))?;
+        let replace = py.import("dataclasses")?.getattr("replace")?;
+        let config = replace.call((self.engine_config.as_ref(py),), Some(kwargs))?;
         let config = config.call_method0("normalized")?;
+        self.engine_config = config.into();
         let allowed = config.getattr("break_reasons")?;
         self.break_reasons = if allowed.is_none() {
             None
