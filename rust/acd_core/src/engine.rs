@@ -11,7 +11,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use pyo3::exceptions::PyNotImplementedError;
 use pyo3::intern;
@@ -160,7 +160,7 @@ enum Work {
     Interaction(Id),
 }
 
-#[pyclass(unsendable)]
+#[pyclass]
 pub struct CompiledEngine {
     refs: PyRefs,
     clock: PyObject,
@@ -1361,7 +1361,7 @@ impl CompiledEngine {
             let d = cfg.getattr(name)?;
             let queue_id: Option<String> = getattr(d, "queue_id")?;
             Ok(Diversion {
-                queue_id: queue_id.map(|q| Rc::from(q.as_str())),
+                queue_id: queue_id.map(|q| Arc::from(q.as_str())),
                 divert_to: getattr(d, "divert_to")?,
             })
         };
@@ -1373,7 +1373,7 @@ impl CompiledEngine {
                 after_seconds: getattr(step, "after_seconds")?,
                 max_penalty: getattr(step, "max_penalty")?,
                 lower_levels: getattr(step, "lower_levels")?,
-                add_queue_id: add.map(|q| Rc::from(q.as_str())),
+                add_queue_id: add.map(|q| Arc::from(q.as_str())),
             });
         }
         let mut priority_rules = Vec::new();
@@ -1390,11 +1390,11 @@ impl CompiledEngine {
         for m in cfg.getattr("members")?.iter()? {
             let m = m?;
             let aid: String = getattr(m, "agent_id")?;
-            members.push((Rc::from(aid.as_str()), getattr(m, "penalty")?, getattr(m, "weight")?));
+            members.push((Arc::from(aid.as_str()), getattr(m, "penalty")?, getattr(m, "weight")?));
         }
         Ok(QueueCfg {
             py: cfg.into(),
-            id: Rc::from(id.as_str()),
+            id: Arc::from(id.as_str()),
             strategy,
             channels,
             best_skill: getattr(cfg, "best_skill")?,
@@ -1457,7 +1457,7 @@ impl CompiledEngine {
         }
         Ok(AgentCfg {
             py: cfg.into(),
-            id: Rc::from(id.as_str()),
+            id: Arc::from(id.as_str()),
             skills: crate::expr::Skills::from_py(skills_obj)?,
             skill_levels,
             attributes: crate::expr::Attributes::from_py(attributes_obj)?,
@@ -1665,7 +1665,7 @@ impl CompiledEngine {
                         "interaction_id",
                     ));
                 }
-                (Rc::from(text), s.into())
+                (Arc::from(text), s.into())
             }
             Err(_) => {
                 return Err(self.invalid(

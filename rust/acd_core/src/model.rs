@@ -1,16 +1,16 @@
 //! The engine's records (model.py's runtime records), kept in Rust.
 //!
 //! Times are integer microseconds since 2020-01-01T00:00:00Z, as in the Python engine.
-//! Identifiers are `Rc<str>`: shared by the maps, the indexes and the timers without copies.
+//! Identifiers are `Arc<str>`: shared by the maps, the indexes and the timers without copies.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 
 use crate::types::{Channel, ChannelSet, Strategy};
 
-pub type Id = Rc<str>;
+pub type Id = Arc<str>;
 
 /// Sort key of a waiting interaction in a queue: (-static score in micro-points, queued at,
 /// FIFO sequence, interaction id); model.py `WaitKey`.

@@ -156,6 +156,10 @@ pub struct EventList {
     items: Vec<*mut ffi::PyObject>,
 }
 
+// SAFETY: the pointers are only touched by the engine's methods, which hold the GIL, and the
+// list is empty between commands (`take_list` / `clear`).
+unsafe impl Send for EventList {}
+
 impl EventList {
     pub fn push(&mut self, event: PyObject) {
         self.items.push(event.into_ptr());

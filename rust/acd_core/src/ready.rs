@@ -37,7 +37,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -61,7 +61,7 @@ const N_CHANNELS: usize = 5;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Key {
     ints: [i64; 4], // unused trailing integers are 0 (same in every key of an index)
-    id: Rc<str>,
+    id: Arc<str>,
     len: u8,
 }
 
@@ -105,7 +105,7 @@ pub struct KeyFacts {
 
 impl Key {
     /// A key of the given integers (1 to 4 of them) then the agent id.
-    pub fn new(ints: &[i64], id: Rc<str>) -> Key {
+    pub fn new(ints: &[i64], id: Arc<str>) -> Key {
         assert!(
             !ints.is_empty() && ints.len() <= 4,
             "a strategy key has 1 to 4 integers"
@@ -120,7 +120,7 @@ impl Key {
     }
 
     /// The key of `strategy` for an agent (strategies.py `strategy_key_for`).
-    pub fn for_strategy(strategy: Strategy, facts: &KeyFacts, id: Rc<str>) -> Key {
+    pub fn for_strategy(strategy: Strategy, facts: &KeyFacts, id: Arc<str>) -> Key {
         let f = facts;
         match strategy {
             Strategy::LongestIdle => Key::new(&[f.load, f.idle_since, f.order], id),
@@ -144,7 +144,7 @@ impl Key {
     }
 
     /// The agent id (the key's last item).
-    pub fn id(&self) -> &Rc<str> {
+    pub fn id(&self) -> &Arc<str> {
         &self.id
     }
 
@@ -469,9 +469,9 @@ pub struct Candidates<'a> {
 }
 
 impl<'a> Iterator for Candidates<'a> {
-    type Item = &'a Rc<str>;
+    type Item = &'a Arc<str>;
 
-    fn next(&mut self) -> Option<&'a Rc<str>> {
+    fn next(&mut self) -> Option<&'a Arc<str>> {
         let channel = self.channel;
         while self.remaining > 0 {
             if self.at.sub >= self.subs.len() {
@@ -526,7 +526,7 @@ pub struct ReadyIndex {
     channels: ChannelSet,
     weighted: bool,
     tiers: Vec<Tier>, // by penalty, ascending; kept when empty
-    places: FxMap<Rc<str>, Place>,
+    places: FxMap<Arc<str>, Place>,
 }
 
 impl ReadyIndex {
@@ -633,7 +633,7 @@ impl ReadyIndex {
     }
 
     /// Add an agent available on `channels` (non-empty, the queue's only), not in the index.
-    pub fn add(&mut self, agent_id: Rc<str>, penalty: i64, key: Key, channels: ChannelSet) {
+    pub fn add(&mut self, agent_id: Arc<str>, penalty: i64, key: Key, channels: ChannelSet) {
         debug_assert!(*agent_id == *key.id, "the key ends with the agent id");
         debug_assert!(
             !self.places.contains_key(&agent_id),
@@ -663,7 +663,7 @@ impl ReadyIndex {
 
     /// [`remove`](Self::remove) (when the agent is in the index) then [`add`](Self::add),
     /// with one look-up of the agent instead of two: the agent's key, tier or channels change.
-    pub fn replace(&mut self, agent_id: &Rc<str>, penalty: i64, key: Key, channels: ChannelSet) {
+    pub fn replace(&mut self, agent_id: &Arc<str>, penalty: i64, key: Key, channels: ChannelSet) {
         debug_assert!(**agent_id == *key.id, "the key ends with the agent id");
         let new = Place {
             penalty,
@@ -852,7 +852,7 @@ impl ReadyIndex {
         draw: &mut D,
         rr_last: i64,
         channel: Channel,
-    ) -> Rc<str> {
+    ) -> Arc<str> {
         let tier = match self.tier(penalty) {
             Some(tier) if tier.on(channel) > 0 && self.channels.contains(channel) => tier,
             _ => panic!("no agent on {:?} in tier {}", channel, penalty),
@@ -1045,7 +1045,7 @@ impl ReadyIndexForTests {
             )));
         }
         let chans = parse_channels(channels)?;
-        let id: Rc<str> = Rc::from(agent_id);
+        let id: Arc<str> = Arc::from(agent_id);
         self.index
             .add(id.clone(), penalty, Key::new(&ints, id), chans);
         Ok(())
@@ -1061,7 +1061,7 @@ impl ReadyIndexForTests {
     ) -> PyResult<()> {
         let ints = key_ints(key, agent_id)?;
         let chans = parse_channels(channels)?;
-        let id: Rc<str> = Rc::from(agent_id);
+        let id: Arc<str> = Arc::from(agent_id);
         self.index
             .replace(&id, penalty, Key::new(&ints, id.clone()), chans);
         Ok(())
@@ -1169,11 +1169,11 @@ mod tests {
     const VOICE_CHAT: ChannelSet = ChannelSet(1 | 2);
     const VOICE: ChannelSet = ChannelSet(1);
 
-    fn ids(n: usize) -> Vec<Rc<str>> {
-        (0..n).map(|i| Rc::from(format!("agent-{i:05}"))).collect()
+    fn ids(n: usize) -> Vec<Arc<str>> {
+        (0..n).map(|i| Arc::from(format!("agent-{i:05}"))).collect()
     }
 
-    fn key(strategy: Strategy, i: usize, id: &Rc<str>) -> Key {
+    fn key(strategy: Strategy, i: usize, id: &Arc<str>) -> Key {
         let facts = KeyFacts {
             load: (i % 3) as i64,
             idle_since: 1_700_000_000_000_000 + (i as i64 * 7919) % 10_007,
@@ -1184,7 +1184,7 @@ mod tests {
         Key::for_strategy(strategy, &facts, id.clone())
     }
 
-    fn filled(strategy: Strategy, ids: &[Rc<str>], every_nth_voice_only: usize) -> ReadyIndex {
+    fn filled(strategy: Strategy, ids: &[Arc<str>], every_nth_voice_only: usize) -> ReadyIndex {
         let mut index = ReadyIndex::new(strategy, VOICE_CHAT);
         for (i, id) in ids.iter().enumerate() {
             let chans = if every_nth_voice_only > 0 && i % every_nth_voice_only == 0 {
@@ -1215,7 +1215,7 @@ mod tests {
         let keys: Vec<&Key> = index.tier_keys(0).collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]));
         let mut draw = XorShift(1);
-        let chat: Vec<&Rc<str>> = index.candidates(0, &mut draw, -1, Channel::Chat).collect();
+        let chat: Vec<&Arc<str>> = index.candidates(0, &mut draw, -1, Channel::Chat).collect();
         assert_eq!(chat.len(), 666);
         assert_eq!(
             &*index.first(0, &mut draw, -1, Channel::Chat),
@@ -1224,7 +1224,7 @@ mod tests {
         assert!(index.remove("agent-00001"));
         assert!(!index.remove("agent-00001"));
         assert!(index.set_channels("agent-00003", VOICE_CHAT));
-        let id: Rc<str> = Rc::from("agent-00003");
+        let id: Arc<str> = Arc::from("agent-00003");
         index.replace(&id, 1, key(Strategy::Linear, 3, &id), VOICE);
         assert_eq!(index.get("agent-00003").map(|e| e.0), Some(1));
         index.replace(&id, 0, key(Strategy::Linear, 3, &id), VOICE_CHAT);

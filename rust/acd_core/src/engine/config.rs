@@ -8,7 +8,7 @@
 //! rare, and the routing hot path never asks).
 
 use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -160,7 +160,7 @@ impl CompiledEngine {
     }
 
     fn emit_queue_config(&mut self, py: Python<'_>, type_: &PyString, cfg: &PyAny) -> PyResult<()> {
-        let qid: Id = Rc::from(cfg.getattr("id")?.extract::<&str>()?);
+        let qid: Id = Arc::from(cfg.getattr("id")?.extract::<&str>()?);
         let dict = self.refs.queue_config_to_dict.call1(py, (cfg,))?;
         self.emit_config(py, type_, "queue_id", &qid, dict)
     }

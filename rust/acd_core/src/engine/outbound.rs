@@ -5,7 +5,7 @@
 //! callback is a waiting interaction turned into an outbound call the agent places, which
 //! keeps its place in line and may wait, SCHEDULED, until the time the customer chose.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -71,7 +71,7 @@ impl CompiledEngine {
                 "interaction_id",
             ));
         }
-        Ok(Rc::from(text))
+        Ok(Arc::from(text))
     }
 
     /// Capacity alone (not state): whether the agent could carry one more `channel`.
@@ -133,7 +133,7 @@ impl CompiledEngine {
                 due,
                 TimerKind::Callback,
                 iid.clone(),
-                Rc::from(""),
+                Arc::from(""),
             );
         } else {
             it.state = InteractionState::Queued;
