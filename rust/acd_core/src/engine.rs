@@ -1,19 +1,18 @@
-//! The routing engine's commands, ported from engine.py (`AcdEngine`) — a first subset.
+//! The routing engine (`CompiledEngine`): engine.py's `AcdEngine` ported to Rust.
 //!
-//! `CompiledEngine` runs the full lifecycle of the routing benchmark exactly as the Python
-//! engine does (same events, same errors, same random draws): queues and agents, login,
-//! create → offer → accept → complete → wrap-up, offer timeouts and re-offers, and both
-//! routing paths (an arrival finds an agent; an agent that becomes free takes the best
-//! waiting interaction across its queues). Everything else — transfers, consultation,
-//! conference, callbacks, breaks, queue rules such as overflow, relaxation, business hours,
-//! member expressions, ring-all, snapshots — is refused with `NotImplementedError` until it
-//! is ported (docs/routing-core.md). The Python engine remains the one the platform runs.
+//! The same commands, events, errors, random draws, queries and snapshots as the Python
+//! engine (docs/routing-core.md). This file holds the plumbing (a command's begin/finish,
+//! events, errors, timers), agent state and the ready indexes, queueing and routing (both
+//! paths: an arrival finds an agent; an agent who becomes free takes the best waiting
+//! interaction across its queues), offers, accept, complete and wrap-up. The other command
+//! groups are in `engine/`: queue rules (`rules.rs`), agent states (`agents.rs`),
+//! configuration (`config.rs`), transfers (`transfer.rs`), outbound work and callbacks
+//! (`outbound.rs`), queries and snapshots (`snapshot.rs`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use pyo3::exceptions::PyNotImplementedError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -120,12 +119,6 @@ fn domain_error(py: Python<'_>, class: &PyObject, detail: String, field: &str) -
     }
 }
 
-fn unsupported(what: &str) -> PyErr {
-    PyNotImplementedError::new_err(format!(
-        "The compiled routing core does not run {what} yet (docs/routing-core.md); use \
-         sparklecomm.acd.AcdEngine."
-    ))
-}
 
 /// Python's `repr()` of a string, as the engine's messages quote identifiers.
 fn repr(py: Python<'_>, s: &str) -> String {
@@ -1408,7 +1401,6 @@ impl CompiledEngine {
             default_handle_seconds: getattr(cfg, "default_handle_seconds")?,
             level_max_penalty,
             level_relax,
-            unsupported: None,
             name: getattr(cfg, "name")?,
             max_wait_seconds: getattr(cfg, "max_wait_seconds")?,
             on_max_wait: diversion("on_max_wait")?,

@@ -82,8 +82,6 @@ pub struct QueueCfg {
     /// Per relaxation level: the highest penalty allowed (None: all) and the levels lowered.
     pub level_max_penalty: Vec<Option<i64>>,
     pub level_relax: Vec<i64>,
-    /// Rules this port does not run yet (refused when the queue is added).
-    pub unsupported: Option<&'static str>,
     pub name: String,
     pub max_wait_seconds: Option<f64>,
     pub on_max_wait: Diversion,

@@ -14,7 +14,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use super::{repr, unsupported, CompiledEngine, Work, USF};
+use super::{repr, CompiledEngine, Work, USF};
 use crate::model::*;
 use crate::ready::ReadyIndex;
 
@@ -214,9 +214,6 @@ impl CompiledEngine {
                 "id",
             ));
         }
-        if let Some(what) = qcfg.unsupported {
-            return Err(unsupported(what));
-        }
         let qid = qcfg.id.clone();
         let queue = Queue {
             py_id: cfg.getattr(intern!(py, "id"))?.downcast::<PyString>()?.into(),
@@ -263,9 +260,6 @@ impl CompiledEngine {
                     "channels",
                 ));
             }
-        }
-        if let Some(what) = qcfg.unsupported {
-            return Err(unsupported(what));
         }
         let expression = member_expression(py, &qcfg)?;
         // Mutate: drop the derived indexes, swap the config, rebuild.

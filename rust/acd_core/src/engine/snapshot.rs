@@ -17,7 +17,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyIterator, PyList, PyString, PyTuple, PyType};
 
-use super::{channel_py, getattr, state_py, unsupported, CompiledEngine, USF};
+use super::{channel_py, getattr, state_py, CompiledEngine, USF};
 use crate::model::*;
 use crate::types::{Channel, ChannelSet};
 
@@ -319,9 +319,6 @@ impl CompiledEngine {
         self.next_queue_ordinal = getattr(source, "_next_queue_ordinal")?;
         for (_, q) in dict_items(source.getattr("_queues")?)? {
             let qcfg = self.queue_cfg(q.getattr("config")?)?;
-            if let Some(what) = qcfg.unsupported {
-                return Err(unsupported(what));
-            }
             let expression = match &qcfg.member_expression {
                 Some(source) => Some(
                     crate::expr::compile(source, "member_expression").map_err(|e| e.to_py(py))?,
@@ -1069,9 +1066,6 @@ impl CompiledEngine {
         };
         match build() {
             Ok(engine) => Ok(engine),
-            Err(err) if err.is_instance_of::<pyo3::exceptions::PyNotImplementedError>(py) => {
-                Err(err)
-            }
             Err(err) => {
                 let detail = format!("Corrupt ACD engine snapshot: {}.", err.value(py).repr()?);
                 let invalid = py
