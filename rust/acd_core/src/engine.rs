@@ -38,7 +38,6 @@ const MAX_PRIORITY: i64 = 100;
 /// The Python objects the engine calls (cold paths) and builds events with.
 struct PyRefs {
     to_us: PyObject,
-    from_us: PyObject,
     check_attributes: PyObject,
     queue_config_to_dict: PyObject,
     agent_config_to_dict: PyObject,
@@ -58,7 +57,6 @@ impl PyRefs {
         let dt = py.import("datetime")?;
         Ok(PyRefs {
             to_us: model.getattr("to_us")?.into(),
-            from_us: model.getattr("from_us")?.into(),
             check_attributes: model.getattr("check_attributes")?.into(),
             queue_config_to_dict: persistence.getattr("queue_config_to_dict")?.into(),
             agent_config_to_dict: persistence.getattr("agent_config_to_dict")?.into(),
@@ -276,9 +274,9 @@ impl CompiledEngine {
         Ok(text)
     }
 
+    /// `from_us(us).isoformat()`.
     fn from_us_iso(&self, py: Python<'_>, us: i64) -> PyResult<PyObject> {
-        let dt = self.refs.from_us.call1(py, (us,))?;
-        dt.call_method0(py, intern!(py, "isoformat"))
+        crate::glue::IsoText::default().py_text(py, us)
     }
 
     fn emit(&mut self, py: Python<'_>, type_: &PyString, payload: &PyDict) -> PyResult<()> {
@@ -2032,7 +2030,7 @@ impl CompiledEngine {
             self.heap.pop();
         }
         match self.heap.peek() {
-            Some(Reverse((due, _))) => self.refs.from_us.call1(py, (*due,)),
+            Some(Reverse((due, _))) => crate::glue::datetime_from_us(py, *due),
             None => Ok(py.None()),
         }
     }

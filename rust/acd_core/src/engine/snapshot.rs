@@ -160,7 +160,7 @@ impl CompiledEngine {
     }
 
     fn datetime_of(&self, py: Python<'_>, us: i64) -> PyResult<PyObject> {
-        self.refs.from_us.call1(py, (us,))
+        crate::glue::datetime_from_us(py, us)
     }
 
     // -- persistence: writing ----------------------------------------------------------------
