@@ -356,6 +356,134 @@ impl CompiledEngine {
         Ok(expr)
     }
 
+    /// engine.py `_check_new_id`: the id of an interaction about to be created (and the
+    /// Python str it came as).
+    fn check_new_id(&self, py: Python<'_>, interaction_id: &PyAny) -> PyResult<(Id, Py<PyString>)> {
+        let text = match interaction_id.downcast::<PyString>() {
+            Ok(s) if (1..=200).contains(&s.len()?) => s,
+            _ => {
+                return Err(self.invalid(
+                    py,
+                    "interaction_id must be a non-empty string.".into(),
+                    "interaction_id",
+                ))
+            }
+        };
+        if self.interactions.contains_key(text.to_str()?) {
+            return Err(self.conflict(
+                py,
+                format!("Interaction {} exists already.", interaction_id.repr()?),
+                "interaction_id",
+            ));
+        }
+        Ok((Arc::from(text.to_str()?), text.into()))
+    }
+
+    /// engine.py `_check_customer`: None or a string of at most 200 characters.
+    fn check_customer(&self, py: Python<'_>, customer_id: Option<&PyAny>) -> PyResult<PyObject> {
+        match customer_id {
+            None => Ok(py.None()),
+            Some(c) => {
+                let ok = c.is_none()
+                    || matches!(c.downcast::<PyString>().map(|s| s.len()), Ok(Ok(n)) if n <= 200);
+                if !ok {
+                    return Err(self.invalid(
+                        py,
+                        "customer_id must be a string.".into(),
+                        "customer_id",
+                    ));
+                }
+                Ok(c.into())
+            }
+        }
+    }
+
+    /// model.py `check_attributes` (a new dict when none are given).
+    fn check_attributes(&self, py: Python<'_>, attributes: Option<&PyAny>) -> PyResult<PyObject> {
+        match attributes {
+            Some(a) if !a.is_none() => self.refs.check_attributes.call1(py, (a,)),
+            _ => Ok(PyDict::new(py).into()),
+        }
+    }
+
+    /// A new interaction record, queued (the caller changes what differs), created now.
+    #[allow(clippy::too_many_arguments)]
+    fn new_interaction(
+        &mut self,
+        py: Python<'_>,
+        iid: &Id,
+        py_id: &Py<PyString>,
+        channel: Channel,
+        qid: &Id,
+        (priority, required_skills, expression): (i64, Py<PyString>, crate::expr::Expr),
+        (customer_id, attributes): (PyObject, PyObject),
+    ) -> Interaction {
+        let created_seq = self.next_created;
+        self.next_created += 1;
+        Interaction {
+            id: iid.clone(),
+            py_id: py_id.clone_ref(py),
+            channel,
+            priority,
+            required_skills,
+            expression,
+            customer_id,
+            attributes,
+            created_at: self.now,
+            queued_at: self.now,
+            queue_id: qid.clone(),
+            seq: 0,
+            state: InteractionState::Queued,
+            entries: Vec::new(),
+            offers: Vec::new(),
+            offer_kind: "queue",
+            offer_attempts: 0,
+            excluded: Vec::new(),
+            agent_id: None,
+            participants: Vec::new(),
+            leg_started_at: None,
+            hold_started_at: None,
+            leg_hold_us: 0,
+            hops: 0,
+            max_wait_reached: false,
+            original_channel: None,
+            callback_phone: None,
+            callback_due_at: None,
+            callback_attempts: 0,
+            timers: Vec::new(),
+            direction: "inbound",
+            created_seq,
+        }
+    }
+
+    /// End the owner's leg: (talk us, hold us); talk excludes hold (engine.py `_close_leg`).
+    fn close_leg(&mut self, iid: &Id) -> (i64, i64) {
+        let now = self.now;
+        let it = self.interactions.get_mut(iid).expect("interaction");
+        if let Some(h) = it.hold_started_at.take() {
+            it.leg_hold_us += now - h;
+        }
+        let started = it.leg_started_at.unwrap_or(now);
+        let hold = it.leg_hold_us;
+        let talk = (now - started - hold).max(0);
+        it.leg_started_at = Some(now);
+        it.leg_hold_us = 0;
+        (talk, hold)
+    }
+
+    /// engine.py `_detach_owner`: nobody handles the interaction any more.
+    fn detach_owner(&mut self, iid: &Id) {
+        let it = self.interactions.get_mut(iid).expect("interaction");
+        it.agent_id = None;
+        it.participants.clear();
+        it.leg_started_at = None;
+    }
+
+    fn add_interaction(&mut self, it: Interaction) {
+        self.interaction_order.insert(it.created_seq, it.id.clone());
+        self.interactions.insert(it.id.clone(), Box::new(it));
+    }
+
     fn check_reason(&self, py: Python<'_>, reason: &PyAny, field: &str) -> PyResult<()> {
         let ok = match reason.downcast::<PyString>() {
             Ok(s) => {
@@ -1642,36 +1770,8 @@ impl CompiledEngine {
         customer_id: Option<&PyAny>,
         attributes: Option<&PyAny>,
     ) -> PyResult<PyObject> {
-        let now = self.begin(py)?;
-        // _check_new_id
-        let (iid, py_id): (Id, Py<PyString>) = match interaction_id.downcast::<PyString>() {
-            Ok(s) => {
-                let text = s.to_str()?;
-                let n = text.chars().count();
-                if n == 0 || n > 200 {
-                    return Err(self.invalid(
-                        py,
-                        "interaction_id must be a non-empty string.".into(),
-                        "interaction_id",
-                    ));
-                }
-                (Arc::from(text), s.into())
-            }
-            Err(_) => {
-                return Err(self.invalid(
-                    py,
-                    "interaction_id must be a non-empty string.".into(),
-                    "interaction_id",
-                ))
-            }
-        };
-        if self.interactions.contains_key(&iid) {
-            return Err(self.conflict(
-                py,
-                format!("Interaction {} exists already.", repr(py, &iid)),
-                "interaction_id",
-            ));
-        }
+        self.begin(py)?;
+        let (iid, py_id) = self.check_new_id(py, interaction_id)?;
         let qid = self.queue_id_of(py, queue_id, "queue_id")?;
         let ch = match channel.downcast::<PyString>() {
             Ok(s) => Channel::parse(s.to_str()?),
@@ -1734,59 +1834,18 @@ impl CompiledEngine {
             },
         };
         let expression = self.compile(py, skills_text.as_ref(py).to_str()?, "required_skills")?;
-        if let Some(c) = customer_id {
-            let ok = c.is_none()
-                || c
-                    .downcast::<PyString>()
-                    .map(|s| s.to_str().map(|t| t.chars().count() <= 200).unwrap_or(false))
-                    .unwrap_or(false);
-            if !ok {
-                return Err(self.invalid(py, "customer_id must be a string.".into(), "customer_id"));
-            }
-        }
-        let attrs: PyObject = match attributes {
-            Some(a) if !a.is_none() => self.refs.check_attributes.call1(py, (a,))?,
-            _ => PyDict::new(py).into(),
-        };
-        let customer: PyObject = customer_id.map_or_else(|| py.None(), |c| c.into());
-        let created_seq = self.next_created;
-        self.next_created += 1;
-        let it = Interaction {
-            id: iid.clone(),
-            py_id: py_id.clone_ref(py),
-            channel: ch,
-            priority,
-            required_skills: skills_text.clone_ref(py),
-            expression,
-            customer_id: customer.clone_ref(py),
-            attributes: attrs.clone_ref(py),
-            created_at: now,
-            queued_at: now,
-            queue_id: qid.clone(),
-            seq: 0,
-            state: InteractionState::Queued,
-            entries: Vec::new(),
-            offers: Vec::new(),
-            offer_kind: "queue",
-            offer_attempts: 0,
-            excluded: Vec::new(),
-            agent_id: None,
-            participants: Vec::new(),
-            leg_started_at: None,
-            hold_started_at: None,
-            leg_hold_us: 0,
-            hops: 0,
-            max_wait_reached: false,
-            original_channel: None,
-            callback_phone: None,
-            callback_due_at: None,
-            callback_attempts: 0,
-            timers: Vec::new(),
-            direction: "inbound",
-            created_seq,
-        };
-        self.interactions.insert(iid.clone(), Box::new(it));
-        self.interaction_order.insert(created_seq, iid.clone());
+        let customer = self.check_customer(py, customer_id)?;
+        let attrs = self.check_attributes(py, attributes)?;
+        let it = self.new_interaction(
+            py,
+            &iid,
+            &py_id,
+            ch,
+            &qid,
+            (priority, skills_text.clone_ref(py), expression),
+            (customer.clone_ref(py), attrs.clone_ref(py)),
+        );
+        self.add_interaction(it);
         let p = Payload::new(py, 9)?;
         p.obj(py, intern!(py, "interaction_id"), py_id.as_ref(py))?;
         p.obj(py, intern!(py, "queue_id"), self.queues[&qid].py_id.as_ref(py))?;
@@ -1904,34 +1963,10 @@ impl CompiledEngine {
         agent_id: &PyAny,
         disposition: Option<&PyAny>,
     ) -> PyResult<PyObject> {
-        let now = self.begin(py)?;
-        let iid = self.interaction_id_of(py, interaction_id)?;
-        let aid = self.agent_id_of(py, agent_id, "agent_id")?;
-        {
-            let it = &self.interactions[&iid];
-            if it.state != InteractionState::Active {
-                return Err(self.conflict(
-                    py,
-                    format!(
-                        "Interaction {} is {}, not connected to an agent.",
-                        repr(py, &iid),
-                        it.state.name()
-                    ),
-                    "interaction_id",
-                ));
-            }
-            if it.agent_id.as_ref() != Some(&aid) {
-                return Err(self.permission(
-                    py,
-                    format!(
-                        "Interaction {} is handled by another agent, not {}.",
-                        repr(py, &iid),
-                        repr(py, &aid)
-                    ),
-                    "agent_id",
-                ));
-            }
-        }
+        self.begin(py)?;
+        // An owner whose phone still rings (handed the interaction before answering) may
+        // complete it too: with no talk time.
+        let (iid, aid) = self.owned_active(py, interaction_id, agent_id, false)?;
         let disposition: PyObject = match disposition {
             Some(d) if !d.is_none() => {
                 self.check_reason(py, d, "disposition")?;
@@ -1950,16 +1985,8 @@ impl CompiledEngine {
                 self.remove_participant(py, &iid, other, intern!(py, "completed").as_ref())?;
             }
         }
-        // _close_leg
-        let it = self.interactions.get_mut(&iid).expect("interaction");
-        if let Some(h) = it.hold_started_at.take() {
-            it.leg_hold_us += now - h;
-        }
-        let started = it.leg_started_at.unwrap_or(now);
-        let hold = it.leg_hold_us;
-        let talk = (now - started - hold).max(0);
-        it.leg_started_at = Some(now);
-        it.leg_hold_us = 0;
+        let (talk, hold) = self.close_leg(&iid);
+        let it = &self.interactions[&iid];
         let qid = it.queue_id.clone();
         let ch = it.channel;
         let outbound = it.direction == "outbound";

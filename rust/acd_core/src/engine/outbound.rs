@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyString;
 
 use super::{repr, seconds_to_us, CompiledEngine, Work, USF};
 use crate::model::*;
@@ -50,28 +50,6 @@ impl CompiledEngine {
                 ))
             }
         }
-    }
-
-    /// engine.py `_check_new_id`: the id of an interaction about to be created.
-    fn outbound_new_id(&self, py: Python<'_>, interaction_id: &PyAny) -> PyResult<Id> {
-        let text = match interaction_id.downcast::<PyString>() {
-            Ok(s) if (1..=200).contains(&s.len()?) => s.to_str()?,
-            _ => {
-                return Err(self.invalid(
-                    py,
-                    "interaction_id must be a non-empty string.".into(),
-                    "interaction_id",
-                ))
-            }
-        };
-        if self.interactions.contains_key(text) {
-            return Err(self.conflict(
-                py,
-                format!("Interaction {} exists already.", repr(py, text)),
-                "interaction_id",
-            ));
-        }
-        Ok(Arc::from(text))
     }
 
     /// Capacity alone (not state): whether the agent could carry one more `channel`.
@@ -193,7 +171,7 @@ impl CompiledEngine {
         attributes: Option<&PyAny>,
     ) -> PyResult<PyObject> {
         let now = self.begin(py)?;
-        let iid = self.outbound_new_id(py, interaction_id)?;
+        let (iid, py_id) = self.check_new_id(py, interaction_id)?;
         let aid = self.agent_id_of(py, agent_id, "agent_id")?;
         let ch = match channel.0 {
             Some(value) => self.outbound_channel(py, value)?,
@@ -235,72 +213,35 @@ impl CompiledEngine {
                 "channel",
             ));
         }
-        if let Some(c) = customer_id {
-            let ok = c.is_none()
-                || matches!(c.downcast::<PyString>().map(|s| s.len()), Ok(Ok(n)) if n <= 200);
-            if !ok {
-                return Err(self.invalid(
-                    py,
-                    "customer_id must be a string.".into(),
-                    "customer_id",
-                ));
-            }
-        }
-        let attrs: PyObject = match attributes {
-            Some(a) if !a.is_none() => self.refs.check_attributes.call1(py, (a,))?,
-            _ => PyDict::new(py).into(),
-        };
+        let customer = self.check_customer(py, customer_id)?;
+        let attrs = self.check_attributes(py, attributes)?;
         if let Some(refusal) = self.outbound_refusal_of(py, &aid, ch) {
             return Err(self.conflict(py, refusal, "agent_id"));
         }
         let expression = self.compile(py, "", "required_skills")?;
-        let customer: PyObject = customer_id.map_or_else(|| py.None(), |c| c.into());
         let skills: Py<PyString> = PyString::new(py, "").into();
-        let created_seq = self.next_created;
-        self.next_created += 1;
-        let it = Interaction {
-            id: iid.clone(),
-            py_id: interaction_id.downcast::<PyString>()?.into(),
-            channel: ch,
-            priority: 0,
-            required_skills: skills.clone_ref(py),
-            expression,
-            customer_id: customer.clone_ref(py),
-            attributes: attrs.clone_ref(py),
-            created_at: now,
-            queued_at: now,
-            queue_id: qid.clone(),
-            seq: 0,
-            state: InteractionState::Active,
-            entries: Vec::new(),
-            offers: Vec::new(),
-            offer_kind: "queue",
-            offer_attempts: 0,
-            excluded: Vec::new(),
-            agent_id: Some(aid.clone()),
-            participants: vec![(
-                aid.clone(),
-                Participant {
-                    role: Role::Owner,
-                    joined_at: now,
-                    connected_at: Some(now),
-                },
-            )],
-            leg_started_at: Some(now),
-            hold_started_at: None,
-            leg_hold_us: 0,
-            hops: 0,
-            max_wait_reached: false,
-            original_channel: None,
-            callback_phone: None,
-            callback_due_at: None,
-            callback_attempts: 0,
-            timers: Vec::new(),
-            direction: "outbound",
-            created_seq,
-        };
-        self.interactions.insert(iid.clone(), Box::new(it));
-        self.interaction_order.insert(created_seq, iid.clone());
+        let mut it = self.new_interaction(
+            py,
+            &iid,
+            &py_id,
+            ch,
+            &qid,
+            (0, skills.clone_ref(py), expression),
+            (customer.clone_ref(py), attrs.clone_ref(py)),
+        );
+        it.state = InteractionState::Active;
+        it.agent_id = Some(aid.clone());
+        it.participants = vec![(
+            aid.clone(),
+            Participant {
+                role: Role::Owner,
+                joined_at: now,
+                connected_at: Some(now),
+            },
+        )];
+        it.leg_started_at = Some(now);
+        it.direction = "outbound";
+        self.add_interaction(it);
         let agent = self.agents.get_mut(&aid).expect("agent");
         agent.interactions.push((iid.clone(), ch));
         agent.load.add(ch, 1);
@@ -492,17 +433,9 @@ impl CompiledEngine {
         }
         let qid = it.queue_id.clone();
         let policy = self.queues[&qid].cfg.callback.clone();
-        // _close_leg, then _detach_owner.
+        let (talk, _hold) = self.close_leg(&iid);
+        self.detach_owner(&iid);
         let it = self.interactions.get_mut(&iid).expect("interaction");
-        if let Some(h) = it.hold_started_at.take() {
-            it.leg_hold_us += now - h;
-        }
-        let started = it.leg_started_at.unwrap_or(now);
-        let talk = (now - started - it.leg_hold_us).max(0);
-        it.leg_hold_us = 0;
-        it.agent_id = None;
-        it.participants.clear();
-        it.leg_started_at = None;
         it.callback_attempts += 1;
         let attempts = it.callback_attempts;
         let ch = it.channel;

@@ -26,21 +26,6 @@ impl<'a> FromPyObject<'a> for Given {
 }
 
 impl CompiledEngine {
-    /// End the owner's leg: (talk us, hold us); talk excludes hold (engine.py `_close_leg`).
-    fn close_leg(&mut self, iid: &Id) -> (i64, i64) {
-        let now = self.now;
-        let it = self.interactions.get_mut(iid).expect("interaction");
-        if let Some(h) = it.hold_started_at.take() {
-            it.leg_hold_us += now - h;
-        }
-        let started = it.leg_started_at.unwrap_or(now);
-        let hold = it.leg_hold_us;
-        let talk = (now - started - hold).max(0);
-        it.leg_started_at = Some(now);
-        it.leg_hold_us = 0;
-        (talk, hold)
-    }
-
     /// A blind transfer needs the owner alone on the interaction.
     fn alone(&self, py: Python<'_>, iid: &Id, owner: &Id, what: &str, field: &str) -> PyResult<()> {
         if self.interactions[iid]
@@ -111,13 +96,6 @@ impl CompiledEngine {
         self.emit(py, intern!(py, "interaction.completed"), p)?;
         self.drop_interaction(iid);
         self.start_wrapup(py, aid, iid, ch, &qid, talk, hold, "transferred", outbound)
-    }
-
-    fn detach_owner(&mut self, iid: &Id) {
-        let it = self.interactions.get_mut(iid).expect("interaction");
-        it.agent_id = None;
-        it.participants.clear();
-        it.leg_started_at = None;
     }
 
     /// Ownership passes to a consulted / conferenced agent; the old owner wraps up.
