@@ -280,7 +280,9 @@ impl CompiledEngine {
         }
     }
 
-    fn open_now(&self, py: Python<'_>, qid: &Id) -> PyResult<Option<bool>> {
+    /// engine.py `_open_now`: whether the queue's business hours are open now (None: it
+    /// names none, or hours this engine was not given).
+    pub(super) fn open_now(&self, py: Python<'_>, qid: &Id) -> PyResult<Option<bool>> {
         let name = match &self.queues[qid].cfg.hours {
             Some(n) => n,
             None => return Ok(None),

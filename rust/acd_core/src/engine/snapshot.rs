@@ -142,23 +142,6 @@ impl CompiledEngine {
         ewt
     }
 
-    /// `_open_now`: whether the queue's business hours are open now (None: it names none, or
-    /// hours this engine was not given).
-    fn hours_open_now(&self, py: Python<'_>, qid: &Id) -> PyResult<Option<bool>> {
-        let name = match &self.queues[qid].cfg.hours {
-            Some(n) => n,
-            None => return Ok(None),
-        };
-        match self.hours.iter().find(|(n, _)| n == name) {
-            Some((_, hours)) => Ok(Some(
-                hours
-                    .call_method1(py, intern!(py, "is_open"), (self.now_dt.clone_ref(py),))?
-                    .is_true(py)?,
-            )),
-            None => Ok(None),
-        }
-    }
-
     fn datetime_of(&self, py: Python<'_>, us: i64) -> PyResult<PyObject> {
         crate::glue::datetime_from_us(py, us)
     }
@@ -876,7 +859,7 @@ impl CompiledEngine {
             queue.cfg.service_level_seconds,
         )?;
         kw.set_item(intern!(py, "entries"), PyTuple::new(py, waiting))?;
-        kw.set_item(intern!(py, "open"), self.hours_open_now(py, &qid)?)?;
+        kw.set_item(intern!(py, "open"), self.open_now(py, &qid)?)?;
         Ok(views.getattr("QueueSnapshot")?.call((), Some(kw))?.into())
     }
 
