@@ -146,6 +146,22 @@ impl<'a> Draw for Drawer<'a> {
     }
 }
 
+/// An argument with a Python default: unlike `Option`, an explicit `None` is kept (and
+/// refused by the checks as the Python engine refuses it).
+pub(super) struct Given<'p>(Option<&'p PyAny>);
+
+impl<'p> FromPyObject<'p> for Given<'p> {
+    fn extract(ob: &'p PyAny) -> PyResult<Self> {
+        Ok(Given(Some(ob)))
+    }
+}
+
+impl<'p> Given<'p> {
+    pub(super) fn missing() -> Self {
+        Given(None)
+    }
+}
+
 enum Work {
     Agent(Id),
     Interaction(Id),
@@ -482,6 +498,26 @@ impl CompiledEngine {
     fn add_interaction(&mut self, it: Interaction) {
         self.interaction_order.insert(it.created_seq, it.id.clone());
         self.interactions.insert(it.id.clone(), Box::new(it));
+    }
+
+    /// model.py `parse_channel`: `Channel(str(value))`.
+    pub(super) fn parse_channel(&self, py: Python<'_>, value: &PyAny) -> PyResult<Channel> {
+        let text = value.str()?;
+        match Channel::parse(text.to_str()?) {
+            Some(ch) => Ok(ch),
+            None => {
+                let names: Vec<&str> = ALL_CHANNELS.iter().map(|c| c.name()).collect();
+                Err(self.invalid(
+                    py,
+                    format!(
+                        "Unknown channel {}; expected one of {}.",
+                        value.repr()?,
+                        names.join(", ")
+                    ),
+                    "channel",
+                ))
+            }
+        }
     }
 
     fn check_reason(&self, py: Python<'_>, reason: &PyAny, field: &str) -> PyResult<()> {
@@ -1773,24 +1809,14 @@ impl CompiledEngine {
         self.begin(py)?;
         let (iid, py_id) = self.check_new_id(py, interaction_id)?;
         let qid = self.queue_id_of(py, queue_id, "queue_id")?;
-        let ch = match channel.downcast::<PyString>() {
+        // engine.py: the channel by its name, else parse_channel(channel) (which raises).
+        let named = match channel.downcast::<PyString>() {
             Ok(s) => Channel::parse(s.to_str()?),
             Err(_) => None,
         };
-        let ch = match ch {
+        let ch = match named {
             Some(c) => c,
-            None => {
-                let names: Vec<&str> = ALL_CHANNELS.iter().map(|c| c.name()).collect();
-                return Err(self.invalid(
-                    py,
-                    format!(
-                        "Unknown channel {}; expected one of {}.",
-                        channel.repr()?,
-                        names.join(", ")
-                    ),
-                    "channel",
-                ));
-            }
+            None => self.parse_channel(py, channel)?,
         };
         if !self.queues[&qid].cfg.channels.contains(ch) {
             return Err(self.invalid(

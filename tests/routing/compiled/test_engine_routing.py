@@ -242,3 +242,22 @@ def test_the_clock_moves_both_engines_alike() -> None:
     pair.clock.advance(3)
     done = pair.run("tick")
     assert [e.type for e in done] == ["interaction.wrapup_ended", "agent.state_changed"]
+
+
+class _Named:
+    """Not a str, but names a channel when printed (engine.py parses ``str(channel)``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def test_a_channel_given_as_any_object_is_read_by_its_text_alike() -> None:
+    pair = Pair(3)
+    pair.run("add_queue", QueueConfig("q", members=(Member("a"),)))
+    pair.run("add_agent", AgentConfig("a"))
+    pair.run("login", "a")
+    assert pair.run("create_interaction", "i1", "q", _Named("chat"))
+    assert pair.run("create_interaction", "i2", "q", _Named("fax")) == []  # refused alike

@@ -11,47 +11,11 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use super::{repr, seconds_to_us, CompiledEngine, Work, USF};
+use super::{repr, seconds_to_us, CompiledEngine, Given, Work, USF};
 use crate::model::*;
-use crate::types::{Channel, ALL_CHANNELS};
-
-/// An argument with a Python default: unlike `Option`, an explicit `None` is kept (and
-/// refused by the checks as the Python engine refuses it).
-struct Given<'p>(Option<&'p PyAny>);
-
-impl<'p> FromPyObject<'p> for Given<'p> {
-    fn extract(ob: &'p PyAny) -> PyResult<Self> {
-        Ok(Given(Some(ob)))
-    }
-}
-
-impl<'p> Given<'p> {
-    fn missing() -> Self {
-        Given(None)
-    }
-}
+use crate::types::Channel;
 
 impl CompiledEngine {
-    /// model.py `parse_channel`: `Channel(str(value))`.
-    fn outbound_channel(&self, py: Python<'_>, value: &PyAny) -> PyResult<Channel> {
-        let text = value.str()?;
-        match Channel::parse(text.to_str()?) {
-            Some(ch) => Ok(ch),
-            None => {
-                let names: Vec<&str> = ALL_CHANNELS.iter().map(|c| c.name()).collect();
-                Err(self.invalid(
-                    py,
-                    format!(
-                        "Unknown channel {}; expected one of {}.",
-                        value.repr()?,
-                        names.join(", ")
-                    ),
-                    "channel",
-                ))
-            }
-        }
-    }
-
     /// Capacity alone (not state): whether the agent could carry one more `channel`.
     fn has_room(agent: &Agent, channel: Channel) -> bool {
         let load = &agent.load;
@@ -174,7 +138,7 @@ impl CompiledEngine {
         let (iid, py_id) = self.check_new_id(py, interaction_id)?;
         let aid = self.agent_id_of(py, agent_id, "agent_id")?;
         let ch = match channel.0 {
-            Some(value) => self.outbound_channel(py, value)?,
+            Some(value) => self.parse_channel(py, value)?,
             None => Channel::Voice,
         };
         let qid = match queue_id {
@@ -279,7 +243,7 @@ impl CompiledEngine {
         self.query_now(py)?;
         let aid = self.agent_id_of(py, agent_id, "agent_id")?;
         let ch = match channel.0 {
-            Some(value) => self.outbound_channel(py, value)?,
+            Some(value) => self.parse_channel(py, value)?,
             None => Channel::Voice,
         };
         Ok(self.outbound_refusal_of(py, &aid, ch))

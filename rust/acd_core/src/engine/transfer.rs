@@ -11,19 +11,9 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyLong};
 
-use super::{repr, CompiledEngine, MAX_PRIORITY, USF};
+use super::{repr, CompiledEngine, Given, MAX_PRIORITY, USF};
 use crate::model::*;
 use crate::types::Channel;
-
-/// An optional argument whose Python default is not None: `Given(None)` when it is not
-/// passed at all, so that an explicit `None` is kept as Python keeps it.
-struct Given(Option<PyObject>);
-
-impl<'a> FromPyObject<'a> for Given {
-    fn extract(ob: &'a PyAny) -> PyResult<Self> {
-        Ok(Given(Some(ob.into())))
-    }
-}
 
 impl CompiledEngine {
     /// A blind transfer needs the owner alone on the interaction.
@@ -530,13 +520,13 @@ impl CompiledEngine {
     /// A participant leaves (`participant_left` with `reason`). If the owner leaves, the
     /// earliest other participant who is talking takes over (the earliest one whose phone
     /// still rings if none is).
-    #[args(reason = "Given(None)")]
+    #[args(reason = "Given::missing()")]
     fn leave(
         &mut self,
         py: Python<'_>,
         interaction_id: &PyAny,
         agent_id: &PyAny,
-        reason: Given,
+        reason: Given<'_>,
     ) -> PyResult<PyObject> {
         self.begin(py)?;
         let iid = self.interaction_id_of(py, interaction_id)?;
@@ -575,11 +565,11 @@ impl CompiledEngine {
                 .clone();
             self.hand_over(py, &iid, &aid, &next)?;
         } else {
-            let reason: PyObject = match reason.0 {
+            let reason: &PyAny = match reason.0 {
                 Some(r) => r,
-                None => intern!(py, "left").into(),
+                None => intern!(py, "left").as_ref(),
             };
-            self.remove_participant(py, &iid, &aid, reason.as_ref(py))?;
+            self.remove_participant(py, &iid, &aid, reason)?;
         }
         self.finish(py)
     }
