@@ -430,3 +430,29 @@ def test_consult_needs_a_free_agent() -> None:
         engine.consult("i", "a", "b")  # b is busy on j (voice capacity 1)
     with pytest.raises(PermissionDenied):
         engine.consult("i", "b", "c")  # b does not own i
+
+
+def test_an_interaction_offered_back_to_the_agent_wrapping_it_up() -> None:
+    """Transferred to a queue that offers it straight back to the same agent (room for a
+    second chat): the new leg's wrap-up ends the first one (reason ``replaced``) instead of
+    overwriting it, so no load unit is left behind and the first timer finds nothing."""
+    engine, clock = build(
+        [
+            QueueConfig("q", channels=(Channel.CHAT,), members=(Member("b"),), wrapup_seconds=10),
+            QueueConfig("r", channels=(Channel.CHAT,), members=(Member("b"),), wrapup_seconds=2),
+        ],
+        [AgentConfig("b", capacity={Channel.CHAT: 2})],
+    )
+    engine.create_interaction("j", "q", "chat")
+    engine.accept("j", "b")
+    events = engine.transfer("j", "b", to_queue_id="r")
+    assert offers(events) == [("j", "b")]
+    engine.accept("j", "b")
+    events = engine.complete("j", "b")
+    assert [p["reason"] for p in of(events, "interaction.wrapup_ended")] == ["replaced"]
+    clock.advance(3)
+    assert [p["reason"] for p in of(engine.tick(), "interaction.wrapup_ended")] == ["timer"]
+    clock.advance(10)
+    assert engine.tick() == []  # q's 10 s timer went with its wrap-up
+    snap = engine.agent_snapshot("b")
+    assert (snap.state, snap.load, snap.wrapups) == ("available", {}, ())

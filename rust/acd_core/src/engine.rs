@@ -1385,6 +1385,11 @@ impl CompiledEngine {
         cause: &str,
         outbound: bool,
     ) -> PyResult<()> {
+        // Still wrapping up an earlier leg of the same interaction (offered back to this
+        // agent): that wrap-up ends first, its load unit and timer with it.
+        if self.agents[aid].wrapups.iter().any(|w| &w.interaction_id == iid) {
+            self.close_wrapup(py, aid, iid, "replaced", cause)?;
+        }
         let now = self.now;
         let (seconds, wrapup_us) = match self.queues.get(qid) {
             Some(q) => (q.cfg.wrapup_seconds, q.cfg.wrapup_us),

@@ -1613,7 +1613,14 @@ class AcdEngine:
     def _start_wrapup(
         self, agent: Agent, it: Interaction, queue_id: str, talk: int, hold: int, cause: str
     ) -> None:
-        """The agent's part ends: wrap-up for the queue's wrap-up seconds (0: none)."""
+        """The agent's part ends: wrap-up for the queue's wrap-up seconds (0: none).
+
+        An agent still wrapping up an earlier leg of the same interaction (it was offered
+        back to them, e.g. from a queue it was transferred to) ends that wrap-up first
+        (reason ``replaced``): its load unit and timer go with it."""
+        earlier = agent.wrapups.get(it.id)
+        if earlier is not None:
+            self._end_wrapup(agent, earlier, "replaced", cause)
         agent.interactions.pop(it.id, None)
         if agent.rings:  # it took the interaction over and completes before answering
             agent.rings.discard(it.id)

@@ -433,6 +433,8 @@ def test_a_blind_transfer_accepted() -> None:
 
 
 def test_an_agent_taking_back_the_interaction_it_wraps_up() -> None:
+    """A second leg of the same interaction ends the agent's earlier wrap-up of it first
+    (reason ``replaced``): its load unit and its timer go with it."""
     pair = centre()
     pair.run("transfer", "j", "b", to_agent_id="c")  # b wraps j up (5 s)
     pair.run("accept", "j", "c")
@@ -440,17 +442,20 @@ def test_an_agent_taking_back_the_interaction_it_wraps_up() -> None:
     pair.run("transfer", "j", "c", to_agent_id="b")  # b has room for a second chat
     pair.run("accept", "j", "b")
     pair.clock.advance(2)
-    pair.run("complete", "j", "b")  # the new wrap-up takes the old one's place
+    events = pair.run("complete", "j", "b")
+    ended = [e.payload["reason"] for e in events if e.type == "interaction.wrapup_ended"]
+    assert ended == ["replaced"]
     pair.clock.advance(2)
-    assert tick(pair)  # the old timer ends the new wrap-up (engine.py does so)
+    assert pair.run("tick") == []  # the replaced wrap-up's timer is gone
     pair.clock.advance(5)
-    assert tick(pair)
-    assert pair.python._agents["b"].load == {Channel.CHAT: 1}  # the old wrap-up's, kept
+    assert [e.payload["reason"] for e in pair.run("tick")][:1] == ["timer"]
+    for engine in (pair.python, pair.compiled):
+        assert engine.agent_snapshot("b").load == {}  # no load left behind
 
 
-def test_a_replaced_wrap_up_ending_first_fails_alike() -> None:
-    """engine.py fails (KeyError) when a wrap-up replaced by a shorter one of the same
-    interaction times out after it: the compiled engine raises the same error."""
+def test_a_replaced_wrap_up_outlived_by_its_timer_changes_nothing() -> None:
+    """A wrap-up replaced by a shorter one of the same interaction: the first one's timer,
+    due later, finds nothing to end (engine.py failed there with a KeyError)."""
     pair = TransferPair(3)
     members = (Member("b"),)
     for q, wrapup in (("q", 10), ("r", 2)):
@@ -470,7 +475,8 @@ def test_a_replaced_wrap_up_ending_first_fails_alike() -> None:
     pair.clock.advance(3)
     assert tick(pair)
     pair.clock.advance(10)
-    assert not tick(pair)
+    assert tick(pair)
+    assert pair.python.agent_snapshot("b").state == "available"
 
 
 def test_transfers_to_a_queue() -> None:
