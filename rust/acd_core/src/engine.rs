@@ -1933,19 +1933,7 @@ impl CompiledEngine {
             self.leave_queues(&iid);
         }
         let it = self.interactions.get_mut(&iid).expect("interaction");
-        it.state = InteractionState::Active;
-        it.agent_id = Some(aid.clone());
-        it.participants = vec![(
-            aid.clone(),
-            Participant {
-                role: Role::Owner,
-                joined_at: now,
-                connected_at: Some(now),
-            },
-        )];
-        it.leg_started_at = Some(now);
-        it.leg_hold_us = 0;
-        it.hold_started_at = None;
+        it.connect_owner(&aid, now);
         let kind = it.offer_kind;
         it.offer_kind = "queue";
         let ch = it.channel;

@@ -391,6 +391,24 @@ impl Interaction {
             .find(|(a, _)| &**a == agent_id)
             .map(|(_, p)| p)
     }
+    /// Connected to `owner` from `now` (accepted, or started by the agent): a new leg, alone
+    /// with the customer, off hold.
+    pub fn connect_owner(&mut self, owner: &Id, now: i64) {
+        self.state = InteractionState::Active;
+        self.agent_id = Some(owner.clone());
+        self.participants = vec![(
+            owner.clone(),
+            Participant {
+                role: Role::Owner,
+                joined_at: now,
+                connected_at: Some(now),
+            },
+        )];
+        self.leg_started_at = Some(now);
+        self.leg_hold_us = 0;
+        self.hold_started_at = None;
+    }
+
     pub fn timer(&self, name: &str) -> Option<u64> {
         self.timers.iter().find(|(n, _)| n == name).map(|(_, t)| *t)
     }

@@ -193,17 +193,7 @@ impl CompiledEngine {
             (0, skills.clone_ref(py), expression),
             (customer.clone_ref(py), attrs.clone_ref(py)),
         );
-        it.state = InteractionState::Active;
-        it.agent_id = Some(aid.clone());
-        it.participants = vec![(
-            aid.clone(),
-            Participant {
-                role: Role::Owner,
-                joined_at: now,
-                connected_at: Some(now),
-            },
-        )];
-        it.leg_started_at = Some(now);
+        it.connect_owner(&aid, now);
         it.direction = "outbound";
         self.add_interaction(it);
         let agent = self.agents.get_mut(&aid).expect("agent");
