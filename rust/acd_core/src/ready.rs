@@ -203,9 +203,13 @@ impl Hasher for FxHasher {
     fn write_usize(&mut self, n: usize) {
         self.add(n as u64);
     }
+    /// The state rotated (as rustc-hash 2 does): hashbrown takes a bucket from the hash's
+    /// low bits, and a multiply only carries entropy upwards, so the raw state's low bits
+    /// depend on the first bytes of a string alone: ids sharing a prefix ("agent-1…") would
+    /// all start probing from the same few buckets.
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        self.hash.rotate_left(26)
     }
 }
 
