@@ -396,6 +396,29 @@ impl EventSink {
         })
     }
 
+    /// The `type`, `payload` and `time` of a `NewEvent`, read straight from its slots
+    /// (borrowed); None for any other object, or a slot not set (the caller reads the
+    /// attributes instead).
+    ///
+    /// # Safety
+    /// The GIL is held and `obj` is a live object; the pointers returned are borrowed from it.
+    #[inline]
+    pub unsafe fn slots_of(&self, obj: *mut ffi::PyObject) -> Option<[*mut ffi::PyObject; 3]> {
+        let offsets = self.offsets?;
+        if ffi::Py_TYPE(obj) != self.ty.as_ptr() as *mut ffi::PyTypeObject {
+            return None;
+        }
+        let mut out = [std::ptr::null_mut(); 3];
+        for (slot, offset) in out.iter_mut().zip(offsets.iter()) {
+            let value = *((obj as *mut u8).offset(*offset) as *mut *mut ffi::PyObject);
+            if value.is_null() {
+                return None;
+            }
+            *slot = value;
+        }
+        Some(out)
+    }
+
     /// The path [`EventSink::new_event`] takes.
     pub fn path(&self) -> EventPath {
         if self.offsets.is_some() {

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 pub mod engine;
 pub mod expr;
 pub mod glue;
+pub mod kpi;
 pub mod model;
 pub mod mt;
 pub mod pyfast;
@@ -29,6 +30,7 @@ fn _acd_core(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
     m.add_class::<expr::CompiledExpression>()?;
     m.add_class::<ready::ReadyIndexForTests>()?;
     m.add_class::<engine::CompiledEngine>()?;
+    m.add_class::<kpi::KpiCore>()?;
     // glue.rs / mt.rs, test-only bindings (tests/routing/compiled/test_glue.py):
     m.add_function(wrap_pyfunction!(glue::py_iso_text, m)?)?;
     m.add_function(wrap_pyfunction!(glue::py_datetime_from_us, m)?)?;

@@ -1,6 +1,6 @@
 """Types of the compiled routing core (rust/acd_core), built by scripts/build_core.sh."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -96,3 +96,28 @@ class CompiledEngine:
     @classmethod
     def from_snapshot(cls, data: dict[str, Any], clock: Any) -> CompiledEngine: ...
     def __getattr__(self, name: str) -> Any: ...
+
+# -- the KPI accumulator's feed (rust/acd_core/src/kpi.rs) -------------------------------------
+
+class KpiCore:
+    """``KpiAccumulator``'s feed, compiled; the accumulator reads its state back to report."""
+
+    def __init__(
+        self,
+        interval_seconds: float,
+        short_abandon_seconds: float,
+        service_level_seconds: float | None,
+        since: float,
+        until: float,
+    ) -> None: ...
+    def feed_all(self, events: Iterable[Any]) -> None: ...
+    @staticmethod
+    def tally_fields() -> list[str]: ...
+    def cells(self) -> list[tuple[int, str, tuple[int | float, ...]]]: ...
+    def legs(self) -> list[tuple[str, str, int, float, int, bool]]: ...
+    def agents(self) -> list[tuple[str, Any, float]]: ...
+    def thresholds(self) -> list[tuple[str, float]]: ...
+    @property
+    def now(self) -> float | None: ...
+    @property
+    def events(self) -> int: ...

@@ -520,14 +520,39 @@ _AGENT_STATE_SLOT: Final[dict[str, str]] = {
 }
 
 
+def _compiled_core(cfg: KpiConfig, since: float, until: float, compiled: bool | None) -> Any:
+    """A compiled feed for ``cfg`` (``KpiCore``), or None for the Python one."""
+    if compiled is False:
+        return None
+    from sparklecomm.acd.compiled import routing_core
+
+    if routing_core("compiled" if compiled else None) != "compiled":
+        return None
+    from sparklecomm.acd import _acd_core
+
+    return _acd_core.KpiCore(
+        float(cfg.interval_seconds),
+        float(cfg.short_abandon_seconds),
+        None if cfg.service_level_seconds is None else float(cfg.service_level_seconds),
+        since,
+        until,
+    )
+
+
 class KpiAccumulator:
     """Feed routing events in stream order; read :meth:`report` (or :meth:`totals`) any time.
 
     Memory grows with the number of (interval, queue) cells and the contacts in progress,
     not with the number of events.
+
+    The feed runs compiled (``KpiCore`` in rust/acd_core/src/kpi.rs, a line-by-line port of
+    the handlers below, which stay the reference) when the compiled core is built and
+    ``compiled`` is not False; ``compiled=None`` follows ``SPARKLECOMM_ROUTING_CORE``
+    (:func:`sparklecomm.acd.compiled.routing_core`). Reports are the same either way: this
+    class computes them from the state the core hands over.
     """
 
-    def __init__(self, config: KpiConfig | None = None) -> None:
+    def __init__(self, config: KpiConfig | None = None, *, compiled: bool | None = None) -> None:
         self.config = (config or KpiConfig()).checked()
         cfg = self.config
         self._iv = float(cfg.interval_seconds)
@@ -545,7 +570,8 @@ class KpiAccumulator:
         self._now: float | None = None
         self._last_moment: datetime | None = None
         self._last_ts = 0.0
-        self.events = 0
+        self._events = 0
+        self._core: Any = _compiled_core(cfg, self._since, self._until, compiled)
         self._handlers: dict[str, Callable[[Mapping[str, Any], float], None]] = {
             "interaction.created": self._on_created,
             "interaction.overflowed": self._on_overflowed,
@@ -566,8 +592,27 @@ class KpiAccumulator:
 
     # -- feeding -----------------------------------------------------------------------------
 
+    @property
+    def events(self) -> int:
+        """Events fed so far."""
+        return self._core.events if self._core is not None else self._events
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the feed runs compiled (see the class documentation)."""
+        return self._core is not None
+
+    @property
+    def feeder(self) -> Callable[[Iterable[StreamEvent]], None]:
+        """:meth:`feed_all`, or the compiled feed itself (one call less per batch: for a
+        caller feeding many small batches, such as the simulator)."""
+        return self._core.feed_all if self._core is not None else self.feed_all
+
     def feed(self, event: StreamEvent) -> None:
         """Take one event into account (events must come in stream order)."""
+        if self._core is not None:
+            self._core.feed_all((event,))
+            return
         moment = event.time
         if moment is None:
             if self._now is None:
@@ -582,13 +627,16 @@ class KpiAccumulator:
                 self._last_moment = moment
             if self._now is None or ts > self._now:
                 self._now = ts
-        self.events += 1
+        self._events += 1
         handler = self._handlers.get(event.type)
         if handler is not None:
             handler(event.payload, ts)
 
     def feed_all(self, events: Iterable[StreamEvent]) -> None:
         """Take events into account in order (as :meth:`feed` does, one after the other)."""
+        if self._core is not None:
+            self._core.feed_all(events)
+            return
         handlers = self._handlers
         now = self._now
         # None is a time of its own below: start from a moment no event has.
@@ -619,7 +667,7 @@ class KpiAccumulator:
             if isinstance(last_moment, datetime):
                 self._last_moment = last_moment
             self._last_ts = last_ts
-            self.events += count
+            self._events += count
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -935,9 +983,33 @@ class KpiAccumulator:
 
     # -- reading -----------------------------------------------------------------------------
 
+    def _pull(self) -> None:
+        """Take over the compiled core's state (before reading it): the same structures the
+        Python handlers keep, in the same order."""
+        core = self._core
+        if core is None:
+            return
+        names = core.tally_fields()
+        cells = _Cells()
+        for bucket, key, values in core.cells():
+            tally = Tally()
+            for name, value in zip(names, values, strict=True):
+                setattr(tally, name, value)
+            cells[bucket, key] = tally
+        self._cells = cells
+        self._legs = {
+            iid: _Leg(queue_id, bucket, entered, kind, counted)
+            for iid, queue_id, bucket, entered, kind, counted in core.legs()
+        }
+        self._agents = {agent: (state, since) for agent, state, since in core.agents()}
+        self._thresholds = dict(core.thresholds())
+        self._now = core.now
+
     @property
     def now(self) -> datetime | None:
         """The time of the latest event fed."""
+        if self._core is not None:
+            self._now = self._core.now
         return None if self._now is None else datetime.fromtimestamp(self._now, UTC)
 
     def report(self, now: datetime | None = None, *, intervals: bool = True) -> KpiReport:
@@ -946,6 +1018,7 @@ class KpiAccumulator:
         ``now`` (default: the latest event's time) closes the agent states still open and
         measures the contacts still waiting; nothing is changed, so reading is repeatable.
         """
+        self._pull()
         end = now.timestamp() if now is not None else self._now
         cells: dict[tuple[int, str], Tally] = self._cells
         if end is not None and self._agents:

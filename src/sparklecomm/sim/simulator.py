@@ -210,7 +210,7 @@ class Simulation:
         self._now_us = 0
         self._pending: deque[list[NewEvent]] = deque()  # batches still to react to
         self._reacting = False
-        self._feed = self.kpis.feed_all
+        self._feed = self.kpis.feeder
         self._contacts: dict[str, _Contact] = {}
         self._agents: dict[str, _AgentPlan] = {}
         self._wrapups: dict[str, Distribution] = {}  # queues whose wrap-up we end ourselves
