@@ -11,7 +11,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
-use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -209,6 +208,8 @@ pub struct CompiledEngine {
     now_dt: PyObject,
     now_iso: Option<Py<PyString>>,
     work: VecDeque<Work>,
+    /// `reindex`'s buffer (an agent's new entries; kept between calls).
+    index_scratch: Vec<(Id, IndexEntry)>,
     /// The interaction dropped last and its Python id (see `start_wrapup`).
     dropped: Option<(Id, Py<PyString>)>,
     /// Queues whose last staffed member just left (leave_when_empty), acted on at the end.
@@ -392,7 +393,7 @@ impl CompiledEngine {
                 "interaction_id",
             ));
         }
-        Ok((Arc::from(text.to_str()?), text.into()))
+        Ok((Id::from(text.to_str()?), text.into()))
     }
 
     /// engine.py `_check_customer`: None or a string of at most 200 characters.
@@ -660,19 +661,33 @@ impl CompiledEngine {
         let channels = Self::routable_channels(agent);
         let queues = &mut self.queues;
         if channels.is_empty() {
-            for (qid, _) in agent.index_keys.drain(..) {
-                queues.get_mut(&qid).expect("queue").ready.remove(agent_id);
+            for (qid, (penalty, key, chans)) in agent.index_keys.drain(..) {
+                queues
+                    .get_mut(&qid)
+                    .expect("queue")
+                    .ready
+                    .delete(penalty, &key, chans);
             }
             return;
         }
-        let mut desired: Vec<(Id, IndexEntry)> = Vec::with_capacity(agent.queues.len());
+        // The new entries, in membership order (a buffer kept between calls).
+        let mut desired = std::mem::take(&mut self.index_scratch);
+        desired.clear();
+        let old = &agent.index_keys;
         let load_sum = agent.load.sum();
         let idle = agent.idle_since;
-        let fresh = agent.index_keys.is_empty();
+        let mut matched = 0;
         for (qid, member) in &agent.queues {
             let queue = queues.get_mut(qid).expect("queue");
+            let was = old.iter().find(|(q, _)| q == qid).map(|(_, e)| e);
+            if was.is_some() {
+                matched += 1;
+            }
             let chans = channels.intersection(queue.cfg.channels);
             if chans.is_empty() {
+                if let Some(e) = was {
+                    queue.ready.delete(e.0, &e.1, e.2);
+                }
                 continue;
             }
             let order = member.order;
@@ -692,40 +707,29 @@ impl CompiledEngine {
                 Strategy::WeightedRandom => Key::new(&[member.weight, order], agent_id.clone()),
                 _ => Key::new(&[order], agent_id.clone()),
             };
-            if fresh {
-                queue.ready.add(agent_id.clone(), member.penalty, key.clone(), chans);
-            }
-            desired.push((qid.clone(), (member.penalty, key, chans)));
-        }
-        if !fresh {
-            let old = std::mem::take(&mut agent.index_keys);
-            for (qid, entry) in &old {
-                let ready = &mut queues.get_mut(qid).expect("queue").ready;
-                match desired.iter().find(|(q, _)| q == qid) {
-                    None => {
-                        ready.remove(agent_id);
-                    }
-                    Some((_, new)) => {
-                        if new != entry {
-                            if new.1 == entry.1 && new.0 == entry.0 {
-                                ready.set_channels(agent_id, new.2);
-                            } else {
-                                ready.remove(agent_id);
-                                ready.add(agent_id.clone(), new.0, new.1.clone(), new.2);
-                            }
-                        }
+            match was {
+                None => queue.ready.insert(member.penalty, key.clone(), chans),
+                Some(e) => {
+                    if e.0 != member.penalty || e.1 != key || e.2 != chans {
+                        queue
+                            .ready
+                            .change((e.0, &e.1, e.2), (member.penalty, key.clone(), chans));
                     }
                 }
             }
-            for (qid, new) in &desired {
-                if !old.iter().any(|(q, _)| q == qid) {
-                    let ready = &mut queues.get_mut(qid).expect("queue").ready;
-                    ready.add(agent_id.clone(), new.0, new.1.clone(), new.2);
+            desired.push((qid.clone(), (member.penalty, key, chans)));
+        }
+        if matched < old.len() {
+            // Entries in queues the agent is no longer a member of (not left by the
+            // configuration changes, which drop them first; kept for safety).
+            for (qid, e) in old {
+                if !agent.queues.iter().any(|(q, _)| q == qid) {
+                    queues.get_mut(qid).expect("queue").ready.delete(e.0, &e.1, e.2);
                 }
             }
         }
         let any = !desired.is_empty();
-        agent.index_keys = desired;
+        self.index_scratch = std::mem::replace(&mut agent.index_keys, desired);
         if any {
             self.work.push_back(Work::Agent(agent_id.clone()));
         }
@@ -1521,7 +1525,7 @@ impl CompiledEngine {
             let d = cfg.getattr(name)?;
             let queue_id: Option<String> = getattr(d, "queue_id")?;
             Ok(Diversion {
-                queue_id: queue_id.map(|q| Arc::from(q.as_str())),
+                queue_id: queue_id.map(|q| Id::from(q.as_str())),
                 divert_to: getattr(d, "divert_to")?,
             })
         };
@@ -1533,7 +1537,7 @@ impl CompiledEngine {
                 after_seconds: getattr(step, "after_seconds")?,
                 max_penalty: getattr(step, "max_penalty")?,
                 lower_levels: getattr(step, "lower_levels")?,
-                add_queue_id: add.map(|q| Arc::from(q.as_str())),
+                add_queue_id: add.map(|q| Id::from(q.as_str())),
             });
         }
         let mut priority_rules = Vec::new();
@@ -1550,11 +1554,11 @@ impl CompiledEngine {
         for m in cfg.getattr("members")?.iter()? {
             let m = m?;
             let aid: String = getattr(m, "agent_id")?;
-            members.push((Arc::from(aid.as_str()), getattr(m, "penalty")?, getattr(m, "weight")?));
+            members.push((Id::from(aid.as_str()), getattr(m, "penalty")?, getattr(m, "weight")?));
         }
         Ok(QueueCfg {
             py: cfg.into(),
-            id: Arc::from(id.as_str()),
+            id: Id::from(id.as_str()),
             strategy,
             channels,
             best_skill: getattr(cfg, "best_skill")?,
@@ -1616,7 +1620,7 @@ impl CompiledEngine {
         }
         Ok(AgentCfg {
             py: cfg.into(),
-            id: Arc::from(id.as_str()),
+            id: Id::from(id.as_str()),
             skills: crate::expr::Skills::from_py(skills_obj)?,
             skill_levels,
             attributes: crate::expr::Attributes::from_py(attributes_obj)?,
@@ -1759,6 +1763,7 @@ impl CompiledEngine {
             now_dt: epoch.into(),
             now_iso: None,
             work: VecDeque::new(),
+            index_scratch: Vec::new(),
             dropped: None,
             to_empty: Vec::new(),
             hours: Vec::new(),

@@ -1,16 +1,15 @@
 //! The engine's records (model.py's runtime records), kept in Rust.
 //!
 //! Times are integer microseconds since 2020-01-01T00:00:00Z, as in the Python engine.
-//! Identifiers are `Arc<str>`: shared by the maps, the indexes and the timers without copies.
+//! Identifiers are `Id` (a shared string, types.rs): shared by the maps, the indexes and the timers without copies.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use pyo3::prelude::*;
 
 use crate::types::{Channel, ChannelSet, Strategy};
 
-pub type Id = Arc<str>;
+pub use crate::types::Id;
 
 /// Sort key of a waiting interaction in a queue: (-static score in micro-points, queued at,
 /// FIFO sequence, interaction id); model.py `WaitKey`.

@@ -37,13 +37,12 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
 
 use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
-use crate::types::{Channel, ChannelSet, Strategy};
+use crate::types::{Channel, ChannelSet, Id, Strategy};
 
 /// Sublist size of a tier: a sublist is split in two when it grows past twice this. Smaller
 /// than the Python tiers' 128 (`SortedList(load=128)`), which only changes the cost: entries
@@ -61,7 +60,7 @@ const N_CHANNELS: usize = 5;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Key {
     ints: [i64; 4], // unused trailing integers are 0 (same in every key of an index)
-    id: Arc<str>,
+    id: Id,
     len: u8,
 }
 
@@ -105,7 +104,7 @@ pub struct KeyFacts {
 
 impl Key {
     /// A key of the given integers (1 to 4 of them) then the agent id.
-    pub fn new(ints: &[i64], id: Arc<str>) -> Key {
+    pub fn new(ints: &[i64], id: Id) -> Key {
         assert!(
             !ints.is_empty() && ints.len() <= 4,
             "a strategy key has 1 to 4 integers"
@@ -120,7 +119,7 @@ impl Key {
     }
 
     /// The key of `strategy` for an agent (strategies.py `strategy_key_for`).
-    pub fn for_strategy(strategy: Strategy, facts: &KeyFacts, id: Arc<str>) -> Key {
+    pub fn for_strategy(strategy: Strategy, facts: &KeyFacts, id: Id) -> Key {
         let f = facts;
         match strategy {
             Strategy::LongestIdle => Key::new(&[f.load, f.idle_since, f.order], id),
@@ -144,7 +143,7 @@ impl Key {
     }
 
     /// The agent id (the key's last item).
-    pub fn id(&self) -> &Arc<str> {
+    pub fn id(&self) -> &Id {
         &self.id
     }
 
@@ -473,9 +472,9 @@ pub struct Candidates<'a> {
 }
 
 impl<'a> Iterator for Candidates<'a> {
-    type Item = &'a Arc<str>;
+    type Item = &'a Id;
 
-    fn next(&mut self) -> Option<&'a Arc<str>> {
+    fn next(&mut self) -> Option<&'a Id> {
         let channel = self.channel;
         while self.remaining > 0 {
             if self.at.sub >= self.subs.len() {
@@ -530,7 +529,8 @@ pub struct ReadyIndex {
     channels: ChannelSet,
     weighted: bool,
     tiers: Vec<Tier>, // by penalty, ascending; kept when empty
-    places: FxMap<Arc<str>, Place>,
+    /// Agents in the index.
+    len: usize,
 }
 
 impl ReadyIndex {
@@ -541,7 +541,7 @@ impl ReadyIndex {
             channels,
             weighted: strategy == Strategy::WeightedRandom,
             tiers: Vec::new(),
-            places: FxMap::default(),
+            len: 0,
         }
     }
 
@@ -556,31 +556,11 @@ impl ReadyIndex {
 
     /// Agents in the index.
     pub fn len(&self) -> usize {
-        self.places.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.places.is_empty()
-    }
-
-    /// Whether the agent is in the index.
-    pub fn contains(&self, agent_id: &str) -> bool {
-        self.places.contains_key(agent_id)
-    }
-
-    /// The agent's penalty, key and channels, when it is in the index.
-    pub fn get(&self, agent_id: &str) -> Option<(i64, &Key, ChannelSet)> {
-        self.places
-            .get(agent_id)
-            .map(|p| (p.penalty, &p.key, p.chans))
-    }
-
-    /// Whether the agent is in the index and available on `channel`.
-    pub fn has(&self, agent_id: &str, channel: Channel) -> bool {
-        match self.places.get(agent_id) {
-            Some(p) => p.chans.contains(channel),
-            None => false,
-        }
+        self.len == 0
     }
 
     /// How many agents are available on `channel`.
@@ -593,7 +573,7 @@ impl ReadyIndex {
             .iter()
             .map(|t| t.missing[channel as usize] as usize)
             .sum();
-        self.places.len() - missing
+        self.len - missing
     }
 
     /// Whether some agent is available on `channel`.
@@ -636,54 +616,33 @@ impl ReadyIndex {
         }
     }
 
-    /// Add an agent available on `channels` (non-empty, the queue's only), not in the index.
-    pub fn add(&mut self, agent_id: Arc<str>, penalty: i64, key: Key, channels: ChannelSet) {
-        debug_assert!(*agent_id == *key.id, "the key ends with the agent id");
-        debug_assert!(
-            !self.places.contains_key(&agent_id),
-            "agent in the index already"
-        );
-        self.attach(penalty, key.clone(), channels);
-        self.places.insert(
-            agent_id,
-            Place {
-                penalty,
-                key,
-                chans: channels,
-            },
-        );
-    }
-
-    /// Remove the agent; false (and nothing changes) when it is not in the index.
-    pub fn remove(&mut self, agent_id: &str) -> bool {
-        match self.places.remove(agent_id) {
-            Some(place) => {
-                self.detach(&place);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// [`remove`](Self::remove) (when the agent is in the index) then [`add`](Self::add),
-    /// with one look-up of the agent instead of two: the agent's key, tier or channels change.
-    pub fn replace(&mut self, agent_id: &Arc<str>, penalty: i64, key: Key, channels: ChannelSet) {
-        debug_assert!(**agent_id == *key.id, "the key ends with the agent id");
-        let new = Place {
-            penalty,
-            key: key.clone(),
-            chans: channels,
-        };
-        let old = match self.places.get_mut(&**agent_id) {
-            Some(place) => std::mem::replace(place, new),
-            None => {
-                self.places.insert(agent_id.clone(), new);
-                self.attach(penalty, key, channels);
-                return;
-            }
-        };
-        self.detach(&old);
+    /// Add an agent's entry: its tier, strategy key (ending with its id) and the channels it is
+    /// available on (non-empty, the queue's only). The agent must not be in the index: the
+    /// caller keeps each agent's entry (the index has no map from agents to entries; see
+    /// [`ReadyIndexById`] for one).
+    pub fn insert(&mut self, penalty: i64, key: Key, channels: ChannelSet) {
         self.attach(penalty, key, channels);
+        self.len += 1;
+    }
+
+    /// Remove an agent's entry, given as it was inserted (or last changed). Panics when it is
+    /// not in the index.
+    pub fn delete(&mut self, penalty: i64, key: &Key, channels: ChannelSet) {
+        self.detach(penalty, key, channels);
+        self.len -= 1;
+    }
+
+    /// Change an agent's entry from `old` to `new` ([`delete`](Self::delete) then
+    /// [`insert`](Self::insert), or only the channels when the tier and key stay).
+    pub fn change(&mut self, old: (i64, &Key, ChannelSet), new: (i64, Key, ChannelSet)) {
+        if old.0 == new.0 && *old.1 == new.1 {
+            if old.2 != new.2 {
+                self.rechannel(old.0, old.1, old.2, new.2);
+            }
+            return;
+        }
+        self.detach(old.0, old.1, old.2);
+        self.attach(new.0, new.1, new.2);
     }
 
     /// Put an agent's entry in its tier (the tier counts included).
@@ -713,34 +672,23 @@ impl ReadyIndex {
     }
 
     /// Take an agent's entry out of its tier (the tier counts included).
-    fn detach(&mut self, place: &Place) {
-        let t = match self.tier_index(place.penalty) {
+    fn detach(&mut self, penalty: i64, key: &Key, chans: ChannelSet) {
+        let t = match self.tier_index(penalty) {
             Ok(t) => t,
-            Err(_) => panic!("ready index out of step: no tier {}", place.penalty),
+            Err(_) => panic!("ready index out of step: no tier {}", penalty),
         };
-        let miss = self.miss(place.chans);
-        self.tiers[t].delete(&place.key, miss);
+        let miss = self.miss(chans);
+        self.tiers[t].delete(key, miss);
         self.count_missing(t, miss, -1);
         if self.weighted {
-            self.count_weight(t, place.key.ints[0], place.chans, -1);
+            self.count_weight(t, key.ints[0], chans, -1);
         }
     }
 
-    /// The agent stays (same key) but is now available on `channels`; false (and nothing
-    /// changes) when it is not in the index.
-    pub fn set_channels(&mut self, agent_id: &str, channels: ChannelSet) -> bool {
+    /// The agent's entry (tier `penalty`, `key`) stays but is now available on `channels`
+    /// instead of `old`. Panics when the entry is not in the index.
+    pub fn rechannel(&mut self, penalty: i64, key: &Key, old: ChannelSet, channels: ChannelSet) {
         let queue = self.channels;
-        let (penalty, key, old) = match self.places.get_mut(agent_id) {
-            Some(place) => {
-                let old = place.chans;
-                place.chans = channels;
-                (place.penalty, place.key.clone(), old)
-            }
-            None => return false,
-        };
-        if old == channels {
-            return true;
-        }
         let t = match self.tier_index(penalty) {
             Ok(t) => t,
             Err(_) => panic!("ready index out of step: no tier {}", penalty),
@@ -748,7 +696,7 @@ impl ReadyIndex {
         let (old_miss, new_miss) = (missing_of(queue, old), missing_of(queue, channels));
         {
             let tier = &mut self.tiers[t];
-            let at = match tier.find(&key) {
+            let at = match tier.find(key) {
                 Some(at) => at,
                 None => panic!(
                     "ready index out of step: key of {:?} not in its tier",
@@ -767,7 +715,6 @@ impl ReadyIndex {
             self.count_weight(t, w, ChannelSet(old.0 & !channels.0), -1);
             self.count_weight(t, w, ChannelSet(channels.0 & !old.0), 1);
         }
-        true
     }
 
     // -- picking ---------------------------------------------------------------------------------
@@ -856,7 +803,7 @@ impl ReadyIndex {
         draw: &mut D,
         rr_last: i64,
         channel: Channel,
-    ) -> Arc<str> {
+    ) -> Id {
         let tier = match self.tier(penalty) {
             Some(tier) if tier.on(channel) > 0 && self.channels.contains(channel) => tier,
             _ => panic!("no agent on {:?} in tier {}", channel, penalty),
@@ -913,6 +860,123 @@ impl ReadyIndex {
             remaining: tier.len,
             channel,
         }
+    }
+}
+
+// -- by agent id -----------------------------------------------------------------------------------
+
+/// A [`ReadyIndex`] that keeps each agent's entry itself, updated by agent id (the API of
+/// strategies.py's `ReadyIndex`): for the differential tests and the unit tests. The engine
+/// keeps its agents' entries in their records and uses the [`ReadyIndex`] directly, which
+/// saves a hash map per queue and a look-up per update.
+#[derive(Clone, Debug)]
+pub struct ReadyIndexById {
+    index: ReadyIndex,
+    places: FxMap<Id, Place>,
+}
+
+impl std::ops::Deref for ReadyIndexById {
+    type Target = ReadyIndex;
+    fn deref(&self) -> &ReadyIndex {
+        &self.index
+    }
+}
+
+impl ReadyIndexById {
+    /// An empty index for a queue with `strategy` and `channels`.
+    pub fn new(strategy: Strategy, channels: ChannelSet) -> ReadyIndexById {
+        ReadyIndexById {
+            index: ReadyIndex::new(strategy, channels),
+            places: FxMap::default(),
+        }
+    }
+
+    /// Whether the agent is in the index.
+    pub fn contains(&self, agent_id: &str) -> bool {
+        self.places.contains_key(agent_id)
+    }
+
+    /// The agent's penalty, key and channels, when it is in the index.
+    pub fn get(&self, agent_id: &str) -> Option<(i64, &Key, ChannelSet)> {
+        self.places
+            .get(agent_id)
+            .map(|p| (p.penalty, &p.key, p.chans))
+    }
+
+    /// Whether the agent is in the index and available on `channel`.
+    pub fn has(&self, agent_id: &str, channel: Channel) -> bool {
+        match self.places.get(agent_id) {
+            Some(p) => p.chans.contains(channel),
+            None => false,
+        }
+    }
+
+    /// Add an agent available on `channels` (non-empty, the queue's only), not in the index.
+    pub fn add(&mut self, agent_id: Id, penalty: i64, key: Key, channels: ChannelSet) {
+        debug_assert!(*agent_id == *key.id, "the key ends with the agent id");
+        debug_assert!(
+            !self.places.contains_key(&agent_id),
+            "agent in the index already"
+        );
+        self.index.insert(penalty, key.clone(), channels);
+        self.places.insert(
+            agent_id,
+            Place {
+                penalty,
+                key,
+                chans: channels,
+            },
+        );
+    }
+
+    /// Remove the agent; false (and nothing changes) when it is not in the index.
+    pub fn remove(&mut self, agent_id: &str) -> bool {
+        match self.places.remove(agent_id) {
+            Some(place) => {
+                self.index.delete(place.penalty, &place.key, place.chans);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// [`remove`](Self::remove) (when the agent is in the index) then [`add`](Self::add),
+    /// with one look-up of the agent instead of two: the agent's key, tier or channels change.
+    pub fn replace(&mut self, agent_id: &Id, penalty: i64, key: Key, channels: ChannelSet) {
+        debug_assert!(**agent_id == *key.id, "the key ends with the agent id");
+        let new = Place {
+            penalty,
+            key: key.clone(),
+            chans: channels,
+        };
+        match self.places.get_mut(&**agent_id) {
+            Some(place) => {
+                let old = std::mem::replace(place, new);
+                self.index.delete(old.penalty, &old.key, old.chans);
+                self.index.insert(penalty, key, channels);
+            }
+            None => {
+                self.places.insert(agent_id.clone(), new);
+                self.index.insert(penalty, key, channels);
+            }
+        }
+    }
+
+    /// The agent stays (same key) but is now available on `channels`; false (and nothing
+    /// changes) when it is not in the index.
+    pub fn set_channels(&mut self, agent_id: &str, channels: ChannelSet) -> bool {
+        let (penalty, key, old) = match self.places.get_mut(agent_id) {
+            Some(place) => {
+                let old = place.chans;
+                place.chans = channels;
+                (place.penalty, place.key.clone(), old)
+            }
+            None => return false,
+        };
+        if old != channels {
+            self.index.rechannel(penalty, &key, old, channels);
+        }
+        true
     }
 }
 
@@ -985,7 +1049,7 @@ impl PyDraw<'_> {
 /// draw source a `random.Random`.
 #[pyclass(unsendable)]
 pub struct ReadyIndexForTests {
-    index: ReadyIndex,
+    index: ReadyIndexById,
 }
 
 impl ReadyIndexForTests {
@@ -1011,7 +1075,7 @@ impl ReadyIndexForTests {
         let strategy = Strategy::parse(strategy)
             .ok_or_else(|| PyValueError::new_err(format!("unknown strategy {strategy:?}")))?;
         Ok(ReadyIndexForTests {
-            index: ReadyIndex::new(strategy, parse_channels(channels)?),
+            index: ReadyIndexById::new(strategy, parse_channels(channels)?),
         })
     }
 
@@ -1049,7 +1113,7 @@ impl ReadyIndexForTests {
             )));
         }
         let chans = parse_channels(channels)?;
-        let id: Arc<str> = Arc::from(agent_id);
+        let id: Id = Id::from(agent_id);
         self.index
             .add(id.clone(), penalty, Key::new(&ints, id), chans);
         Ok(())
@@ -1065,7 +1129,7 @@ impl ReadyIndexForTests {
     ) -> PyResult<()> {
         let ints = key_ints(key, agent_id)?;
         let chans = parse_channels(channels)?;
-        let id: Arc<str> = Arc::from(agent_id);
+        let id: Id = Id::from(agent_id);
         self.index
             .replace(&id, penalty, Key::new(&ints, id.clone()), chans);
         Ok(())
@@ -1173,11 +1237,11 @@ mod tests {
     const VOICE_CHAT: ChannelSet = ChannelSet(1 | 2);
     const VOICE: ChannelSet = ChannelSet(1);
 
-    fn ids(n: usize) -> Vec<Arc<str>> {
-        (0..n).map(|i| Arc::from(format!("agent-{i:05}"))).collect()
+    fn ids(n: usize) -> Vec<Id> {
+        (0..n).map(|i| Id::from(format!("agent-{i:05}"))).collect()
     }
 
-    fn key(strategy: Strategy, i: usize, id: &Arc<str>) -> Key {
+    fn key(strategy: Strategy, i: usize, id: &Id) -> Key {
         let facts = KeyFacts {
             load: (i % 3) as i64,
             idle_since: 1_700_000_000_000_000 + (i as i64 * 7919) % 10_007,
@@ -1188,8 +1252,8 @@ mod tests {
         Key::for_strategy(strategy, &facts, id.clone())
     }
 
-    fn filled(strategy: Strategy, ids: &[Arc<str>], every_nth_voice_only: usize) -> ReadyIndex {
-        let mut index = ReadyIndex::new(strategy, VOICE_CHAT);
+    fn filled(strategy: Strategy, ids: &[Id], every_nth_voice_only: usize) -> ReadyIndexById {
+        let mut index = ReadyIndexById::new(strategy, VOICE_CHAT);
         for (i, id) in ids.iter().enumerate() {
             let chans = if every_nth_voice_only > 0 && i % every_nth_voice_only == 0 {
                 VOICE
@@ -1219,7 +1283,7 @@ mod tests {
         let keys: Vec<&Key> = index.tier_keys(0).collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]));
         let mut draw = XorShift(1);
-        let chat: Vec<&Arc<str>> = index.candidates(0, &mut draw, -1, Channel::Chat).collect();
+        let chat: Vec<&Id> = index.candidates(0, &mut draw, -1, Channel::Chat).collect();
         assert_eq!(chat.len(), 666);
         assert_eq!(
             &*index.first(0, &mut draw, -1, Channel::Chat),
@@ -1228,7 +1292,7 @@ mod tests {
         assert!(index.remove("agent-00001"));
         assert!(!index.remove("agent-00001"));
         assert!(index.set_channels("agent-00003", VOICE_CHAT));
-        let id: Arc<str> = Arc::from("agent-00003");
+        let id: Id = Id::from("agent-00003");
         index.replace(&id, 1, key(Strategy::Linear, 3, &id), VOICE);
         assert_eq!(index.get("agent-00003").map(|e| e.0), Some(1));
         index.replace(&id, 0, key(Strategy::Linear, 3, &id), VOICE_CHAT);

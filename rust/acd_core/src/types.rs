@@ -131,3 +131,100 @@ impl Strategy {
         )
     }
 }
+
+/// An identifier (agent, queue, interaction): a shared string. Every record keeps clones of
+/// the map key it was created as, so two ids of the same thing are usually the same
+/// allocation; comparing them tests that first and reads the text only when the pointers
+/// differ (`Arc<str>`'s own `==` always compares the text: the standard library's
+/// pointer short-cut is only for sized types). Hashes, compares and borrows as the `str`.
+#[derive(Clone)]
+pub struct Id(std::sync::Arc<str>);
+
+impl Id {
+    /// Whether the two are the same allocation (then the same text).
+    #[inline]
+    pub fn same(&self, other: &Id) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for Id {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Id {
+    #[inline]
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Id {
+    #[inline]
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for Id {
+    #[inline]
+    fn eq(&self, other: &Id) -> bool {
+        self.same(other) || *self.0 == *other.0
+    }
+}
+
+impl Eq for Id {}
+
+impl PartialOrd for Id {
+    #[inline]
+    fn partial_cmp(&self, other: &Id) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Id {
+    #[inline]
+    fn cmp(&self, other: &Id) -> std::cmp::Ordering {
+        if self.same(other) {
+            return std::cmp::Ordering::Equal;
+        }
+        (*self.0).cmp(&*other.0)
+    }
+}
+
+impl std::hash::Hash for Id {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (*self.0).hash(state)
+    }
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Debug for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl From<&str> for Id {
+    #[inline]
+    fn from(text: &str) -> Id {
+        Id(std::sync::Arc::from(text))
+    }
+}
+
+impl From<String> for Id {
+    #[inline]
+    fn from(text: String) -> Id {
+        Id(std::sync::Arc::from(text))
+    }
+}

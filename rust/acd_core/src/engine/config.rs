@@ -8,7 +8,6 @@
 //! rare, and the routing hot path never asks).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -63,8 +62,12 @@ impl CompiledEngine {
     pub(super) fn drop_index_entries(&mut self, aid: &Id, qid: &Id) {
         let agent = self.agents.get_mut(aid).expect("agent");
         if let Some(pos) = agent.index_keys.iter().position(|(q, _)| q == qid) {
-            agent.index_keys.remove(pos);
-            self.queues.get_mut(qid).expect("queue").ready.remove(aid);
+            let (_, (penalty, key, chans)) = agent.index_keys.remove(pos);
+            self.queues
+                .get_mut(qid)
+                .expect("queue")
+                .ready
+                .delete(penalty, &key, chans);
         }
     }
 
@@ -160,7 +163,7 @@ impl CompiledEngine {
     }
 
     fn emit_queue_config(&mut self, py: Python<'_>, type_: &PyString, cfg: &PyAny) -> PyResult<()> {
-        let qid: Id = Arc::from(cfg.getattr("id")?.extract::<&str>()?);
+        let qid: Id = Id::from(cfg.getattr("id")?.extract::<&str>()?);
         let dict = self.refs.queue_config_to_dict.call1(py, (cfg,))?;
         self.emit_config(py, type_, "queue_id", &qid, dict)
     }

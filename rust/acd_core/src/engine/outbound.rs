@@ -5,7 +5,6 @@
 //! callback is a waiting interaction turned into an outbound call the agent places, which
 //! keeps its place in line and may wait, SCHEDULED, until the time the customer chose.
 
-use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -75,7 +74,7 @@ impl CompiledEngine {
                 due,
                 TimerKind::Callback,
                 iid.clone(),
-                Arc::from(""),
+                Id::from(""),
             );
         } else {
             it.state = InteractionState::Queued;

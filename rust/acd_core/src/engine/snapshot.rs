@@ -11,7 +11,6 @@
 //! error and every accepted value exactly as the Python engine's.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -39,7 +38,7 @@ fn sec(us: i64) -> f64 {
 
 fn id_of(obj: &PyAny) -> PyResult<Id> {
     let text: &str = obj.extract()?;
-    Ok(Arc::from(text))
+    Ok(Id::from(text))
 }
 
 fn opt_id(obj: &PyAny) -> PyResult<Option<Id>> {
@@ -364,8 +363,8 @@ impl CompiledEngine {
                 Timer {
                     due,
                     kind,
-                    a: Arc::from(a),
-                    b: Arc::from(b),
+                    a: Id::from(a),
+                    b: Id::from(b),
                 },
             );
         }
@@ -442,7 +441,7 @@ impl CompiledEngine {
         let required: &PyString = i.getattr("required_skills")?.downcast()?;
         let expression = self.compile(py, required.to_str()?, "required_skills")?;
         let py_id: &PyString = i.getattr("id")?.downcast()?;
-        let iid: Id = Arc::from(py_id.to_str()?);
+        let iid: Id = Id::from(py_id.to_str()?);
         let queued_at: i64 = getattr(i, "queued_at")?;
         let seq: i64 = getattr(i, "seq")?;
         let mut entries = Vec::new();
