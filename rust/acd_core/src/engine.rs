@@ -195,7 +195,7 @@ pub struct CompiledEngine {
     queue_order: Vec<Id>,
     interactions: FxMap<Id, Box<Interaction>>,
     /// Interactions by creation order (a Python dict's iteration order).
-    interaction_order: BTreeMap<u64, Id>,
+    interaction_order: BTreeMap<u64, (Id, Py<PyString>)>,
     next_created: u64,
     timers: FxMap<u64, Timer>,
     heap: BinaryHeap<Reverse<(i64, u64)>>,
@@ -496,8 +496,14 @@ impl CompiledEngine {
         it.leg_started_at = None;
     }
 
+    /// Interaction ids in creation order (a Python dict's iteration order).
+    fn ordered_ids(&self) -> impl Iterator<Item = &Id> + '_ {
+        self.interaction_order.values().map(|(id, _)| id)
+    }
+
     fn add_interaction(&mut self, it: Interaction) {
-        self.interaction_order.insert(it.created_seq, it.id.clone());
+        self.interaction_order
+            .insert(it.created_seq, (it.id.clone(), it.py_id.clone()));
         self.interactions.insert(it.id.clone(), Box::new(it));
     }
 
@@ -1610,7 +1616,7 @@ impl CompiledEngine {
             let (name, level): (String, i64) = item?.extract()?;
             skill_levels.insert(name, level);
         }
-        let mut capacity = Vec::new();
+        let mut capacity = ChannelVec::default();
         let cap = cfg.getattr("capacity")?;
         for ch in ALL_CHANNELS {
             // Normalized capacity maps Channel members (str enums) in channel order.
@@ -1673,7 +1679,7 @@ impl CompiledEngine {
                 let capacity = self.agents[aid].cfg.capacity.clone();
                 let queue = self.queues.get_mut(qid).expect("queue");
                 queue.staffed_agents += 1;
-                for (ch, n) in capacity {
+                for &(ch, n) in &capacity {
                     queue.staffed_capacity.add(ch, n);
                 }
             }
@@ -2101,9 +2107,10 @@ impl CompiledEngine {
     }
 
     fn interaction_ids(&self, py: Python<'_>) -> Vec<Py<PyString>> {
+        // The Python ids are kept in the order itself: no look-up of each interaction.
         self.interaction_order
             .values()
-            .map(|i| self.interactions[i].py_id.clone_ref(py))
+            .map(|(_, py_id)| py_id.clone_ref(py))
             .collect()
     }
 

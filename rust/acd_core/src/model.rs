@@ -28,11 +28,59 @@ pub fn round_half_even(x: f64) -> i64 {
     r as i64
 }
 
+/// Up to one number per channel, in a given order, kept inline (read on every routing
+/// decision: no separate allocation to fetch).
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelVec {
+    items: [(Channel, i64); 5],
+    len: u8,
+}
+
+impl Default for ChannelVec {
+    fn default() -> ChannelVec {
+        ChannelVec {
+            items: [(Channel::Voice, 0); 5],
+            len: 0,
+        }
+    }
+}
+
+impl ChannelVec {
+    /// Appends (at most one entry per channel: five in all).
+    pub fn push(&mut self, item: (Channel, i64)) {
+        self.items[self.len as usize] = item;
+        self.len += 1;
+    }
+}
+
+impl std::ops::Deref for ChannelVec {
+    type Target = [(Channel, i64)];
+    #[inline]
+    fn deref(&self) -> &[(Channel, i64)] {
+        &self.items[..self.len as usize]
+    }
+}
+
+impl std::ops::DerefMut for ChannelVec {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [(Channel, i64)] {
+        &mut self.items[..self.len as usize]
+    }
+}
+
+impl<'a> IntoIterator for &'a ChannelVec {
+    type Item = &'a (Channel, i64);
+    type IntoIter = std::slice::Iter<'a, (Channel, i64)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 /// Per-channel counters in first-use order (a Python dict keyed by channel: the order of
 /// first insertion is what event payloads list).
 #[derive(Clone, Default, Debug)]
 pub struct ChannelCounts {
-    pub entries: Vec<(Channel, i64)>,
+    pub entries: ChannelVec,
 }
 
 impl ChannelCounts {
@@ -181,7 +229,7 @@ pub struct AgentCfg {
     pub skill_levels: HashMap<String, i64>,
     pub attributes: crate::expr::Attributes,
     /// Capacity per channel in channel order (only the channels configured).
-    pub capacity: Vec<(Channel, i64)>,
+    pub capacity: ChannelVec,
     pub voice_blocks_other_channels: bool,
 }
 

@@ -189,9 +189,12 @@ impl Hasher for FxHasher {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
+            // The same little-endian word as a zero-padded copy, without a call to memcpy.
+            let mut word = 0u64;
+            for (i, &b) in rest.iter().enumerate() {
+                word |= (b as u64) << (8 * i);
+            }
+            self.add(word);
         }
     }
     #[inline]

@@ -249,7 +249,7 @@ impl CompiledEngine {
         let cfg = config.call_method0(intern!(py, "normalized"))?;
         let qid = self.queue_id_of(py, cfg.getattr(intern!(py, "id"))?, "id")?;
         let qcfg = self.queue_cfg(cfg)?;
-        for iid in self.interaction_order.values() {
+        for iid in self.ordered_ids() {
             let it = &self.interactions[iid];
             if it.entry(&qid).is_some() && !qcfg.channels.contains(it.channel) {
                 return Err(self.conflict(
@@ -270,9 +270,7 @@ impl CompiledEngine {
         for aid in &members {
             self.drop_index_entries(aid, &qid);
         }
-        let entries: Vec<Id> = self
-            .interaction_order
-            .values()
+        let entries: Vec<Id> = self.ordered_ids()
             .filter(|iid| self.interactions[*iid].entry(&qid).is_some())
             .cloned()
             .collect();
@@ -332,7 +330,7 @@ impl CompiledEngine {
     fn remove_queue(&mut self, py: Python<'_>, queue_id: &PyAny) -> PyResult<PyObject> {
         self.begin(py)?;
         let qid = self.queue_id_of(py, queue_id, "queue_id")?;
-        for iid in self.interaction_order.values() {
+        for iid in self.ordered_ids() {
             let it = &self.interactions[iid];
             if it.queue_id == qid || it.entry(&qid).is_some() {
                 return Err(self.conflict(

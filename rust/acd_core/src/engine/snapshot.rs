@@ -351,7 +351,8 @@ impl CompiledEngine {
         }
         for (_, i) in dict_items(source.getattr("_interactions")?)? {
             let it = self.load_interaction(py, i)?;
-            self.interaction_order.insert(it.created_seq, it.id.clone());
+            self.interaction_order
+                .insert(it.created_seq, (it.id.clone(), it.py_id.clone_ref(py)));
             self.interactions.insert(it.id.clone(), Box::new(it));
         }
         for (tid, t) in dict_items(source.getattr("_timers")?)? {
@@ -588,9 +589,7 @@ impl CompiledEngine {
             }
         }
         let priority_points = self.priority_points;
-        for iid in self
-            .interaction_order
-            .values()
+        for iid in self.ordered_ids()
             .cloned()
             .collect::<Vec<Id>>()
         {
@@ -997,7 +996,7 @@ impl CompiledEngine {
         }
         out.set_item(intern!(py, "agents"), agents)?;
         let interactions = PyList::empty(py);
-        for iid in self.interaction_order.values() {
+        for iid in self.ordered_ids() {
             interactions.append(self.dump_interaction(py, &self.interactions[iid])?)?;
         }
         out.set_item(intern!(py, "interactions"), interactions)?;
