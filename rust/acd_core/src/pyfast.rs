@@ -10,6 +10,29 @@ use pyo3::AsPyPointer;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
+/// The interned Python str of a word the hot path puts in every lifecycle's events (agent
+/// state reasons, offer kinds), None for other text.
+#[inline]
+fn common_word<'p>(py: Python<'p>, value: &str) -> Option<&'p PyString> {
+    use pyo3::intern;
+    Some(match value {
+        "offered" => intern!(py, "offered"),
+        "accepted" => intern!(py, "accepted"),
+        "completed" => intern!(py, "completed"),
+        "wrapup_ended" => intern!(py, "wrapup_ended"),
+        "offer_withdrawn" => intern!(py, "offer_withdrawn"),
+        "offer_timed_out" => intern!(py, "offer_timed_out"),
+        "login" => intern!(py, "login"),
+        "created" => intern!(py, "created"),
+        "new" => intern!(py, "new"),
+        "queue" => intern!(py, "queue"),
+        "transfer" => intern!(py, "transfer"),
+        "timer" => intern!(py, "timer"),
+        "none" => intern!(py, "none"),
+        _ => return None,
+    })
+}
+
 /// A payload dict being filled (owned; released if dropped before `finish`).
 pub struct Payload {
     dict: *mut ffi::PyObject,
@@ -92,9 +115,13 @@ impl Payload {
         self.set_owned(py, key, unsafe { ffi::PyFloat_FromDouble(value) })
     }
 
-    /// A Rust string, as a new Python str.
+    /// A Rust string, as a Python str (the interned one for the words the routing hot path
+    /// repeats: reasons and offer kinds; a new str otherwise).
     #[inline]
     pub fn text(&self, py: Python<'_>, key: &PyString, value: &str) -> PyResult<()> {
+        if let Some(word) = common_word(py, value) {
+            return self.obj(py, key, word);
+        }
         // SAFETY: GIL held; the bytes are valid UTF-8 of the given length.
         self.set_owned(py, key, unsafe {
             ffi::PyUnicode_FromStringAndSize(
