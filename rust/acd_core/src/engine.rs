@@ -274,20 +274,39 @@ impl CompiledEngine {
 
     /// The current instant as ISO text (computed once per instant).
     fn iso(&mut self, py: Python<'_>) -> PyResult<Py<PyString>> {
-        if let Some(text) = &self.now_iso {
+        Self::iso_of(
+            py,
+            &mut self.now_iso,
+            &mut self.now_text,
+            &self.now_dt,
+            &self.refs,
+            self.now,
+        )
+    }
+
+    /// `iso` from the fields it uses (for callers holding a record of the engine).
+    fn iso_of(
+        py: Python<'_>,
+        now_iso: &mut Option<Py<PyString>>,
+        now_text: &mut IsoText,
+        now_dt: &PyObject,
+        refs: &PyRefs,
+        now: i64,
+    ) -> PyResult<Py<PyString>> {
+        if let Some(text) = now_iso {
             return Ok(text.clone_ref(py));
         }
-        let moment = self.now_dt.as_ref(py);
+        let moment = now_dt.as_ref(py);
         let utc = moment
             .getattr(intern!(py, "tzinfo"))?
-            .is(self.refs.utc.as_ref(py))
-            && moment.get_type().is(self.refs.datetime_type.as_ref(py));
+            .is(refs.utc.as_ref(py))
+            && moment.get_type().is(refs.datetime_type.as_ref(py));
         let text: Py<PyString> = if utc {
-            self.now_text.py_text(py, self.now)?.extract(py)?
+            now_text.py_text(py, now)?.extract(py)?
         } else {
             moment.call_method0(intern!(py, "isoformat"))?.extract()?
         };
-        self.now_iso = Some(text.clone_ref(py));
+        *now_iso = Some(text.clone_ref(py));
         Ok(text)
     }
 
@@ -567,7 +586,8 @@ impl CompiledEngine {
 
     fn refresh(&mut self, py: Python<'_>, agent_id: &Id, reason: &str) -> PyResult<()> {
         let now = self.now;
-        let agent = &self.agents[agent_id];
+        // One look-up of the agent for the state, its event and its index entries.
+        let agent = self.agents.get_mut(agent_id).expect("agent");
         let mut reason: &str = reason;
         let state = if agent.logged_in_at.is_none() {
             AgentState::LoggedOut
@@ -590,6 +610,7 @@ impl CompiledEngine {
             AgentState::Available
         };
         let previous = agent.state;
+        let mut event = None;
         if state != previous || (state == AgentState::Break && reason != agent.reason) {
             let reason = reason.to_string();
             let load = Payload::new(py, agent.load.entries.len())?;
@@ -600,10 +621,16 @@ impl CompiledEngine {
             }
             let previous_since: PyObject = match &agent.since_iso {
                 Some(text) => text.clone_ref(py).into(),
-                None => self.from_us_iso(py, agent.since)?,
+                None => crate::glue::IsoText::default().py_text(py, agent.since)?,
             };
-            let iso = self.iso(py)?;
-            let agent = self.agents.get_mut(agent_id).expect("agent");
+            let iso = Self::iso_of(
+                py,
+                &mut self.now_iso,
+                &mut self.now_text,
+                &self.now_dt,
+                &self.refs,
+                now,
+            )?;
             let p = Payload::new(py, 9)?;
             p.obj(py, intern!(py, "agent_id"), agent.py_id.as_ref(py))?;
             p.obj(py, intern!(py, "state"), state_py(py, state))?;
@@ -625,13 +652,21 @@ impl CompiledEngine {
             agent.reason = reason;
             agent.since = now;
             agent.since_iso = Some(iso);
-            self.emit_payload(py, intern!(py, "agent.state_changed"), p)?;
+            event = Some(p);
         }
-        let agent = &self.agents[agent_id];
         if !agent.index_keys.is_empty()
             || (agent.logged_in_at.is_some() && agent.aux_reason.is_none() && agent.offer.is_none())
         {
-            self.reindex(agent_id);
+            // Emits nothing: the event still comes out before any routing it leads to.
+            Self::reindex_agent(
+                agent,
+                &mut self.queues,
+                &mut self.index_scratch,
+                &mut self.work,
+            );
+        }
+        if let Some(p) = event {
+            self.emit_payload(py, intern!(py, "agent.state_changed"), p)?;
         }
         Ok(())
     }
@@ -664,8 +699,23 @@ impl CompiledEngine {
     /// Put the agent in exactly the ready indexes it belongs in now, with fresh keys.
     fn reindex(&mut self, agent_id: &Id) {
         let agent = self.agents.get_mut(agent_id).expect("agent");
+        Self::reindex_agent(
+            agent,
+            &mut self.queues,
+            &mut self.index_scratch,
+            &mut self.work,
+        );
+    }
+
+    /// `reindex` of an agent record at hand (`scratch`: the engine's buffer).
+    fn reindex_agent(
+        agent: &mut Agent,
+        queues: &mut FxMap<Id, Box<Queue>>,
+        scratch: &mut Vec<(Id, IndexEntry)>,
+        work: &mut VecDeque<Work>,
+    ) {
+        let agent_id = &agent.id;
         let channels = Self::routable_channels(agent);
-        let queues = &mut self.queues;
         if channels.is_empty() {
             for (qid, (penalty, key, chans)) in agent.index_keys.drain(..) {
                 queues
@@ -677,7 +727,7 @@ impl CompiledEngine {
             return;
         }
         // The new entries, in membership order (a buffer kept between calls).
-        let mut desired = std::mem::take(&mut self.index_scratch);
+        let mut desired = std::mem::take(scratch);
         desired.clear();
         let old = &agent.index_keys;
         let load_sum = agent.load.sum();
@@ -735,9 +785,10 @@ impl CompiledEngine {
             }
         }
         let any = !desired.is_empty();
-        self.index_scratch = std::mem::replace(&mut agent.index_keys, desired);
+        let agent_id = agent_id.clone();
+        *scratch = std::mem::replace(&mut agent.index_keys, desired);
         if any {
-            self.work.push_back(Work::Agent(agent_id.clone()));
+            work.push_back(Work::Agent(agent_id));
         }
     }
 
