@@ -18,7 +18,6 @@
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
-use std::sync::Arc;
 
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
@@ -481,7 +480,7 @@ impl KpiCore {
             return n;
         }
         let n = self.names.len() as Name;
-        let id: Id = Arc::from(id);
+        let id: Id = Id::from(id);
         self.names.push(id.clone());
         self.name_at.insert(id, n);
         n
@@ -568,7 +567,7 @@ impl KpiCore {
         match self.legs.get_mut(iid) {
             Some(slot) => *slot = leg,
             None => {
-                self.legs.insert(Arc::from(iid), leg);
+                self.legs.insert(Id::from(iid), leg);
             }
         }
         if counted && kind == INBOUND {
@@ -633,7 +632,7 @@ impl KpiCore {
             Ok(s) => s.to_str()? == "outbound",
             Err(_) => false,
         };
-        let iid: Id = Arc::from(text_of(iid, "interaction_id")?);
+        let iid: Id = Id::from(text_of(iid, "interaction_id")?);
         let queue = self.name_of(queue_id, "queue_id")?;
         if outbound {
             self.outbound.insert(iid);
@@ -723,7 +722,7 @@ impl KpiCore {
         let queue = self.name_of(p.item(intern!(py, "queue_id"))?, "queue_id")?;
         let (iid, leg): (Id, Option<Leg>) = match self.legs.remove_entry(iid_text) {
             Some((iid, leg)) => (iid, Some(leg)),
-            None => (Arc::from(iid_text), None),
+            None => (Id::from(iid_text), None),
         };
         let sl_fixed = self.sl_fixed;
         let (bucket, counted);
@@ -870,7 +869,7 @@ impl KpiCore {
             self.cell(cbucket, OVERALL).callbacks_requested += 1;
         }
         self.legs.insert(
-            Arc::from(iid),
+            Id::from(iid),
             Leg {
                 entered: ts,
                 kind: CALLBACK,
@@ -893,7 +892,7 @@ impl KpiCore {
             };
             let queue = self.name_of(p.item(intern!(py, "queue_id"))?, "queue_id")?;
             self.legs.insert(
-                Arc::from(iid),
+                Id::from(iid),
                 Leg {
                     queue,
                     bucket,
@@ -1184,8 +1183,8 @@ impl KpiCore {
             sl_fixed: service_level_seconds,
             since,
             until,
-            names: vec![Arc::from("")],
-            name_at: [(Arc::from(""), OVERALL)].into_iter().collect(),
+            names: vec![Id::from("")],
+            name_at: [(Id::from(""), OVERALL)].into_iter().collect(),
             cells: Vec::new(),
             cell_at: FxMap::default(),
             thresholds: FxMap::default(),
