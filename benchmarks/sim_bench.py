@@ -23,12 +23,16 @@ sampling noise (and by the empty start).
 
 Run:  .venv/bin/python benchmarks/sim_bench.py [--duration 86400] [--seed 1]
                                                [--simpy-site /tmp/simpy_site] [--split]
+                                               [--repeat N]
 Prints each side's service level and abandon rate, then one JSON line: ours_s,
 reference_s, simpy_s (null without SimPy), ours_cpu_s and simpy_cpu_s (process CPU time,
 steadier than wall time on a shared machine), calls, ours_/reference_/simpy_service_level
 and abandon_rate, erlang_a_service_level and erlang_a_abandon_rate. ``--split`` instead
 profiles ours and prints the share of its time spent in the routing engine, the simulator,
-the KPI code and the rest.
+the KPI code and the rest. ``--repeat N`` runs SimPy and ours N times each, alternated (the
+load of a shared machine drifts), and adds each run's CPU seconds (``ours_cpu_runs``,
+``simpy_cpu_runs``) and their medians (``ours_cpu_median_s``, ``simpy_cpu_median_s``,
+``cpu_ratio`` = ours / SimPy).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import json
 import math
 import platform
 import random
+import statistics
 import sys
 import time
 from collections import deque
@@ -254,6 +259,9 @@ def main() -> None:
         help="profile ours and print where its time goes (engine, simulator, KPIs); "
         "use with a shorter --duration, e.g. 3600",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run SimPy and ours this many times, alternated"
+    )
     args = parser.parse_args()
     if args.simpy_site is not None:
         sys.path.append(str(args.simpy_site))
@@ -307,6 +315,21 @@ def main() -> None:
         "erlang_a_abandon_rate": float(theory.p_abandon),
         "python": platform.python_version(),
     }
+    if args.repeat > 1:
+        ours_runs, simpy_runs = [mine["cpu_seconds"]], [spy["cpu_seconds"]] if spy else []
+        for _ in range(args.repeat - 1):
+            again = with_simpy(args.duration, args.seed)
+            if again is not None:
+                simpy_runs.append(again["cpu_seconds"])
+            ours_runs.append(ours(args.duration, args.seed)["cpu_seconds"])
+        result["ours_cpu_runs"] = [round(v, 3) for v in ours_runs]
+        result["simpy_cpu_runs"] = [round(v, 3) for v in simpy_runs]
+        result["ours_cpu_median_s"] = round(statistics.median(ours_runs), 3)
+        if simpy_runs:
+            result["simpy_cpu_median_s"] = round(statistics.median(simpy_runs), 3)
+            result["cpu_ratio"] = round(
+                statistics.median(ours_runs) / statistics.median(simpy_runs), 3
+            )
     assert all(math.isfinite(v) for v in (mine["service_level"], ref["service_level"]))
     print(json.dumps(result))
 
