@@ -145,6 +145,19 @@ impl Tally {
         PyTuple::new(py, items).into_py(py)
     }
 
+    /// An answer after `wait` seconds (kpis.py `_on_accepted`, for a queue's cell and the
+    /// overall one alike).
+    fn answer(&mut self, wait: f64, threshold: f64) {
+        self.answered += 1;
+        self.wait_answered_seconds += wait;
+        if wait <= threshold {
+            self.answered_within += 1;
+        }
+        if wait > self.longest_wait {
+            self.longest_wait = wait;
+        }
+    }
+
     /// kpis.py `_abandon_tally`.
     fn abandon(&mut self, wait: f64, threshold: f64, short: f64) {
         self.abandoned += 1;
@@ -553,6 +566,24 @@ impl KpiCore {
         }
     }
 
+    /// The agent leg of the payload's interaction and agent (taken out when `take`), else
+    /// the payload's queue at `ts` (`_on_transferred` and `_on_wrapup_ended`).
+    fn work_or_now(&mut self, p: &Payload<'_>, iid: &str, ts: f64, take: bool) -> PyResult<Work> {
+        let work = match self.agent_of(p)? {
+            Some(agent) if take => self.work_pop(iid, agent),
+            Some(agent) => self.work_get(iid, agent),
+            None => None,
+        };
+        Ok(match work {
+            Some(w) => w,
+            None => (
+                self.name_of(p.item(intern!(p.obj.py(), "queue_id"))?, "queue_id")?,
+                self.bucket(ts),
+                self.counted(ts),
+            ),
+        })
+    }
+
     /// kpis.py `_open_leg`.
     fn open_leg(&mut self, iid: &str, queue: Name, ts: f64, kind: u8) {
         let counted = self.counted(ts);
@@ -693,18 +724,7 @@ impl KpiCore {
 
     fn on_transferred(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
         let iid = text_of(p.item(intern!(py, "interaction_id"))?, "interaction_id")?;
-        let work = match self.agent_of(p)? {
-            Some(agent) => self.work_get(iid, agent),
-            None => None,
-        };
-        let (queue, bucket, counted) = match work {
-            Some(w) => w,
-            None => (
-                self.name_of(p.item(intern!(py, "queue_id"))?, "queue_id")?,
-                self.bucket(ts),
-                self.counted(ts),
-            ),
-        };
+        let (queue, bucket, counted) = self.work_or_now(p, iid, ts, false)?;
         if counted {
             self.cell(bucket, queue).transferred += 1;
             self.cell(bucket, OVERALL).transferred += 1;
@@ -724,7 +744,6 @@ impl KpiCore {
             Some((iid, leg)) => (iid, Some(leg)),
             None => (Id::from(iid_text), None),
         };
-        let sl_fixed = self.sl_fixed;
         let (bucket, counted);
         if let Some(leg) = &leg {
             bucket = leg.bucket;
@@ -740,23 +759,8 @@ impl KpiCore {
                     } else {
                         to_float(wait)?
                     };
-                    let threshold = match sl_fixed {
-                        Some(t) => t,
-                        None => self
-                            .thresholds
-                            .get(&leg.queue)
-                            .copied()
-                            .unwrap_or(DEFAULT_SERVICE_LEVEL_SECONDS),
-                    };
-                    let cell = &mut self.cells[at].2;
-                    cell.answered += 1;
-                    cell.wait_answered_seconds += wait;
-                    if wait <= threshold {
-                        cell.answered_within += 1;
-                    }
-                    if wait > cell.longest_wait {
-                        cell.longest_wait = wait;
-                    }
+                    let threshold = self.threshold(leg.queue);
+                    self.cells[at].2.answer(wait, threshold);
                 }
             }
         } else {
@@ -772,15 +776,7 @@ impl KpiCore {
                 let at = self.cell_index(cbucket, OVERALL);
                 let wait = float_or_zero(p.get(intern!(py, "wait_seconds"))?)?;
                 let threshold = self.threshold(queue);
-                let cell = &mut self.cells[at].2;
-                cell.answered += 1;
-                cell.wait_answered_seconds += wait;
-                if wait <= threshold {
-                    cell.answered_within += 1;
-                }
-                if wait > cell.longest_wait {
-                    cell.longest_wait = wait;
-                }
+                self.cells[at].2.answer(wait, threshold);
             }
             _ => {
                 if let Some(l) = &leg {
@@ -924,18 +920,7 @@ impl KpiCore {
 
     fn on_wrapup_ended(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
         let iid = text_of(p.item(intern!(py, "interaction_id"))?, "interaction_id")?;
-        let work = match self.agent_of(p)? {
-            Some(agent) => self.work_pop(iid, agent),
-            None => None,
-        };
-        let (queue, bucket, counted) = match work {
-            Some(w) => w,
-            None => (
-                self.name_of(p.item(intern!(py, "queue_id"))?, "queue_id")?,
-                self.bucket(ts),
-                self.counted(ts),
-            ),
-        };
+        let (queue, bucket, counted) = self.work_or_now(p, iid, ts, true)?;
         let outbound = self.outbound.remove(iid);
         if !counted {
             return Ok(());
