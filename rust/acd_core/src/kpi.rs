@@ -370,6 +370,16 @@ fn to_float(value: &PyAny) -> PyResult<f64> {
     }
 }
 
+/// The wait in a leg's queue: the payload's `queue_wait_seconds`, else since the leg began.
+fn queue_wait(p: &Payload<'_>, leg: &Leg, ts: f64) -> PyResult<f64> {
+    let wait = p.get(intern!(p.obj.py(), "queue_wait_seconds"))?;
+    if wait.is_none() {
+        Ok(ts - leg.entered)
+    } else {
+        to_float(wait)
+    }
+}
+
 /// `float(value or 0.0)`.
 fn float_or_zero(value: &PyAny) -> PyResult<f64> {
     if value.is_true()? {
@@ -753,12 +763,7 @@ impl KpiCore {
                 if leg.kind == CALLBACK {
                     self.cells[at].2.callbacks_answered += 1;
                 } else {
-                    let wait = p.get(intern!(py, "queue_wait_seconds"))?;
-                    let wait = if wait.is_none() {
-                        ts - leg.entered
-                    } else {
-                        to_float(wait)?
-                    };
+                    let wait = queue_wait(p, leg, ts)?;
                     let threshold = self.threshold(leg.queue);
                     self.cells[at].2.answer(wait, threshold);
                 }
@@ -804,12 +809,7 @@ impl KpiCore {
                 return Ok(());
             }
             if leg.counted {
-                let wait = p.get(intern!(py, "queue_wait_seconds"))?;
-                let wait = if wait.is_none() {
-                    ts - leg.entered
-                } else {
-                    to_float(wait)?
-                };
+                let wait = queue_wait(p, &leg, ts)?;
                 let threshold = self.threshold(leg.queue);
                 let short = self.short;
                 self.cell(leg.bucket, leg.queue)
