@@ -283,14 +283,28 @@ fn bump(counts: &mut Vec<(i64, u32)>, value: i64, delta: i32) {
 }
 
 /// The agents of one penalty tier, in key order (kept, empty, when its last agent leaves).
+///
+/// A small tier (at most `2 * LOAD` agents, as a queue's tiers mostly are) keeps its entries
+/// in one sorted Vec (`flat`): a visit reads the tier's first cache line and the entries, no
+/// sublist or maxima Vec. Past `2 * LOAD` the entries move to sublists (`subs`, `maxes`: the
+/// SortedList layout), and back to `flat` when the tier shrinks to `LOAD`. Either way a
+/// position is a [`Cursor`] into the tier's segments ([`seg`](Self::seg)): the one flat Vec,
+/// or the sublists.
+///
+/// Laid out by hand (`repr(C)`, aligned to a cache line): the fields every visit reads come
+/// first and fill the first line.
 #[derive(Clone, Debug)]
+#[repr(C, align(64))]
 struct Tier {
     penalty: i64,
-    subs: Vec<Sub>,
-    maxes: Vec<Key>,
     len: usize,
     /// Agents of the tier missing each queue channel.
     missing: [u32; N_CHANNELS],
+    /// The entries while the tier is small (empty once it has sublists).
+    flat: Vec<Entry>,
+    /// The sublists and their maxima once the tier is large (empty while it is flat).
+    subs: Vec<Sub>,
+    maxes: Vec<Key>,
     /// Weighted-random, per channel: weight -> agents available on the channel (sorted by
     /// weight, no zero counts), and the sum of their weights. strategies.py keeps the tier's
     /// weights and subtracts those of the agents missing the channel at each draw: the same
@@ -299,7 +313,7 @@ struct Tier {
     on_total: [u64; N_CHANNELS],
 }
 
-/// A position in a tier: sublist and offset in it.
+/// A position in a tier: segment (the flat Vec, or a sublist) and offset in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Cursor {
     sub: usize,
@@ -310,10 +324,11 @@ impl Tier {
     fn new(penalty: i64) -> Tier {
         Tier {
             penalty,
-            subs: Vec::new(),
-            maxes: Vec::new(),
             len: 0,
             missing: [0; N_CHANNELS],
+            flat: Vec::new(),
+            subs: Vec::new(),
+            maxes: Vec::new(),
             on_weights: Default::default(),
             on_total: [0; N_CHANNELS],
         }
@@ -324,18 +339,54 @@ impl Tier {
         self.len - self.missing[channel as usize] as usize
     }
 
+    /// Whether the entries are in the one flat Vec (no sublists).
+    #[inline]
+    fn is_flat(&self) -> bool {
+        self.subs.is_empty()
+    }
+
+    /// Number of segments: 1 while flat (possibly empty), else the sublists.
+    #[inline]
+    fn segs(&self) -> usize {
+        if self.is_flat() {
+            1
+        } else {
+            self.subs.len()
+        }
+    }
+
+    /// The entries of segment `i` (< [`segs`](Self::segs)).
+    #[inline]
+    fn seg(&self, i: usize) -> &[Entry] {
+        if self.is_flat() {
+            &self.flat
+        } else {
+            &self.subs[i].entries
+        }
+    }
+
+    /// Entries of segment `i` available on `channel`.
+    #[inline]
+    fn seg_on(&self, i: usize, channel: Channel) -> usize {
+        if self.is_flat() {
+            self.on(channel)
+        } else {
+            self.subs[i].on(channel)
+        }
+    }
+
     /// Insert an entry (its key must not be present): SortedList.add.
     fn insert(&mut self, entry: Entry, miss: ChannelSet, queue: ChannelSet) {
         self.len += 1;
-        if self.subs.is_empty() {
-            self.maxes.push(entry.key.clone());
-            let mut sub = Sub {
-                entries: Vec::with_capacity(8),
-                missing: [0; N_CHANNELS],
-            };
-            sub.count(miss, 1);
-            sub.entries.push(entry);
-            self.subs.push(sub);
+        if self.is_flat() {
+            let idx = self.flat.partition_point(|e| e.key < entry.key);
+            if self.flat.capacity() == 0 {
+                self.flat.reserve_exact(8);
+            }
+            self.flat.insert(idx, entry);
+            if self.flat.len() > 2 * LOAD {
+                self.split_flat(queue);
+            }
             return;
         }
         let mut pos = self.maxes.partition_point(|m| *m < entry.key);
@@ -368,13 +419,44 @@ impl Tier {
         }
     }
 
+    /// The flat Vec grew past `2 * LOAD`: into two sublists (`LOAD` entries, then the rest),
+    /// as a sublist of that size splits.
+    fn split_flat(&mut self, queue: ChannelSet) {
+        let mut entries = std::mem::take(&mut self.flat);
+        let rest = entries.split_off(LOAD);
+        for part in [entries, rest] {
+            let mut sub = Sub {
+                entries: part,
+                missing: [0; N_CHANNELS],
+            };
+            sub.recount(queue);
+            self.maxes
+                .push(sub.entries[sub.entries.len() - 1].key.clone());
+            self.subs.push(sub);
+        }
+    }
+
+    /// The sublists shrank to `LOAD` entries in all: back into the flat Vec.
+    fn join_subs(&mut self) {
+        let mut flat = Vec::with_capacity(2 * LOAD);
+        for sub in self.subs.drain(..) {
+            flat.extend(sub.entries);
+        }
+        self.maxes.clear();
+        self.flat = flat;
+    }
+
     /// Where `key` is, if present.
     fn find(&self, key: &Key) -> Option<Cursor> {
-        let pos = self.maxes.partition_point(|m| m < key);
-        if pos == self.maxes.len() {
-            return None;
-        }
-        let entries = &self.subs[pos].entries;
+        let (pos, entries) = if self.is_flat() {
+            (0, &self.flat)
+        } else {
+            let pos = self.maxes.partition_point(|m| m < key);
+            if pos == self.maxes.len() {
+                return None;
+            }
+            (pos, &self.subs[pos].entries)
+        };
         let off = entries.partition_point(|e| e.key < *key);
         if off < entries.len() && entries[off].key == *key {
             Some(Cursor { sub: pos, off })
@@ -383,16 +465,25 @@ impl Tier {
         }
     }
 
-    /// Remove the entry of `key` (present): SortedList.remove.
-    fn delete(&mut self, key: &Key, miss: ChannelSet) {
-        let at = match self.find(key) {
+    /// Where `key` is (present; panics otherwise).
+    fn find_present(&self, key: &Key) -> Cursor {
+        match self.find(key) {
             Some(at) => at,
             None => panic!(
                 "ready index out of step: key of {:?} not in its tier",
                 key.id
             ),
-        };
+        }
+    }
+
+    /// Remove the entry of `key` (present): SortedList.remove.
+    fn delete(&mut self, key: &Key, miss: ChannelSet) {
+        let at = self.find_present(key);
         self.len -= 1;
+        if self.is_flat() {
+            self.flat.remove(at.off);
+            return;
+        }
         let sub = &mut self.subs[at.sub];
         sub.count(miss, -1);
         sub.entries.remove(at.off);
@@ -402,18 +493,42 @@ impl Tier {
         } else if at.off == sub.entries.len() {
             self.maxes[at.sub] = sub.entries[at.off - 1].key.clone();
         }
+        if self.len <= LOAD {
+            self.join_subs();
+        }
+    }
+
+    /// The entry of `key` (present; panics otherwise) is now available on `channels`
+    /// (missing `new_miss` instead of `old_miss`).
+    fn rechannel(
+        &mut self,
+        key: &Key,
+        channels: ChannelSet,
+        old_miss: ChannelSet,
+        new_miss: ChannelSet,
+    ) {
+        let at = self.find_present(key);
+        if self.is_flat() {
+            self.flat[at.off].chans = channels;
+            return;
+        }
+        let sub = &mut self.subs[at.sub];
+        sub.entries[at.off].chans = channels;
+        sub.count(old_miss, -1);
+        sub.count(new_miss, 1);
     }
 
     /// Cursor of flat position `index` (the end when `index >= len`).
     fn locate(&self, mut index: usize) -> Cursor {
-        for (i, sub) in self.subs.iter().enumerate() {
-            if index < sub.entries.len() {
+        for i in 0..self.segs() {
+            let n = self.seg(i).len();
+            if index < n {
                 return Cursor { sub: i, off: index };
             }
-            index -= sub.entries.len();
+            index -= n;
         }
         Cursor {
-            sub: self.subs.len(),
+            sub: self.segs(),
             off: 0,
         }
     }
@@ -423,13 +538,13 @@ impl Tier {
         if self.missing[channel as usize] == 0 {
             return self.locate(nth);
         }
-        for (i, sub) in self.subs.iter().enumerate() {
-            let on = sub.on(channel);
+        for i in 0..self.segs() {
+            let on = self.seg_on(i, channel);
             if nth >= on {
                 nth -= on;
                 continue;
             }
-            for (off, entry) in sub.entries.iter().enumerate() {
+            for (off, entry) in self.seg(i).iter().enumerate() {
                 if entry.chans.contains(channel) {
                     if nth == 0 {
                         return Cursor { sub: i, off };
@@ -444,31 +559,42 @@ impl Tier {
     /// Cursor of the first key whose head is above `rr_last` (round-robin: the member after
     /// the one offered last; keys `>= (rr_last + 1, "")`), the end when there is none.
     fn after_order(&self, rr_last: i64) -> Cursor {
-        let pos = self.maxes.partition_point(|m| m.ints[0] <= rr_last);
-        if pos == self.maxes.len() {
-            return Cursor { sub: pos, off: 0 };
+        let (pos, entries) = if self.is_flat() {
+            (0, &self.flat)
+        } else {
+            let pos = self.maxes.partition_point(|m| m.ints[0] <= rr_last);
+            if pos == self.maxes.len() {
+                return Cursor { sub: pos, off: 0 };
+            }
+            (pos, &self.subs[pos].entries)
+        };
+        let off = entries.partition_point(|e| e.key.ints[0] <= rr_last);
+        if off == entries.len() {
+            // Flat, and nobody after rr_last.
+            return Cursor {
+                sub: self.segs(),
+                off: 0,
+            };
         }
-        let off = self.subs[pos]
-            .entries
-            .partition_point(|e| e.key.ints[0] <= rr_last);
         Cursor { sub: pos, off }
     }
 
     fn at(&self, at: Cursor) -> &Entry {
-        &self.subs[at.sub].entries[at.off]
+        &self.seg(at.sub)[at.off]
     }
 
     fn iter(&self) -> impl Iterator<Item = &Key> + '_ {
-        self.subs
+        self.flat
             .iter()
-            .flat_map(|sub| sub.entries.iter().map(|e| &e.key))
+            .chain(self.subs.iter().flat_map(|sub| sub.entries.iter()))
+            .map(|e| &e.key)
     }
 }
 
 /// The agent ids of a tier available on a channel, in the order the strategy offers to them
 /// ([`ReadyIndex::candidates`]): every entry once, from a starting point, wrapping around.
 pub struct Candidates<'a> {
-    subs: &'a [Sub],
+    tier: Option<&'a Tier>,
     at: Cursor,
     remaining: usize,
     channel: Channel,
@@ -479,14 +605,18 @@ impl<'a> Iterator for Candidates<'a> {
 
     fn next(&mut self) -> Option<&'a Id> {
         let channel = self.channel;
+        let tier = match self.tier {
+            Some(tier) => tier,
+            None => return None,
+        };
         while self.remaining > 0 {
-            if self.at.sub >= self.subs.len() {
+            if self.at.sub >= tier.segs() {
                 self.at = Cursor { sub: 0, off: 0 };
             }
-            let sub = &self.subs[self.at.sub];
-            let n = sub.entries.len();
-            if self.at.off == 0 && n <= self.remaining && sub.on(channel) == 0 {
-                // Nobody on the channel in this sublist: skip it whole.
+            let entries = tier.seg(self.at.sub);
+            let n = entries.len();
+            if self.at.off == 0 && n <= self.remaining && tier.seg_on(self.at.sub, channel) == 0 {
+                // Nobody on the channel in this segment: skip it whole.
                 self.remaining -= n;
                 self.at.sub += 1;
                 continue;
@@ -498,7 +628,7 @@ impl<'a> Iterator for Candidates<'a> {
                 };
                 continue;
             }
-            let entry = &sub.entries[self.at.off];
+            let entry = &entries[self.at.off];
             self.at.off += 1;
             self.remaining -= 1;
             if entry.chans.contains(channel) {
@@ -697,20 +827,7 @@ impl ReadyIndex {
             Err(_) => panic!("ready index out of step: no tier {}", penalty),
         };
         let (old_miss, new_miss) = (missing_of(queue, old), missing_of(queue, channels));
-        {
-            let tier = &mut self.tiers[t];
-            let at = match tier.find(key) {
-                Some(at) => at,
-                None => panic!(
-                    "ready index out of step: key of {:?} not in its tier",
-                    key.id
-                ),
-            };
-            let sub = &mut tier.subs[at.sub];
-            sub.entries[at.off].chans = channels;
-            sub.count(old_miss, -1);
-            sub.count(new_miss, 1);
-        }
+        self.tiers[t].rechannel(key, channels, old_miss, new_miss);
         self.count_missing(t, old_miss, -1);
         self.count_missing(t, new_miss, 1);
         if self.weighted {
@@ -819,12 +936,12 @@ impl ReadyIndex {
             }
             Strategy::RoundRobin if full => {
                 let mut at = tier.after_order(rr_last);
-                if at.sub == tier.subs.len() {
+                if at.sub == tier.segs() {
                     at = Cursor { sub: 0, off: 0 };
                 }
                 tier.at(at).key.id.clone()
             }
-            _ if full => tier.subs[0].entries[0].key.id.clone(),
+            _ if full => tier.seg(0)[0].key.id.clone(),
             _ => self
                 .candidates(penalty, draw, rr_last, channel)
                 .next()
@@ -850,7 +967,7 @@ impl ReadyIndex {
             Some(tier) if tier.on(channel) > 0 && self.channels.contains(channel) => tier,
             _ => {
                 return Candidates {
-                    subs: &[],
+                    tier: None,
                     at: Cursor { sub: 0, off: 0 },
                     remaining: 0,
                     channel,
@@ -858,7 +975,7 @@ impl ReadyIndex {
             }
         };
         Candidates {
-            subs: &tier.subs,
+            tier: Some(tier),
             at: self.start_cursor(tier, draw, rr_last, channel),
             remaining: tier.len,
             channel,
