@@ -458,8 +458,10 @@ fn kind_of(type_: &str) -> Option<Kind> {
 /// Seconds from 1970-01-01 to the engine's epoch (2020-01-01), in microseconds.
 const UNIX_TO_EPOCH_US: i64 = 1_577_836_800 * 1_000_000;
 
-/// The accumulator's state and feed (see the module documentation).
-#[pyclass(unsendable)]
+/// The accumulator's state and feed (see the module documentation). Sendable: the live
+/// statistics feed and read their accumulators from the server's worker threads (under the
+/// GIL, one at a time).
+#[pyclass]
 pub struct KpiCore {
     iv: f64,
     short: f64,

@@ -325,3 +325,17 @@ def test_a_non_string_id_is_refused_by_name() -> None:
         acc.feed(event)
     assert info.value.field == "interaction_id"
     assert acc.events == 1  # counted, as the Python feed counts an event it fails on
+
+
+def test_an_accumulator_may_be_fed_and_read_from_other_threads() -> None:
+    """The live statistics feed and read their accumulators from the server's worker
+    threads: the compiled feed must not be tied to the thread that made it."""
+    import threading
+
+    acc = KpiAccumulator(KpiConfig(), compiled=True)
+    created = NewEvent("interaction.created", {"interaction_id": "i1", "queue_id": "q"}, START)
+    worker = threading.Thread(target=acc.feed, args=(created,))
+    worker.start()
+    worker.join()
+    assert acc.events == 1
+    assert acc.report().overall.offered == 1
