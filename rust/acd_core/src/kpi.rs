@@ -10,7 +10,7 @@
 //! Each handler is a line-by-line port of its Python twin, in the same order of effects
 //! (cells are created in the same order, so float sums add up in the same order and reports
 //! are identical to the last bit; tests/analytics/test_kpi_core.py compares both on random
-//! and simulated streams). Payload values are read with Python's own rules (`p[key]`,
+//! and simulated streams). PayloadView values are read with Python's own rules (`p[key]`,
 //! `p.get(key)`, `float(...)`, truth values). One difference on input the platform never
 //! produces: the ids used as keys (interaction, queue and agent ids) must be strings here,
 //! where the Python accumulator takes any hashable value; another value is refused with
@@ -298,16 +298,16 @@ struct AgentSpell {
 }
 
 /// A payload, read the way Python reads a mapping: `p[key]` and `p.get(key)`.
-struct Payload<'py> {
+struct PayloadView<'py> {
     obj: &'py PyAny,
     exact_dict: bool,
 }
 
-impl<'py> Payload<'py> {
+impl<'py> PayloadView<'py> {
     fn new(obj: &'py PyAny) -> Self {
         // SAFETY: a live object.
         let exact_dict = unsafe { ffi::PyDict_CheckExact(obj.as_ptr()) } != 0;
-        Payload { obj, exact_dict }
+        PayloadView { obj, exact_dict }
     }
 
     /// The value of `key` in a plain dict (None when missing).
@@ -371,7 +371,7 @@ fn to_float(value: &PyAny) -> PyResult<f64> {
 }
 
 /// The wait in a leg's queue: the payload's `queue_wait_seconds`, else since the leg began.
-fn queue_wait(p: &Payload<'_>, leg: &Leg, ts: f64) -> PyResult<f64> {
+fn queue_wait(p: &PayloadView<'_>, leg: &Leg, ts: f64) -> PyResult<f64> {
     let wait = p.get(intern!(p.obj.py(), "queue_wait_seconds"))?;
     if wait.is_none() {
         Ok(ts - leg.entered)
@@ -570,7 +570,7 @@ impl KpiCore {
 
     /// The interned agent of a payload's `agent_id` when it is a string (None otherwise:
     /// `isinstance(agent, str)` in kpis.py).
-    fn agent_of(&mut self, p: &Payload<'_>) -> PyResult<Option<Name>> {
+    fn agent_of(&mut self, p: &PayloadView<'_>) -> PyResult<Option<Name>> {
         let agent = p.get(intern!(p.obj.py(), "agent_id"))?;
         match agent.downcast::<PyString>() {
             Ok(a) => Ok(Some(self.name(a.to_str()?))),
@@ -580,7 +580,7 @@ impl KpiCore {
 
     /// The agent leg of the payload's interaction and agent (taken out when `take`), else
     /// the payload's queue at `ts` (`_on_transferred` and `_on_wrapup_ended`).
-    fn work_or_now(&mut self, p: &Payload<'_>, iid: &str, ts: f64, take: bool) -> PyResult<Work> {
+    fn work_or_now(&mut self, p: &PayloadView<'_>, iid: &str, ts: f64, take: bool) -> PyResult<Work> {
         let work = match self.agent_of(p)? {
             Some(agent) if take => self.work_pop(iid, agent),
             Some(agent) => self.work_get(iid, agent),
@@ -618,7 +618,7 @@ impl KpiCore {
         }
     }
 
-    fn handle(&mut self, py: Python<'_>, kind: Kind, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn handle(&mut self, py: Python<'_>, kind: Kind, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         match kind {
             Kind::Created => self.on_created(py, p, ts),
             Kind::Overflowed => self.on_overflowed(py, p, ts),
@@ -637,7 +637,7 @@ impl KpiCore {
         }
     }
 
-    fn on_queue_config(&mut self, py: Python<'_>, p: &Payload<'_>) -> PyResult<()> {
+    fn on_queue_config(&mut self, py: Python<'_>, p: &PayloadView<'_>) -> PyResult<()> {
         let config = p.get(intern!(py, "config"))?;
         // SAFETY: a live object.
         let is_dict = unsafe { ffi::PyDict_Check(config.as_ptr()) } != 0;
@@ -650,7 +650,7 @@ impl KpiCore {
         if !is_mapping {
             return Ok(());
         }
-        let sl = Payload::new(config).get(intern!(py, "service_level_seconds"))?;
+        let sl = PayloadView::new(config).get(intern!(py, "service_level_seconds"))?;
         // isinstance(sl, int | float) and not isinstance(sl, bool)
         // SAFETY: live object.
         let number = unsafe {
@@ -665,7 +665,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_created(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn on_created(&mut self, py: Python<'_>, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         let iid = p.item(intern!(py, "interaction_id"))?;
         let queue_id = p.item(intern!(py, "queue_id"))?;
         let counted = self.counted(ts);
@@ -705,7 +705,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_overflowed(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn on_overflowed(&mut self, py: Python<'_>, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         let iid = text_of(p.item(intern!(py, "interaction_id"))?, "interaction_id")?;
         let leg = self.legs.remove(iid);
         let mut kind = INBOUND;
@@ -720,7 +720,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_queued(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn on_queued(&mut self, py: Python<'_>, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         let reason = p.get(intern!(py, "reason"))?;
         let returned = match reason.downcast::<PyString>() {
             Ok(s) => s.to_str()? == "transfer_returned",
@@ -734,7 +734,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_transferred(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn on_transferred(&mut self, py: Python<'_>, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         let iid = text_of(p.item(intern!(py, "interaction_id"))?, "interaction_id")?;
         let (queue, bucket, counted) = self.work_or_now(p, iid, ts, false)?;
         if counted {
@@ -749,7 +749,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_accepted(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn on_accepted(&mut self, py: Python<'_>, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         let iid_text = text_of(p.item(intern!(py, "interaction_id"))?, "interaction_id")?;
         let queue = self.name_of(p.item(intern!(py, "queue_id"))?, "queue_id")?;
         let (iid, leg): (Id, Option<Leg>) = match self.legs.remove_entry(iid_text) {
@@ -799,7 +799,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_abandoned(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn on_abandoned(&mut self, py: Python<'_>, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         let iid = text_of(p.item(intern!(py, "interaction_id"))?, "interaction_id")?;
         let leg = self.legs.remove(iid);
         if let Some(leg) = leg {
@@ -835,7 +835,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_diverted(&mut self, py: Python<'_>, p: &Payload<'_>) -> PyResult<()> {
+    fn on_diverted(&mut self, py: Python<'_>, p: &PayloadView<'_>) -> PyResult<()> {
         let iid = text_of(p.item(intern!(py, "interaction_id"))?, "interaction_id")?;
         if let Some(leg) = self.legs.remove(iid) {
             if leg.counted {
@@ -848,7 +848,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_callback_requested(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn on_callback_requested(&mut self, py: Python<'_>, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         let iid = text_of(p.item(intern!(py, "interaction_id"))?, "interaction_id")?;
         let leg = match self.legs.remove(iid) {
             Some(leg) => leg,
@@ -877,7 +877,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_callback_failed(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn on_callback_failed(&mut self, py: Python<'_>, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         let iid = text_of(p.item(intern!(py, "interaction_id"))?, "interaction_id")?;
         let work = match self.agent_of(p)? {
             Some(agent) => self.work_pop(iid, agent),
@@ -903,7 +903,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_callback_exhausted(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn on_callback_exhausted(&mut self, py: Python<'_>, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         let iid = text_of(p.item(intern!(py, "interaction_id"))?, "interaction_id")?;
         let (bucket, counted, queue) = match self.legs.remove(iid) {
             Some(leg) => (leg.bucket, leg.counted, leg.queue),
@@ -920,7 +920,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_wrapup_ended(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn on_wrapup_ended(&mut self, py: Python<'_>, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         let iid = text_of(p.item(intern!(py, "interaction_id"))?, "interaction_id")?;
         let (queue, bucket, counted) = self.work_or_now(p, iid, ts, true)?;
         let outbound = self.outbound.remove(iid);
@@ -946,7 +946,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_survey_answered(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn on_survey_answered(&mut self, py: Python<'_>, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         if !(self.since <= ts && ts < self.until) {
             return Ok(());
         }
@@ -990,7 +990,7 @@ impl KpiCore {
         Ok(())
     }
 
-    fn on_state_changed(&mut self, py: Python<'_>, p: &Payload<'_>, ts: f64) -> PyResult<()> {
+    fn on_state_changed(&mut self, py: Python<'_>, p: &PayloadView<'_>, ts: f64) -> PyResult<()> {
         let agent = self.name_of(p.item(intern!(py, "agent_id"))?, "agent_id")?;
         let at = self.agent_at.get(&agent).copied();
         let previous: Option<(Option<usize>, f64)> = match at {
@@ -1146,7 +1146,7 @@ impl KpiCore {
             } else {
                 event.getattr(intern!(py, "payload"))?
             };
-            self.handle(py, kind, &Payload::new(payload), ts)?;
+            self.handle(py, kind, &PayloadView::new(payload), ts)?;
         }
         Ok(())
     }
