@@ -10,7 +10,7 @@
 //! Each handler is a line-by-line port of its Python twin, in the same order of effects
 //! (cells are created in the same order, so float sums add up in the same order and reports
 //! are identical to the last bit; tests/analytics/test_kpi_core.py compares both on random
-//! and simulated streams). PayloadView values are read with Python's own rules (`p[key]`,
+//! and simulated streams). Payload values are read with Python's own rules (`p[key]`,
 //! `p.get(key)`, `float(...)`, truth values). One difference on input the platform never
 //! produces: the ids used as keys (interaction, queue and agent ids) must be strings here,
 //! where the Python accumulator takes any hashable value; another value is refused with
